@@ -1,0 +1,23 @@
+# cgflow: the whole coarse-graining study as one DAG.
+# Run: snakemake --cores 2 [--configfile config/smoke.yaml] [--profile workflow/profiles/local]
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/reference.smk"
+include: "workflow/rules/mapping.smk"
+include: "workflow/rules/prior.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    input:
+        "results/summary.csv",
+        figures(),

@@ -1,0 +1,1 @@
+"""Free-energy surfaces, divergence metrics, summary tables and figures."""

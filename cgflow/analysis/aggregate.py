@@ -1,0 +1,110 @@
+"""Collect every run's metrics into ``summary.csv`` (long format) and draw figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cgflow.analysis.evaluate import RUN_KEYS  # noqa: E402
+from cgflow.io import load_dataset, read_json  # noqa: E402
+
+COLUMNS = list(RUN_KEYS[:-1]) + ["metric", "value", "run_dir"]
+
+
+def collect(metric_files: list[str]) -> pd.DataFrame:
+    """One row per (run, metric), columns as in DESIGN.md."""
+    rows = []
+    for f in metric_files:
+        rec = read_json(f)
+        for metric, value in rec["metrics"].items():
+            rows.append({**rec["run"], "metric": metric, "value": value})
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.sort_values(["system", "mapping", "method", "n_train", "seed", "dt",
+                           "metric"], na_position="first", kind="stable")
+
+
+def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> pd.DataFrame:
+    df = collect(metric_files)
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_csv.with_suffix(".csv.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(out_csv)
+    figures = Path(figures_dir)
+    figures.mkdir(parents=True, exist_ok=True)
+    plot_profiles(metric_files, figures)
+    plot_error_vs_n_train(df, figures)
+    return df
+
+
+def plot_profiles(metric_files: list[str], figures: Path) -> None:
+    """Per (system, mapping, temperature): reference PMF and each model's, one panel per dt.
+
+    Curves of the first seed of each (method, n_train) are drawn.
+    """
+    groups: dict[tuple, list] = {}
+    for f in metric_files:
+        run = read_json(f)["run"]
+        curves, _ = load_dataset(Path(f).with_name("curves.npz"))
+        if "centres" not in curves:
+            continue
+        groups.setdefault((run["system"], run["mapping"], run["temperature"]), []).append(
+            (run, curves))
+    for (system, mapping, temperature), items in groups.items():
+        models = [(r, c) for r, c in items if r["method"] != "reference"]
+        dts = sorted({r["dt"] for r, _ in models}) or [None]
+        first_seed = min((r["seed"] for r, _ in models), default=None)
+        fig, axes = plt.subplots(1, len(dts), figsize=(4.2 * len(dts), 3.6), squeeze=False,
+                                 sharey=True)
+        ref = items[0][1]
+        for ax, dt in zip(axes[0], dts, strict=True):
+            ax.plot(ref["centres"], ref["pmf_reference_kT"], "k-", lw=2.5, label="exact")
+            for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["n_train"])):
+                if run["dt"] != dt or run["seed"] != first_seed:
+                    continue
+                ax.plot(c["centres"], c["pmf_model_kT"], lw=1.2,
+                        label=f"{run['method']} n={run['n_train']}")
+            ax.set_title(f"dt = {dt}")
+            ax.set_xlabel("CG coordinate")
+            ax.set_ylim(-0.5, 10)
+        axes[0][0].set_ylabel("PMF / kT")
+        axes[0][-1].legend(fontsize=7)
+        fig.suptitle(f"{system} / {mapping} / T = {temperature} (seed {first_seed})")
+        fig.tight_layout()
+        fig.savefig(figures / f"pmf_{system}_{mapping}_T{temperature:g}.png", dpi=120)
+        plt.close(fig)
+
+
+def plot_error_vs_n_train(df: pd.DataFrame, figures: Path,
+                          metric: str = "pmf_rmse_kT") -> None:
+    """Error vs n_train, one panel per system, a line per (method, dt), mean +- sd over seeds."""
+    sel = df[(df.metric == metric) & (df.method != "reference")]
+    systems = sorted(sel.system.unique())
+    if not systems:
+        return
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6),
+                             squeeze=False)
+    for ax, system in zip(axes[0], systems, strict=True):
+        part = sel[sel.system == system]
+        stats = part.groupby(["method", "dt", "n_train"])["value"].agg(["mean", "std"])
+        for (method, dt), g in stats.groupby(level=[0, 1]):
+            n = g.index.get_level_values("n_train")
+            ax.errorbar(n, g["mean"], yerr=g["std"].fillna(0.0), marker="o", capsize=3,
+                        label=f"{method} dt={dt:g}")
+        ref = df[(df.system == system) & (df.method == "reference") & (df.metric == metric)]
+        if len(ref):
+            ax.axhline(ref.value.mean(), color="k", ls=":", label="reference samples")
+        ax.set_xscale("log")
+        ax.set_xlabel("n_train")
+        ax.set_ylabel(f"{metric}")
+        ax.set_title(system)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(figures / f"error_vs_n_train_{metric}.png", dpi=120)
+    plt.close(fig)
+

@@ -1,0 +1,42 @@
+"""Score one CG simulation (or the reference data itself) against the reference."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from cgflow.io import load_dataset, read_json, save_dataset, write_json
+
+RUN_KEYS = ("system", "mapping", "method", "n_train", "seed", "dt", "temperature", "run_dir")
+
+
+def evaluate_step(study, samples_path: str, run: dict, out: str,
+                  status_path: str | None = None) -> dict:
+    """Compute the system's metrics for the positions in ``samples_path``.
+
+    Writes ``out`` (metrics.json: the run's identity and its metrics) and
+    ``curves.npz`` beside it (free-energy profiles for figures). An unstable
+    simulation gets ``stable = 0`` and NaN for every other metric.
+    """
+    missing = [k for k in RUN_KEYS if k not in run]
+    if missing:
+        raise ValueError(f"run identity lacks {missing}")
+    system = study.build_system()
+    samples, meta = load_dataset(samples_path, required=("positions",))
+    status = read_json(status_path) if status_path else {"stable": True}
+    positions = samples["positions"]
+    metrics: dict[str, float] = {"stable": float(bool(status["stable"]))}
+    curves: dict[str, np.ndarray] = {}
+    if status["stable"] and positions.shape[0] > 0:
+        values, curves = system.evaluate(positions, meta["kT"], **study.entry["evaluation"])
+        metrics.update(values)
+    else:
+        probe = system.evaluate(np.zeros((1,) + positions.shape[1:]), meta["kT"],
+                                **study.entry["evaluation"])[0]
+        metrics.update({k: math.nan for k in probe})
+    write_json(out, {"run": run, "metrics": metrics})
+    save_dataset(Path(out).with_name("curves.npz"), curves or {"empty": np.zeros(0)},
+                 {"run": run})
+    return metrics

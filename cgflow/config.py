@@ -1,0 +1,126 @@
+"""Study configuration: load, check against the JSON schema, fill defaults, check meaning.
+
+Every problem found is reported at once, each line naming the field
+(``systems.double_well.simulation.dt[1]``) and what is allowed, before any
+step of the study starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The study configuration is invalid; the message lists every problem."""
+
+
+def _with_defaults(cls):
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = _copy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+def _copy(value):
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
+def _where(path) -> str:
+    out = "config"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at top level")
+    return config
+
+
+def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Check ``config`` in place against the schema and the systems' rules; fill defaults.
+
+    Returns:
+      the same dict, with defaults filled in.
+
+    Raises:
+      ConfigError: listing every problem, each with the field it concerns.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [f"{_where(e.absolute_path)}: {_message(e)}" for e in errors]
+    if not problems:
+        problems = _semantic_problems(config)
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    return config
+
+
+def _message(err) -> str:
+    if err.validator == "enum":
+        return f"{err.instance!r} is not allowed; allowed: {err.validator_value}"
+    return err.message
+
+
+def _semantic_problems(config: dict) -> list[str]:
+    from cgflow.systems import SYSTEM_TYPES, get_map, get_system
+
+    problems = []
+    for name, entry in config["systems"].items():
+        where = f"config.systems.{name}"
+        stype = entry.get("type", name)
+        if stype not in SYSTEM_TYPES:
+            problems.append(f"{where}: unknown system {stype!r}; allowed: {sorted(SYSTEM_TYPES)}"
+                            " (a system of another name needs 'type:' set to one of them)")
+            continue
+        try:
+            system = get_system(stype, entry)
+        except ValueError as err:
+            problems.append(f"{where}.potential: {err}")
+            continue
+        for i, m in enumerate(entry["mappings"]):
+            try:
+                get_map(system, m)
+            except ValueError as err:
+                problems.append(f"{where}.mappings[{i}]: {err}")
+        n_ref = entry["reference"]["n_samples"]
+        for i, n in enumerate(entry["n_train"]):
+            if n > n_ref:
+                problems.append(f"{where}.n_train[{i}]: {n} exceeds reference.n_samples "
+                                f"({n_ref})")
+            if n < 2:
+                problems.append(f"{where}.n_train[{i}]: need at least 2 frames "
+                                "(training plus validation)")
+        sim = entry["simulation"]
+        if sim["save_every"] > sim["n_steps"]:
+            problems.append(f"{where}.simulation.save_every: {sim['save_every']} exceeds "
+                            f"n_steps ({sim['n_steps']}); no frame would be saved")
+    return problems
+
+
+def system_entry(config: dict, system: str) -> dict:
+    """The config block of ``system``, with a clear error for an unknown name."""
+    if system not in config["systems"]:
+        raise ConfigError(f"system {system!r} is not in config.systems "
+                          f"({sorted(config['systems'])})")
+    return config["systems"][system]

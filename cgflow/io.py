@@ -1,0 +1,91 @@
+"""Arrays on disk: ``.npz`` without pickles, metadata as JSON beside them.
+
+Every write goes to a temporary file in the same folder and is renamed into
+place, so an interrupted step never leaves a half-written file that a later
+step would take as complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def meta_path(npz_path: str | Path) -> Path:
+    """The JSON metadata file that sits beside ``npz_path`` (``x.npz`` -> ``x.json``)."""
+    return Path(npz_path).with_suffix(".json")
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    _atomic_write(Path(path), lambda fh: fh.write(text.encode()))
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def save_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write ``arrays`` to ``path`` (.npz) and ``meta`` to the JSON beside it.
+
+    The JSON is written first and the npz last, so the npz (the file rules
+    declare as output) exists only once both are complete.
+    """
+    path = Path(path)
+    write_json(meta_path(path), meta)
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    for k, v in arrays.items():
+        if v.dtype == object:
+            raise TypeError(f"array {k!r} has dtype object; cgflow stores no pickles")
+    _atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def load_dataset(path: str | Path, required: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """Read an npz (no pickles) and its JSON metadata; check ``required`` keys exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: data set not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as err:  # zipfile / format errors
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: missing arrays {missing}; found {sorted(arrays)}")
+    meta = read_json(meta_path(path))
+    return arrays, meta
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

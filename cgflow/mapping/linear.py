@@ -1,0 +1,97 @@
+"""Linear CG maps: bead positions R = M r and mapped forces F = D f.
+
+For a linear coordinate map ``R_I = sum_i M_Ii r_i`` a force map ``D`` gives the
+instantaneous CG force ``F_I = sum_i D_Ii f_i`` whose conditional mean is the
+mean force -dA/dR_I when ``D M^T = I`` and every atom with ``D_Ii != 0`` belongs
+to bead I only (Noid et al. 2008; Ciccotti, Kapral, Vanden-Eijnden 2005).  For a
+slice map (each bead is one atom) ``D = M``.  Constraint-aware force maps for
+molecules extend this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LinearMap:
+    """A linear map from ``n_atoms`` atoms to ``n_beads`` beads.
+
+    Attributes:
+      name: map name as used in config and paths.
+      coord_matrix: M, shape (n_beads, n_atoms); rows sum to 1.
+      force_matrix: D, shape (n_beads, n_atoms); D M^T = I.
+      bead_names: one name per bead.
+      bead_masses: shape (n_beads,), in the system's mass unit.
+      force_map: name of the force-map rule used (e.g. ``slice``).
+    """
+
+    name: str
+    coord_matrix: np.ndarray
+    force_matrix: np.ndarray
+    bead_names: tuple[str, ...]
+    bead_masses: np.ndarray
+    force_map: str
+
+    def __post_init__(self):
+        M, D = np.asarray(self.coord_matrix, float), np.asarray(self.force_matrix, float)
+        if M.ndim != 2 or M.shape != D.shape:
+            raise ValueError(f"map {self.name!r}: M {M.shape} and D {D.shape} must be equal 2-D")
+        if len(self.bead_names) != M.shape[0] or len(self.bead_masses) != M.shape[0]:
+            raise ValueError(f"map {self.name!r}: need one name and one mass per bead")
+        if not np.allclose(M.sum(axis=1), 1.0):
+            raise ValueError(f"map {self.name!r}: rows of the coordinate matrix must sum to 1")
+        if not np.allclose(D @ M.T, np.eye(M.shape[0]), atol=1e-10):
+            raise ValueError(f"map {self.name!r}: force map violates D M^T = I")
+        overlap = (np.abs(D) > 0).sum(axis=0) > 1
+        if overlap.any():
+            raise ValueError(
+                f"map {self.name!r}: atoms {np.flatnonzero(overlap).tolist()} carry force "
+                "to more than one bead"
+            )
+
+    @property
+    def n_beads(self) -> int:
+        return self.coord_matrix.shape[0]
+
+    @property
+    def n_atoms(self) -> int:
+        return self.coord_matrix.shape[1]
+
+    def metadata(self) -> dict:
+        return {
+            "name": self.name,
+            "force_map": self.force_map,
+            "bead_names": list(self.bead_names),
+            "bead_masses": np.asarray(self.bead_masses).tolist(),
+            "n_atoms": self.n_atoms,
+            "n_beads": self.n_beads,
+        }
+
+
+def apply_map(cg_map: LinearMap, positions: np.ndarray, forces: np.ndarray | None = None):
+    """Map AA positions (frames, atoms, dim) and forces to CG beads.
+
+    Returns:
+      (R, F): shapes (frames, beads, dim); F is None when ``forces`` is None.
+    """
+    positions = np.asarray(positions)
+    if positions.ndim != 3 or positions.shape[1] != cg_map.n_atoms:
+        raise ValueError(
+            f"map {cg_map.name!r} expects positions (frames, {cg_map.n_atoms}, dim), "
+            f"got {positions.shape}"
+        )
+    R = np.einsum("Ii,fid->fId", cg_map.coord_matrix, positions)
+    F = None
+    if forces is not None:
+        F = np.einsum("Ii,fid->fId", cg_map.force_matrix, np.asarray(forces))
+    return R, F
+
+
+def slice_map(name: str, n_atoms: int, atoms: list[int], names, masses) -> LinearMap:
+    """Each bead is one atom: M = D = selection matrix."""
+    M = np.zeros((len(atoms), n_atoms))
+    M[np.arange(len(atoms)), atoms] = 1.0
+    return LinearMap(name, M, M.copy(), tuple(names), np.asarray(masses, float), "slice")

@@ -1,0 +1,92 @@
+"""Training methods. Each trains the shared model ``energy_fn(params, R)``.
+
+Random numbers: the data split comes from NumPy seeded with the run's seed
+(so steps without JAX agree on it); parameter initialisation and shuffling come
+from JAX keys folded from the same seed.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from cgflow.io import load_dataset, read_json, write_json
+from cgflow.methods.data import split_indices
+
+METHODS = ("fm",)
+
+# fold_in tags so each use of a run's seed draws independent numbers
+KEY_INIT, KEY_TRAIN, KEY_SIMULATE = 1, 2, 3
+
+
+def load_cg(path):
+    return load_dataset(path, required=("positions", "forces"))
+
+
+def run_split(study, n_frames: int, n_train: int, seed: int):
+    return split_indices(n_frames, n_train, study.val_fraction, seed)
+
+
+def fit_prior_step(study, data_path: str, n_train: int, seed: int, out: str) -> dict:
+    """Fit the configured prior on the training split of run (n_train, seed)."""
+    from cgflow.models import fit_prior
+
+    data, meta = load_cg(data_path)
+    train_idx, _ = run_split(study, data["positions"].shape[0], n_train, seed)
+    prior = fit_prior(study.entry["prior"], data["positions"][train_idx], meta["kT"])
+    prior["fitted_on"] = {"data": str(data_path), "n_train": n_train, "seed": seed,
+                          "n_frames": int(train_idx.size)}
+    write_json(out, prior)
+    return prior
+
+
+def train(study, method: str, data_path: str, prior_path: str, n_train: int, seed: int,
+          out_dir: str) -> dict:
+    """Train ``method`` on run (n_train, seed); write the model and its training log."""
+    import jax
+
+    from cgflow.models import build_energy, init_params, save_model
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; allowed: {list(METHODS)}")
+    if method not in study.methods:
+        raise ValueError(f"method {method!r} is not configured in config.methods")
+    data, meta = load_cg(data_path)
+    prior = read_json(prior_path)
+    train_idx, val_idx = run_split(study, data["positions"].shape[0], n_train, seed)
+    R, F = data["positions"], data["forces"]
+    R_tr = R[train_idx]
+    net = dict(study.entry["network"])
+    net["input_shift"] = R_tr.mean(axis=0).tolist()
+    net["input_scale"] = np.maximum(R_tr.std(axis=0), 1e-6).tolist()
+    desc = {"system": study.system, "mapping": meta["mapping"]["name"], "kT": meta["kT"],
+            "n_beads": int(R.shape[1]), "dim": int(R.shape[2]),
+            "bead_masses": meta["mapping"]["bead_masses"], "prior": prior, "network": net,
+            "method": method, "n_train": n_train, "seed": seed, "units": meta["units"]}
+    energy_fn = build_energy(desc)
+    key = jax.random.PRNGKey(seed)
+    params = init_params(desc, jax.random.fold_in(key, KEY_INIT))
+    if method == "fm":
+        from cgflow.methods.fm import FMSettings, train_fm
+
+        settings = FMSettings.from_dict(study.methods["fm"])
+        params, history = train_fm(energy_fn, params, (R[train_idx], F[train_idx]),
+                                   (R[val_idx], F[val_idx]), settings,
+                                   jax.random.fold_in(key, KEY_TRAIN))
+        desc["training"] = {"settings": vars(settings), "epochs": len(history),
+                            "best_val_loss": min(h["val_loss"] for h in history),
+                            "n_fit": int(train_idx.size), "n_val": int(val_idx.size)}
+    out_dir = Path(out_dir)
+    _write_history(out_dir / "train_log.csv", history)
+    save_model(out_dir, desc, params)
+    return desc
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)

@@ -1,0 +1,30 @@
+"""Training/validation splits that depend only on (n_frames, n_train, seed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def split_indices(n_frames: int, n_train: int, val_fraction: float, seed: int):
+    """Pick ``n_train`` frames of a data set for a run and split them train/validation.
+
+    ``n_train`` is the data budget of a run: frames used for fitting plus those
+    held out for early stopping. The same arguments always give the same split,
+    so the prior fit and the training of one run see the same frames.
+
+    Returns:
+      (train_idx, val_idx): integer arrays, disjoint; val_idx may be empty when
+      ``val_fraction`` is 0.
+    """
+    if not 0 < n_train <= n_frames:
+        raise ValueError(f"n_train must be in 1..{n_frames} (frames in the data set), "
+                         f"got {n_train}")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    rng = np.random.default_rng([seed, 20_221_212])
+    chosen = rng.permutation(n_frames)[:n_train]
+    n_val = math.ceil(val_fraction * n_train) if val_fraction > 0 else 0
+    n_val = min(n_val, n_train - 1)
+    return np.sort(chosen[n_val:]), np.sort(chosen[:n_val])

@@ -1,0 +1,65 @@
+"""A study's settings for one system, as every step receives them.
+
+Steps get either a validated config file plus a system name (by hand), or the
+JSON that the workflow passes (``--settings``); both resolve to ``StudySettings``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cgflow.config import load_config, system_entry, validate_config
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Settings of one system in a study.
+
+    Attributes:
+      system: the system's name in the config (the ``system`` wildcard).
+      entry: its config block, defaults filled.
+      methods: the ``methods`` block (hyperparameters by method).
+      val_fraction: share of each run's frames held out for validation.
+    """
+
+    system: str
+    entry: dict
+    methods: dict
+    val_fraction: float
+
+    @property
+    def system_type(self) -> str:
+        return self.entry.get("type", self.system)
+
+    def build_system(self):
+        from cgflow.systems import get_system
+
+        return get_system(self.system_type, self.entry)
+
+    def to_json(self) -> str:
+        return json.dumps({"system": self.system, "entry": self.entry, "methods": self.methods,
+                           "val_fraction": self.val_fraction}, sort_keys=True)
+
+    @classmethod
+    def from_config(cls, config: dict, system: str) -> StudySettings:
+        return cls(system, system_entry(config, system), config["methods"],
+                   config["val_fraction"])
+
+
+def resolve(config_path: str | None, system: str | None, settings_json: str | None):
+    """Build StudySettings from ``--config``/``--system`` or from ``--settings``."""
+    if settings_json:
+        if config_path:
+            raise ValueError("give either --settings or --config, not both")
+        d = json.loads(settings_json)
+        # Re-validate: a hand-written --settings gets the same checks as a config file.
+        config = {"systems": {d["system"]: d["entry"]}, "methods": d["methods"],
+                  "val_fraction": d["val_fraction"]}
+        validate_config(config)
+        return StudySettings.from_config(config, d["system"])
+    if not (config_path and system):
+        raise ValueError("need --config FILE and --system NAME (or --settings JSON)")
+    config = validate_config(load_config(Path(config_path)))
+    return StudySettings.from_config(config, system)

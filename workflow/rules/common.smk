@@ -1,0 +1,85 @@
+import itertools
+
+from cgflow.config import validate_config
+from cgflow.study import StudySettings
+
+# Stop before anything runs if the config is wrong; fills in schema defaults.
+validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+ENV = "../../envs/cgflow.yaml"
+
+
+wildcard_constraints:
+    system="[A-Za-z][A-Za-z0-9_]*",
+    mapping="[A-Za-z0-9_]+",
+    method="|".join(config["methods"]),
+    n_train=r"\d+",
+    seed=r"\d+",
+    dt=r"[0-9][0-9.eE+-]*",
+    temperature=r"[0-9][0-9.eE+-]*",
+
+
+def fmt(x):
+    """Number as it appears in paths and wildcards (3.0 -> '3', 0.005 -> '0.005')."""
+    return f"{x:g}"
+
+
+def settings(wildcards):
+    """The system's validated settings as JSON, passed to every cgflow step."""
+    return StudySettings.from_config(config, wildcards.system).to_json()
+
+
+def runs():
+    """One dict of wildcards per trained model in the study."""
+    for system, entry in config["systems"].items():
+        for temperature, mapping, method, n_train, seed in itertools.product(
+            entry["temperatures"],
+            entry["mappings"],
+            config["methods"],
+            entry["n_train"],
+            config["seeds"],
+        ):
+            yield dict(
+                system=system,
+                mapping=mapping,
+                temperature=fmt(temperature),
+                method=method,
+                n_train=n_train,
+                seed=seed,
+            )
+
+
+def datasets():
+    for system, entry in config["systems"].items():
+        for temperature, mapping in itertools.product(
+            entry["temperatures"], entry["mappings"]
+        ):
+            yield dict(system=system, mapping=mapping, temperature=fmt(temperature))
+
+
+def all_metrics():
+    files = [
+        "results/{system}/{mapping}/T{temperature}/reference/metrics.json".format(**d)
+        for d in datasets()
+    ]
+    for run in runs():
+        for dt in config["systems"][run["system"]]["simulation"]["dt"]:
+            path = "results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/metrics.json"
+            files.append(path.format(dt=fmt(dt), **run))
+    return files
+
+
+def figures():
+    pmf = [
+        "results/figures/pmf_{system}_{mapping}_T{temperature}.png".format(**d)
+        for d in datasets()
+    ]
+    return pmf + ["results/figures/error_vs_n_train_pmf_rmse_kT.png"]
+
+
+def reference_size(wildcards):
+    return config["systems"][wildcards.system]["reference"]["n_samples"]
+
+
+def reference_seed(wildcards):
+    return config["systems"][wildcards.system]["reference"]["seed"]

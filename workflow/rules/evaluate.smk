@@ -1,0 +1,66 @@
+rule evaluate:
+    input:
+        samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",
+        status="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/status.json",
+    output:
+        metrics="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/metrics.json",
+        curves="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/curves.npz",
+    log:
+        "logs/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/evaluate.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        settings=settings,
+    shell:
+        "cgflow evaluate --settings {params.settings:q} --samples {input.samples}"
+        " --status {input.status} --mapping {wildcards.mapping} --method {wildcards.method}"
+        " --n-train {wildcards.n_train} --seed {wildcards.seed} --dt {wildcards.dt}"
+        " --temperature {wildcards.temperature} --out {output.metrics} 2> {log}"
+
+
+rule evaluate_reference:
+    input:
+        data="results/{system}/{mapping}/T{temperature}/cg.npz",
+    output:
+        metrics="results/{system}/{mapping}/T{temperature}/reference/metrics.json",
+        curves="results/{system}/{mapping}/T{temperature}/reference/curves.npz",
+    log:
+        "logs/{system}/{mapping}/T{temperature}/reference/evaluate.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        settings=settings,
+        n_frames=reference_size,
+        seed=reference_seed,
+    shell:
+        "cgflow evaluate --settings {params.settings:q} --samples {input.data}"
+        " --mapping {wildcards.mapping} --method reference --n-train {params.n_frames}"
+        " --seed {params.seed} --temperature {wildcards.temperature}"
+        " --out {output.metrics} 2> {log}"
+
+
+rule aggregate:
+    input:
+        all_metrics(),
+    output:
+        summary="results/summary.csv",
+        figures=report(
+            figures(),
+            caption="../report/figures.rst",
+            category="Benchmark",
+        ),
+    log:
+        "logs/aggregate.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "cgflow aggregate --out {output.summary} --figures results/figures {input} 2> {log}"

@@ -1,0 +1,17 @@
+rule fit_prior:
+    input:
+        data="results/{system}/{mapping}/T{temperature}/cg.npz",
+    output:
+        prior="results/{system}/{mapping}/T{temperature}/prior/n{n_train}_s{seed}.json",
+    log:
+        "logs/{system}/{mapping}/T{temperature}/prior/n{n_train}_s{seed}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        settings=settings,
+    shell:
+        "cgflow fit-prior --settings {params.settings:q} --data {input.data}"
+        " --n-train {wildcards.n_train} --seed {wildcards.seed} --out {output.prior} 2> {log}"

@@ -1,0 +1,23 @@
+rule simulate_cg:
+    input:
+        model="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/model/model.json",
+        params="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/model/params.msgpack",
+        data="results/{system}/{mapping}/T{temperature}/cg.npz",
+    output:
+        samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",
+        status="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/status.json",
+    log:
+        "logs/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.log",
+    benchmark:
+        "benchmarks/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    params:
+        settings=settings,
+    shell:
+        "cgflow simulate --settings {params.settings:q} --model $(dirname {input.model})"
+        " --data {input.data} --dt {wildcards.dt} --out-dir $(dirname {output.samples})"
+        " 2> {log}"
