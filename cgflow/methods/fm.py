@@ -27,7 +27,7 @@ class FMSettings:
     Attributes:
       learning_rate: peak Adam learning rate (cosine decay to
         ``final_lr_fraction`` of it over ``max_steps``).
-      batch_size: frames per mini-batch (drawn at random each step).
+      batch_size: frames per mini-batch (drawn uniformly, with replacement, each step).
       max_steps: optimiser steps at most.
       eval_every: steps between validation checks.
       patience: validation checks without improvement before stopping.
@@ -93,7 +93,7 @@ def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key,
     def block(carry, key):
         def step(carry, k):
             p, s, ema = carry
-            idx = jax.random.choice(k, n, (batch,), replace=False)
+            idx = jax.random.randint(k, (batch,), 0, n)
             value, g = grad_fn(p, R_tr[idx], F_tr[idx])
             updates, s = opt.update(g, s, p)
             p = optax.apply_updates(p, updates)

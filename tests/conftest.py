@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Keep JAX on the CPU and quiet in tests, whatever the machine has.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def repo():
+    return REPO
+
+
+@pytest.fixture
+def default_config():
+    from cgflow.config import load_config
+
+    return load_config(REPO / "config" / "config.yaml")

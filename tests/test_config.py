@@ -1,0 +1,93 @@
+"""Config validation: every bad input stops with a message naming the field."""
+
+import copy
+
+import pytest
+
+from cgflow.config import ConfigError, load_config, validate_config
+
+
+def check_fails(config, *fragments):
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    msg = str(err.value)
+    for frag in fragments:
+        assert frag in msg, f"{frag!r} not in message:\n{msg}"
+    return msg
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
+def test_shipped_configs_are_valid(repo, name):
+    config = validate_config(load_config(repo / "config" / name))
+    # defaults are filled in
+    entry = next(iter(config["systems"].values()))
+    assert entry["evaluation"]["density_threshold"] == pytest.approx(1e-3)
+    assert "ema_decay" in config["methods"]["fm"]
+
+
+def test_unknown_system(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["argon"] = cfg["systems"].pop("double_well")
+    check_fails(cfg, "config.systems.argon", "unknown system 'argon'", "double_well")
+
+
+def test_unknown_system_type(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well_coupled"]["type"] = "triple_well"
+    check_fails(cfg, "config.systems.double_well_coupled", "'triple_well'")
+
+
+def test_unknown_method(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["methods"]["magic"] = {}
+    check_fails(cfg, "config.methods", "'magic' is not allowed", "fm")
+
+
+def test_unknown_key(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well"]["simulation"]["n_stepz"] = 10
+    check_fails(cfg, "config.systems.double_well.simulation", "'n_stepz' was unexpected")
+
+
+def test_unknown_top_level_key(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["threads"] = 8
+    check_fails(cfg, "config:", "'threads' was unexpected")
+
+
+def test_negative_size_and_time_step(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well"]["n_train"][0] = -5
+    cfg["systems"]["double_well"]["simulation"]["dt"][1] = -0.01
+    msg = check_fails(cfg, "config.systems.double_well.n_train[0]",
+                      "config.systems.double_well.simulation.dt[1]")
+    assert "-5" in msg and "-0.01" in msg
+
+
+def test_wrong_type(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well"]["simulation"]["n_steps"] = "many"
+    check_fails(cfg, "config.systems.double_well.simulation.n_steps", "not of type 'integer'")
+
+
+def test_unknown_mapping_and_potential_key(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well"]["mappings"] = ["x2"]
+    cfg["systems"]["double_well_coupled"]["potential"]["k"] = 1.0
+    check_fails(cfg, "config.systems.double_well.mappings[0]", "unknown mapping 'x2'",
+                "config.systems.double_well_coupled.potential", "unknown potential keys ['k']")
+
+
+def test_n_train_larger_than_reference(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well"]["n_train"] = [10**9]
+    check_fails(cfg, "config.systems.double_well.n_train[0]", "exceeds reference.n_samples")
+
+
+def test_missing_and_malformed_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("systems: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

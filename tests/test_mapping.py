@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from cgflow.mapping import LinearMap, apply_map, slice_map
+
+
+def test_slice_map_positions_and_forces():
+    m = slice_map("pick", 3, [2, 0], ["A", "B"], [1.0, 2.0])
+    r = np.arange(18, dtype=float).reshape(2, 3, 3)
+    f = -r
+    R, F = apply_map(m, r, f)
+    np.testing.assert_array_equal(R[:, 0], r[:, 2])
+    np.testing.assert_array_equal(R[:, 1], r[:, 0])
+    np.testing.assert_array_equal(F, -R)
+
+
+def test_centre_of_mass_map_with_summed_forces():
+    masses = np.array([1.0, 3.0])
+    M = (masses / masses.sum())[None, :]
+    D = np.ones((1, 2))  # bead force = total force on its atoms
+    m = LinearMap("com", M, D, ("C",), np.array([4.0]), "sum")
+    r = np.array([[[0.0, 0, 0], [4.0, 0, 0]]])
+    f = np.array([[[1.0, 2, 0], [3.0, -1, 0]]])
+    R, F = apply_map(m, r, f)
+    np.testing.assert_allclose(R, [[[3.0, 0, 0]]])
+    np.testing.assert_allclose(F, [[[4.0, 1, 0]]])
+
+
+def test_invalid_force_map_rejected():
+    M = np.array([[0.5, 0.5]])
+    with pytest.raises(ValueError, match="D M"):
+        LinearMap("bad", M, M.copy(), ("C",), np.array([2.0]), "slice")
+
+
+def test_wrong_atom_count_rejected():
+    m = slice_map("pick", 3, [0], ["A"], [1.0])
+    with pytest.raises(ValueError, match="expects positions"):
+        apply_map(m, np.zeros((4, 2, 3)))

@@ -1,0 +1,110 @@
+"""CG energy models: priors, forces from autodiff, serialisation, and force matching."""
+
+import io
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cgflow.methods.data import split_indices
+from cgflow.methods.fm import FMSettings, force_loss_fn, train_fm
+from cgflow.models import build_energy, fit_prior, init_params, load_model, save_model
+from cgflow.systems import get_system
+from cgflow.systems.double_well import pmf_x1
+
+
+def describe(prior, hidden=(16, 16), n_beads=2, dim=3):
+    return {"n_beads": n_beads, "dim": dim, "kT": 1.0, "prior": prior,
+            "network": {"type": "mlp", "hidden": list(hidden), "activation": "softplus",
+                        "input_shift": np.zeros((n_beads, dim)).tolist(),
+                        "input_scale": np.ones((n_beads, dim)).tolist()}}
+
+
+def test_harmonic_prior_recovers_parameters():
+    rng = np.random.default_rng(0)
+    kT, k_true, x0_true = 2.5, np.array([[4.0], [0.5]]), np.array([[1.0], [-2.0]])
+    R = x0_true + rng.standard_normal((100_000, 2, 1)) * np.sqrt(kT / k_true)
+    prior = fit_prior("harmonic_position", R, kT)
+    # relative standard error of a variance from 1e5 samples is sqrt(2/1e5) = 0.45 %
+    np.testing.assert_allclose(prior["k"], k_true, rtol=0.02)
+    np.testing.assert_allclose(prior["x0"], x0_true, atol=0.02)
+
+
+def test_prior_fit_fails_loudly_on_frozen_coordinate():
+    R = np.ones((10, 1, 1))
+    with pytest.raises(ValueError, match="not finite and positive"):
+        fit_prior("harmonic_position", R, 1.0)
+    with pytest.raises(ValueError, match="unknown prior"):
+        fit_prior("bonds", R, 1.0)
+
+
+def test_forces_are_minus_gradient_of_energy():
+    desc = describe({"type": "harmonic_position", "k": [[1.0] * 3] * 2, "x0": [[0.0] * 3] * 2})
+    energy = build_energy(desc)
+    params = init_params(desc, jax.random.PRNGKey(0))
+    R = jax.random.normal(jax.random.PRNGKey(1), (2, 3))
+    force = -jax.grad(energy, argnums=1)(params, R)
+    h = 1e-3
+    fd = np.zeros((2, 3))
+    for i in range(2):
+        for a in range(3):
+            e = jnp.zeros((2, 3)).at[i, a].set(h)
+            fd[i, a] = -(energy(params, R + e) - energy(params, R - e)) / (2 * h)
+    np.testing.assert_allclose(force, fd, rtol=2e-2, atol=2e-3)
+
+
+def test_force_loss_is_zero_for_own_forces():
+    desc = describe({"type": "none"})
+    energy = build_energy(desc)
+    params = init_params(desc, jax.random.PRNGKey(0))
+    R = jax.random.normal(jax.random.PRNGKey(1), (8, 2, 3))
+    F = jax.vmap(lambda r: -jax.grad(energy, argnums=1)(params, r))(R)
+    loss = force_loss_fn(energy)
+    assert float(loss(params, R, F)) < 1e-10
+    assert float(loss(params, R, F + 1.0)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_save_and_load_model_round_trip(tmp_path):
+    desc = describe({"type": "none"})
+    params = init_params(desc, jax.random.PRNGKey(3))
+    save_model(tmp_path / "m", desc, params)
+    energy2, params2, desc2 = load_model(tmp_path / "m")
+    R = jnp.ones((2, 3))
+    assert float(energy2(params2, R)) == pytest.approx(float(build_energy(desc)(params, R)))
+    assert desc2 == desc
+
+
+def test_split_is_deterministic_and_disjoint():
+    tr, va = split_indices(1000, 200, 0.1, seed=5)
+    tr2, va2 = split_indices(1000, 200, 0.1, seed=5)
+    np.testing.assert_array_equal(tr, tr2)
+    np.testing.assert_array_equal(va, va2)
+    assert len(tr) == 180 and len(va) == 20 and not set(tr) & set(va)
+    assert not np.array_equal(split_indices(1000, 200, 0.1, seed=6)[0], tr)
+    with pytest.raises(ValueError, match="n_train"):
+        split_indices(100, 200, 0.1, seed=0)
+
+
+def test_force_matching_learns_double_well_pmf():
+    """FM on exact separable data recovers A(x1) = x1^4/4 - 3x1^2 + x1 (quadrature check)."""
+    kT = 3.0
+    system = get_system("double_well", {})
+    data = system.sample_reference(kT, 2000, seed=0)
+    R, F = data["positions"][:, :1], data["forces"][:, :1]
+    prior = fit_prior("harmonic_position", R[200:], kT)
+    desc = describe(prior, hidden=(32, 32), n_beads=1, dim=1)
+    desc["network"]["input_shift"] = [[float(R.mean())]]
+    desc["network"]["input_scale"] = [[float(R.std())]]
+    energy = build_energy(desc)
+    params = init_params(desc, jax.random.PRNGKey(0))
+    settings = FMSettings(max_steps=4000, eval_every=200, patience=10, batch_size=128)
+    params, hist = train_fm(energy, params, (R[200:], F[200:]), (R[:200], F[:200]), settings,
+                            jax.random.PRNGKey(1), log=io.StringIO())
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"]
+    x = np.linspace(-3.5, 3.5, 301)
+    u = np.asarray(jax.vmap(lambda r: energy(params, r.reshape(1, 1)))(jnp.asarray(x)))
+    a = pmf_x1(x)
+    weight = np.exp(-(a - a.min()) / kT) > 1e-3
+    d = (u - a)[weight] / kT
+    assert np.sqrt(np.mean((d - d.mean()) ** 2)) < 0.1
