@@ -115,8 +115,13 @@ def _run(args) -> int:
 
         config = validate_config(load_config(args.config))
         for name, entry in config["systems"].items():
-            n_runs = (len(entry["temperatures"]) * len(entry["mappings"]) * len(config["methods"])
-                      * len(entry["n_train"]) * len(config["seeds"]))
+            n_runs = (
+                len(entry["temperatures"])
+                * len(entry["mappings"])
+                * len(config["methods"])
+                * len(entry["n_train"])
+                * len(config["seeds"])
+            )
             print(f"{name}: {n_runs} trained models x {len(entry['simulation']['dt'])} time steps")
         print(f"{args.config}: valid")
         return 0
@@ -148,19 +153,28 @@ def _run(args) -> int:
         from cgflow.simulate import simulate_step
 
         status = simulate_step(study, args.model, args.data, args.dt, args.out_dir)
-        print(f"simulate: stable={status['stable']} steps={status['steps_done']} "
-              f"wall={status['wall_time_s']:.1f}s", file=sys.stderr)
+        print(
+            f"simulate: stable={status['stable']} steps={status['steps_done']} "
+            f"wall={status['wall_time_s']:.1f}s",
+            file=sys.stderr,
+        )
     elif args.step == "evaluate":
         from pathlib import Path
 
         from cgflow.analysis.evaluate import evaluate_step
 
-        run = {"system": study.system, "mapping": args.mapping, "method": args.method,
-               "n_train": args.n_train, "seed": args.seed, "dt": args.dt,
-               "temperature": args.temperature, "run_dir": str(Path(args.samples).parent)}
+        run = {
+            "system": study.system,
+            "mapping": args.mapping,
+            "method": args.method,
+            "n_train": args.n_train,
+            "seed": args.seed,
+            "dt": args.dt,
+            "temperature": args.temperature,
+            "run_dir": str(Path(args.samples).parent),
+        }
         metrics = evaluate_step(study, args.samples, run, args.out, args.status)
-        print("evaluate: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()),
-              file=sys.stderr)
+        print("evaluate: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), file=sys.stderr)
     return 0
 
 

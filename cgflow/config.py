@@ -90,8 +90,10 @@ def _semantic_problems(config: dict) -> list[str]:
         where = f"config.systems.{name}"
         stype = entry.get("type", name)
         if stype not in SYSTEM_TYPES:
-            problems.append(f"{where}: unknown system {stype!r}; allowed: {sorted(SYSTEM_TYPES)}"
-                            " (a system of another name needs 'type:' set to one of them)")
+            problems.append(
+                f"{where}: unknown system {stype!r}; allowed: {sorted(SYSTEM_TYPES)}"
+                " (a system of another name needs 'type:' set to one of them)"
+            )
             continue
         try:
             system = get_system(stype, entry)
@@ -106,21 +108,24 @@ def _semantic_problems(config: dict) -> list[str]:
         n_ref = entry["reference"]["n_samples"]
         for i, n in enumerate(entry["n_train"]):
             if n > n_ref:
-                problems.append(f"{where}.n_train[{i}]: {n} exceeds reference.n_samples "
-                                f"({n_ref})")
+                problems.append(f"{where}.n_train[{i}]: {n} exceeds reference.n_samples ({n_ref})")
             if n < 2:
-                problems.append(f"{where}.n_train[{i}]: need at least 2 frames "
-                                "(training plus validation)")
+                problems.append(
+                    f"{where}.n_train[{i}]: need at least 2 frames (training plus validation)"
+                )
         sim = entry["simulation"]
         if sim["save_every"] > sim["n_steps"]:
-            problems.append(f"{where}.simulation.save_every: {sim['save_every']} exceeds "
-                            f"n_steps ({sim['n_steps']}); no frame would be saved")
+            problems.append(
+                f"{where}.simulation.save_every: {sim['save_every']} exceeds "
+                f"n_steps ({sim['n_steps']}); no frame would be saved"
+            )
     return problems
 
 
 def system_entry(config: dict, system: str) -> dict:
     """The config block of ``system``, with a clear error for an unknown name."""
     if system not in config["systems"]:
-        raise ConfigError(f"system {system!r} is not in config.systems "
-                          f"({sorted(config['systems'])})")
+        raise ConfigError(
+            f"system {system!r} is not in config.systems ({sorted(config['systems'])})"
+        )
     return config["systems"][system]

@@ -56,11 +56,11 @@ def save_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) ->
     declare as output) exists only once both are complete.
     """
     path = Path(path)
-    write_json(meta_path(path), meta)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     for k, v in arrays.items():
         if v.dtype == object:
             raise TypeError(f"array {k!r} has dtype object; cgflow stores no pickles")
+    write_json(meta_path(path), meta)
     _atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 

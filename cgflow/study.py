@@ -39,13 +39,19 @@ class StudySettings:
         return get_system(self.system_type, self.entry)
 
     def to_json(self) -> str:
-        return json.dumps({"system": self.system, "entry": self.entry, "methods": self.methods,
-                           "val_fraction": self.val_fraction}, sort_keys=True)
+        return json.dumps(
+            {
+                "system": self.system,
+                "entry": self.entry,
+                "methods": self.methods,
+                "val_fraction": self.val_fraction,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_config(cls, config: dict, system: str) -> StudySettings:
-        return cls(system, system_entry(config, system), config["methods"],
-                   config["val_fraction"])
+        return cls(system, system_entry(config, system), config["methods"], config["val_fraction"])
 
 
 def resolve(config_path: str | None, system: str | None, settings_json: str | None):
@@ -55,8 +61,11 @@ def resolve(config_path: str | None, system: str | None, settings_json: str | No
             raise ValueError("give either --settings or --config, not both")
         d = json.loads(settings_json)
         # Re-validate: a hand-written --settings gets the same checks as a config file.
-        config = {"systems": {d["system"]: d["entry"]}, "methods": d["methods"],
-                  "val_fraction": d["val_fraction"]}
+        config = {
+            "systems": {d["system"]: d["entry"]},
+            "methods": d["methods"],
+            "val_fraction": d["val_fraction"],
+        }
         validate_config(config)
         return StudySettings.from_config(config, d["system"])
     if not (config_path and system):

@@ -59,8 +59,9 @@ def test_negative_size_and_time_step(default_config):
     cfg = copy.deepcopy(default_config)
     cfg["systems"]["double_well"]["n_train"][0] = -5
     cfg["systems"]["double_well"]["simulation"]["dt"][1] = -0.01
-    msg = check_fails(cfg, "config.systems.double_well.n_train[0]",
-                      "config.systems.double_well.simulation.dt[1]")
+    msg = check_fails(
+        cfg, "config.systems.double_well.n_train[0]", "config.systems.double_well.simulation.dt[1]"
+    )
     assert "-5" in msg and "-0.01" in msg
 
 
@@ -74,8 +75,13 @@ def test_unknown_mapping_and_potential_key(default_config):
     cfg = copy.deepcopy(default_config)
     cfg["systems"]["double_well"]["mappings"] = ["x2"]
     cfg["systems"]["double_well_coupled"]["potential"]["k"] = 1.0
-    check_fails(cfg, "config.systems.double_well.mappings[0]", "unknown mapping 'x2'",
-                "config.systems.double_well_coupled.potential", "unknown potential keys ['k']")
+    check_fails(
+        cfg,
+        "config.systems.double_well.mappings[0]",
+        "unknown mapping 'x2'",
+        "config.systems.double_well_coupled.potential",
+        "unknown potential keys ['k']",
+    )
 
 
 def test_n_train_larger_than_reference(default_config):

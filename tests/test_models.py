@@ -15,10 +15,19 @@ from cgflow.systems.double_well import pmf_x1
 
 
 def describe(prior, hidden=(16, 16), n_beads=2, dim=3):
-    return {"n_beads": n_beads, "dim": dim, "kT": 1.0, "prior": prior,
-            "network": {"type": "mlp", "hidden": list(hidden), "activation": "softplus",
-                        "input_shift": np.zeros((n_beads, dim)).tolist(),
-                        "input_scale": np.ones((n_beads, dim)).tolist()}}
+    return {
+        "n_beads": n_beads,
+        "dim": dim,
+        "kT": 1.0,
+        "prior": prior,
+        "network": {
+            "type": "mlp",
+            "hidden": list(hidden),
+            "activation": "softplus",
+            "input_shift": np.zeros((n_beads, dim)).tolist(),
+            "input_scale": np.ones((n_beads, dim)).tolist(),
+        },
+    }
 
 
 def test_harmonic_prior_recovers_parameters():
@@ -99,8 +108,15 @@ def test_force_matching_learns_double_well_pmf():
     energy = build_energy(desc)
     params = init_params(desc, jax.random.PRNGKey(0))
     settings = FMSettings(max_steps=4000, eval_every=200, patience=10, batch_size=128)
-    params, hist = train_fm(energy, params, (R[200:], F[200:]), (R[:200], F[:200]), settings,
-                            jax.random.PRNGKey(1), log=io.StringIO())
+    params, hist = train_fm(
+        energy,
+        params,
+        (R[200:], F[200:]),
+        (R[:200], F[:200]),
+        settings,
+        jax.random.PRNGKey(1),
+        log=io.StringIO(),
+    )
     assert hist[-1]["val_loss"] < hist[0]["val_loss"]
     x = np.linspace(-3.5, 3.5, 301)
     u = np.asarray(jax.vmap(lambda r: energy(params, r.reshape(1, 1)))(jnp.asarray(x)))

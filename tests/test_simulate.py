@@ -17,8 +17,9 @@ def run(energy, params, settings, kT=1.5, mass=2.0, seed=0):
     import jax
 
     R0 = jnp.zeros((settings.n_replicas, 1, 1))
-    return simulate_langevin(energy, params, R0, [mass], kT, settings, jax.random.PRNGKey(seed),
-                             log=io.StringIO())
+    return simulate_langevin(
+        energy, params, R0, [mass], kT, settings, jax.random.PRNGKey(seed), log=io.StringIO()
+    )
 
 
 def test_harmonic_oscillator_samples_boltzmann_variance():
@@ -27,8 +28,15 @@ def test_harmonic_oscillator_samples_boltzmann_variance():
     (Euler-Maruyama's bias here is about 10 %)."""
     k, kT, mass = 4.0, 1.5, 2.0
     dt = 0.4 / np.sqrt(k / mass)
-    s = SimSettings(dt=dt, n_steps=20_000, equilibration_steps=500, save_every=5,
-                    n_replicas=128, friction=1.0, chunk_steps=5000)
+    s = SimSettings(
+        dt=dt,
+        n_steps=20_000,
+        equilibration_steps=500,
+        save_every=5,
+        n_replicas=128,
+        friction=1.0,
+        chunk_steps=5000,
+    )
     frames, status = run(harmonic, {"k": k}, s, kT, mass)
     assert status["stable"] and status["steps_done"] == 20_500
     assert frames.shape == (4000, 128, 1, 1)
@@ -50,8 +58,9 @@ def test_blow_up_is_recorded_not_raised():
     def unbounded(params, R):  # falls off to -infinity: every replica escapes
         return -jnp.sum(R**4)
 
-    s = SimSettings(dt=0.05, n_steps=4000, save_every=10, n_replicas=4, chunk_steps=200,
-                    max_position=50.0)
+    s = SimSettings(
+        dt=0.05, n_steps=4000, save_every=10, n_replicas=4, chunk_steps=200, max_position=50.0
+    )
     frames, status = run(unbounded, {}, s, kT=1.0)
     assert status["stable"] is False
     assert status["failure"]["step"] < 4000

@@ -24,8 +24,11 @@ def collect(metric_files: list[str]) -> pd.DataFrame:
         for metric, value in rec["metrics"].items():
             rows.append({**rec["run"], "metric": metric, "value": value})
     df = pd.DataFrame(rows, columns=COLUMNS)
-    return df.sort_values(["system", "mapping", "method", "n_train", "seed", "dt",
-                           "metric"], na_position="first", kind="stable")
+    return df.sort_values(
+        ["system", "mapping", "method", "n_train", "seed", "dt", "metric"],
+        na_position="first",
+        kind="stable",
+    )
 
 
 def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> pd.DataFrame:
@@ -54,21 +57,27 @@ def plot_profiles(metric_files: list[str], figures: Path) -> None:
         if "centres" not in curves:
             continue
         groups.setdefault((run["system"], run["mapping"], run["temperature"]), []).append(
-            (run, curves))
+            (run, curves)
+        )
     for (system, mapping, temperature), items in groups.items():
         models = [(r, c) for r, c in items if r["method"] != "reference"]
         dts = sorted({r["dt"] for r, _ in models}) or [None]
         first_seed = min((r["seed"] for r, _ in models), default=None)
-        fig, axes = plt.subplots(1, len(dts), figsize=(4.2 * len(dts), 3.6), squeeze=False,
-                                 sharey=True)
+        fig, axes = plt.subplots(
+            1, len(dts), figsize=(4.2 * len(dts), 3.6), squeeze=False, sharey=True
+        )
         ref = items[0][1]
         for ax, dt in zip(axes[0], dts, strict=True):
             ax.plot(ref["centres"], ref["pmf_reference_kT"], "k-", lw=2.5, label="exact")
             for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["n_train"])):
                 if run["dt"] != dt or run["seed"] != first_seed:
                     continue
-                ax.plot(c["centres"], c["pmf_model_kT"], lw=1.2,
-                        label=f"{run['method']} n={run['n_train']}")
+                ax.plot(
+                    c["centres"],
+                    c["pmf_model_kT"],
+                    lw=1.2,
+                    label=f"{run['method']} n={run['n_train']}",
+                )
             ax.set_title(f"dt = {dt}")
             ax.set_xlabel("CG coordinate")
             ax.set_ylim(-0.5, 10)
@@ -80,22 +89,26 @@ def plot_profiles(metric_files: list[str], figures: Path) -> None:
         plt.close(fig)
 
 
-def plot_error_vs_n_train(df: pd.DataFrame, figures: Path,
-                          metric: str = "pmf_rmse_kT") -> None:
+def plot_error_vs_n_train(df: pd.DataFrame, figures: Path, metric: str = "pmf_rmse_kT") -> None:
     """Error vs n_train, one panel per system, a line per (method, dt), mean +- sd over seeds."""
     sel = df[(df.metric == metric) & (df.method != "reference")]
     systems = sorted(sel.system.unique())
     if not systems:
         return
-    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), squeeze=False)
     for ax, system in zip(axes[0], systems, strict=True):
         part = sel[sel.system == system]
         stats = part.groupby(["method", "dt", "n_train"])["value"].agg(["mean", "std"])
         for (method, dt), g in stats.groupby(level=[0, 1]):
             n = g.index.get_level_values("n_train")
-            ax.errorbar(n, g["mean"], yerr=g["std"].fillna(0.0), marker="o", capsize=3,
-                        label=f"{method} dt={dt:g}")
+            ax.errorbar(
+                n,
+                g["mean"],
+                yerr=g["std"].fillna(0.0),
+                marker="o",
+                capsize=3,
+                label=f"{method} dt={dt:g}",
+            )
         ref = df[(df.system == system) & (df.method == "reference") & (df.metric == metric)]
         if len(ref):
             ax.axhline(ref.value.mean(), color="k", ls=":", label="reference samples")
@@ -107,4 +120,3 @@ def plot_error_vs_n_train(df: pd.DataFrame, figures: Path,
     fig.tight_layout()
     fig.savefig(figures / f"error_vs_n_train_{metric}.png", dpi=120)
     plt.close(fig)
-

@@ -12,8 +12,9 @@ from cgflow.io import load_dataset, read_json, save_dataset, write_json
 RUN_KEYS = ("system", "mapping", "method", "n_train", "seed", "dt", "temperature", "run_dir")
 
 
-def evaluate_step(study, samples_path: str, run: dict, out: str,
-                  status_path: str | None = None) -> dict:
+def evaluate_step(
+    study, samples_path: str, run: dict, out: str, status_path: str | None = None
+) -> dict:
     """Compute the system's metrics for the positions in ``samples_path``.
 
     Writes ``out`` (metrics.json: the run's identity and its metrics) and
@@ -33,10 +34,10 @@ def evaluate_step(study, samples_path: str, run: dict, out: str,
         values, curves = system.evaluate(positions, meta["kT"], **study.entry["evaluation"])
         metrics.update(values)
     else:
-        probe = system.evaluate(np.zeros((1,) + positions.shape[1:]), meta["kT"],
-                                **study.entry["evaluation"])[0]
+        probe = system.evaluate(
+            np.zeros((1,) + positions.shape[1:]), meta["kT"], **study.entry["evaluation"]
+        )[0]
         metrics.update({k: math.nan for k in probe})
     write_json(out, {"run": run, "metrics": metrics})
-    save_dataset(Path(out).with_name("curves.npz"), curves or {"empty": np.zeros(0)},
-                 {"run": run})
+    save_dataset(Path(out).with_name("curves.npz"), curves or {"empty": np.zeros(0)}, {"run": run})
     return metrics

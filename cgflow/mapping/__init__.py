@@ -19,10 +19,24 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
     cg_map = get_map(system, mapping)
     aa, aa_meta = load_dataset(aa_path, required=("positions", "forces", "energies"))
     R, F = apply_map(cg_map, aa["positions"], aa["forces"])
-    meta = {"system": study.system, "mapping": cg_map.metadata(), "kT": aa_meta["kT"],
-            "temperature": aa_meta["temperature"], "units": aa_meta["units"],
-            "n_frames": int(R.shape[0]), "source": str(aa_path)}
-    save_dataset(out, {"positions": R, "forces": F, "aa_energies": aa["energies"],
-                       "coord_matrix": cg_map.coord_matrix,
-                       "force_matrix": cg_map.force_matrix}, meta)
+    meta = {
+        "system": study.system,
+        "mapping": cg_map.metadata(),
+        "kT": aa_meta["kT"],
+        "temperature": aa_meta["temperature"],
+        "units": aa_meta["units"],
+        "n_frames": int(R.shape[0]),
+        "source": str(aa_path),
+    }
+    save_dataset(
+        out,
+        {
+            "positions": R,
+            "forces": F,
+            "aa_energies": aa["energies"],
+            "coord_matrix": cg_map.coord_matrix,
+            "force_matrix": cg_map.force_matrix,
+        },
+        meta,
+    )
     return meta

@@ -36,14 +36,19 @@ def fit_prior_step(study, data_path: str, n_train: int, seed: int, out: str) -> 
     data, meta = load_cg(data_path)
     train_idx, _ = run_split(study, data["positions"].shape[0], n_train, seed)
     prior = fit_prior(study.entry["prior"], data["positions"][train_idx], meta["kT"])
-    prior["fitted_on"] = {"data": str(data_path), "n_train": n_train, "seed": seed,
-                          "n_frames": int(train_idx.size)}
+    prior["fitted_on"] = {
+        "data": str(data_path),
+        "n_train": n_train,
+        "seed": seed,
+        "n_frames": int(train_idx.size),
+    }
     write_json(out, prior)
     return prior
 
 
-def train(study, method: str, data_path: str, prior_path: str, n_train: int, seed: int,
-          out_dir: str) -> dict:
+def train(
+    study, method: str, data_path: str, prior_path: str, n_train: int, seed: int, out_dir: str
+) -> dict:
     """Train ``method`` on run (n_train, seed); write the model and its training log."""
     import jax
 
@@ -61,10 +66,20 @@ def train(study, method: str, data_path: str, prior_path: str, n_train: int, see
     net = dict(study.entry["network"])
     net["input_shift"] = R_tr.mean(axis=0).tolist()
     net["input_scale"] = np.maximum(R_tr.std(axis=0), 1e-6).tolist()
-    desc = {"system": study.system, "mapping": meta["mapping"]["name"], "kT": meta["kT"],
-            "n_beads": int(R.shape[1]), "dim": int(R.shape[2]),
-            "bead_masses": meta["mapping"]["bead_masses"], "prior": prior, "network": net,
-            "method": method, "n_train": n_train, "seed": seed, "units": meta["units"]}
+    desc = {
+        "system": study.system,
+        "mapping": meta["mapping"]["name"],
+        "kT": meta["kT"],
+        "n_beads": int(R.shape[1]),
+        "dim": int(R.shape[2]),
+        "bead_masses": meta["mapping"]["bead_masses"],
+        "prior": prior,
+        "network": net,
+        "method": method,
+        "n_train": n_train,
+        "seed": seed,
+        "units": meta["units"],
+    }
     energy_fn = build_energy(desc)
     key = jax.random.PRNGKey(seed)
     params = init_params(desc, jax.random.fold_in(key, KEY_INIT))
@@ -72,12 +87,21 @@ def train(study, method: str, data_path: str, prior_path: str, n_train: int, see
         from cgflow.methods.fm import FMSettings, train_fm
 
         settings = FMSettings.from_dict(study.methods["fm"])
-        params, history = train_fm(energy_fn, params, (R[train_idx], F[train_idx]),
-                                   (R[val_idx], F[val_idx]), settings,
-                                   jax.random.fold_in(key, KEY_TRAIN))
-        desc["training"] = {"settings": vars(settings), "epochs": len(history),
-                            "best_val_loss": min(h["val_loss"] for h in history),
-                            "n_fit": int(train_idx.size), "n_val": int(val_idx.size)}
+        params, history = train_fm(
+            energy_fn,
+            params,
+            (R[train_idx], F[train_idx]),
+            (R[val_idx], F[val_idx]),
+            settings,
+            jax.random.fold_in(key, KEY_TRAIN),
+        )
+        desc["training"] = {
+            "settings": vars(settings),
+            "epochs": len(history),
+            "best_val_loss": min(h["val_loss"] for h in history),
+            "n_fit": int(train_idx.size),
+            "n_val": int(val_idx.size),
+        }
     out_dir = Path(out_dir)
     _write_history(out_dir / "train_log.csv", history)
     save_model(out_dir, desc, params)

@@ -19,8 +19,9 @@ def split_indices(n_frames: int, n_train: int, val_fraction: float, seed: int):
       ``val_fraction`` is 0.
     """
     if not 0 < n_train <= n_frames:
-        raise ValueError(f"n_train must be in 1..{n_frames} (frames in the data set), "
-                         f"got {n_train}")
+        raise ValueError(
+            f"n_train must be in 1..{n_frames} (frames in the data set), got {n_train}"
+        )
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     rng = np.random.default_rng([seed, 20_221_212])

@@ -48,8 +48,9 @@ class FMSettings:
         allowed = set(cls.__dataclass_fields__)
         unknown = set(d) - allowed
         if unknown:
-            raise ValueError(f"methods.fm: unknown keys {sorted(unknown)}; allowed: "
-                             f"{sorted(allowed)}")
+            raise ValueError(
+                f"methods.fm: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
         return cls(**d)
 
 
@@ -63,8 +64,7 @@ def force_loss_fn(energy_fn):
     return loss
 
 
-def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key,
-             log=sys.stderr):
+def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key, log=sys.stderr):
     """Fit ``params`` of ``energy_fn`` to mapped forces.
 
     Args:
@@ -82,8 +82,9 @@ def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key,
     R_va, F_va = (jnp.asarray(a, jnp.float32) for a in data_val)
     n = R_tr.shape[0]
     batch = min(settings.batch_size, n)
-    schedule = optax.cosine_decay_schedule(settings.learning_rate, settings.max_steps,
-                                           alpha=settings.final_lr_fraction)
+    schedule = optax.cosine_decay_schedule(
+        settings.learning_rate, settings.max_steps, alpha=settings.final_lr_fraction
+    )
     opt = optax.adam(schedule)
     loss = force_loss_fn(energy_fn)
     grad_fn = jax.value_and_grad(loss)
@@ -116,17 +117,30 @@ def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key,
         ema = carry[2]
         va = float(val_loss(ema, R_va, F_va)) if has_val else float(tr)
         step = b * settings.eval_every
-        history.append({"step": step, "train_loss": float(tr), "val_loss": va,
-                        "wall_time_s": time.perf_counter() - t0})
+        history.append(
+            {
+                "step": step,
+                "train_loss": float(tr),
+                "val_loss": va,
+                "wall_time_s": time.perf_counter() - t0,
+            }
+        )
         if not np.isfinite(va):
             raise FloatingPointError(f"force matching diverged at step {step} (loss {va})")
         if va < best[0]:
             best = (va, ema, b)
         if b % 10 == 0 or b == 1:
-            print(f"fm: step {step:6d}  train {float(tr):.4g}  val {va:.4g}  "
-                  f"best {best[0]:.4g} @ {best[2] * settings.eval_every}", file=log, flush=True)
+            print(
+                f"fm: step {step:6d}  train {float(tr):.4g}  val {va:.4g}  "
+                f"best {best[0]:.4g} @ {best[2] * settings.eval_every}",
+                file=log,
+                flush=True,
+            )
         if b - best[2] >= settings.patience:
-            print(f"fm: early stop at step {step}; best step {best[2] * settings.eval_every}",
-                  file=log, flush=True)
+            print(
+                f"fm: early stop at step {step}; best step {best[2] * settings.eval_every}",
+                file=log,
+                flush=True,
+            )
             break
     return best[1], history

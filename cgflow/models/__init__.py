@@ -3,5 +3,4 @@
 from cgflow.models.energy import build_energy, init_params, load_model, save_model
 from cgflow.models.prior import fit_prior, prior_energy
 
-__all__ = ["build_energy", "init_params", "load_model", "save_model", "fit_prior",
-           "prior_energy"]
+__all__ = ["build_energy", "init_params", "load_model", "save_model", "fit_prior", "prior_energy"]

@@ -47,8 +47,9 @@ def _network(desc: dict):
     if net["type"] not in NETWORK_TYPES:
         raise ValueError(f"unknown network {net['type']!r}; allowed: {list(NETWORK_TYPES)}")
     if net["activation"] not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {net['activation']!r}; allowed: "
-                         f"{sorted(ACTIVATIONS)}")
+        raise ValueError(
+            f"unknown activation {net['activation']!r}; allowed: {sorted(ACTIVATIONS)}"
+        )
     return MLPEnergy(hidden=tuple(net["hidden"]), activation=net["activation"])
 
 

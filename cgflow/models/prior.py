@@ -31,14 +31,18 @@ def fit_prior(prior_type: str, positions: np.ndarray, kT: float) -> dict:
     if prior_type == "none":
         return {"type": "none"}
     if positions.ndim != 3 or positions.shape[0] < 2:
-        raise ValueError(f"prior fit needs positions (frames>=2, beads, dim), got {positions.shape}")
+        raise ValueError(
+            f"prior fit needs positions (frames>=2, beads, dim), got {positions.shape}"
+        )
     mean = positions.mean(axis=0)
     var = positions.var(axis=0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         k = kT / var
     if not (np.all(np.isfinite(k)) and np.all(k > 0)):
-        raise ValueError(f"harmonic_position prior: fitted force constants not finite and "
-                         f"positive (variances {var.ravel().tolist()})")
+        raise ValueError(
+            f"harmonic_position prior: fitted force constants not finite and "
+            f"positive (variances {var.ravel().tolist()})"
+        )
     return {"type": "harmonic_position", "k": k.tolist(), "x0": mean.tolist(), "kT": kT}
 
 

@@ -28,16 +28,29 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
     key, pick = jax.random.split(key)
     start = np.asarray(jax.random.choice(pick, train_idx, (settings.n_replicas,)))
-    frames, status = simulate_langevin(energy_fn, params, data["positions"][start],
-                                       desc["bead_masses"], desc["kT"], settings, key)
+    frames, status = simulate_langevin(
+        energy_fn, params, data["positions"][start], desc["bead_masses"], desc["kT"], settings, key
+    )
     n_t, n_rep = frames.shape[:2]
     positions = frames.transpose(1, 0, 2, 3).reshape((n_rep * n_t,) + frames.shape[2:])
-    status.update({"model": str(model_dir), "time_unit": desc["units"]["time"],
-                   "frame_order": "replica-major: frame = replica * n_saved + t"})
+    status.update(
+        {
+            "model": str(model_dir),
+            "time_unit": desc["units"]["time"],
+            "frame_order": "replica-major: frame = replica * n_saved + t",
+        }
+    )
     out_dir = Path(out_dir)
-    save_dataset(out_dir / "samples.npz",
-                 {"positions": positions, "replica": np.repeat(np.arange(n_rep), n_t)},
-                 {"kT": desc["kT"], "units": desc["units"], "dt": float(dt),
-                  "n_replicas": n_rep, "n_saved_per_replica": n_t})
+    save_dataset(
+        out_dir / "samples.npz",
+        {"positions": positions, "replica": np.repeat(np.arange(n_rep), n_t)},
+        {
+            "kT": desc["kT"],
+            "units": desc["units"],
+            "dt": float(dt),
+            "n_replicas": n_rep,
+            "n_saved_per_replica": n_t,
+        },
+    )
     write_json(out_dir / "status.json", status)
     return status

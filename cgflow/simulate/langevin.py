@@ -54,8 +54,9 @@ class SimSettings:
             raise ValueError("simulation.equilibration_steps must be >= 0")
 
 
-def simulate_langevin(energy_fn, params, R0, masses, kT, settings: SimSettings, key,
-                      log=sys.stderr):
+def simulate_langevin(
+    energy_fn, params, R0, masses, kT, settings: SimSettings, key, log=sys.stderr
+):
     """Run ``settings.n_replicas`` Langevin replicas of ``energy_fn(params, R)``.
 
     Args:
@@ -78,7 +79,11 @@ def simulate_langevin(energy_fn, params, R0, masses, kT, settings: SimSettings, 
         raise ValueError(f"need {s.n_replicas} start configurations, got {R0.shape[0]}")
     _, shift = space.free()
     init_fn, apply_fn = simulate.nvt_langevin(
-        lambda R, params: energy_fn(params, R), shift, dt=s.dt, kT=kT, gamma=s.friction,
+        lambda R, params: energy_fn(params, R),
+        shift,
+        dt=s.dt,
+        kT=kT,
+        gamma=s.friction,
         center_velocity=R0.shape[1] > 1,
     )
     masses = jnp.asarray(masses, jnp.float32)
@@ -96,6 +101,7 @@ def simulate_langevin(energy_fn, params, R0, masses, kT, settings: SimSettings, 
         def body(st, _):
             st = advance(st, params, s.save_every)
             return st, st.position
+
         return jax.lax.scan(body, state, None, length=chunk_saves)
 
     run_plain = jax.jit(advance, static_argnums=2)
@@ -105,8 +111,14 @@ def simulate_langevin(energy_fn, params, R0, masses, kT, settings: SimSettings, 
         return np.all(np.isfinite(flat), axis=1) & np.all(np.abs(flat) < s.max_position, axis=1)
 
     n_total = s.equilibration_steps + s.n_steps
-    status = {"stable": True, "failure": None, "steps_done": 0, "n_steps_requested": n_total,
-              "settings": asdict(s), "kT": float(kT)}
+    status = {
+        "stable": True,
+        "failure": None,
+        "steps_done": 0,
+        "n_steps_requested": n_total,
+        "settings": asdict(s),
+        "kT": float(kT),
+    }
     t0 = time.perf_counter()
     done = 0
     frames = []
@@ -146,12 +158,18 @@ def _check(positions, healthy, step, status) -> bool:
         return True
     bad = np.flatnonzero(~ok)
     status["stable"] = False
-    status["failure"] = {"step": int(step), "replicas": bad.tolist(),
-                         "reason": "non-finite or runaway positions"}
+    status["failure"] = {
+        "step": int(step),
+        "replicas": bad.tolist(),
+        "reason": "non-finite or runaway positions",
+    }
     return False
 
 
 def _progress(done, total, t0, log):
     rate = done / max(time.perf_counter() - t0, 1e-9)
-    print(f"simulate: {done}/{total} steps ({100.0 * done / total:5.1f}%), "
-          f"{rate:,.0f} steps/s", file=log, flush=True)
+    print(
+        f"simulate: {done}/{total} steps ({100.0 * done / total:5.1f}%), {rate:,.0f} steps/s",
+        file=log,
+        flush=True,
+    )

@@ -10,9 +10,7 @@ SYSTEM_TYPES = {"double_well": DoubleWell}
 def get_system(system_type: str, settings: dict | None = None):
     """Build the system of ``system_type`` from its config block."""
     if system_type not in SYSTEM_TYPES:
-        raise ValueError(
-            f"unknown system type {system_type!r}; allowed: {sorted(SYSTEM_TYPES)}"
-        )
+        raise ValueError(f"unknown system type {system_type!r}; allowed: {sorted(SYSTEM_TYPES)}")
     return SYSTEM_TYPES[system_type].from_settings(settings or {})
 
 

@@ -59,8 +59,9 @@ class DoubleWell:
 
     def __post_init__(self):
         if self.coupling not in COUPLINGS:
-            raise ValueError(f"double_well: unknown coupling {self.coupling!r}; allowed: "
-                             f"{sorted(COUPLINGS)}")
+            raise ValueError(
+                f"double_well: unknown coupling {self.coupling!r}; allowed: {sorted(COUPLINGS)}"
+            )
         if self.d <= 0:
             raise ValueError(f"double_well: d must be > 0, got {self.d}")
 
@@ -69,10 +70,15 @@ class DoubleWell:
         pot = dict(settings.get("potential") or {})
         unknown = set(pot) - {"c", "d", "coupling"}
         if unknown:
-            raise ValueError(f"double_well: unknown potential keys {sorted(unknown)}; "
-                             "allowed: ['c', 'coupling', 'd']")
-        return cls(c=float(pot.get("c", 0.0)), d=float(pot.get("d", 1.0)),
-                   coupling=str(pot.get("coupling", "sin")))
+            raise ValueError(
+                f"double_well: unknown potential keys {sorted(unknown)}; "
+                "allowed: ['c', 'coupling', 'd']"
+            )
+        return cls(
+            c=float(pot.get("c", 0.0)),
+            d=float(pot.get("d", 1.0)),
+            coupling=str(pot.get("coupling", "sin")),
+        )
 
     def describe(self) -> dict:
         return {"type": self.type, "c": self.c, "d": self.d, "coupling": self.coupling}
@@ -145,8 +151,9 @@ class DoubleWell:
         return np.asarray(cg_positions)[..., 0, 0]
 
     # --- evaluation against the exact PMF --------------------------------------------
-    def evaluate(self, cg_positions: np.ndarray, kT: float, bins: int = 80,
-                 density_threshold: float = 1e-3) -> tuple[dict, dict]:
+    def evaluate(
+        self, cg_positions: np.ndarray, kT: float, bins: int = 80, density_threshold: float = 1e-3
+    ) -> tuple[dict, dict]:
         """Compare the x1 distribution of CG samples with the exact one.
 
         Bins span the x1 range where the exact density exceeds 1e-4 of its maximum.

@@ -1,0 +1,104 @@
+"""The whole DAG: the smoke study end to end in a temporary copy, plus dry runs and lint."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cgflow.io import load_dataset, read_json
+
+COLUMNS = [
+    "system",
+    "mapping",
+    "method",
+    "n_train",
+    "seed",
+    "dt",
+    "temperature",
+    "metric",
+    "value",
+    "run_dir",
+]
+
+
+def snakemake(workdir, *args, check=True, timeout=600):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+@pytest.fixture
+def workdir(repo, tmp_path):
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        src = repo / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/smoke.yaml"])
+def test_dry_run_and_lint(workdir, config):
+    snakemake(workdir, "-n", "--quiet", "--configfile", config)
+    lint = snakemake(workdir, "--lint", "--configfile", config)
+    assert "Congratulations" in lint.stdout + lint.stderr
+
+
+def test_bad_config_stops_before_any_job(workdir):
+    cfg = (
+        (workdir / "config" / "smoke.yaml")
+        .read_text()
+        .replace("dt: [0.01, 0.05]", "dt: [0.01, -0.05]")
+    )
+    (workdir / "config" / "bad.yaml").write_text(cfg)
+    proc = snakemake(workdir, "--cores", "1", "--configfile", "config/bad.yaml", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "config.systems.double_well.simulation.dt[1]" in out
+    assert not (workdir / "results").exists()
+
+
+@pytest.mark.slow
+def test_smoke_study_end_to_end(workdir):
+    snakemake(workdir, "--cores", "2", "--configfile", "config/smoke.yaml")
+    summary = pd.read_csv(workdir / "results" / "summary.csv")
+    assert list(summary.columns) == COLUMNS
+    models = summary[summary.method == "fm"]
+    # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 1 dt; 3 metrics each
+    assert len(models) == (4 + 1) * 3
+    assert set(summary.metric) == {"stable", "pmf_rmse_kT", "js_divergence"}
+    assert set(summary[summary.method == "reference"].system) == {
+        "double_well",
+        "double_well_coupled",
+    }
+    for run_dir in models.run_dir.unique():
+        folder = workdir / run_dir
+        samples, meta = load_dataset(folder / "samples.npz")
+        assert samples["positions"].ndim == 3 and samples["positions"].shape[1:] == (1, 1)
+        status = read_json(folder / "status.json")
+        assert {"stable", "steps_done", "wall_time_s", "steps_per_second"} <= set(status)
+    rmse = models[models.metric == "pmf_rmse_kT"].value
+    assert np.all(np.isfinite(rmse)) and rmse.max() < 2.0
+    for fig in (
+        "pmf_double_well_x1_T3.png",
+        "pmf_double_well_coupled_x1_T3.png",
+        "error_vs_n_train_pmf_rmse_kT.png",
+    ):
+        assert (workdir / "results" / "figures" / fig).stat().st_size > 10_000
+    # Everything is up to date afterwards.
+    again = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml")
+    assert "Nothing to be done" in again.stdout + again.stderr
