@@ -124,3 +124,15 @@ def test_force_matching_learns_double_well_pmf():
     weight = np.exp(-(a - a.min()) / kT) > 1e-3
     d = (u - a)[weight] / kT
     assert np.sqrt(np.mean((d - d.mean()) ** 2)) < 0.1
+
+
+def test_load_model_rejects_mismatched_parameters(tmp_path):
+    desc = describe({"type": "none"})
+    save_model(tmp_path / "m", desc, init_params(desc, jax.random.PRNGKey(0)))
+    wider = describe({"type": "none"}, hidden=(32, 16))
+    save_model(tmp_path / "w", wider, init_params(wider, jax.random.PRNGKey(0)))
+    (tmp_path / "m" / "params.msgpack").write_bytes(
+        (tmp_path / "w" / "params.msgpack").read_bytes()
+    )
+    with pytest.raises(ValueError, match="do not match"):
+        load_model(tmp_path / "m")

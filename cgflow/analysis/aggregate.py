@@ -111,7 +111,12 @@ def plot_error_vs_n_train(df: pd.DataFrame, figures: Path, metric: str = "pmf_rm
             )
         ref = df[(df.system == system) & (df.method == "reference") & (df.metric == metric)]
         if len(ref):
-            ax.axhline(ref.value.mean(), color="k", ls=":", label="reference samples")
+            ax.axhline(
+                ref.value.mean(),
+                color="k",
+                ls=":",
+                label=f"reference data itself ({int(ref.n_train.iloc[0])} frames)",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("n_train")
         ax.set_ylabel(f"{metric}")

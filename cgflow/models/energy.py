@@ -93,9 +93,12 @@ def load_model(folder: str | Path):
     """Rebuild ``(energy_fn, params, description)`` from a model folder."""
     folder = Path(folder)
     desc = read_json(folder / "model.json")
-    target = init_params(desc, jax.random.PRNGKey(0))
     params_file = folder / "params.msgpack"
     if not params_file.is_file():
         raise FileNotFoundError(f"{params_file}: model parameters not found")
-    params = serialization.from_bytes(target, params_file.read_bytes())
+    params = serialization.msgpack_restore(params_file.read_bytes())
+    expected = jax.eval_shape(lambda: init_params(desc, jax.random.PRNGKey(0)))
+    shapes = jax.tree.map(lambda x: tuple(x.shape), (params, expected))
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"{params_file}: parameters do not match {folder / 'model.json'}")
     return build_energy(desc), params, desc

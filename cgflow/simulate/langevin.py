@@ -97,50 +97,46 @@ def simulate_langevin(
         return jax.lax.fori_loop(0, n, lambda i, st: step(st, params), state)
 
     @jax.jit
-    def run_saving(state, params):
-        def body(st, _):
+    def run_chunk(state, params, n_frames):
+        """Advance ``n_frames`` save intervals (<= chunk_saves); frames land in a buffer."""
+        buf = jnp.zeros((chunk_saves,) + state.position.shape, state.position.dtype)
+
+        def body(i, carry):
+            st, buf = carry
             st = advance(st, params, s.save_every)
-            return st, st.position
+            return st, buf.at[i].set(st.position)
 
-        return jax.lax.scan(body, state, None, length=chunk_saves)
-
-    run_plain = jax.jit(advance, static_argnums=2)
+        return jax.lax.fori_loop(0, n_frames, body, (state, buf))
 
     def healthy(positions):
         flat = positions.reshape(positions.shape[0], -1)
         return np.all(np.isfinite(flat), axis=1) & np.all(np.abs(flat) < s.max_position, axis=1)
 
-    n_total = s.equilibration_steps + s.n_steps
+    # Equilibration is a whole number of save intervals whose frames are dropped.
+    n_eq = -(-s.equilibration_steps // s.save_every)
+    n_saves = s.n_steps // s.save_every
+    n_total = (n_eq + n_saves) * s.save_every
     status = {
         "stable": True,
         "failure": None,
         "steps_done": 0,
         "n_steps_requested": n_total,
+        "equilibration_steps_done": n_eq * s.save_every,
         "settings": asdict(s),
         "kT": float(kT),
     }
     t0 = time.perf_counter()
-    done = 0
     frames = []
-    # Equilibration: advance without saving, in chunks.
-    while done < s.equilibration_steps and status["stable"]:
-        n = min(s.chunk_steps, s.equilibration_steps - done)
-        state = run_plain(state, params, n)
-        done += n
-        _check(state.position, healthy, done, status)
-        _progress(done, n_total, t0, log)
-    # Production: whole chunks of ``chunk_saves`` frames, then a final partial chunk.
-    n_saves = s.n_steps // s.save_every
-    saved = 0
-    while saved < n_saves and status["stable"]:
-        state, pos = run_saving(state, params)
-        take = min(chunk_saves, n_saves - saved)
-        pos = np.asarray(pos[:take])
-        done += take * s.save_every
-        saved += take
-        if _check(state.position, healthy, done, status):
-            frames.append(pos)
-        _progress(done, n_total, t0, log)
+    done_frames = 0
+    while done_frames < n_eq + n_saves and status["stable"]:
+        n = min(chunk_saves, n_eq + n_saves - done_frames)
+        state, buf = run_chunk(state, params, n)
+        first = max(0, n_eq - done_frames)  # frames of this chunk still in equilibration
+        done_frames += n
+        if _check(state.position, healthy, done_frames * s.save_every, status) and first < n:
+            frames.append(np.asarray(buf[first:n]))
+        _progress(done_frames * s.save_every, n_total, t0, log)
+    done = done_frames * s.save_every
     wall = time.perf_counter() - t0
     status["steps_done"] = done
     status["wall_time_s"] = wall
