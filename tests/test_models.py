@@ -136,3 +136,30 @@ def test_load_model_rejects_mismatched_parameters(tmp_path):
     )
     with pytest.raises(ValueError, match="do not match"):
         load_model(tmp_path / "m")
+
+
+def test_force_matching_is_repeatable_with_same_seed():
+    system = get_system("double_well", {"potential": {"c": 1.0}})
+    data = system.sample_reference(3.0, 500, seed=0)
+    R, F = data["positions"][:, :1], data["forces"][:, :1]
+    desc = describe(fit_prior("harmonic_position", R, 3.0), hidden=(8,), n_beads=1, dim=1)
+    energy = build_energy(desc)
+    settings = FMSettings(max_steps=400, eval_every=100, patience=4, batch_size=64)
+
+    def fit(seed):
+        key = jax.random.PRNGKey(seed)
+        params = init_params(desc, jax.random.fold_in(key, 1))
+        out, _ = train_fm(
+            energy,
+            params,
+            (R[50:], F[50:]),
+            (R[:50], F[:50]),
+            settings,
+            jax.random.fold_in(key, 2),
+            log=io.StringIO(),
+        )
+        return np.concatenate([np.ravel(x) for x in jax.tree.leaves(out)])
+
+    a, b, c = fit(0), fit(0), fit(1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
