@@ -138,7 +138,7 @@ def _run(args) -> int:
 
         sample_reference(study, args.temperature, args.out)
     elif args.step == "map":
-        from cgflow.mapping import map_dataset
+        from cgflow.mapping.dataset import map_dataset
 
         map_dataset(study, args.mapping, args.input, args.out)
     elif args.step == "fit-prior":

@@ -34,10 +34,7 @@ def evaluate_step(
         values, curves = system.evaluate(positions, meta["kT"], **study.entry["evaluation"])
         metrics.update(values)
     else:
-        probe = system.evaluate(
-            np.zeros((1,) + positions.shape[1:]), meta["kT"], **study.entry["evaluation"]
-        )[0]
-        metrics.update({k: math.nan for k in probe})
+        metrics.update({k: math.nan for k in system.metric_names})
     write_json(out, {"run": run, "metrics": metrics})
     save_dataset(Path(out).with_name("curves.npz"), curves or {"empty": np.zeros(0)}, {"run": run})
     return metrics

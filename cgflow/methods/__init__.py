@@ -10,10 +10,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from cgflow.io import load_dataset, read_json, write_json
 from cgflow.methods.data import split_indices
+from cgflow.methods.fm import FMSettings, train_fm
+from cgflow.models import build_energy, fit_prior, init_params, save_model
 
 METHODS = ("fm",)
 
@@ -31,8 +34,6 @@ def run_split(study, n_frames: int, n_train: int, seed: int):
 
 def fit_prior_step(study, data_path: str, n_train: int, seed: int, out: str) -> dict:
     """Fit the configured prior on the training split of run (n_train, seed)."""
-    from cgflow.models import fit_prior
-
     data, meta = load_cg(data_path)
     train_idx, _ = run_split(study, data["positions"].shape[0], n_train, seed)
     prior = fit_prior(study.entry["prior"], data["positions"][train_idx], meta["kT"])
@@ -50,10 +51,6 @@ def train(
     study, method: str, data_path: str, prior_path: str, n_train: int, seed: int, out_dir: str
 ) -> dict:
     """Train ``method`` on run (n_train, seed); write the model and its training log."""
-    import jax
-
-    from cgflow.models import build_energy, init_params, save_model
-
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; allowed: {list(METHODS)}")
     if method not in study.methods:
@@ -84,8 +81,6 @@ def train(
     key = jax.random.PRNGKey(seed)
     params = init_params(desc, jax.random.fold_in(key, KEY_INIT))
     if method == "fm":
-        from cgflow.methods.fm import FMSettings, train_fm
-
         settings = FMSettings.from_dict(study.methods["fm"])
         params, history = train_fm(
             energy_fn,

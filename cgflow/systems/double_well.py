@@ -56,6 +56,7 @@ class DoubleWell:
     n_atoms = 2
     dim = 1
     time_unit = "reduced"
+    metric_names = ("pmf_rmse_kT", "js_divergence")
 
     def __post_init__(self):
         if self.coupling not in COUPLINGS:
