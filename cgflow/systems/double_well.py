@@ -121,11 +121,7 @@ class DoubleWell:
         if kT <= 0:
             raise ValueError(f"double_well: kT must be > 0, got {kT}")
         rng = np.random.default_rng(seed)
-        x = self.x1_grid(kT)
-        a = pmf_x1(x)
-        p = np.exp(-(a - a.min()) / kT)
-        cdf = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(x))])
-        cdf /= cdf[-1]
+        x, cdf = self._x1_cdf_table(kT)
         x1 = np.interp(rng.uniform(size=n_samples), cdf, x)
         g, _ = COUPLINGS[self.coupling]
         x2 = self.c * g(x1) + np.sqrt(kT / self.d) * rng.standard_normal(n_samples)
@@ -136,13 +132,17 @@ class DoubleWell:
             "energies": self.energy(positions),
         }
 
-    def exact_cdf_x1(self, kT: float):
-        """Exact CDF of x1 as a callable (for statistical tests)."""
+    def _x1_cdf_table(self, kT: float):
+        """Grid over x1 and the exact CDF of x1 on it (trapezoid rule)."""
         x = self.x1_grid(kT)
         a = pmf_x1(x)
         p = np.exp(-(a - a.min()) / kT)
         cdf = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(x))])
-        cdf /= cdf[-1]
+        return x, cdf / cdf[-1]
+
+    def exact_cdf_x1(self, kT: float):
+        """Exact CDF of x1 as a callable (for statistical tests and binning)."""
+        x, cdf = self._x1_cdf_table(kT)
         return lambda q: np.interp(q, x, cdf, left=0.0, right=1.0)
 
     # --- observables for evaluation -------------------------------------------------
