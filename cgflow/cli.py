@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     _study_args(p)
     p.add_argument("--samples", required=True, help="samples .npz (key positions)")
     p.add_argument("--status", help="status.json of the simulation (omit for data sets)")
+    p.add_argument("--reference", help="reference CG data set to compare with")
+    p.add_argument(
+        "--halves", action="store_true", help="score the second half against the first half"
+    )
     p.add_argument("--mapping", required=True)
     p.add_argument("--method", required=True)
     p.add_argument("--n-train", type=int, required=True)
@@ -115,14 +119,13 @@ def _run(args) -> int:
 
         config = validate_config(load_config(args.config))
         for name, entry in config["systems"].items():
-            n_runs = (
-                len(entry["temperatures"])
-                * len(entry["mappings"])
-                * len(config["methods"])
-                * len(entry["n_train"])
-                * len(config["seeds"])
-            )
-            print(f"{name}: {n_runs} trained models x {len(entry['simulation']['dt'])} time steps")
+            data = len(entry["temperatures"]) * len(entry["mappings"])
+            if "n_train" not in entry:
+                print(f"{name}: {data} reference data sets (no training)")
+                continue
+            n_models = data * len(config["methods"]) * len(entry["n_train"]) * len(config["seeds"])
+            n_dt = len(entry["simulation"]["dt"])
+            print(f"{name}: {n_models} trained models x {n_dt} time steps")
         print(f"{args.config}: valid")
         return 0
     if args.step == "aggregate":
@@ -173,7 +176,9 @@ def _run(args) -> int:
             "temperature": args.temperature,
             "run_dir": str(Path(args.samples).parent),
         }
-        metrics = evaluate_step(study, args.samples, run, args.out, args.status)
+        metrics = evaluate_step(
+            study, args.samples, run, args.out, args.status, args.reference, args.halves
+        )
         print("evaluate: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), file=sys.stderr)
     return 0
 

@@ -7,6 +7,7 @@ step of the study starts.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import jsonschema
@@ -103,23 +104,40 @@ def _semantic_problems(config: dict) -> list[str]:
         for i, m in enumerate(entry["mappings"]):
             try:
                 get_map(system, m)
-            except ValueError as err:
+            except (ValueError, FileNotFoundError) as err:
                 problems.append(f"{where}.mappings[{i}]: {err}")
-        n_ref = entry["reference"]["n_samples"]
-        for i, n in enumerate(entry["n_train"]):
+        try:
+            n_ref = system.n_reference_frames(entry)
+        except ValueError as err:
+            problems.append(f"{where}.reference: {err}")
+            continue
+        for i, n in enumerate(entry.get("n_train", [])):
             if n > n_ref:
-                problems.append(f"{where}.n_train[{i}]: {n} exceeds reference.n_samples ({n_ref})")
+                problems.append(f"{where}.n_train[{i}]: {n} exceeds the {n_ref} reference frames")
             if n < 2:
                 problems.append(
                     f"{where}.n_train[{i}]: need at least 2 frames (training plus validation)"
                 )
-        sim = entry["simulation"]
-        if sim["save_every"] > sim["n_steps"]:
+        allowed = _evaluation_keys(system)
+        unknown = set(entry["evaluation"]) - allowed
+        if unknown:
+            problems.append(
+                f"{where}.evaluation: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
+        if "n_train" in entry and "simulation" not in entry:
+            problems.append(f"{where}: 'simulation' is required when 'n_train' is given")
+        sim = entry.get("simulation")
+        if sim and sim["save_every"] > sim["n_steps"]:
             problems.append(
                 f"{where}.simulation.save_every: {sim['save_every']} exceeds "
                 f"n_steps ({sim['n_steps']}); no frame would be saved"
             )
     return problems
+
+
+def _evaluation_keys(system) -> set[str]:
+    params = inspect.signature(system.evaluate).parameters
+    return set(params) - {"self", "cg_positions", "positions", "kT", "reference", "mapping"}
 
 
 def system_entry(config: dict, system: str) -> dict:

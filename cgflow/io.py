@@ -16,12 +16,16 @@ from typing import Any
 import numpy as np
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` through ``write(fh)`` into a temporary file, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results follow the umask
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -36,7 +40,7 @@ def meta_path(npz_path: str | Path) -> Path:
 
 def write_json(path: str | Path, obj: Any) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
-    _atomic_write(Path(path), lambda fh: fh.write(text.encode()))
+    atomic_write(Path(path), lambda fh: fh.write(text.encode()))
 
 
 def read_json(path: str | Path) -> Any:
@@ -61,7 +65,7 @@ def save_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) ->
         if v.dtype == object:
             raise TypeError(f"array {k!r} has dtype object; cgflow stores no pickles")
     write_json(meta_path(path), meta)
-    _atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def load_dataset(path: str | Path, required: tuple[str, ...] = ()) -> tuple[dict, dict]:

@@ -99,7 +99,7 @@ def test_steps_by_hand_end_to_end(smoke, tmp_path):
     metrics = read_json(t / "sim" / "metrics.json")["metrics"]
     assert metrics["stable"] == 1.0 and 0 <= metrics["pmf_rmse_kT"] < 5
     assert cli(f"aggregate --out {t}/summary.csv --figures {t}/fig {t}/sim/metrics.json") == 0
-    assert (t / "fig" / "pmf_double_well_x1_T3.png").is_file()
+    assert (t / "fig" / "free_energy_double_well_x1_T3.png").is_file()
 
 
 def test_unstable_run_is_scored_as_unstable(smoke, tmp_path):

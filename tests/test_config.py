@@ -20,9 +20,9 @@ def check_fails(config, *fragments):
 def test_shipped_configs_are_valid(repo, name):
     config = validate_config(load_config(repo / "config" / name))
     # defaults are filled in
-    entry = next(iter(config["systems"].values()))
-    assert entry["evaluation"]["density_threshold"] == pytest.approx(1e-3)
-    assert "ema_decay" in config["methods"]["fm"]
+    entry = config["systems"]["double_well"]
+    assert entry["prior"] == "harmonic_position" and entry["simulation"]["friction"] > 0
+    assert "ema_decay" in config["methods"]["fm"] and config["val_fraction"] == 0.1
 
 
 def test_unknown_system(default_config):
@@ -87,7 +87,7 @@ def test_unknown_mapping_and_potential_key(default_config):
 def test_n_train_larger_than_reference(default_config):
     cfg = copy.deepcopy(default_config)
     cfg["systems"]["double_well"]["n_train"] = [10**9]
-    check_fails(cfg, "config.systems.double_well.n_train[0]", "exceeds reference.n_samples")
+    check_fails(cfg, "config.systems.double_well.n_train[0]", "exceeds the 20000 reference frames")
 
 
 def test_missing_and_malformed_file(tmp_path):

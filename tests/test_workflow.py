@@ -58,6 +58,13 @@ def test_dry_run_and_lint(workdir, config):
     assert "Congratulations" in lint.stdout + lint.stderr
 
 
+def test_configfile_replaces_the_default_config(workdir):
+    """--configfile must not be merged into config/config.yaml (Snakemake's default)."""
+    plan = snakemake(workdir, "-n", "--configfile", "config/paper_alanine_dipeptide.yaml")
+    out = plan.stdout + plan.stderr
+    assert "alanine_dipeptide" in out and "double_well" not in out
+
+
 def test_bad_config_stops_before_any_job(workdir):
     cfg = (
         (workdir / "config" / "smoke.yaml")
@@ -80,11 +87,20 @@ def test_smoke_study_end_to_end(workdir):
     models = summary[summary.method == "fm"]
     # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 1 dt; 3 metrics each
     assert len(models) == (4 + 1) * 3
-    assert set(summary.metric) == {"stable", "pmf_rmse_kT", "js_divergence"}
+    assert set(models.metric) == {"stable", "pmf_rmse_kT", "js_divergence"}
     assert set(summary[summary.method == "reference"].system) == {
         "double_well",
         "double_well_coupled",
+        "alanine_dipeptide",
     }
+    ala = summary[summary.system == "alanine_dipeptide"]
+    assert set(ala.metric) == {"stable", "fes_rmse_kT", "hist_mse", "js_divergence"}
+    assert (ala.n_train == 20).all()  # 40 frames scored by halves
+    import mdtraj
+
+    data = workdir / "results" / "alanine_dipeptide"
+    assert mdtraj.load(str(data / "reference" / "T300" / "aa.h5")).n_atoms == 22
+    assert mdtraj.load(str(data / "heavy_atoms" / "T300" / "cg.h5")).n_atoms == 10
     for run_dir in models.run_dir.unique():
         folder = workdir / run_dir
         samples, meta = load_dataset(folder / "samples.npz")
@@ -94,9 +110,10 @@ def test_smoke_study_end_to_end(workdir):
     rmse = models[models.metric == "pmf_rmse_kT"].value
     assert np.all(np.isfinite(rmse)) and rmse.max() < 2.0
     for fig in (
-        "pmf_double_well_x1_T3.png",
-        "pmf_double_well_coupled_x1_T3.png",
-        "error_vs_n_train_pmf_rmse_kT.png",
+        "free_energy_double_well_x1_T3.png",
+        "free_energy_double_well_coupled_x1_T3.png",
+        "error_vs_n_train.png",
+        "free_energy_alanine_dipeptide_heavy_atoms_T300.png",
     ):
         assert (workdir / "results" / "figures" / fig).stat().st_size > 10_000
     # Everything is up to date afterwards.

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cgflow.analysis.evaluate import RUN_KEYS  # noqa: E402
@@ -45,59 +46,90 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> p
     return df
 
 
-def plot_profiles(metric_files: list[str], figures: Path) -> None:
-    """Per (system, mapping, temperature): reference PMF and each model's, one panel per dt.
+PRIMARY_METRICS = ("pmf_rmse_kT", "fes_rmse_kT")
 
-    Curves of the first seed of each (method, n_train) are drawn.
+
+def plot_profiles(metric_files: list[str], figures: Path) -> None:
+    """Per (system, mapping, temperature): the reference free energy and each model's.
+
+    1-D profiles (double well): one panel per dt, a line per (method, n_train).
+    2-D surfaces (phi/psi): the reference, then each model at its largest n_train.
+    Curves of the first seed are drawn.
     """
     groups: dict[tuple, list] = {}
     for f in metric_files:
         run = read_json(f)["run"]
         curves, _ = load_dataset(Path(f).with_name("curves.npz"))
-        if "centres" not in curves:
-            continue
-        groups.setdefault((run["system"], run["mapping"], run["temperature"]), []).append(
-            (run, curves)
-        )
+        if "centres" in curves or "fes_reference_kT" in curves:
+            key = (run["system"], run["mapping"], run["temperature"])
+            groups.setdefault(key, []).append((run, curves))
     for (system, mapping, temperature), items in groups.items():
+        ref = next((c for r, c in items if r["method"] == "reference"), items[0][1])
         models = [(r, c) for r, c in items if r["method"] != "reference"]
-        dts = sorted({r["dt"] for r, _ in models}) or [None]
         first_seed = min((r["seed"] for r, _ in models), default=None)
-        fig, axes = plt.subplots(
-            1, len(dts), figsize=(4.2 * len(dts), 3.6), squeeze=False, sharey=True
+        models = [(r, c) for r, c in models if r["seed"] == first_seed]
+        draw = _profiles_1d if "centres" in ref else _surfaces_2d
+        fig = draw(ref, models)
+        fig.suptitle(
+            f"{system} / {mapping} / T = {temperature:g}"
+            + (f" (seed {first_seed})" if models else "")
         )
-        ref = items[0][1]
-        for ax, dt in zip(axes[0], dts, strict=True):
-            ax.plot(ref["centres"], ref["pmf_reference_kT"], "k-", lw=2.5, label="exact")
-            for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["n_train"])):
-                if run["dt"] != dt or run["seed"] != first_seed:
-                    continue
+        fig.tight_layout()
+        fig.savefig(figures / f"free_energy_{system}_{mapping}_T{temperature:g}.png", dpi=120)
+        plt.close(fig)
+
+
+def _profiles_1d(ref, models):
+    dts = sorted({r["dt"] for r, _ in models}) or [None]
+    fig, axes = plt.subplots(1, len(dts), figsize=(4.2 * len(dts), 3.6), squeeze=False, sharey=True)
+    for ax, dt in zip(axes[0], dts, strict=True):
+        ax.plot(ref["centres"], ref["pmf_reference_kT"], "k-", lw=2.5, label="exact")
+        for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["n_train"])):
+            if run["dt"] == dt:
                 ax.plot(
                     c["centres"],
                     c["pmf_model_kT"],
                     lw=1.2,
                     label=f"{run['method']} n={run['n_train']}",
                 )
-            ax.set_title(f"dt = {dt}")
-            ax.set_xlabel("CG coordinate")
-            ax.set_ylim(-0.5, 10)
-        axes[0][0].set_ylabel("PMF / kT")
-        axes[0][-1].legend(fontsize=7)
-        fig.suptitle(f"{system} / {mapping} / T = {temperature} (seed {first_seed})")
-        fig.tight_layout()
-        fig.savefig(figures / f"pmf_{system}_{mapping}_T{temperature:g}.png", dpi=120)
-        plt.close(fig)
+        ax.set_title(f"dt = {dt}" if dt is not None else "")
+        ax.set_xlabel("CG coordinate")
+        ax.set_ylim(-0.5, 10)
+    axes[0][0].set_ylabel("PMF / kT")
+    axes[0][-1].legend(fontsize=7)
+    return fig
 
 
-def plot_error_vs_n_train(df: pd.DataFrame, figures: Path, metric: str = "pmf_rmse_kT") -> None:
-    """Error vs n_train, one panel per system, a line per (method, dt), mean +- sd over seeds."""
-    sel = df[(df.metric == metric) & (df.method != "reference")]
+def _surfaces_2d(ref, models):
+    panels = [("reference", ref["fes_reference_kT"])]
+    if models:
+        n_max = max(r["n_train"] for r, _ in models)
+        for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["dt"])):
+            if run["n_train"] == n_max:
+                panels.append((f"{run['method']} n={n_max} dt={run['dt']:g}", c["fes_model_kT"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels) + 0.8, 3.6), squeeze=False)
+    edges = np.degrees(ref["phi_edges"])
+    for ax, (title, fes) in zip(axes[0], panels, strict=True):
+        mesh = ax.pcolormesh(edges, edges, fes.T, cmap="viridis", vmin=0, vmax=8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("phi / deg")
+        ax.set_aspect("equal")
+    axes[0][0].set_ylabel("psi / deg")
+    fig.colorbar(mesh, ax=axes[0].tolist(), label="free energy / kT")
+    return fig
+
+
+def plot_error_vs_n_train(df: pd.DataFrame, figures: Path) -> None:
+    """Error vs n_train, a panel per system (its main metric), a line per (method, dt),
+    mean +- sd over seeds."""
+    sel = df[df.metric.isin(PRIMARY_METRICS) & (df.method != "reference")]
     systems = sorted(sel.system.unique())
     if not systems:
         return
     fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), squeeze=False)
     for ax, system in zip(axes[0], systems, strict=True):
         part = sel[sel.system == system]
+        metric = part.metric.iloc[0]
         stats = part.groupby(["method", "dt", "n_train"])["value"].agg(["mean", "std"])
         for (method, dt), g in stats.groupby(level=[0, 1]):
             n = g.index.get_level_values("n_train")
@@ -119,9 +151,9 @@ def plot_error_vs_n_train(df: pd.DataFrame, figures: Path, metric: str = "pmf_rm
             )
         ax.set_xscale("log")
         ax.set_xlabel("n_train")
-        ax.set_ylabel(f"{metric}")
+        ax.set_ylabel(metric)
         ax.set_title(system)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(figures / f"error_vs_n_train_{metric}.png", dpi=120)
+    fig.savefig(figures / "error_vs_n_train.png", dpi=120)
     plt.close(fig)

@@ -13,9 +13,20 @@ RUN_KEYS = ("system", "mapping", "method", "n_train", "seed", "dt", "temperature
 
 
 def evaluate_step(
-    study, samples_path: str, run: dict, out: str, status_path: str | None = None
+    study,
+    samples_path: str,
+    run: dict,
+    out: str,
+    status_path: str | None = None,
+    reference_path: str | None = None,
+    halves: bool = False,
 ) -> dict:
     """Compute the system's metrics for the positions in ``samples_path``.
+
+    The comparison data are the positions in ``reference_path`` or, with
+    ``halves``, the first half of the samples themselves (the second half is
+    scored): a reference data set scored that way shows its own noise floor.
+    Systems with an exact answer (the double well) need neither.
 
     Writes ``out`` (metrics.json: the run's identity and its metrics) and
     ``curves.npz`` beside it (free-energy profiles for figures). An unstable
@@ -28,10 +39,22 @@ def evaluate_step(
     samples, meta = load_dataset(samples_path, required=("positions",))
     status = read_json(status_path) if status_path else {"stable": True}
     positions = samples["positions"]
+    reference = None
+    if halves:
+        half = positions.shape[0] // 2
+        reference, positions = positions[:half], positions[half:]
+    elif reference_path:
+        reference = load_dataset(reference_path, required=("positions",))[0]["positions"]
     metrics: dict[str, float] = {"stable": float(bool(status["stable"]))}
     curves: dict[str, np.ndarray] = {}
     if status["stable"] and positions.shape[0] > 0:
-        values, curves = system.evaluate(positions, meta["kT"], **study.entry["evaluation"])
+        values, curves = system.evaluate(
+            positions,
+            meta["kT"],
+            reference=reference,
+            mapping=run["mapping"],
+            **study.entry["evaluation"],
+        )
         metrics.update(values)
     else:
         metrics.update({k: math.nan for k in system.metric_names})

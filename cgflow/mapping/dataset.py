@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+
 from cgflow.io import load_dataset, save_dataset
 from cgflow.mapping.linear import apply_map
+from cgflow.mapping.topology import bonded_terms
 from cgflow.systems import get_map
 
 
@@ -11,8 +16,11 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
     """Map an AA data set to CG positions and forces with ``mapping``; write ``out``.
 
     The CG data set holds ``positions``, ``forces`` (frames, beads, dim),
-    ``aa_energies`` (frames,), the coordinate and force matrices, and metadata
-    with kT, units, bead names and masses and the force map used.
+    ``aa_energies`` (frames,), ``box`` where the AA data have one, and the
+    coordinate and force matrices; its metadata has kT, units, bead names and
+    masses, and the force map used. For molecules the mapped reference is also
+    written as ``out`` with suffix ``.h5`` (MDTraj, with the CG topology) and the
+    metadata lists the CG bonds, angles and dihedrals.
     """
     system = study.build_system()
     cg_map = get_map(system, mapping)
@@ -27,15 +35,30 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
         "n_frames": int(R.shape[0]),
         "source": str(aa_path),
     }
-    save_dataset(
-        out,
-        {
-            "positions": R,
-            "forces": F,
-            "aa_energies": aa["energies"],
-            "coord_matrix": cg_map.coord_matrix,
-            "force_matrix": cg_map.force_matrix,
-        },
-        meta,
-    )
+    arrays = {
+        "positions": R,
+        "forces": F,
+        "aa_energies": aa["energies"],
+        "coord_matrix": cg_map.coord_matrix,
+        "force_matrix": cg_map.force_matrix,
+    }
+    if "box" in aa:
+        arrays["box"] = aa["box"]
+    if hasattr(system, "cg_topology"):
+        top = system.cg_topology(cg_map)
+        bonds = [(a.index, b.index) for a, b in top.bonds]
+        meta["cg_topology"] = bonded_terms(cg_map.n_beads, bonds)
+        meta["cg_topology"].update(system.dihedral_indices(cg_map))
+        _write_trajectory(Path(out).with_suffix(".h5"), R, top)
+    save_dataset(out, arrays, meta)
     return meta
+
+
+def _write_trajectory(path: Path, positions: np.ndarray, topology) -> None:
+    import mdtraj
+
+    tmp = path.with_name(f".{path.stem}.tmp.h5")
+    mdtraj.Trajectory(np.asarray(positions, np.float32), topology).save_hdf5(
+        str(tmp), force_overwrite=True
+    )
+    tmp.replace(path)

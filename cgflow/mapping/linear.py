@@ -95,3 +95,51 @@ def slice_map(name: str, n_atoms: int, atoms: list[int], names, masses) -> Linea
     M = np.zeros((len(atoms), n_atoms))
     M[np.arange(len(atoms)), atoms] = 1.0
     return LinearMap(name, M, M.copy(), tuple(names), np.asarray(masses, float), "slice")
+
+
+def aggregate_constraints(cg_map: LinearMap, constrained_pairs) -> LinearMap:
+    """Extend the force map over clusters of atoms joined by holonomic constraints.
+
+    Forces reported by an MD engine do not contain constraint forces. A force
+    map is free of them when every atom of a constraint cluster carries the same
+    weight to the same single bead: the constraint forces inside the cluster then
+    cancel in the sum. So an atom with weight w to bead I passes w to every atom
+    constrained to it (e.g. a heavy atom's rigid hydrogens).
+
+    Raises:
+      ValueError: a cluster touches two beads, or carries two different weights;
+        no valid aggregated map exists for it.
+    """
+    D = np.array(cg_map.force_matrix, float)
+    n = cg_map.n_atoms
+    parent = list(range(n))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in constrained_pairs:
+        parent[root(i)] = root(j)
+    clusters: dict[int, list[int]] = {}
+    for i in range(n):
+        clusters.setdefault(root(i), []).append(i)
+    for members in clusters.values():
+        if len(members) == 1:
+            continue
+        weights = D[:, members]
+        beads = np.flatnonzero(np.any(weights != 0, axis=1))
+        if len(beads) == 0:
+            continue
+        values = {w for w in weights[beads[0]] if w != 0}
+        if len(beads) > 1 or len(values) > 1:
+            raise ValueError(
+                f"map {cg_map.name!r}: constrained atoms {members} feed beads "
+                f"{beads.tolist()} with weights {sorted(values)}; no valid "
+                "aggregated force map"
+            )
+        D[beads[0], members] = values.pop()
+    return LinearMap(
+        cg_map.name, cg_map.coord_matrix, D, cg_map.bead_names, cg_map.bead_masses, "aggregated"
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from cgflow.systems.alanine_dipeptide import AlanineDipeptide
 from cgflow.systems.double_well import DoubleWell
 
-SYSTEM_TYPES = {"double_well": DoubleWell}
+SYSTEM_TYPES = {"double_well": DoubleWell, "alanine_dipeptide": AlanineDipeptide}
 
 
 def get_system(system_type: str, settings: dict | None = None):

@@ -17,11 +17,12 @@ The "all-atom" configuration is stored as two 1-D particles, x1 and x2
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from cgflow.analysis.fes import bin_probabilities, free_energy, js_divergence, shifted_rmse
+from cgflow.io import save_dataset
 from cgflow.mapping import LinearMap, slice_map
 
 COUPLINGS = {
@@ -41,6 +42,20 @@ def pmf_x1(x1):
 def dpmf_x1(x1):
     x1 = np.asarray(x1, float)
     return x1**3 - 6.0 * x1 + 1.0
+
+
+@dataclass(frozen=True)
+class ExactSettings:
+    """Exact reference sampling (the system's ``reference`` config block)."""
+
+    n_samples: int = 100_000
+    seed: int = 0
+
+    def __post_init__(self):
+        if not (isinstance(self.n_samples, int) and self.n_samples >= 1):
+            raise ValueError(f"reference.n_samples must be an integer >= 1, got {self.n_samples}")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"reference.seed must be an integer >= 0, got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -81,8 +96,45 @@ class DoubleWell:
             coupling=str(pot.get("coupling", "sin")),
         )
 
+    @staticmethod
+    def reference_settings(entry: dict) -> ExactSettings:
+        ref = dict(entry.get("reference") or {})
+        unknown = set(ref) - {f.name for f in fields(ExactSettings)}
+        if unknown:
+            raise ValueError(
+                f"double_well: unknown reference keys {sorted(unknown)}; "
+                "allowed: ['n_samples', 'seed']"
+            )
+        return ExactSettings(**ref)
+
+    def n_reference_frames(self, entry: dict) -> int:
+        return self.reference_settings(entry).n_samples
+
     def describe(self) -> dict:
         return {"type": self.type, "c": self.c, "d": self.d, "coupling": self.coupling}
+
+    @staticmethod
+    def kT(temperature: float) -> float:
+        """Reduced units: the temperature is kT."""
+        return float(temperature)
+
+    def run_reference(self, temperature: float, entry: dict, out, log) -> dict:
+        """Draw exact samples at ``temperature`` (= kT) and write the data set ``out``."""
+        ref = self.reference_settings(entry)
+        kT = self.kT(temperature)
+        arrays = self.sample_reference(kT, ref.n_samples, ref.seed)
+        meta = {
+            "system": self.describe(),
+            "kT": kT,
+            "temperature": float(temperature),
+            "units": self.units,
+            "sampler": "exact (inverse CDF in x1, Gaussian x2 | x1)",
+            "n_frames": ref.n_samples,
+            "reference": asdict(ref),
+        }
+        save_dataset(out, arrays, meta)
+        print(f"sample: {ref.n_samples} exact samples at kT = {kT}", file=log)
+        return meta
 
     # --- the "all-atom" force field -------------------------------------------------
     def energy(self, positions):
@@ -153,9 +205,17 @@ class DoubleWell:
 
     # --- evaluation against the exact PMF --------------------------------------------
     def evaluate(
-        self, cg_positions: np.ndarray, kT: float, bins: int = 80, density_threshold: float = 1e-3
+        self,
+        cg_positions: np.ndarray,
+        kT: float,
+        reference=None,
+        mapping: str = "x1",
+        bins: int = 80,
+        density_threshold: float = 1e-3,
     ) -> tuple[dict, dict]:
         """Compare the x1 distribution of CG samples with the exact one.
+
+        ``reference`` data are not needed (the PMF is exact) and are ignored.
 
         Bins span the x1 range where the exact density exceeds 1e-4 of its maximum.
         ``pmf_rmse_kT`` is taken over bins whose exact probability exceeds

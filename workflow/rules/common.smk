@@ -36,7 +36,7 @@ def runs():
             entry["temperatures"],
             entry["mappings"],
             config["methods"],
-            entry["n_train"],
+            entry.get("n_train", []),
             config["seeds"],
         ):
             yield dict(
@@ -70,16 +70,25 @@ def all_metrics():
 
 
 def figures():
-    pmf = [
-        "results/figures/pmf_{system}_{mapping}_T{temperature}.png".format(**d)
+    out = [
+        "results/figures/free_energy_{system}_{mapping}_T{temperature}.png".format(**d)
         for d in datasets()
     ]
-    return pmf + ["results/figures/error_vs_n_train_pmf_rmse_kT.png"]
+    if any(True for _ in runs()):
+        out.append("results/figures/error_vs_n_train.png")
+    return out
+
+
+def reference_system(wildcards):
+    return StudySettings.from_config(config, wildcards.system).build_system()
 
 
 def reference_size(wildcards):
-    return config["systems"][wildcards.system]["reference"]["n_samples"]
+    """Frames scored when the reference is evaluated by halves."""
+    entry = config["systems"][wildcards.system]
+    return reference_system(wildcards).n_reference_frames(entry) // 2
 
 
 def reference_seed(wildcards):
-    return config["systems"][wildcards.system]["reference"]["seed"]
+    entry = config["systems"][wildcards.system]
+    return reference_system(wildcards).reference_settings(entry).seed

@@ -2,6 +2,7 @@ rule evaluate:
     input:
         samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",
         status="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/status.json",
+        reference="results/{system}/{mapping}/T{temperature}/cg.npz",
     output:
         metrics="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/metrics.json",
         curves="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/curves.npz",
@@ -16,7 +17,7 @@ rule evaluate:
         settings=settings,
     shell:
         "cgflow evaluate --settings {params.settings:q} --samples {input.samples}"
-        " --status {input.status} --mapping {wildcards.mapping} --method {wildcards.method}"
+        " --status {input.status} --reference {input.reference} --mapping {wildcards.mapping} --method {wildcards.method}"
         " --n-train {wildcards.n_train} --seed {wildcards.seed} --dt {wildcards.dt}"
         " --temperature {wildcards.temperature} --out {output.metrics} 2> {log}"
 
@@ -40,7 +41,7 @@ rule evaluate_reference:
         seed=reference_seed,
     shell:
         "cgflow evaluate --settings {params.settings:q} --samples {input.data}"
-        " --mapping {wildcards.mapping} --method reference --n-train {params.n_frames}"
+        " --halves --mapping {wildcards.mapping} --method reference --n-train {params.n_frames}"
         " --seed {params.seed} --temperature {wildcards.temperature}"
         " --out {output.metrics} 2> {log}"
 

@@ -1,0 +1,177 @@
+"""Reference MD with OpenMM: minimise, equilibrate, then save solute frames.
+
+Every saved frame holds the solute's positions (nm), the forces on the solute
+atoms from every interaction, solvent included (kJ/mol/nm), the total potential
+energy (kJ/mol) and the box (nm).  Progress goes to ``log``.  During production
+the frames so far and an OpenMM checkpoint are written together, atomically, to
+one partial file beside the output; a restarted run with the same settings
+resumes from it, and the final data set appears only when the run is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from cgflow.io import atomic_write, save_dataset
+
+PLATFORM_ORDER = ("CUDA", "OpenCL", "CPU")
+
+
+def make_simulation(topology, system, integrator, platform: str):
+    """An OpenMM Simulation on ``platform``, or on the first that works for ``auto``.
+
+    Returns:
+      (simulation, platform name).
+    """
+    import openmm as mm
+    import openmm.app as app
+
+    names = PLATFORM_ORDER if platform == "auto" else (platform,)
+    errors = []
+    for name in names:
+        try:
+            plat = mm.Platform.getPlatformByName(name)
+            sim = app.Simulation(topology, system, integrator, plat)
+            return sim, name
+        except Exception as err:  # platform absent or no device
+            errors.append(f"{name}: {err}")
+            integrator = mm.XmlSerializer.clone(integrator)
+    raise RuntimeError("no usable OpenMM platform: " + "; ".join(errors))
+
+
+def _fingerprint(system_desc: dict, temperature: float, md: dict) -> str:
+    text = json.dumps({"system": system_desc, "T": temperature, "md": md}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(f".{out.stem}.partial.npz")
+
+
+def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
+    """Run reference MD of ``system_def`` at ``temperature`` (K); write data set ``out``.
+
+    Writes ``out`` (.npz: positions, forces (frames, 22, 3), energies (frames,),
+    box (frames, 3, 3)), its JSON metadata (kT, units, platform, ns/day, settings)
+    and ``out`` with suffix ``.h5``: the solute trajectory for MDTraj.
+    """
+    import mdtraj
+    import openmm as mm
+    import openmm.unit as unit
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    topology, positions, system, solute = system_def.openmm_system()
+    kT = system_def.kT(temperature)
+    dt_ps = md.timestep_fs / 1000.0
+    integrator = mm.LangevinMiddleIntegrator(
+        temperature * unit.kelvin, md.friction_per_ps / unit.picosecond, dt_ps * unit.picoseconds
+    )
+    integrator.setRandomNumberSeed(md.seed + 1)
+    sim, platform = make_simulation(topology, system, integrator, md.platform)
+    print(f"sample: {system.getNumParticles()} atoms, platform {platform}", file=log, flush=True)
+    fingerprint = _fingerprint(system_def.describe(), temperature, asdict(md))
+    partial = partial_path(out)
+    n_frames = md.n_frames
+    frames = {
+        "positions": np.zeros((n_frames, len(solute), 3), np.float32),
+        "forces": np.zeros((n_frames, len(solute), 3), np.float32),
+        "energies": np.zeros(n_frames),
+        "box": np.zeros((n_frames, 3, 3), np.float32),
+    }
+    done = _resume(partial, fingerprint, frames, sim, log)
+    if done == 0:
+        sim.context.setPositions(positions)
+        sim.minimizeEnergy()
+        sim.context.setVelocitiesToTemperature(temperature * unit.kelvin, md.seed + 2)
+        t0 = time.perf_counter()
+        sim.step(md.equilibration_steps)
+        print(
+            f"sample: equilibrated {md.equilibration_ps} ps in {time.perf_counter() - t0:.1f} s",
+            file=log,
+            flush=True,
+        )
+    t0 = time.perf_counter()
+    steps_run = 0
+    for k in range(done, n_frames):
+        sim.step(md.steps_per_frame)
+        steps_run += md.steps_per_frame
+        state = sim.context.getState(getPositions=True, getForces=True, getEnergy=True)
+        pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        frc = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+        frames["positions"][k] = pos[solute]
+        frames["forces"][k] = frc[solute]
+        frames["energies"][k] = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        frames["box"][k] = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
+        if (k + 1) % md.frames_per_checkpoint == 0 and k + 1 < n_frames:
+            _checkpoint(partial, fingerprint, frames, k + 1, sim)
+            _progress(k + 1, n_frames, steps_run, dt_ps, t0, log)
+    wall = time.perf_counter() - t0
+    ns_per_day = steps_run * dt_ps / 1000.0 / wall * 86400.0 if wall > 0 else float("nan")
+    _progress(n_frames, n_frames, steps_run, dt_ps, t0, log)
+    meta = {
+        "system": system_def.describe(),
+        "temperature": temperature,
+        "kT": kT,
+        "units": system_def.units,
+        "sampler": "OpenMM LangevinMiddleIntegrator",
+        "platform": platform,
+        "ns_per_day": ns_per_day,
+        "n_atoms_simulated": system.getNumParticles(),
+        "n_frames": n_frames,
+        "md": asdict(md),
+        "resumed_from_frame": done,
+        "openmm_version": mm.__version__,
+        "constraints": system_def.constraints,
+    }
+    solute_top = mdtraj.Topology.from_openmm(system_def.load_structure()[0])
+    traj = mdtraj.Trajectory(
+        frames["positions"], solute_top, time=np.arange(1, n_frames + 1) * md.save_interval_ps
+    )
+    h5 = out.with_suffix(".h5")
+    tmp = h5.with_name(f".{h5.stem}.tmp.h5")
+    traj.save_hdf5(str(tmp), force_overwrite=True)
+    tmp.replace(h5)
+    save_dataset(out, frames, meta)
+    partial.unlink(missing_ok=True)
+    return meta
+
+
+def _checkpoint(partial: Path, fingerprint: str, frames: dict, done: int, sim) -> None:
+    chk = np.frombuffer(sim.context.createCheckpoint(), dtype=np.uint8)
+    arrays = {k: v[:done] for k, v in frames.items()}
+    atomic_write(
+        partial,
+        lambda fh: np.savez(fh, checkpoint=chk, done=done, fingerprint=fingerprint, **arrays),
+    )
+
+
+def _resume(partial: Path, fingerprint: str, frames: dict, sim, log) -> int:
+    if not partial.is_file():
+        return 0
+    with np.load(partial, allow_pickle=False) as data:
+        if str(data["fingerprint"]) != fingerprint:
+            print(f"sample: {partial} is from other settings; starting afresh", file=log)
+            return 0
+        done = int(data["done"])
+        for k in frames:
+            frames[k][:done] = data[k]
+        sim.context.loadCheckpoint(data["checkpoint"].tobytes())
+    print(f"sample: resuming from frame {done} ({partial})", file=log, flush=True)
+    return done
+
+
+def _progress(done, total, steps, dt_ps, t0, log):
+    wall = time.perf_counter() - t0
+    rate = steps * dt_ps / 1000.0 / wall * 86400.0 if wall > 0 and steps else float("nan")
+    print(
+        f"sample: frame {done}/{total} ({100.0 * done / total:5.1f}%), {rate:.1f} ns/day",
+        file=log,
+        flush=True,
+    )

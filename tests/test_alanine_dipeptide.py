@@ -1,0 +1,235 @@
+"""Alanine dipeptide: structure, OpenMM forces, force maps with constraints, sampling."""
+
+import io
+
+import numpy as np
+import openmm as mm
+import openmm.unit as unit
+import pytest
+
+from cgflow.config import ConfigError, validate_config
+from cgflow.io import load_dataset, read_json
+from cgflow.mapping import aggregate_constraints, apply_map, slice_map
+from cgflow.reference.openmm_sampler import partial_path, sample_openmm
+from cgflow.systems import get_system
+from cgflow.systems.alanine_dipeptide import AlanineDipeptide, MDSettings, build_structure
+
+
+def test_shipped_structure_is_what_the_builder_makes(tmp_path):
+    """Same atoms; heavy atoms and phi/psi as built (hydrogen placement by OpenMM's
+    Modeller varies between builds, so methyl rotations may differ)."""
+    import mdtraj
+
+    (tmp_path / "built.pdb").write_text(build_structure())
+    built = mdtraj.load(str(tmp_path / "built.pdb"))
+    shipped = mdtraj.load(str(AlanineDipeptide().pdb_path()))
+    names = [(a.residue.name, a.name) for a in shipped.topology.atoms]
+    assert names == [(a.residue.name, a.name) for a in built.topology.atoms]
+    heavy = shipped.topology.select("not element H")
+    assert len(heavy) == 10
+    assert mdtraj.rmsd(built, shipped, atom_indices=heavy)[0] < 0.005
+    for f in (mdtraj.compute_phi, mdtraj.compute_psi):
+        assert abs(f(built)[1][0, 0] - f(shipped)[1][0, 0]) < np.radians(2.0)
+
+    def chirality(t):  # signed volume at CA; L-alanine as in OpenMM's own test protein
+        x = t.xyz[0]
+        at = {a.name: a.index for a in t.topology.residue(1).atoms}
+        return np.dot(
+            x[at["N"]] - x[at["CA"]], np.cross(x[at["C"]] - x[at["CA"]], x[at["CB"]] - x[at["CA"]])
+        )
+
+    assert chirality(built) > 0 and chirality(shipped) > 0
+
+
+@pytest.mark.parametrize("solvent", ["vacuum", "implicit"])
+def test_openmm_forces_are_minus_energy_gradient(solvent):
+    system_def = AlanineDipeptide(solvent=solvent, constraints="none")
+    topology, positions, system, _ = system_def.openmm_system()
+    ctx = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+    x = positions.value_in_unit(unit.nanometer) if hasattr(positions, "value_in_unit") else None
+    x = np.array([[p.x, p.y, p.z] for p in positions]) if x is None else np.asarray(x)
+    x = x + np.random.default_rng(0).normal(0, 0.005, x.shape)  # off the minimum
+
+    def energy(y):
+        ctx.setPositions(y * unit.nanometer)
+        return (
+            ctx.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        )
+
+    ctx.setPositions(x * unit.nanometer)
+    forces = (
+        ctx.getState(getForces=True)
+        .getForces(asNumpy=True)
+        .value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+    )
+    h = 1e-5
+    for atom in (0, 4, 8, 10, 14, 19):
+        for d in range(3):
+            e = np.zeros_like(x)
+            e[atom, d] = h
+            fd = -(energy(x + e) - energy(x - e)) / (2 * h)
+            assert fd == pytest.approx(forces[atom, d], rel=1e-4, abs=0.05)
+
+
+def test_maps_of_the_molecule():
+    dipeptide = get_system("alanine_dipeptide", {"potential": {"constraints": "hbonds"}})
+    maps = dipeptide.mappings()
+    heavy, backbone = maps["heavy_atoms"], maps["backbone"]
+    assert heavy.n_beads == 10 and backbone.n_beads == 5
+    assert backbone.bead_names == ("ACE-C", "ALA-N", "ALA-CA", "ALA-C", "NME-N")
+    # united-atom masses: CH3 = C + 3 H
+    assert heavy.bead_masses[0] == pytest.approx(12.011 + 3 * 1.008, abs=0.01)
+    # aggregated map: each methyl bead carries its carbon and three hydrogens
+    assert heavy.force_map == "aggregated"
+    assert (heavy.force_matrix != 0).sum(axis=1).tolist() == [4, 1, 1, 2, 2, 4, 1, 1, 2, 4]
+    np.testing.assert_allclose(heavy.force_matrix @ heavy.coord_matrix.T, np.eye(10))
+    unconstrained = get_system("alanine_dipeptide", {"potential": {"constraints": "none"}})
+    assert unconstrained.mappings()["heavy_atoms"].force_map == "slice"
+    top = dipeptide.cg_topology(backbone)
+    assert [(a.name, b.name) for a, b in top.bonds] == [
+        ("C", "N"),
+        ("N", "CA"),
+        ("CA", "C"),
+        ("C", "N"),
+    ]
+
+
+def test_aggregated_force_map_by_hand():
+    # atoms: X (bead 0), H bonded and constrained to X, Y (bead 1)
+    m = slice_map("xy", 3, [0, 2], ["X", "Y"], [13.0, 12.0])
+    agg = aggregate_constraints(m, [(0, 1)])
+    np.testing.assert_array_equal(agg.force_matrix, [[1, 1, 0], [0, 0, 1]])
+    r = np.array([[[0.0, 0, 0], [0.1, 0, 0], [0.3, 0, 0]]])
+    f = np.array([[[1.0, 2, 3], [0.5, -1, 0], [-2.0, 0, 1]]])
+    R, F = apply_map(agg, r, f)
+    np.testing.assert_allclose(R[0], [[0, 0, 0], [0.3, 0, 0]])
+    np.testing.assert_allclose(F[0], [[1.5, 1, 3], [-2, 0, 1]])
+    with pytest.raises(ValueError, match="no valid aggregated force map"):
+        aggregate_constraints(m, [(0, 1), (1, 2)])  # one cluster feeding two beads
+
+
+def test_constraint_aware_force_map_is_unbiased_and_slice_is_not():
+    """X (12 amu) and H (1 amu) held 0.1 nm apart by a constraint, H tethered by
+    U = k |r_H|^2 / 2. For the CG coordinate R = r_X, Stein's identity gives
+    <F . R> = -3 kT for the mean force. The aggregated map (f_X + f_H) satisfies
+    it; the slice map (f_X, here always 0) cannot: constraint forces are missing
+    from what OpenMM reports."""
+    T, k = 300.0, 500.0
+    kT = 0.0083144626 * T
+    system = mm.System()
+    system.addParticle(12.0)
+    system.addParticle(1.0)
+    system.addConstraint(0, 1, 0.1)
+    tether = mm.CustomExternalForce("0.5*k*(x^2+y^2+z^2)")
+    tether.addGlobalParameter("k", k)
+    tether.addParticle(1, [])
+    system.addForce(tether)
+    integ = mm.LangevinMiddleIntegrator(T, 5.0, 0.002)
+    integ.setRandomNumberSeed(3)
+    ctx = mm.Context(system, integ, mm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions([mm.Vec3(0, 0, 0), mm.Vec3(0.1, 0, 0)])
+    ctx.setVelocitiesToTemperature(T, 4)
+    integ.step(2000)
+    virial_agg, virial_slice = [], []
+    aggregated = aggregate_constraints(slice_map("x", 2, [0], ["X"], [13.0]), [(0, 1)])
+    for _ in range(4000):
+        integ.step(25)
+        st = ctx.getState(getPositions=True, getForces=True)
+        r = st.getPositions(asNumpy=True).value_in_unit(unit.nanometer)[None]
+        f = st.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)[None]
+        R, F = apply_map(aggregated, r, f)
+        virial_agg.append(np.sum(R * F))
+        virial_slice.append(np.sum(r[0, 0] * f[0, 0]))
+    v = np.array(virial_agg)
+    sem = v.std() / np.sqrt(len(v) / 5)  # frames 25 steps apart, allow correlation ~5 frames
+    assert abs(v.mean() + 3 * kT) < 4 * sem
+    assert 4 * sem < kT  # the test can tell 0 from -3 kT
+    assert abs(np.mean(virial_slice) + 3 * kT) > 2.5 * kT
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"potential": {"forcefield": "charmm99"}}, "unknown forcefield 'charmm99'"),
+        ({"potential": {"solvent": "gas"}}, "unknown solvent 'gas'"),
+        ({"potential": {"pdb": "/nonexistent/ala.pdb"}}, "not found"),
+        ({"mappings": ["side_chains"]}, "unknown mapping 'side_chains'"),
+        (
+            {"reference": {"production_ps": 10, "save_interval_ps": 0.3}},
+            "must divide production_ps",
+        ),
+        (
+            {"reference": {"timestep_fs": 2.0, "save_interval_ps": 0.003}},
+            "whole number of time steps",
+        ),
+        ({"reference": {"platform": "TPU"}}, "unknown 'TPU'"),
+    ],
+)
+def test_bad_alanine_config(change, message):
+    entry = {"temperatures": [300], "mappings": ["heavy_atoms"]}
+    entry.update(change)
+    with pytest.raises(ConfigError, match=message):
+        validate_config({"systems": {"alanine_dipeptide": entry}, "methods": {"fm": {}}})
+
+
+def test_malformed_pdb(tmp_path):
+    bad = tmp_path / "bad.pdb"
+    bad.write_text("ATOM      1  CA  ALA A   1      this is not a pdb\n")
+    with pytest.raises(ValueError, match="bad.pdb"):
+        AlanineDipeptide(pdb=str(bad)).load_structure()
+
+
+class StopAt(io.StringIO):
+    """A log that interrupts the run once it reports a given frame."""
+
+    def __init__(self, marker):
+        super().__init__()
+        self.marker = marker
+
+    def write(self, text):
+        if self.marker in text:
+            raise KeyboardInterrupt
+        return super().write(text)
+
+
+@pytest.mark.parametrize("solvent", ["vacuum", "implicit"])
+def test_short_sampling_run(solvent, tmp_path):
+    system_def = AlanineDipeptide(solvent=solvent)
+    md = MDSettings(
+        equilibration_ps=0.2, production_ps=1.0, save_interval_ps=0.1, platform="CPU", seed=1
+    )
+    meta = sample_openmm(system_def, 300.0, md, tmp_path / "aa.npz", io.StringIO())
+    data, saved = load_dataset(tmp_path / "aa.npz")
+    assert data["positions"].shape == (10, 22, 3) and data["forces"].shape == (10, 22, 3)
+    assert np.all(np.isfinite(data["energies"])) and saved["platform"] == "CPU"
+    assert meta["ns_per_day"] > 0 and saved["kT"] == pytest.approx(2.4943, rel=1e-4)
+    import mdtraj
+
+    traj = mdtraj.load(str(tmp_path / "aa.h5"))
+    np.testing.assert_allclose(traj.xyz, data["positions"], atol=1e-6)
+
+
+def test_interrupted_sampling_resumes(tmp_path):
+    system_def = AlanineDipeptide(solvent="vacuum")
+    md = MDSettings(
+        equilibration_ps=0.1,
+        production_ps=2.0,
+        save_interval_ps=0.1,
+        checkpoint_interval_ps=0.5,
+        platform="Reference",
+        seed=2,
+    )
+    out = tmp_path / "aa.npz"
+    with pytest.raises(KeyboardInterrupt):
+        sample_openmm(system_def, 300.0, md, out, StopAt("frame 10/20"))
+    assert not out.exists() and partial_path(out).exists()
+    meta = sample_openmm(system_def, 300.0, md, out, io.StringIO())
+    assert meta["resumed_from_frame"] == 10 and not partial_path(out).exists()
+    resumed, _ = load_dataset(out)
+    fresh_out = tmp_path / "fresh" / "aa.npz"
+    sample_openmm(system_def, 300.0, md, fresh_out, io.StringIO())
+    fresh, _ = load_dataset(fresh_out)
+    # The Reference platform's checkpoint restores positions, velocities and the
+    # random state: the resumed run is the uninterrupted run.
+    np.testing.assert_allclose(resumed["positions"], fresh["positions"], atol=1e-5)
+    assert read_json(tmp_path / "aa.json")["n_frames"] == 20
