@@ -233,3 +233,15 @@ def test_interrupted_sampling_resumes(tmp_path):
     # random state: the resumed run is the uninterrupted run.
     np.testing.assert_allclose(resumed["positions"], fresh["positions"], atol=1e-5)
     assert read_json(tmp_path / "aa.json")["n_frames"] == 20
+
+
+def test_kinetic_temperature_matches_thermostat(tmp_path):
+    """Instantaneous temperatures average to the set temperature (equipartition)."""
+    md = MDSettings(
+        equilibration_ps=1.0, production_ps=10.0, save_interval_ps=0.05, platform="CPU", seed=5
+    )
+    sample_openmm(AlanineDipeptide(solvent="vacuum"), 300.0, md, tmp_path / "aa.npz", io.StringIO())
+    T = load_dataset(tmp_path / "aa.npz")[0]["temperature"]
+    # 200 frames; per-frame sd for 51 degrees of freedom is 300 * sqrt(2/51) = 59 K
+    assert abs(T.mean() - 300.0) < 4 * 59.0 / np.sqrt(200 / 4)
+    assert 30.0 < T.std() < 100.0

@@ -36,3 +36,21 @@ def test_wrong_atom_count_rejected():
     m = slice_map("pick", 3, [0], ["A"], [1.0])
     with pytest.raises(ValueError, match="expects positions"):
         apply_map(m, np.zeros((4, 2, 3)))
+
+
+def test_group_maps_centre_of_mass_and_geometry():
+    from cgflow.mapping import group_map
+
+    masses = [1.0, 3.0, 2.0, 2.0]
+    r = np.array([[[0.0, 0, 0], [4.0, 0, 0], [1.0, 1, 0], [3.0, 1, 0]]])
+    f = np.ones((1, 4, 3))
+    com = group_map("com", [[0, 1], [2, 3]], masses, ["A", "B"], "mass", ["a", "b"])
+    cog = group_map("cog", [[0, 1], [2, 3]], masses, ["A", "B"], "geometry")
+    R, F = apply_map(com, r, f)
+    np.testing.assert_allclose(R[0], [[3.0, 0, 0], [2.0, 1, 0]])
+    np.testing.assert_allclose(F[0], 2.0)
+    np.testing.assert_allclose(apply_map(cog, r)[0][0], [[2.0, 0, 0], [2.0, 1, 0]])
+    assert com.bead_masses.tolist() == [4.0, 4.0] and com.force_map == "sum"
+    assert com.metadata()["species_index"] == [0, 1]
+    with pytest.raises(ValueError, match="weighting"):
+        group_map("x", [[0]], masses, ["A"], "charge")

@@ -74,7 +74,8 @@ def plot_profiles(metric_files: list[str], figures: Path) -> None:
             f"{system} / {mapping} / T = {temperature:g}"
             + (f" (seed {first_seed})" if models else "")
         )
-        fig.tight_layout()
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
         fig.savefig(figures / f"free_energy_{system}_{mapping}_T{temperature:g}.png", dpi=120)
         plt.close(fig)
 
@@ -107,7 +108,9 @@ def _surfaces_2d(ref, models):
         for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["dt"])):
             if run["n_train"] == n_max:
                 panels.append((f"{run['method']} n={n_max} dt={run['dt']:g}", c["fes_model_kT"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels) + 0.8, 3.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.6 * len(panels) + 1.2, 3.8), squeeze=False, layout="constrained"
+    )
     edges = np.degrees(ref["phi_edges"])
     for ax, (title, fes) in zip(axes[0], panels, strict=True):
         mesh = ax.pcolormesh(edges, edges, fes.T, cmap="viridis", vmin=0, vmax=8)

@@ -56,6 +56,14 @@ def evaluate_step(
             **study.entry["evaluation"],
         )
         metrics.update(values)
+        if halves:  # draw the whole data set, not the half it was compared with
+            curves = system.evaluate(
+                samples["positions"],
+                meta["kT"],
+                reference=samples["positions"],
+                mapping=run["mapping"],
+                **study.entry["evaluation"],
+            )[1]
     else:
         metrics.update({k: math.nan for k in system.metric_names})
     write_json(out, {"run": run, "metrics": metrics})

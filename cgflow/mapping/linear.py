@@ -26,6 +26,8 @@ class LinearMap:
       bead_names: one name per bead.
       bead_masses: shape (n_beads,), in the system's mass unit.
       force_map: name of the force-map rule used (e.g. ``slice``).
+      bead_species: one type name per bead (beads of one species are identical
+        to a model); defaults to the bead names.
     """
 
     name: str
@@ -34,6 +36,7 @@ class LinearMap:
     bead_names: tuple[str, ...]
     bead_masses: np.ndarray
     force_map: str
+    bead_species: tuple[str, ...] | None = None
 
     def __post_init__(self):
         M, D = np.asarray(self.coord_matrix, float), np.asarray(self.force_matrix, float)
@@ -41,6 +44,8 @@ class LinearMap:
             raise ValueError(f"map {self.name!r}: M {M.shape} and D {D.shape} must be equal 2-D")
         if len(self.bead_names) != M.shape[0] or len(self.bead_masses) != M.shape[0]:
             raise ValueError(f"map {self.name!r}: need one name and one mass per bead")
+        if self.bead_species is not None and len(self.bead_species) != M.shape[0]:
+            raise ValueError(f"map {self.name!r}: need one species per bead")
         if not np.allclose(M.sum(axis=1), 1.0):
             raise ValueError(f"map {self.name!r}: rows of the coordinate matrix must sum to 1")
         if not np.allclose(D @ M.T, np.eye(M.shape[0]), atol=1e-10):
@@ -60,11 +65,23 @@ class LinearMap:
     def n_atoms(self) -> int:
         return self.coord_matrix.shape[1]
 
+    @property
+    def species(self) -> tuple[str, ...]:
+        return tuple(self.bead_species or self.bead_names)
+
+    def species_index(self) -> np.ndarray:
+        """Integer species per bead (index into the sorted species names)."""
+        names = sorted(set(self.species))
+        return np.array([names.index(s) for s in self.species])
+
     def metadata(self) -> dict:
         return {
             "name": self.name,
             "force_map": self.force_map,
             "bead_names": list(self.bead_names),
+            "bead_species": list(self.species),
+            "species_names": sorted(set(self.species)),
+            "species_index": self.species_index().tolist(),
             "bead_masses": np.asarray(self.bead_masses).tolist(),
             "n_atoms": self.n_atoms,
             "n_beads": self.n_beads,
@@ -90,11 +107,32 @@ def apply_map(cg_map: LinearMap, positions: np.ndarray, forces: np.ndarray | Non
     return R, F
 
 
-def slice_map(name: str, n_atoms: int, atoms: list[int], names, masses) -> LinearMap:
+def slice_map(name: str, n_atoms: int, atoms: list[int], names, masses, species=None):
     """Each bead is one atom: M = D = selection matrix."""
     M = np.zeros((len(atoms), n_atoms))
     M[np.arange(len(atoms)), atoms] = 1.0
-    return LinearMap(name, M, M.copy(), tuple(names), np.asarray(masses, float), "slice")
+    species = tuple(species) if species is not None else None
+    return LinearMap(name, M, M.copy(), tuple(names), np.asarray(masses, float), "slice", species)
+
+
+def group_map(
+    name: str, groups: list[list[int]], atom_masses, names, weighting: str = "mass", species=None
+) -> LinearMap:
+    """Each bead is a group of atoms, at its centre of mass (``mass``) or geometry
+    (``geometry``). The force map sums the forces on the group's atoms (D_Ii = 1),
+    which satisfies D M^T = I for either weighting."""
+    atom_masses = np.asarray(atom_masses, float)
+    if weighting not in ("mass", "geometry"):
+        raise ValueError(f"unknown weighting {weighting!r}; allowed: ['geometry', 'mass']")
+    M = np.zeros((len(groups), len(atom_masses)))
+    D = np.zeros_like(M)
+    for I, atoms in enumerate(groups):
+        w = atom_masses[atoms] if weighting == "mass" else np.ones(len(atoms))
+        M[I, atoms] = w / w.sum()
+        D[I, atoms] = 1.0
+    masses = [atom_masses[g].sum() for g in groups]
+    species = tuple(species) if species is not None else None
+    return LinearMap(name, M, D, tuple(names), np.asarray(masses), "sum", species)
 
 
 def aggregate_constraints(cg_map: LinearMap, constrained_pairs) -> LinearMap:

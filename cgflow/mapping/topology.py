@@ -12,8 +12,15 @@ def bonded_terms(n_beads: int, bonds: list[tuple[int, int]]) -> dict[str, list[l
     for i, j in bonds:
         graph[i].add(j)
         graph[j].add(i)
-    angles = sorted({tuple(sorted((i, k)))[:1] + (j,) + tuple(sorted((i, k)))[1:]
-                     for j in graph for i in graph[j] for k in graph[j] if i < k})
+    angles = sorted(
+        {
+            tuple(sorted((i, k)))[:1] + (j,) + tuple(sorted((i, k)))[1:]
+            for j in graph
+            for i in graph[j]
+            for k in graph[j]
+            if i < k
+        }
+    )
     dihedrals = set()
     for j in graph:
         for k in graph[j]:
@@ -23,5 +30,8 @@ def bonded_terms(n_beads: int, bonds: list[tuple[int, int]]) -> dict[str, list[l
                 for l in graph[k] - {j, i}:
                     quad = (i, j, k, l) if i < l else (l, k, j, i)
                     dihedrals.add(quad)
-    return {"bonds": sorted(tuple(sorted(b)) for b in bonds), "angles": [list(a) for a in angles],
-            "dihedrals": [list(d) for d in sorted(dihedrals)]}
+    return {
+        "bonds": sorted(tuple(sorted(b)) for b in bonds),
+        "angles": [list(a) for a in angles],
+        "dihedrals": [list(d) for d in sorted(dihedrals)],
+    }

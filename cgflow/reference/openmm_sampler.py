@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cgflow.io import atomic_write, save_dataset
+from cgflow.systems.alanine_dipeptide import MOLAR_GAS_CONSTANT
 
 PLATFORM_ORDER = ("CUDA", "OpenCL", "CPU")
 
@@ -58,8 +59,9 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
     """Run reference MD of ``system_def`` at ``temperature`` (K); write data set ``out``.
 
     Writes ``out`` (.npz: positions, forces (frames, 22, 3), energies (frames,),
-    box (frames, 3, 3)), its JSON metadata (kT, units, platform, ns/day, settings)
-    and ``out`` with suffix ``.h5``: the solute trajectory for MDTraj.
+    box (frames, 3, 3), instantaneous kinetic temperature (frames,)), its JSON
+    metadata (kT, units, platform, ns/day, settings) and ``out`` with suffix
+    ``.h5``: the solute trajectory for MDTraj.
     """
     import mdtraj
     import openmm as mm
@@ -84,7 +86,9 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
         "forces": np.zeros((n_frames, len(solute), 3), np.float32),
         "energies": np.zeros(n_frames),
         "box": np.zeros((n_frames, 3, 3), np.float32),
+        "temperature": np.zeros(n_frames),
     }
+    dof = _degrees_of_freedom(system)
     done = _resume(partial, fingerprint, frames, sim, log)
     if done == 0:
         sim.context.setPositions(positions)
@@ -103,6 +107,8 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
         sim.step(md.steps_per_frame)
         steps_run += md.steps_per_frame
         state = sim.context.getState(getPositions=True, getForces=True, getEnergy=True)
+        kinetic = state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
+        frames["temperature"][k] = 2.0 * kinetic / (dof * MOLAR_GAS_CONSTANT)
         pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
         frc = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
         frames["positions"][k] = pos[solute]
@@ -141,6 +147,17 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
     save_dataset(out, frames, meta)
     partial.unlink(missing_ok=True)
     return meta
+
+
+def _degrees_of_freedom(system) -> int:
+    """3 N minus constraints minus 3 when the centre-of-mass motion is removed."""
+    import openmm as mm
+
+    dof = 3 * sum(system.getParticleMass(i)._value > 0 for i in range(system.getNumParticles()))
+    dof -= system.getNumConstraints()
+    if any(isinstance(f, mm.CMMotionRemover) for f in system.getForces()):
+        dof -= 3
+    return dof
 
 
 def _checkpoint(partial: Path, fingerprint: str, frames: dict, done: int, sim) -> None:

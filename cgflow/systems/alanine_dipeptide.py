@@ -294,7 +294,8 @@ class AlanineDipeptide:
                 for i in idx
             ]
             names = [f"{atoms[i].residue.name}-{atoms[i].name}" for i in idx]
-            m = slice_map(name, len(atoms), idx, names, masses)
+            species = [atoms[i].name for i in idx]  # CH3, C, O, N, CA, CB
+            m = slice_map(name, len(atoms), idx, names, masses, species)
             if self.constraints == "hbonds":
                 m = aggregate_constraints(m, self.constrained_pairs())
             out[name] = m
