@@ -36,7 +36,9 @@ def fit_prior_step(study, data_path: str, n_train: int, seed: int, out: str) -> 
     """Fit the configured prior on the training split of run (n_train, seed)."""
     data, meta = load_cg(data_path)
     train_idx, _ = run_split(study, data["positions"].shape[0], n_train, seed)
-    prior = fit_prior(study.entry["prior"], data["positions"][train_idx], meta["kT"])
+    prior = fit_prior(
+        study.entry["prior"], data["positions"][train_idx], meta["kT"], meta.get("cg_topology")
+    )
     prior["fitted_on"] = {
         "data": str(data_path),
         "n_train": n_train,
@@ -70,6 +72,8 @@ def train(
         "n_beads": int(R.shape[1]),
         "dim": int(R.shape[2]),
         "bead_masses": meta["mapping"]["bead_masses"],
+        "species_names": meta["mapping"]["species_names"],
+        "species_index": meta["mapping"]["species_index"],
         "prior": prior,
         "network": net,
         "method": method,

@@ -3,20 +3,35 @@
 ``harmonic_position``: a harmonic restraint on every CG coordinate,
 U = sum_a k_a/2 (R_a - R0_a)^2 with R0 = <R> and k = kT / Var(R) (the Boltzmann
 inversion of a Gaussian).  It confines the model where data are absent; the
-network learns the rest.  ``none``: zero energy.  Bonded and repulsive priors for
-molecules follow the same interface.
+network learns the rest.  ``none``: zero energy.
+
+``bonded`` (molecules; needs the CG topology of the data set):
+
+- bonds, U = k/2 (r - r0)^2, and angles, U = k/2 (theta - theta0)^2, with
+  r0, theta0 the means and k = kT / variance (Boltzmann inversion);
+- dihedrals, U = sum_{n=1..N} a_n cos(n phi) + b_n sin(n phi): a least-squares fit
+  to the Boltzmann-inverted histogram -kT ln p(phi), weighted by bin counts;
+- a repulsion U = kT (sigma / r)^12 for bead pairs more than three bonds apart,
+  sigma the closest distance observed for that pair: a pair costs kT at the
+  closest approach the data show and rises steeply below it.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-PRIOR_TYPES = ("harmonic_position", "none")
+PRIOR_TYPES = ("harmonic_position", "bonded", "none")
+DIHEDRAL_TERMS = 3
+DIHEDRAL_BINS = 36
 
 
-def fit_prior(prior_type: str, positions: np.ndarray, kT: float) -> dict:
+def fit_prior(prior_type: str, positions: np.ndarray, kT: float, topology: dict | None = None):
     """Fit a prior of ``prior_type`` to CG positions (frames, beads, dim) at ``kT``.
+
+    ``topology`` (``bonds``, ``angles``, ``dihedrals`` as bead-index lists) is
+    needed for ``bonded``.
 
     Returns:
       JSON-ready description: ``{"type": ..., parameters...}``.
@@ -30,6 +45,10 @@ def fit_prior(prior_type: str, positions: np.ndarray, kT: float) -> dict:
     positions = np.asarray(positions, float)
     if prior_type == "none":
         return {"type": "none"}
+    if prior_type == "bonded":
+        if not topology:
+            raise ValueError("bonded prior needs the CG topology (bonds, angles, dihedrals)")
+        return _fit_bonded(positions, kT, topology)
     if positions.ndim != 3 or positions.shape[0] < 2:
         raise ValueError(
             f"prior fit needs positions (frames>=2, beads, dim), got {positions.shape}"
@@ -46,6 +65,81 @@ def fit_prior(prior_type: str, positions: np.ndarray, kT: float) -> dict:
     return {"type": "harmonic_position", "k": k.tolist(), "x0": mean.tolist(), "kT": kT}
 
 
+def _fit_bonded(positions: np.ndarray, kT: float, topology: dict) -> dict:
+    from cgflow.models import geometry
+
+    R = jnp.asarray(positions)
+    out = {"type": "bonded", "kT": kT}
+    n_beads = positions.shape[1]
+    for term, fn in (("bonds", geometry.bond_lengths), ("angles", geometry.angles)):
+        idx = np.asarray(topology.get(term, []), int).reshape(-1, 2 if term == "bonds" else 3)
+        values = np.asarray(jax.vmap(lambda r, f=fn, i=idx: f(r, i))(R)) if len(idx) else None
+        if values is None:
+            out[term] = {"idx": [], "k": [], "x0": []}
+            continue
+        var = values.var(axis=0, ddof=1)
+        with np.errstate(divide="ignore"):
+            k = kT / var
+        if not (np.all(np.isfinite(k)) and np.all(k > 0)):
+            raise ValueError(
+                f"bonded prior: {term} force constants not finite and positive "
+                f"(variances {var.tolist()})"
+            )
+        out[term] = {"idx": idx.tolist(), "k": k.tolist(), "x0": values.mean(axis=0).tolist()}
+    idx = np.asarray(topology.get("dihedrals", []), int).reshape(-1, 4)
+    a, b = [], []
+    if len(idx):
+        phi = np.asarray(jax.vmap(lambda r: geometry.dihedrals(r, idx))(R))
+        edges = np.linspace(-np.pi, np.pi, DIHEDRAL_BINS + 1)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        n = np.arange(1, DIHEDRAL_TERMS + 1)
+        basis = np.concatenate(
+            [
+                np.ones((len(centres), 1)),
+                np.cos(np.outer(centres, n)),
+                np.sin(np.outer(centres, n)),
+            ],
+            axis=1,
+        )
+        for column in phi.T:
+            counts, _ = np.histogram(column, edges)
+            seen = counts > 0
+            u = -kT * np.log(counts[seen] / counts.sum())
+            w = np.sqrt(counts[seen])
+            coef, *_ = np.linalg.lstsq(basis[seen] * w[:, None], u * w, rcond=None)
+            if not np.all(np.isfinite(coef)):
+                raise ValueError("bonded prior: dihedral fit is not finite")
+            a.append(coef[1 : 1 + DIHEDRAL_TERMS].tolist())
+            b.append(coef[1 + DIHEDRAL_TERMS :].tolist())
+    out["dihedrals"] = {"idx": idx.tolist(), "a": a, "b": b}
+    bonded = _within_three_bonds(n_beads, topology.get("bonds", []))
+    pairs = [(i, j) for i in range(n_beads) for j in range(i + 1, n_beads) if (i, j) not in bonded]
+    sigma = []
+    if pairs:
+        pidx = np.asarray(pairs)
+        d = np.asarray(jax.vmap(lambda r: geometry.bond_lengths(r, pidx))(R))
+        sigma = d.min(axis=0).tolist()
+        if not np.all(np.asarray(sigma) > 0):
+            raise ValueError("bonded prior: two non-bonded beads overlap in the data")
+    out["repulsion"] = {"idx": [list(p) for p in pairs], "sigma": sigma, "epsilon": kT, "power": 12}
+    return out
+
+
+def _within_three_bonds(n: int, bonds) -> set[tuple[int, int]]:
+    graph = {i: set() for i in range(n)}
+    for i, j in bonds:
+        graph[i].add(j)
+        graph[j].add(i)
+    close = set()
+    for start in range(n):
+        frontier, seen = {start}, {start}
+        for _ in range(3):
+            frontier = {k for f in frontier for k in graph[f]} - seen
+            seen |= frontier
+        close |= {(min(start, k), max(start, k)) for k in seen if k != start}
+    return close
+
+
 def prior_energy(prior: dict):
     """Return ``energy(R) -> scalar`` for a fitted prior description, R (beads, dim)."""
     if prior["type"] == "none":
@@ -53,4 +147,39 @@ def prior_energy(prior: dict):
     if prior["type"] == "harmonic_position":
         k, x0 = jnp.asarray(prior["k"]), jnp.asarray(prior["x0"])
         return lambda R: 0.5 * jnp.sum(k * (R - x0) ** 2)
+    if prior["type"] == "bonded":
+        return _bonded_energy(prior)
     raise ValueError(f"unknown prior {prior['type']!r}; allowed: {list(PRIOR_TYPES)}")
+
+
+def _bonded_energy(prior: dict):
+    from cgflow.models import geometry
+
+    terms = []
+    for term, fn, width in (("bonds", geometry.bond_lengths, 2), ("angles", geometry.angles, 3)):
+        block = prior[term]
+        if block["idx"]:
+            idx = jnp.asarray(block["idx"]).reshape(-1, width)
+            k, x0 = jnp.asarray(block["k"]), jnp.asarray(block["x0"])
+            terms.append(lambda R, f=fn, i=idx, k=k, x0=x0: 0.5 * jnp.sum(k * (f(R, i) - x0) ** 2))
+    dih = prior["dihedrals"]
+    if dih["idx"]:
+        quads = jnp.asarray(dih["idx"]).reshape(-1, 4)
+        a, b = jnp.asarray(dih["a"]), jnp.asarray(dih["b"])
+        n = jnp.arange(1, a.shape[1] + 1)
+
+        def dihedral_energy(R, quads=quads, a=a, b=b, n=n):
+            phi = geometry.dihedrals(R, quads)[:, None] * n
+            return jnp.sum(a * jnp.cos(phi) + b * jnp.sin(phi))
+
+        terms.append(dihedral_energy)
+    rep = prior["repulsion"]
+    if rep["idx"]:
+        pairs = jnp.asarray(rep["idx"]).reshape(-1, 2)
+        sigma, eps, power = jnp.asarray(rep["sigma"]), rep["epsilon"], rep["power"]
+        terms.append(
+            lambda R, pairs=pairs, sigma=sigma: (
+                eps * jnp.sum((sigma / geometry.bond_lengths(R, pairs)) ** power)
+            )
+        )
+    return lambda R: sum(t(R) for t in terms) if terms else jnp.zeros((), R.dtype)

@@ -1,0 +1,158 @@
+"""Molecular CG models: bonded priors fitted by Boltzmann inversion, and the SchNet energy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from cgflow.models import build_energy, fit_prior, init_params
+from cgflow.models.geometry import angles, bond_lengths, dihedrals
+from cgflow.systems.alanine_dipeptide import _place
+
+
+def chain_samples(n, rng, kT, bond, angle, dihedral_u):
+    """5-bead chains with Gaussian bonds/angles and dihedrals from exp(-U(phi)/kT)."""
+    grid = np.linspace(-np.pi, np.pi, 20001)
+    cdf = np.cumsum(np.exp(-dihedral_u(grid) / kT))
+    cdf /= cdf[-1]
+    out = np.zeros((n, 5, 3))
+    for f in range(n):
+        r = bond[0] + rng.standard_normal(4) * np.sqrt(kT / bond[1])
+        th = angle[0] + rng.standard_normal(3) * np.sqrt(kT / angle[1])
+        ph = np.interp(rng.uniform(size=2), cdf, grid)
+        x = [np.zeros(3), np.array([r[0], 0, 0])]
+        x.append(x[1] + r[1] * np.array([-np.cos(th[0]), np.sin(th[0]), 0]))
+        x.append(_place(x[0], x[1], x[2], r[2], np.degrees(th[1]), np.degrees(ph[0])))
+        x.append(_place(x[1], x[2], x[3], r[3], np.degrees(th[2]), np.degrees(ph[1])))
+        out[f] = x
+    return out
+
+
+TOPOLOGY = {
+    "bonds": [[0, 1], [1, 2], [2, 3], [3, 4]],
+    "angles": [[0, 1, 2], [1, 2, 3], [2, 3, 4]],
+    "dihedrals": [[0, 1, 2, 3], [1, 2, 3, 4]],
+}
+
+
+def test_bonded_prior_recovers_known_parameters():
+    kT, rng = 2.5, np.random.default_rng(0)
+
+    def u(phi):
+        return 1.5 * np.cos(phi) - 0.8 * np.sin(2 * phi)
+
+    R = chain_samples(20_000, rng, kT, (0.15, 4e4), (1.9, 300.0), u)
+    prior = fit_prior("bonded", R, kT, TOPOLOGY)
+    # k = kT/var: relative standard error sqrt(2/n) = 1 % with n = 2e4 per term
+    np.testing.assert_allclose(prior["bonds"]["k"], 4e4, rtol=0.05)
+    np.testing.assert_allclose(prior["bonds"]["x0"], 0.15, atol=1e-3)
+    np.testing.assert_allclose(prior["angles"]["k"], 300.0, rtol=0.05)
+    np.testing.assert_allclose(prior["angles"]["x0"], 1.9, atol=5e-3)
+    for a, b in zip(prior["dihedrals"]["a"], prior["dihedrals"]["b"], strict=True):
+        np.testing.assert_allclose(a, [1.5, 0.0, 0.0], atol=0.15)
+        np.testing.assert_allclose(b, [0.0, -0.8, 0.0], atol=0.15)
+    assert prior["repulsion"]["idx"] == [[0, 4]]  # the only pair beyond three bonds
+    d04 = np.linalg.norm(R[:, 0] - R[:, 4], axis=1)
+    assert prior["repulsion"]["sigma"][0] == pytest.approx(d04.min())
+
+
+def test_bonded_prior_energy_matches_its_terms():
+    kT, rng = 2.5, np.random.default_rng(1)
+    R = chain_samples(2000, rng, kT, (0.15, 4e4), (1.9, 300.0), lambda p: np.cos(p))
+    prior = fit_prior("bonded", R, kT, TOPOLOGY)
+    desc = {
+        "n_beads": 5,
+        "dim": 3,
+        "prior": prior,
+        "species_names": ["A"],
+        "species_index": [0] * 5,
+        "network": {"type": "schnet", "features": 8, "interactions": 1, "rbf": 4},
+    }
+    energy = build_energy(desc)
+    params = jax.tree.map(jnp.zeros_like, init_params(desc, jax.random.PRNGKey(0)))
+    x = jnp.asarray(R[7])
+    b = bond_lengths(x, jnp.asarray(TOPOLOGY["bonds"]))
+    a = angles(x, jnp.asarray(TOPOLOGY["angles"]))
+    phi = dihedrals(x, jnp.asarray(TOPOLOGY["dihedrals"]))
+    expect = 0.5 * np.sum(
+        np.asarray(prior["bonds"]["k"]) * (b - np.asarray(prior["bonds"]["x0"])) ** 2
+    ) + 0.5 * np.sum(
+        np.asarray(prior["angles"]["k"]) * (a - np.asarray(prior["angles"]["x0"])) ** 2
+    )
+    n = np.arange(1, 4)
+    for p, ca, cb in zip(phi, prior["dihedrals"]["a"], prior["dihedrals"]["b"], strict=True):
+        expect += np.sum(np.asarray(ca) * np.cos(n * p) + np.asarray(cb) * np.sin(n * p))
+    d = np.linalg.norm(x[0] - x[4])
+    expect += kT * (prior["repulsion"]["sigma"][0] / d) ** 12
+    assert float(energy(params, x)) == pytest.approx(float(expect), rel=1e-4)
+
+
+def test_bonded_prior_needs_topology_and_sane_data():
+    with pytest.raises(ValueError, match="needs the CG topology"):
+        fit_prior("bonded", np.zeros((5, 3, 3)), 1.0)
+    R = np.tile(np.array([[0.0, 0, 0], [0.1, 0, 0], [0.1, 0.1, 0]]), (10, 1, 1))
+    with pytest.raises(ValueError, match="not finite and positive"):
+        fit_prior("bonded", R, 1.0, {"bonds": [[0, 1]], "angles": [], "dihedrals": []})
+
+
+@pytest.fixture
+def schnet():
+    species = [0, 0, 1, 2, 0, 0, 0, 1, 2, 0]
+    desc = {
+        "n_beads": 10,
+        "dim": 3,
+        "prior": {"type": "none"},
+        "species_names": ["C", "N", "O"],
+        "species_index": species,
+        "network": {"type": "schnet", "cutoff": 0.6},
+    }
+    return build_energy(desc), init_params(desc, jax.random.PRNGKey(0)), np.array(species)
+
+
+def test_schnet_invariances(schnet):
+    energy, params, species = schnet
+    R = np.random.default_rng(2).normal(0, 0.25, (10, 3))
+    e0 = float(energy(params, jnp.asarray(R)))
+    rot = Rotation.random(random_state=3).as_matrix()
+    assert float(energy(params, jnp.asarray(R @ rot.T + [0.3, -1.0, 2.0]))) == pytest.approx(
+        e0, rel=1e-5, abs=1e-5
+    )
+    # swapping two beads of the same species leaves the energy unchanged
+    same = np.flatnonzero(species == 0)[:2]
+    perm = np.arange(10)
+    perm[same] = perm[same[::-1]]
+    assert float(energy(params, jnp.asarray(R[perm]))) == pytest.approx(e0, rel=1e-5, abs=1e-5)
+    # ... but swapping beads of different species changes it
+    perm = np.arange(10)
+    perm[[0, 2]] = [2, 0]
+    assert abs(float(energy(params, jnp.asarray(R[perm]))) - e0) > 1e-4
+
+
+def test_schnet_forces_are_minus_gradient(schnet):
+    energy, params, _ = schnet
+    jax.config.update("jax_enable_x64", True)
+    try:
+        R = jnp.asarray(np.random.default_rng(4).normal(0, 0.25, (10, 3)))
+        params64 = jax.tree.map(lambda p: p.astype(jnp.float64), params)
+        force = -jax.grad(energy, argnums=1)(params64, R)
+        h = 1e-6
+        for i, a in [(0, 0), (3, 1), (9, 2)]:
+            e = jnp.zeros((10, 3)).at[i, a].set(h)
+            fd = -(energy(params64, R + e) - energy(params64, R - e)) / (2 * h)
+            assert float(force[i, a]) == pytest.approx(float(fd), rel=1e-5, abs=1e-8)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+def test_schnet_energy_is_smooth_at_the_cutoff(schnet):
+    energy, params, _ = schnet
+    far = np.zeros((10, 3))
+    far[:, 0] = np.arange(10) * 5.0  # every pair beyond the cutoff: beads do not interact
+    e_far = float(energy(params, jnp.asarray(far)))
+    moved = far.copy()
+    moved[3, 1] = 1.0
+    assert float(energy(params, jnp.asarray(moved))) == pytest.approx(e_far, abs=1e-6)
+    near = far.copy()
+    near[1] = far[0] + [0.6 - 1e-4, 0, 0]  # just inside the cutoff
+    assert float(energy(params, jnp.asarray(near))) == pytest.approx(e_far, abs=1e-4)
