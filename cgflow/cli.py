@@ -116,6 +116,7 @@ def _run(args) -> int:
 
     if args.step == "check-config":
         from cgflow.config import load_config, validate_config
+        from cgflow.study import method_settings
 
         config = validate_config(load_config(args.config))
         for name, entry in config["systems"].items():
@@ -123,7 +124,12 @@ def _run(args) -> int:
             if "n_train" not in entry:
                 print(f"{name}: {data} reference data sets (no training)")
                 continue
-            n_models = data * len(config["methods"]) * len(entry["n_train"]) * len(config["seeds"])
+            n_models = (
+                data
+                * len(method_settings(config, entry))
+                * len(entry["n_train"])
+                * len(config["seeds"])
+            )
             n_dt = len(entry["simulation"]["dt"])
             print(f"{name}: {n_models} trained models x {n_dt} time steps")
         print(f"{args.config}: valid")

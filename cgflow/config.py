@@ -118,6 +118,21 @@ def _semantic_problems(config: dict) -> list[str]:
                 problems.append(
                     f"{where}.n_train[{i}]: need at least 2 frames (training plus validation)"
                 )
+        for m, block in entry.get("methods", {}).items():
+            if m not in config["methods"]:
+                problems.append(
+                    f"{where}.methods.{m}: the study does not run {m!r}; "
+                    f"it runs {sorted(config['methods'])}"
+                )
+            elif m == "fm":
+                from cgflow.methods.fm import FMSettings
+
+                try:
+                    FMSettings.from_dict({**(config["methods"]["fm"] or {}), **block})
+                except (TypeError, ValueError) as err:
+                    problems.append(f"{where}.methods.fm: {err}")
+            elif block:
+                problems.append(f"{where}.methods.{m}: takes no settings")
         allowed = _evaluation_keys(system)
         unknown = set(entry["evaluation"]) - allowed
         if unknown:

@@ -51,7 +51,19 @@ class StudySettings:
 
     @classmethod
     def from_config(cls, config: dict, system: str) -> StudySettings:
-        return cls(system, system_entry(config, system), config["methods"], config["val_fraction"])
+        entry = system_entry(config, system)
+        return cls(system, entry, method_settings(config, entry), config["val_fraction"])
+
+
+def method_settings(config: dict, entry: dict) -> dict:
+    """Settings of the methods a system runs: the study's, with the system's on top.
+
+    A system with a ``methods`` block runs only the methods it names (each one of
+    the study's); a system without one runs all of the study's methods.
+    """
+    overrides = entry.get("methods")
+    names = list(overrides) if overrides is not None else list(config["methods"])
+    return {m: {**(config["methods"][m] or {}), **((overrides or {}).get(m) or {})} for m in names}
 
 
 def resolve(config_path: str | None, system: str | None, settings_json: str | None):

@@ -80,6 +80,13 @@ def test_steps_by_hand_end_to_end(smoke, tmp_path):
         )
         == 0
     )
+    # the prior-only baseline: no network, its force error recorded; FM improves on it
+    prior_cmd = f"train {smoke} --method prior --data {t}/cg.npz --prior {t}/prior.json {run}"
+    assert cli(f"{prior_cmd} --out-dir {t}/prior_model") == 0
+    prior_log = (t / "prior_model" / "train_log.csv").read_text().splitlines()
+    fm_log = (t / "model" / "train_log.csv").read_text().splitlines()
+    prior_val = float(prior_log[1].split(",")[2])
+    assert min(float(r.split(",")[2]) for r in fm_log[1:]) < prior_val
     assert (
         cli(f"simulate {smoke} --model {t}/model --data {t}/cg.npz --dt 0.05 --out-dir {t}/sim")
         == 0

@@ -97,3 +97,24 @@ def test_missing_and_malformed_file(tmp_path):
     bad.write_text("systems: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_system_method_overrides(default_config):
+    from cgflow.study import StudySettings
+
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well"]["methods"] = {"fm": {"max_steps": 500}}
+    validate_config(cfg)
+    study = StudySettings.from_config(cfg, "double_well")
+    assert study.methods["fm"]["max_steps"] == 500
+    assert study.methods["fm"]["batch_size"] == default_config["methods"]["fm"]["batch_size"]
+    assert StudySettings.from_config(cfg, "double_well_coupled").methods["fm"]["max_steps"] != 500
+    bad = copy.deepcopy(default_config)
+    bad["systems"]["double_well"]["methods"] = {"fm": {"learning_rate": "fast"}, "re": {}}
+    check_fails(
+        bad,
+        "config.systems.double_well.methods.fm",
+        "learning_rate must be a number",
+        "config.systems.double_well.methods.re",
+        "does not run 're'",
+    )

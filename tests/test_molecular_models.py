@@ -156,3 +156,32 @@ def test_schnet_energy_is_smooth_at_the_cutoff(schnet):
     near = far.copy()
     near[1] = far[0] + [0.6 - 1e-4, 0, 0]  # just inside the cutoff
     assert float(energy(params, jnp.asarray(near))) == pytest.approx(e_far, abs=1e-4)
+
+
+def test_narrow_dihedral_gets_a_harmonic_term():
+    """A dihedral held near 180 degrees (a planar group) is fitted as a periodic
+    harmonic well: k = kT / circular variance, phi0 = circular mean across +-pi."""
+    kT, rng, k_true = 2.5, np.random.default_rng(5), 80.0
+
+    def u(phi):  # periodic harmonic well at pi: the distribution wraps around +-pi
+        d = np.angle(np.exp(1j * (phi - np.pi)))
+        return 0.5 * k_true * d**2
+
+    R = chain_samples(20_000, rng, kT, (0.15, 4e4), (1.9, 300.0), u)
+    prior = fit_prior("bonded", R, kT, TOPOLOGY)
+    assert prior["dihedrals"]["idx"] == []
+    assert prior["narrow_dihedrals"]["idx"] == TOPOLOGY["dihedrals"]
+    np.testing.assert_allclose(prior["narrow_dihedrals"]["k"], k_true, rtol=0.05)
+    np.testing.assert_allclose(np.abs(prior["narrow_dihedrals"]["x0"]), np.pi, atol=0.01)
+    # and the energy is periodic: phi0 + d and phi0 + d - 2 pi are the same point
+    desc = {
+        "n_beads": 5,
+        "dim": 3,
+        "prior": prior,
+        "species_names": ["A"],
+        "species_index": [0] * 5,
+        "network": {"type": "none"},
+    }
+    energy = build_energy(desc)
+    e = float(energy({}, jnp.asarray(R[0])))
+    assert np.isfinite(e) and e < 50 * kT

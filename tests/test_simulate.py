@@ -89,3 +89,28 @@ def test_same_seed_same_trajectory():
 def test_bad_settings_rejected():
     with pytest.raises(ValueError, match="simulation.dt"):
         SimSettings(dt=-0.1, n_steps=10)
+
+
+def test_stretched_bond_is_a_blow_up():
+    def pulls_apart(params, R):  # bead 1 is pushed away from bead 0 without bound
+        return -5.0 * jnp.sum((R[1] - R[0]) ** 2)
+
+    import jax
+
+    s = SimSettings(
+        dt=0.01, n_steps=2000, save_every=10, n_replicas=4, chunk_steps=100, max_bond_stretch=2.0
+    )
+    R0 = jnp.tile(jnp.array([[0.0, 0, 0], [0.15, 0, 0]]), (4, 1, 1))
+    frames, status = simulate_langevin(
+        pulls_apart,
+        {},
+        R0,
+        [12.0, 12.0],
+        2.5,
+        s,
+        jax.random.PRNGKey(0),
+        log=io.StringIO(),
+        bonds=([[0, 1]], [0.15]),
+    )
+    assert status["stable"] is False
+    assert status["failure"]["reason"].startswith("bond longer than 2.0")

@@ -49,12 +49,12 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
         bonds = [(a.index, b.index) for a, b in top.bonds]
         meta["cg_topology"] = bonded_terms(cg_map.n_beads, bonds)
         meta["cg_topology"].update(system.dihedral_indices(cg_map))
-        _write_trajectory(Path(out).with_suffix(".h5"), R, top)
+        write_trajectory(Path(out).with_suffix(".h5"), R, top)
     save_dataset(out, arrays, meta)
     return meta
 
 
-def _write_trajectory(path: Path, positions: np.ndarray, topology) -> None:
+def write_trajectory(path: Path, positions: np.ndarray, topology) -> None:
     import mdtraj
 
     tmp = path.with_name(f".{path.stem}.tmp.h5")

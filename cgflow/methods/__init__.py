@@ -15,10 +15,12 @@ import numpy as np
 
 from cgflow.io import load_dataset, read_json, write_json
 from cgflow.methods.data import split_indices
-from cgflow.methods.fm import FMSettings, train_fm
+from cgflow.methods.fm import FMSettings, force_loss_fn, train_fm
 from cgflow.models import build_energy, fit_prior, init_params, save_model
 
-METHODS = ("fm",)
+METHODS = ("fm", "prior")
+"""``fm``: prior + network by force matching; ``prior``: the fitted prior alone, no
+network and no training (the baseline a learned model has to beat)."""
 
 # fold_in tags so each use of a run's seed draws independent numbers
 KEY_INIT, KEY_TRAIN, KEY_SIMULATE = 1, 2, 3
@@ -62,7 +64,7 @@ def train(
     train_idx, val_idx = run_split(study, data["positions"].shape[0], n_train, seed)
     R, F = data["positions"], data["forces"]
     R_tr = R[train_idx]
-    net = dict(study.entry["network"])
+    net = dict(study.entry["network"]) if method != "prior" else {"type": "none"}
     net["input_shift"] = R_tr.mean(axis=0).tolist()
     net["input_scale"] = np.maximum(R_tr.std(axis=0), 1e-6).tolist()
     desc = {
@@ -96,11 +98,24 @@ def train(
         )
         desc["training"] = {
             "settings": vars(settings),
-            "epochs": len(history),
+            "checks": len(history),
             "best_val_loss": min(h["val_loss"] for h in history),
             "n_fit": int(train_idx.size),
             "n_val": int(val_idx.size),
         }
+    else:  # prior only: record how well its forces match, nothing to fit
+        loss = jax.jit(force_loss_fn(energy_fn))
+        history = [
+            {
+                "step": 0,
+                "train_loss": float(loss(params, R[train_idx], F[train_idx])),
+                "val_loss": float(loss(params, R[val_idx], F[val_idx]))
+                if val_idx.size
+                else float("nan"),
+                "wall_time_s": 0.0,
+            }
+        ]
+        desc["training"] = {"n_fit": int(train_idx.size), "n_val": int(val_idx.size)}
     out_dir = Path(out_dir)
     _write_history(out_dir / "train_log.csv", history)
     save_model(out_dir, desc, params)

@@ -43,6 +43,16 @@ class FMSettings:
     patience: int = 20
     ema_decay: float = 0.99
 
+    def __post_init__(self):
+        for name in ("learning_rate", "batch_size", "max_steps", "eval_every", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"methods.fm.{name} must be a number > 0, got {value!r}")
+        for name in ("final_lr_fraction", "ema_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                raise ValueError(f"methods.fm.{name} must be in [0, 1), got {value!r}")
+
     @classmethod
     def from_dict(cls, d: dict) -> FMSettings:
         allowed = set(cls.__dataclass_fields__)
@@ -64,7 +74,7 @@ def force_loss_fn(energy_fn):
     return loss
 
 
-def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key, log=sys.stderr):
+def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key, log=None):
     """Fit ``params`` of ``energy_fn`` to mapped forces.
 
     Args:
@@ -78,6 +88,7 @@ def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key,
       (best_params, history): the averaged parameters with the lowest validation
       loss, and one dict per check with ``step, train_loss, val_loss, wall_time_s``.
     """
+    log = log if log is not None else sys.stderr
     R_tr, F_tr = (jnp.asarray(a, jnp.float32) for a in data_train)
     R_va, F_va = (jnp.asarray(a, jnp.float32) for a in data_val)
     n = R_tr.shape[0]

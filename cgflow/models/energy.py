@@ -30,7 +30,7 @@ from cgflow.io import read_json, write_json
 from cgflow.models.prior import prior_energy
 
 ACTIVATIONS = {"softplus": nn.softplus, "silu": nn.silu, "tanh": jnp.tanh, "gelu": nn.gelu}
-NETWORK_TYPES = ("mlp", "schnet")
+NETWORK_TYPES = ("mlp", "schnet", "none")
 SCHNET_DEFAULTS = {"features": 32, "interactions": 2, "rbf": 16, "cutoff": 0.5}
 
 
@@ -112,8 +112,10 @@ def build_energy(desc: dict):
     Returns:
       energy_fn taking network params and positions R of shape (n_beads, dim).
     """
-    module = _network(desc)
     prior = prior_energy(desc["prior"])
+    if desc["network"]["type"] == "none":
+        return lambda params, R: prior(R)
+    module = _network(desc)
     if desc["network"]["type"] == "schnet":
         species = jnp.asarray(desc["species_index"])
 
@@ -132,6 +134,8 @@ def build_energy(desc: dict):
 
 
 def init_params(desc: dict, key):
+    if desc["network"]["type"] == "none":
+        return {}
     module = _network(desc)
     if desc["network"]["type"] == "schnet":
         # a spread-out dummy configuration: init must not see coincident beads

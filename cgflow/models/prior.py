@@ -10,7 +10,12 @@ network learns the rest.  ``none``: zero energy.
 - bonds, U = k/2 (r - r0)^2, and angles, U = k/2 (theta - theta0)^2, with
   r0, theta0 the means and k = kT / variance (Boltzmann inversion);
 - dihedrals, U = sum_{n=1..N} a_n cos(n phi) + b_n sin(n phi): a least-squares fit
-  to the Boltzmann-inverted histogram -kT ln p(phi), weighted by bin counts;
+  to the Boltzmann-inverted histogram -kT ln p(phi), weighted by bin counts.  A
+  narrow dihedral (circular standard deviation below 30 degrees, e.g. across a
+  planar peptide group) fills too few bins for that fit, which then swings by
+  thousands of kT where no data are; it gets a periodic harmonic term
+  U = k/2 wrap(phi - phi0)^2 instead, with phi0 the circular mean and
+  k = kT / circular variance (Boltzmann inversion, like bonds);
 - a repulsion U = kT (sigma / r)^12 for bead pairs more than three bonds apart,
   sigma the closest distance observed for that pair: a pair costs kT at the
   closest approach the data show and rises steeply below it.
@@ -25,6 +30,7 @@ import numpy as np
 PRIOR_TYPES = ("harmonic_position", "bonded", "none")
 DIHEDRAL_TERMS = 3
 DIHEDRAL_BINS = 36
+NARROW_DIHEDRAL = np.radians(30.0)
 
 
 def fit_prior(prior_type: str, positions: np.ndarray, kT: float, topology: dict | None = None):
@@ -87,7 +93,8 @@ def _fit_bonded(positions: np.ndarray, kT: float, topology: dict) -> dict:
             )
         out[term] = {"idx": idx.tolist(), "k": k.tolist(), "x0": values.mean(axis=0).tolist()}
     idx = np.asarray(topology.get("dihedrals", []), int).reshape(-1, 4)
-    a, b = [], []
+    fourier = {"idx": [], "a": [], "b": []}
+    narrow = {"idx": [], "k": [], "x0": []}
     if len(idx):
         phi = np.asarray(jax.vmap(lambda r: geometry.dihedrals(r, idx))(R))
         edges = np.linspace(-np.pi, np.pi, DIHEDRAL_BINS + 1)
@@ -101,17 +108,29 @@ def _fit_bonded(positions: np.ndarray, kT: float, topology: dict) -> dict:
             ],
             axis=1,
         )
-        for column in phi.T:
+        for quad, column in zip(idx.tolist(), phi.T, strict=True):
+            mean = np.angle(np.mean(np.exp(1j * column)))
+            dev = np.angle(np.exp(1j * (column - mean)))  # wrapped to (-pi, pi]
             counts, _ = np.histogram(column, edges)
             seen = counts > 0
+            if dev.std() < NARROW_DIHEDRAL or seen.sum() < 2 * basis.shape[1]:
+                var = dev.var(ddof=1)
+                if not var > 0:
+                    raise ValueError(f"bonded prior: dihedral {quad} never moves in the data")
+                narrow["idx"].append(quad)
+                narrow["k"].append(kT / var)
+                narrow["x0"].append(float(mean))
+                continue
             u = -kT * np.log(counts[seen] / counts.sum())
             w = np.sqrt(counts[seen])
             coef, *_ = np.linalg.lstsq(basis[seen] * w[:, None], u * w, rcond=None)
             if not np.all(np.isfinite(coef)):
-                raise ValueError("bonded prior: dihedral fit is not finite")
-            a.append(coef[1 : 1 + DIHEDRAL_TERMS].tolist())
-            b.append(coef[1 + DIHEDRAL_TERMS :].tolist())
-    out["dihedrals"] = {"idx": idx.tolist(), "a": a, "b": b}
+                raise ValueError(f"bonded prior: dihedral {quad} fit is not finite")
+            fourier["idx"].append(quad)
+            fourier["a"].append(coef[1 : 1 + DIHEDRAL_TERMS].tolist())
+            fourier["b"].append(coef[1 + DIHEDRAL_TERMS :].tolist())
+    out["dihedrals"] = fourier
+    out["narrow_dihedrals"] = narrow
     bonded = _within_three_bonds(n_beads, topology.get("bonds", []))
     pairs = [(i, j) for i in range(n_beads) for j in range(i + 1, n_beads) if (i, j) not in bonded]
     sigma = []
@@ -173,6 +192,16 @@ def _bonded_energy(prior: dict):
             return jnp.sum(a * jnp.cos(phi) + b * jnp.sin(phi))
 
         terms.append(dihedral_energy)
+    narrow = prior.get("narrow_dihedrals", {"idx": []})
+    if narrow["idx"]:
+        quads_n = jnp.asarray(narrow["idx"]).reshape(-1, 4)
+        k_n, x0_n = jnp.asarray(narrow["k"]), jnp.asarray(narrow["x0"])
+
+        def narrow_energy(R, quads=quads_n, k=k_n, x0=x0_n):
+            d = geometry.dihedrals(R, quads) - x0
+            return 0.5 * jnp.sum(k * jnp.arctan2(jnp.sin(d), jnp.cos(d)) ** 2)
+
+        terms.append(narrow_energy)
     rep = prior["repulsion"]
     if rep["idx"]:
         pairs = jnp.asarray(rep["idx"]).reshape(-1, 2)

@@ -32,6 +32,8 @@ class SimSettings:
       friction: Langevin friction coefficient gamma (1 / time).
       max_position: a replica with any |coordinate| above this has blown up.
       chunk_steps: steps between blow-up checks and progress reports.
+      max_bond_stretch: a bond longer than this multiple of its reference length
+        (given to the simulator as ``bonds``) has blown up.
     """
 
     dt: float
@@ -42,6 +44,7 @@ class SimSettings:
     friction: float = 1.0
     max_position: float = 1e3
     chunk_steps: int = 5000
+    max_bond_stretch: float = 2.0
 
     def __post_init__(self):
         for name in ("dt", "friction", "max_position"):
@@ -55,7 +58,7 @@ class SimSettings:
 
 
 def simulate_langevin(
-    energy_fn, params, R0, masses, kT, settings: SimSettings, key, log=sys.stderr
+    energy_fn, params, R0, masses, kT, settings: SimSettings, key, log=None, bonds=None
 ):
     """Run ``settings.n_replicas`` Langevin replicas of ``energy_fn(params, R)``.
 
@@ -67,12 +70,14 @@ def simulate_langevin(
       kT: thermal energy.
       settings: SimSettings.
       key: JAX PRNG key.
+      bonds: optional (pairs (n, 2), reference lengths (n,)) checked for stretching.
 
     Returns:
       (frames, status): frames of shape (n_saved, n_replicas, beads, dim) holding
       production frames only; status is a JSON-ready dict (stable, steps_done,
       wall time, throughput).
     """
+    log = log if log is not None else sys.stderr
     s = settings
     R0 = jnp.asarray(R0, jnp.float32)
     if R0.shape[0] != s.n_replicas:
@@ -108,9 +113,20 @@ def simulate_langevin(
 
         return jax.lax.fori_loop(0, n_frames, body, (state, buf))
 
+    pairs, lengths = (np.asarray(bonds[0]), np.asarray(bonds[1])) if bonds else (None, None)
+
     def healthy(positions):
+        """Per replica: None when fine, else the reason it blew up."""
         flat = positions.reshape(positions.shape[0], -1)
-        return np.all(np.isfinite(flat), axis=1) & np.all(np.abs(flat) < s.max_position, axis=1)
+        reasons = np.full(positions.shape[0], None, dtype=object)
+        if pairs is not None and len(pairs):
+            d = np.linalg.norm(positions[:, pairs[:, 0]] - positions[:, pairs[:, 1]], axis=-1)
+            stretched = np.any(d > s.max_bond_stretch * lengths, axis=1)
+            reasons[stretched] = f"bond longer than {s.max_bond_stretch} x its length"
+        runaway = ~np.all(np.abs(flat) < s.max_position, axis=1)
+        reasons[runaway] = f"position beyond {s.max_position}"
+        reasons[~np.all(np.isfinite(flat), axis=1)] = "non-finite position"
+        return reasons
 
     # Equilibration is a whole number of save intervals whose frames are dropped.
     n_eq = -(-s.equilibration_steps // s.save_every)
@@ -149,15 +165,15 @@ def simulate_langevin(
 
 
 def _check(positions, healthy, step, status) -> bool:
-    ok = healthy(np.asarray(positions))
-    if ok.all():
+    reasons = healthy(np.asarray(positions))
+    bad = np.flatnonzero(reasons != None)  # noqa: E711 (object array)
+    if bad.size == 0:
         return True
-    bad = np.flatnonzero(~ok)
     status["stable"] = False
     status["failure"] = {
         "step": int(step),
         "replicas": bad.tolist(),
-        "reason": "non-finite or runaway positions",
+        "reason": str(reasons[bad[0]]),
     }
     return False
 

@@ -16,7 +16,10 @@ from cgflow.simulate.langevin import SimSettings, simulate_langevin
 def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str) -> dict:
     """Simulate a trained model at time step ``dt``; write samples.npz and status.json.
 
-    Replicas start from frames of the run's own training split.
+    Replicas start from frames of the run's own training split. Bonds of a
+    bonded prior are watched for stretching. For molecules the trajectory is also
+    written as ``trajectory.h5`` (MDTraj, CG topology), and ``status.json`` gives
+    ns/day per replica and summed over replicas.
     """
     energy_fn, params, desc = load_model(model_dir)
     data, meta = load_cg(data_path)
@@ -27,8 +30,18 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
     key, pick = jax.random.split(key)
     start = np.asarray(jax.random.choice(pick, train_idx, (settings.n_replicas,)))
+    bonds = None
+    if desc["prior"]["type"] == "bonded" and desc["prior"]["bonds"]["idx"]:
+        bonds = (desc["prior"]["bonds"]["idx"], desc["prior"]["bonds"]["x0"])
     frames, status = simulate_langevin(
-        energy_fn, params, data["positions"][start], desc["bead_masses"], desc["kT"], settings, key
+        energy_fn,
+        params,
+        data["positions"][start],
+        desc["bead_masses"],
+        desc["kT"],
+        settings,
+        key,
+        bonds=bonds,
     )
     n_t, n_rep = frames.shape[:2]
     positions = frames.transpose(1, 0, 2, 3).reshape((n_rep * n_t,) + frames.shape[2:])
@@ -39,6 +52,9 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
             "frame_order": "replica-major: frame = replica * n_saved + t",
         }
     )
+    if desc["units"]["time"] == "ps":
+        status["ns_per_day_per_replica"] = status["time_per_day_per_replica"] / 1000.0
+        status["ns_per_day_all_replicas"] = status["time_per_day_all_replicas"] / 1000.0
     out_dir = Path(out_dir)
     save_dataset(
         out_dir / "samples.npz",
@@ -51,5 +67,12 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
             "n_saved_per_replica": n_t,
         },
     )
+    system = study.build_system()
+    if hasattr(system, "cg_topology") and positions.shape[0]:
+        from cgflow.mapping.dataset import write_trajectory
+        from cgflow.systems import get_map
+
+        top = system.cg_topology(get_map(system, desc["mapping"]))
+        write_trajectory(out_dir / "trajectory.h5", positions, top)
     write_json(out_dir / "status.json", status)
     return status

@@ -1,7 +1,7 @@
 import itertools
 
 from cgflow.config import validate_config
-from cgflow.study import StudySettings
+from cgflow.study import StudySettings, method_settings
 
 # Stop before anything runs if the config is wrong; fills in schema defaults.
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -35,7 +35,7 @@ def runs():
         for temperature, mapping, method, n_train, seed in itertools.product(
             entry["temperatures"],
             entry["mappings"],
-            config["methods"],
+            method_settings(config, entry),
             entry.get("n_train", []),
             config["seeds"],
         ):
