@@ -114,3 +114,26 @@ def test_stretched_bond_is_a_blow_up():
     )
     assert status["stable"] is False
     assert status["failure"]["reason"].startswith("bond longer than 2.0")
+
+
+def test_overlapping_beads_are_a_blow_up():
+    def pulls_together(params, R):  # an attraction with no repulsive core
+        return 50.0 * jnp.sum((R[1] - R[0]) ** 2)
+
+    import jax
+
+    s = SimSettings(dt=0.005, n_steps=2000, save_every=10, n_replicas=4, chunk_steps=100)
+    R0 = jnp.tile(jnp.array([[0.0, 0, 0], [0.4, 0, 0]]), (4, 1, 1))
+    _, status = simulate_langevin(
+        pulls_together,
+        {},
+        R0,
+        [12.0, 12.0],
+        2.5,
+        s,
+        jax.random.PRNGKey(0),
+        log=io.StringIO(),
+        contacts=([[0, 1]], [0.35]),
+    )
+    assert status["stable"] is False
+    assert status["failure"]["reason"].startswith("beads closer than 0.5")

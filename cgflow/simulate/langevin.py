@@ -34,6 +34,8 @@ class SimSettings:
       chunk_steps: steps between blow-up checks and progress reports.
       max_bond_stretch: a bond longer than this multiple of its reference length
         (given to the simulator as ``bonds``) has blown up.
+      min_pair_fraction: two beads closer than this fraction of their closest
+        reference distance (given as ``contacts``) overlap: a blow-up.
     """
 
     dt: float
@@ -45,6 +47,7 @@ class SimSettings:
     max_position: float = 1e3
     chunk_steps: int = 5000
     max_bond_stretch: float = 2.0
+    min_pair_fraction: float = 0.5
 
     def __post_init__(self):
         for name in ("dt", "friction", "max_position"):
@@ -58,7 +61,16 @@ class SimSettings:
 
 
 def simulate_langevin(
-    energy_fn, params, R0, masses, kT, settings: SimSettings, key, log=None, bonds=None
+    energy_fn,
+    params,
+    R0,
+    masses,
+    kT,
+    settings: SimSettings,
+    key,
+    log=None,
+    bonds=None,
+    contacts=None,
 ):
     """Run ``settings.n_replicas`` Langevin replicas of ``energy_fn(params, R)``.
 
@@ -71,6 +83,8 @@ def simulate_langevin(
       settings: SimSettings.
       key: JAX PRNG key.
       bonds: optional (pairs (n, 2), reference lengths (n,)) checked for stretching.
+      contacts: optional (pairs (n, 2), closest reference distances (n,)) checked
+        for overlap.
 
     Returns:
       (frames, status): frames of shape (n_saved, n_replicas, beads, dim) holding
@@ -114,6 +128,9 @@ def simulate_langevin(
         return jax.lax.fori_loop(0, n_frames, body, (state, buf))
 
     pairs, lengths = (np.asarray(bonds[0]), np.asarray(bonds[1])) if bonds else (None, None)
+    close, closest = (
+        (np.asarray(contacts[0]), np.asarray(contacts[1])) if contacts else (None, None)
+    )
 
     def healthy(positions):
         """Per replica: None when fine, else the reason it blew up."""
@@ -123,6 +140,10 @@ def simulate_langevin(
             d = np.linalg.norm(positions[:, pairs[:, 0]] - positions[:, pairs[:, 1]], axis=-1)
             stretched = np.any(d > s.max_bond_stretch * lengths, axis=1)
             reasons[stretched] = f"bond longer than {s.max_bond_stretch} x its length"
+        if close is not None and len(close):
+            d = np.linalg.norm(positions[:, close[:, 0]] - positions[:, close[:, 1]], axis=-1)
+            overlap = np.any(d < s.min_pair_fraction * closest, axis=1)
+            reasons[overlap] = f"beads closer than {s.min_pair_fraction} x their closest distance"
         runaway = ~np.all(np.abs(flat) < s.max_position, axis=1)
         reasons[runaway] = f"position beyond {s.max_position}"
         reasons[~np.all(np.isfinite(flat), axis=1)] = "non-finite position"

@@ -30,9 +30,12 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
     key, pick = jax.random.split(key)
     start = np.asarray(jax.random.choice(pick, train_idx, (settings.n_replicas,)))
-    bonds = None
-    if desc["prior"]["type"] == "bonded" and desc["prior"]["bonds"]["idx"]:
-        bonds = (desc["prior"]["bonds"]["idx"], desc["prior"]["bonds"]["x0"])
+    bonds = contacts = None
+    if desc["prior"]["type"] == "bonded":
+        prior = desc["prior"]
+        bonds = (prior["bonds"]["idx"], prior["bonds"]["x0"]) if prior["bonds"]["idx"] else None
+        rep = prior["repulsion"]
+        contacts = (rep["idx"], rep["sigma"]) if rep["idx"] else None
     frames, status = simulate_langevin(
         energy_fn,
         params,
@@ -42,6 +45,7 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
         settings,
         key,
         bonds=bonds,
+        contacts=contacts,
     )
     n_t, n_rep = frames.shape[:2]
     positions = frames.transpose(1, 0, 2, 3).reshape((n_rep * n_t,) + frames.shape[2:])
