@@ -137,3 +137,44 @@ def test_overlapping_beads_are_a_blow_up():
     )
     assert status["stable"] is False
     assert status["failure"]["reason"].startswith("beads closer than 0.5")
+
+
+@pytest.mark.parametrize("thermostat, friction", [("langevin", 1.0), ("nose_hoover", 2.0)])
+def test_thermostats_hold_the_temperature(thermostat, friction):
+    """Equipartition in configuration space, <sum_i r_i . grad_i U> = N dim kT, for
+    8 beads in 3-D with a quartic confinement and springs between neighbours."""
+    import jax
+
+    k, q, ks, kT = 2.0, 0.5, 3.0, 1.3
+
+    def energy(params, R):
+        r2 = jnp.sum(R**2, axis=1)
+        return jnp.sum(0.5 * k * r2 + 0.25 * q * r2**2) + 0.5 * ks * jnp.sum((R[1:] - R[:-1]) ** 2)
+
+    s = SimSettings(
+        dt=0.05,
+        n_steps=20_000,
+        equilibration_steps=2000,
+        save_every=20,
+        n_replicas=16,
+        friction=friction,
+        thermostat=thermostat,
+    )
+    R0 = 0.3 * jax.random.normal(jax.random.PRNGKey(1), (16, 8, 3))
+    frames, status = simulate_langevin(
+        energy, {}, R0, jnp.ones(8), kT, s, jax.random.PRNGKey(2), log=io.StringIO()
+    )
+    assert status["stable"]
+    grad = jax.vmap(jax.grad(energy, argnums=1), (None, 0))
+    flat = jnp.asarray(frames.reshape(-1, 8, 3))
+    virial = np.asarray(jnp.sum(flat * grad({}, flat), axis=(1, 2)))
+    per_replica = virial.reshape(frames.shape[0], 16).mean(axis=0)
+    kT_conf = per_replica.mean() / (8 * 3)
+    sem = per_replica.std() / np.sqrt(16) / (8 * 3)
+    assert 4 * sem < 0.03 * kT, "test lacks the power to detect a 3 % error"
+    assert abs(kT_conf / kT - 1) < 0.03
+
+
+def test_unknown_thermostat_rejected():
+    with pytest.raises(ValueError, match="simulation.thermostat"):
+        SimSettings(dt=0.1, n_steps=10, thermostat="berendsen")

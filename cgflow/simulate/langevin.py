@@ -1,4 +1,4 @@
-"""Langevin dynamics of the CG model with JAX MD's BAOAB integrator.
+"""NVT dynamics of the CG model with JAX MD: BAOAB Langevin or a Nose-Hoover chain.
 
 Replicas are vmapped; the trajectory advances in chunks of ``lax.scan`` steps,
 and between chunks every replica is checked for non-finite or runaway positions.
@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax_md import simulate, space
 
+THERMOSTATS = ("langevin", "nose_hoover")
+
 
 @dataclass(frozen=True)
 class SimSettings:
@@ -34,6 +36,9 @@ class SimSettings:
       chunk_steps: steps between blow-up checks and progress reports.
       max_bond_stretch: a bond longer than this multiple of its reference length
         (given to the simulator as ``bonds``) has blown up.
+      thermostat: ``langevin`` (BAOAB; ``friction`` is gamma) or ``nose_hoover``
+        (a Nose-Hoover chain, JAX MD's defaults; ``friction`` is 1 / tau, the
+        coupling time of the chain).
       min_pair_fraction: two beads closer than this fraction of their closest
         reference distance (given as ``contacts``) overlap: a blow-up.
     """
@@ -48,8 +53,13 @@ class SimSettings:
     chunk_steps: int = 5000
     max_bond_stretch: float = 2.0
     min_pair_fraction: float = 0.5
+    thermostat: str = "langevin"
 
     def __post_init__(self):
+        if self.thermostat not in THERMOSTATS:
+            raise ValueError(
+                f"simulation.thermostat: unknown {self.thermostat!r}; allowed: {list(THERMOSTATS)}"
+            )
         for name in ("dt", "friction", "max_position"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"simulation.{name} must be > 0, got {getattr(self, name)}")
@@ -97,14 +107,15 @@ def simulate_langevin(
     if R0.shape[0] != s.n_replicas:
         raise ValueError(f"need {s.n_replicas} start configurations, got {R0.shape[0]}")
     _, shift = space.free()
-    init_fn, apply_fn = simulate.nvt_langevin(
-        lambda R, params: energy_fn(params, R),
-        shift,
-        dt=s.dt,
-        kT=kT,
-        gamma=s.friction,
-        center_velocity=R0.shape[1] > 1,
-    )
+    energy = lambda R, params: energy_fn(params, R)  # noqa: E731
+    if s.thermostat == "langevin":
+        init_fn, apply_fn = simulate.nvt_langevin(
+            energy, shift, dt=s.dt, kT=kT, gamma=s.friction, center_velocity=R0.shape[1] > 1
+        )
+    else:  # Nose-Hoover chain; friction is read as 1 / tau
+        init_fn, apply_fn = simulate.nvt_nose_hoover(
+            energy, shift, dt=s.dt, kT=kT, tau=1.0 / s.friction
+        )
     masses = jnp.asarray(masses, jnp.float32)
     keys = jax.random.split(key, s.n_replicas)
     state = jax.vmap(lambda k, R: init_fn(k, R, mass=masses, params=params))(keys, R0)
