@@ -155,6 +155,14 @@ def _evaluation_keys(system) -> set[str]:
     return set(params) - {"self", "cg_positions", "positions", "kT", "reference", "mapping"}
 
 
+def require_positive(settings, block: str, names) -> None:
+    """Raise ValueError naming ``block.name`` unless each named field is a number > 0."""
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"{block}.{name} must be a number > 0, got {value!r}")
+
+
 def system_entry(config: dict, system: str) -> dict:
     """The config block of ``system``, with a clear error for an unknown name."""
     if system not in config["systems"]:

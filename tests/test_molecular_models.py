@@ -29,6 +29,18 @@ def chain_samples(n, rng, kT, bond, angle, dihedral_u):
     return out
 
 
+def chain_model(prior, network):
+    """Description of a 5-bead chain model of one species."""
+    return {
+        "n_beads": 5,
+        "dim": 3,
+        "prior": prior,
+        "species_names": ["A"],
+        "species_index": [0] * 5,
+        "network": network,
+    }
+
+
 TOPOLOGY = {
     "bonds": [[0, 1], [1, 2], [2, 3], [3, 4]],
     "angles": [[0, 1, 2], [1, 2, 3], [2, 3, 4]],
@@ -61,14 +73,7 @@ def test_bonded_prior_energy_matches_its_terms():
     kT, rng = 2.5, np.random.default_rng(1)
     R = chain_samples(2000, rng, kT, (0.15, 4e4), (1.9, 300.0), lambda p: np.cos(p))
     prior = fit_prior("bonded", R, kT, TOPOLOGY)
-    desc = {
-        "n_beads": 5,
-        "dim": 3,
-        "prior": prior,
-        "species_names": ["A"],
-        "species_index": [0] * 5,
-        "network": {"type": "schnet", "features": 8, "interactions": 1, "rbf": 4},
-    }
+    desc = chain_model(prior, {"type": "schnet", "features": 8, "interactions": 1, "rbf": 4})
     energy = build_energy(desc)
     params = jax.tree.map(jnp.zeros_like, init_params(desc, jax.random.PRNGKey(0)))
     x = jnp.asarray(R[7])
@@ -174,14 +179,7 @@ def test_narrow_dihedral_gets_a_harmonic_term():
     np.testing.assert_allclose(prior["narrow_dihedrals"]["k"], k_true, rtol=0.05)
     np.testing.assert_allclose(np.abs(prior["narrow_dihedrals"]["x0"]), np.pi, atol=0.01)
     # and the energy is periodic: phi0 + d and phi0 + d - 2 pi are the same point
-    desc = {
-        "n_beads": 5,
-        "dim": 3,
-        "prior": prior,
-        "species_names": ["A"],
-        "species_index": [0] * 5,
-        "network": {"type": "none"},
-    }
+    desc = chain_model(prior, {"type": "none"})
     energy = build_energy(desc)
     e = float(energy({}, jnp.asarray(R[0])))
     assert np.isfinite(e) and e < 50 * kT

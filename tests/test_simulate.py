@@ -91,52 +91,31 @@ def test_bad_settings_rejected():
         SimSettings(dt=-0.1, n_steps=10)
 
 
-def test_stretched_bond_is_a_blow_up():
-    def pulls_apart(params, R):  # bead 1 is pushed away from bead 0 without bound
-        return -5.0 * jnp.sum((R[1] - R[0]) ** 2)
-
-    import jax
-
-    s = SimSettings(
-        dt=0.01, n_steps=2000, save_every=10, n_replicas=4, chunk_steps=100, max_bond_stretch=2.0
-    )
-    R0 = jnp.tile(jnp.array([[0.0, 0, 0], [0.15, 0, 0]]), (4, 1, 1))
-    frames, status = simulate_langevin(
-        pulls_apart,
-        {},
-        R0,
-        [12.0, 12.0],
-        2.5,
-        s,
-        jax.random.PRNGKey(0),
-        log=io.StringIO(),
-        bonds=([[0, 1]], [0.15]),
-    )
-    assert status["stable"] is False
-    assert status["failure"]["reason"].startswith("bond longer than 2.0")
+def pulls_apart(params, R):  # bead 1 is pushed away from bead 0 without bound
+    return -5.0 * jnp.sum((R[1] - R[0]) ** 2)
 
 
-def test_overlapping_beads_are_a_blow_up():
-    def pulls_together(params, R):  # an attraction with no repulsive core
-        return 50.0 * jnp.sum((R[1] - R[0]) ** 2)
+def pulls_together(params, R):  # an attraction with no repulsive core
+    return 50.0 * jnp.sum((R[1] - R[0]) ** 2)
 
+
+@pytest.mark.parametrize(
+    "energy, start, watch, reason",
+    [
+        (pulls_apart, 0.15, {"bonds": ([[0, 1]], [0.15])}, "bond longer than 2.0"),
+        (pulls_together, 0.4, {"contacts": ([[0, 1]], [0.35])}, "beads closer than 0.5"),
+    ],
+)
+def test_molecular_blow_ups_are_recorded(energy, start, watch, reason):
     import jax
 
     s = SimSettings(dt=0.005, n_steps=2000, save_every=10, n_replicas=4, chunk_steps=100)
-    R0 = jnp.tile(jnp.array([[0.0, 0, 0], [0.4, 0, 0]]), (4, 1, 1))
+    R0 = jnp.tile(jnp.array([[0.0, 0, 0], [start, 0, 0]]), (4, 1, 1))
     _, status = simulate_langevin(
-        pulls_together,
-        {},
-        R0,
-        [12.0, 12.0],
-        2.5,
-        s,
-        jax.random.PRNGKey(0),
-        log=io.StringIO(),
-        contacts=([[0, 1]], [0.35]),
+        energy, {}, R0, [12.0, 12.0], 2.5, s, jax.random.PRNGKey(0), log=io.StringIO(), **watch
     )
     assert status["stable"] is False
-    assert status["failure"]["reason"].startswith("beads closer than 0.5")
+    assert status["failure"]["reason"].startswith(reason)
 
 
 @pytest.mark.parametrize("thermostat, friction", [("langevin", 1.0), ("nose_hoover", 2.0)])

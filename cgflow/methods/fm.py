@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cgflow.config import require_positive
+
 
 @dataclass(frozen=True)
 class FMSettings:
@@ -44,10 +46,8 @@ class FMSettings:
     ema_decay: float = 0.99
 
     def __post_init__(self):
-        for name in ("learning_rate", "batch_size", "max_steps", "eval_every", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"methods.fm.{name} must be a number > 0, got {value!r}")
+        names = ("learning_rate", "batch_size", "max_steps", "eval_every", "patience")
+        require_positive(self, "methods.fm", names)
         for name in ("final_lr_fraction", "ema_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax_md import simulate, space
 
+from cgflow.config import require_positive
+
 THERMOSTATS = ("langevin", "nose_hoover")
 
 
@@ -60,12 +62,16 @@ class SimSettings:
             raise ValueError(
                 f"simulation.thermostat: unknown {self.thermostat!r}; allowed: {list(THERMOSTATS)}"
             )
-        for name in ("dt", "friction", "max_position"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"simulation.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("n_steps", "save_every", "n_replicas", "chunk_steps"):
-            if not getattr(self, name) >= 1:
-                raise ValueError(f"simulation.{name} must be >= 1, got {getattr(self, name)}")
+        names = (
+            "dt",
+            "friction",
+            "max_position",
+            "n_steps",
+            "save_every",
+            "n_replicas",
+            "chunk_steps",
+        )
+        require_positive(self, "simulation", names)
         if self.equilibration_steps < 0:
             raise ValueError("simulation.equilibration_steps must be >= 0")
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cgflow.config import require_positive
 from cgflow.mapping.linear import LinearMap, aggregate_constraints, slice_map
 
 FORCEFIELDS = {
@@ -88,15 +89,14 @@ class MDSettings:
     seed: int = 0
 
     def __post_init__(self):
-        for f in (
+        names = (
             "timestep_fs",
             "friction_per_ps",
             "production_ps",
             "save_interval_ps",
             "checkpoint_interval_ps",
-        ):
-            if not getattr(self, f) > 0:
-                raise ValueError(f"reference.{f} must be > 0, got {getattr(self, f)}")
+        )
+        require_positive(self, "reference", names)
         if self.equilibration_ps < 0:
             raise ValueError("reference.equilibration_ps must be >= 0")
         if self.platform not in PLATFORMS:
