@@ -102,23 +102,37 @@ def _profiles_1d(ref, models):
 
 
 def _surfaces_2d(ref, models):
-    panels = [("reference", ref["fes_reference_kT"])]
+    """Top row: the reference phi/psi surface and each model's at the largest n_train.
+    Bottom row: 1-D PMFs along phi and psi (marginals), reference and models."""
+    panels = [("reference", ref, "fes_reference_kT")]
     if models:
         n_max = max(r["n_train"] for r, _ in models)
         for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["dt"])):
             if run["n_train"] == n_max:
-                panels.append((f"{run['method']} n={n_max} dt={run['dt']:g}", c["fes_model_kT"]))
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(3.6 * len(panels) + 1.2, 3.8), squeeze=False, layout="constrained"
-    )
+                panels.append((f"{run['method']} n={n_max} dt={run['dt']:g}", c, "fes_model_kT"))
+    n = len(panels)
+    fig = plt.figure(figsize=(max(3.6 * n + 1.2, 8.0), 7.0), layout="constrained")
+    grid = fig.add_gridspec(2, 1)
+    top_row, bottom_row = grid[0].subgridspec(1, n), grid[1].subgridspec(1, 2)
     edges = np.degrees(ref["phi_edges"])
-    for ax, (title, fes) in zip(axes[0], panels, strict=True):
-        mesh = ax.pcolormesh(edges, edges, fes.T, cmap="viridis", vmin=0, vmax=8)
+    top = [fig.add_subplot(top_row[0, k]) for k in range(n)]
+    for ax, (title, curves, key) in zip(top, panels, strict=True):
+        mesh = ax.pcolormesh(edges, edges, curves[key].T, cmap="viridis", vmin=0, vmax=8)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("phi / deg")
         ax.set_aspect("equal")
-    axes[0][0].set_ylabel("psi / deg")
-    fig.colorbar(mesh, ax=axes[0].tolist(), label="free energy / kT")
+    top[0].set_ylabel("psi / deg")
+    fig.colorbar(mesh, ax=top, label="free energy / kT")
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    for k, name in enumerate(("phi", "psi")):
+        ax = fig.add_subplot(bottom_row[0, k])
+        ax.plot(centres, ref[f"pmf_{name}_reference_kT"], "k-", lw=2.5, label="reference")
+        for title, curves, _ in panels[1:]:
+            ax.plot(centres, curves[f"pmf_{name}_model_kT"], lw=1.2, label=title)
+        ax.set_xlabel(f"{name} / deg")
+        ax.set_ylabel("PMF / kT")
+        ax.set_ylim(-0.3, 8)
+        ax.legend(fontsize=7)
     return fig
 
 

@@ -482,4 +482,9 @@ def evaluate_fes(
         "fes_reference_kT": np.where(mask, f_ref - f0, np.nan),
         "fes_model_kT": np.where(p_mod > 0, free_energy(p_mod) - f0, np.nan),
     }
+    for axis, name in ((1, "phi"), (0, "psi")):  # 1-D PMFs: marginals of the 2-D histograms
+        for which, p in (("reference", p_ref), ("model", p_mod)):
+            marginal = p.sum(axis=axis)
+            pmf = free_energy(marginal)
+            curves[f"pmf_{name}_{which}_kT"] = pmf - np.min(pmf[np.isfinite(pmf)])
     return metrics, curves
