@@ -8,6 +8,7 @@ step of the study starts.
 from __future__ import annotations
 
 import inspect
+from dataclasses import fields
 from pathlib import Path
 
 import jsonschema
@@ -161,6 +162,22 @@ def require_positive(settings, block: str, names) -> None:
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             raise ValueError(f"{block}.{name} must be a number > 0, got {value!r}")
+
+
+def settings_from(cls, values: dict | None, owner: str, block: str):
+    """Build dataclass ``cls`` from a config block, rejecting keys it does not have.
+
+    Raises:
+      ValueError: ``<owner>: unknown <block> keys [...]; allowed: [...]``.
+    """
+    values = dict(values or {})
+    allowed = {f.name for f in fields(cls)}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValueError(
+            f"{owner}: unknown {block} keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
+    return cls(**values)
 
 
 def system_entry(config: dict, system: str) -> dict:

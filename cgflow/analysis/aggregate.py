@@ -17,11 +17,10 @@ from cgflow.io import load_dataset, read_json  # noqa: E402
 COLUMNS = list(RUN_KEYS[:-1]) + ["metric", "value", "run_dir"]
 
 
-def collect(metric_files: list[str]) -> pd.DataFrame:
-    """One row per (run, metric), columns as in DESIGN.md."""
+def collect(records: list[dict]) -> pd.DataFrame:
+    """One row per (run, metric), columns as in DESIGN.md, from metrics.json records."""
     rows = []
-    for f in metric_files:
-        rec = read_json(f)
+    for rec in records:
         for metric, value in rec["metrics"].items():
             rows.append({**rec["run"], "metric": metric, "value": value})
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -33,7 +32,8 @@ def collect(metric_files: list[str]) -> pd.DataFrame:
 
 
 def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> pd.DataFrame:
-    df = collect(metric_files)
+    records = [read_json(f) for f in metric_files]
+    df = collect(records)
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_csv.with_suffix(".csv.tmp")
@@ -41,7 +41,7 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> p
     tmp.replace(out_csv)
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
-    plot_profiles(metric_files, figures)
+    plot_profiles(metric_files, records, figures)
     plot_error_vs_n_train(df, figures)
     return df
 
@@ -49,7 +49,7 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> p
 PRIMARY_METRICS = ("pmf_rmse_kT", "fes_rmse_kT")
 
 
-def plot_profiles(metric_files: list[str], figures: Path) -> None:
+def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -> None:
     """Per (system, mapping, temperature): the reference free energy and each model's.
 
     1-D profiles (double well): one panel per dt, a line per (method, n_train).
@@ -57,8 +57,8 @@ def plot_profiles(metric_files: list[str], figures: Path) -> None:
     Curves of the first seed are drawn.
     """
     groups: dict[tuple, list] = {}
-    for f in metric_files:
-        run = read_json(f)["run"]
+    for f, rec in zip(metric_files, records, strict=True):
+        run = rec["run"]
         curves, _ = load_dataset(Path(f).with_name("curves.npz"))
         if "centres" in curves or "fes_reference_kT" in curves:
             key = (run["system"], run["mapping"], run["temperature"])

@@ -63,10 +63,11 @@ def train(
     prior = read_json(prior_path)
     train_idx, val_idx = run_split(study, data["positions"].shape[0], n_train, seed)
     R, F = data["positions"], data["forces"]
-    R_tr = R[train_idx]
     net = dict(study.entry["network"]) if method != "prior" else {"type": "none"}
-    net["input_shift"] = R_tr.mean(axis=0).tolist()
-    net["input_scale"] = np.maximum(R_tr.std(axis=0), 1e-6).tolist()
+    if net["type"] == "mlp":  # the MLP sees coordinates standardised on the training split
+        R_tr = R[train_idx]
+        net["input_shift"] = R_tr.mean(axis=0).tolist()
+        net["input_scale"] = np.maximum(R_tr.std(axis=0), 1e-6).tolist()
     desc = {
         "system": study.system,
         "mapping": meta["mapping"]["name"],

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cgflow.config import require_positive
+from cgflow.config import require_positive, settings_from
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,7 @@ class FMSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> FMSettings:
-        allowed = set(cls.__dataclass_fields__)
-        unknown = set(d) - allowed
-        if unknown:
-            raise ValueError(
-                f"methods.fm: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
-            )
-        return cls(**d)
+        return settings_from(cls, d, "methods", "fm")
 
 
 def force_loss_fn(energy_fn):

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from cgflow.config import require_positive
+from cgflow.config import require_positive, settings_from
 from cgflow.mapping.linear import LinearMap, aggregate_constraints, slice_map
 
 FORCEFIELDS = {
@@ -53,15 +53,6 @@ PLATFORMS = ("auto", "CUDA", "OpenCL", "CPU", "Reference")
 UNITS = {"length": "nm", "time": "ps", "energy": "kJ/mol", "mass": "amu", "temperature": "K"}
 BACKBONE = [("ACE", "C"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "C"), ("NME", "N")]
 MOLAR_GAS_CONSTANT = 8.314462618e-3  # kJ/(mol K)
-
-
-def _check_keys(block: str, given: dict, cls) -> None:
-    allowed = {f.name for f in fields(cls)}
-    unknown = set(given) - allowed
-    if unknown:
-        raise ValueError(
-            f"alanine_dipeptide: unknown {block} keys {sorted(unknown)}; allowed: {sorted(allowed)}"
-        )
 
 
 @dataclass(frozen=True)
@@ -184,15 +175,11 @@ class AlanineDipeptide:
 
     @classmethod
     def from_settings(cls, settings: dict) -> AlanineDipeptide:
-        pot = dict(settings.get("potential") or {})
-        _check_keys("potential", pot, cls)
-        return cls(**pot)
+        return settings_from(cls, settings.get("potential"), "alanine_dipeptide", "potential")
 
     @staticmethod
     def reference_settings(entry: dict) -> MDSettings:
-        ref = dict(entry.get("reference") or {})
-        _check_keys("reference", ref, MDSettings)
-        return MDSettings(**ref)
+        return settings_from(MDSettings, entry.get("reference"), "alanine_dipeptide", "reference")
 
     def n_reference_frames(self, entry: dict) -> int:
         return self.reference_settings(entry).n_frames
@@ -262,11 +249,12 @@ class AlanineDipeptide:
         solute = np.arange(22)
         return topology, positions, system, solute
 
-    def constrained_pairs(self) -> list[tuple[int, int]]:
+    def constrained_pairs(self, topology=None) -> list[tuple[int, int]]:
         """Solute atom pairs held at fixed distance by the chosen constraints."""
         if self.constraints == "none":
             return []
-        topology, _ = self.load_structure()
+        if topology is None:
+            topology, _ = self.load_structure()
         return [
             (a.index, b.index)
             for a, b in topology.bonds()
@@ -297,7 +285,7 @@ class AlanineDipeptide:
             species = [atoms[i].name for i in idx]  # CH3, C, O, N, CA, CB
             m = slice_map(name, len(atoms), idx, names, masses, species)
             if self.constraints == "hbonds":
-                m = aggregate_constraints(m, self.constrained_pairs())
+                m = aggregate_constraints(m, self.constrained_pairs(topology))
             out[name] = m
         return out
 

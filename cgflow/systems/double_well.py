@@ -17,11 +17,12 @@ The "all-atom" configuration is stored as two 1-D particles, x1 and x2
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from cgflow.analysis.fes import bin_probabilities, free_energy, js_divergence, shifted_rmse
+from cgflow.config import settings_from
 from cgflow.io import save_dataset
 from cgflow.mapping import LinearMap, slice_map
 
@@ -83,29 +84,12 @@ class DoubleWell:
 
     @classmethod
     def from_settings(cls, settings: dict) -> DoubleWell:
-        pot = dict(settings.get("potential") or {})
-        unknown = set(pot) - {"c", "d", "coupling"}
-        if unknown:
-            raise ValueError(
-                f"double_well: unknown potential keys {sorted(unknown)}; "
-                "allowed: ['c', 'coupling', 'd']"
-            )
-        return cls(
-            c=float(pot.get("c", 0.0)),
-            d=float(pot.get("d", 1.0)),
-            coupling=str(pot.get("coupling", "sin")),
-        )
+        system = settings_from(cls, settings.get("potential"), "double_well", "potential")
+        return cls(c=float(system.c), d=float(system.d), coupling=str(system.coupling))
 
     @staticmethod
     def reference_settings(entry: dict) -> ExactSettings:
-        ref = dict(entry.get("reference") or {})
-        unknown = set(ref) - {f.name for f in fields(ExactSettings)}
-        if unknown:
-            raise ValueError(
-                f"double_well: unknown reference keys {sorted(unknown)}; "
-                "allowed: ['n_samples', 'seed']"
-            )
-        return ExactSettings(**ref)
+        return settings_from(ExactSettings, entry.get("reference"), "double_well", "reference")
 
     def n_reference_frames(self, entry: dict) -> int:
         return self.reference_settings(entry).n_samples
