@@ -21,6 +21,10 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/evaluate.smk"
 
 
+localrules:
+    all,
+
+
 rule all:
     input:
         "results/summary.csv",

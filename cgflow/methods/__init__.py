@@ -17,6 +17,7 @@ from cgflow.io import load_dataset, read_json, write_json
 from cgflow.methods.data import split_indices
 from cgflow.methods.fm import FMSettings, force_loss_fn, train_fm
 from cgflow.models import build_energy, fit_prior, init_params, save_model
+from cgflow.runtime import jax_device_info
 
 METHODS = ("fm", "prior")
 """``fm``: prior + network by force matching; ``prior``: the fitted prior alone, no
@@ -84,6 +85,7 @@ def train(
         "seed": seed,
         "units": meta["units"],
     }
+    device = jax_device_info("train")
     energy_fn = build_energy(desc)
     key = jax.random.PRNGKey(seed)
     params = init_params(desc, jax.random.fold_in(key, KEY_INIT))
@@ -117,6 +119,7 @@ def train(
             }
         ]
         desc["training"] = {"n_fit": int(train_idx.size), "n_val": int(val_idx.size)}
+    desc["training"]["device"] = device
     out_dir = Path(out_dir)
     _write_history(out_dir / "train_log.csv", history)
     save_model(out_dir, desc, params)

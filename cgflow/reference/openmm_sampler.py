@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cgflow.io import atomic_write, save_dataset
+from cgflow.runtime import scheduler_info, warn_if_gpu_unused
 from cgflow.systems.alanine_dipeptide import MOLAR_GAS_CONSTANT
 
 PLATFORM_ORDER = ("CUDA", "OpenCL", "CPU")
@@ -44,6 +45,14 @@ def make_simulation(topology, system, integrator, platform: str):
             errors.append(f"{name}: {err}")
             integrator = mm.XmlSerializer.clone(integrator)
     raise RuntimeError("no usable OpenMM platform: " + "; ".join(errors))
+
+
+def platform_device(sim) -> dict:
+    """The platform's own description of where it runs: GPU name and index, or CPU threads."""
+    plat = sim.context.getPlatform()
+    wanted = ("DeviceName", "DeviceIndex", "CudaDeviceIndex", "OpenCLDeviceIndex", "Threads")
+    names = set(plat.getPropertyNames())
+    return {name: plat.getPropertyValue(sim.context, name) for name in wanted if name in names}
 
 
 def _fingerprint(system_desc: dict, temperature: float, md: dict) -> str:
@@ -77,7 +86,13 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
     )
     integrator.setRandomNumberSeed(md.seed + 1)
     sim, platform = make_simulation(topology, system, integrator, md.platform)
-    print(f"sample: {system.getNumParticles()} atoms, platform {platform}", file=log, flush=True)
+    device = platform_device(sim)
+    print(
+        f"sample: {system.getNumParticles()} atoms, platform {platform} {device}",
+        file=log,
+        flush=True,
+    )
+    warn_if_gpu_unused("sample", platform, log)
     fingerprint = _fingerprint(system_def.describe(), temperature, asdict(md))
     partial = partial_path(out)
     n_frames = md.n_frames
@@ -128,6 +143,7 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
         "units": system_def.units,
         "sampler": "OpenMM LangevinMiddleIntegrator",
         "platform": platform,
+        "device": {**device, **scheduler_info()},
         "ns_per_day": ns_per_day,
         "n_atoms_simulated": system.getNumParticles(),
         "n_frames": n_frames,
@@ -136,7 +152,7 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
         "openmm_version": mm.__version__,
         "constraints": system_def.constraints,
     }
-    solute_top = mdtraj.Topology.from_openmm(system_def.load_structure()[0])
+    solute_top = system_def.load_topology()
     traj = mdtraj.Trajectory(
         frames["positions"], solute_top, time=np.arange(1, n_frames + 1) * md.save_interval_ps
     )

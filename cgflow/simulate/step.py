@@ -10,6 +10,7 @@ import numpy as np
 from cgflow.io import save_dataset, write_json
 from cgflow.methods import KEY_SIMULATE, load_cg, run_split
 from cgflow.models import load_model
+from cgflow.runtime import jax_device_info
 from cgflow.simulate.langevin import SimSettings, simulate_langevin
 
 
@@ -21,6 +22,7 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     written as ``trajectory.h5`` (MDTraj, CG topology), and ``status.json`` gives
     ns/day per replica and summed over replicas.
     """
+    device = jax_device_info("simulate")
     energy_fn, params, desc = load_model(model_dir)
     data, meta = load_cg(data_path)
     sim = {k: v for k, v in study.entry["simulation"].items() if k != "dt"}
@@ -52,6 +54,7 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     status.update(
         {
             "model": str(model_dir),
+            "device": device,
             "time_unit": desc["units"]["time"],
             "frame_order": "replica-major: frame = replica * n_saved + t",
         }

@@ -212,6 +212,25 @@ class AlanineDipeptide:
             )
         return pdb.topology, pdb.positions
 
+    def load_topology(self):
+        """MDTraj topology of the solute (no OpenMM needed: the JAX-side steps use it)."""
+        import mdtraj as md
+
+        path = self.pdb_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"alanine_dipeptide: PDB file {path} not found")
+        try:
+            top = md.load_topology(str(path))
+        except Exception as err:
+            raise ValueError(f"alanine_dipeptide: cannot read PDB {path}: {err}") from None
+        names = [r.name for r in top.residues]
+        if names != ["ACE", "ALA", "NME"] or top.n_atoms != 22:
+            raise ValueError(
+                f"alanine_dipeptide: {path} must hold ACE-ALA-NME with 22 atoms "
+                f"(found residues {names}, {top.n_atoms} atoms)"
+            )
+        return top
+
     def forcefield_object(self):
         import openmm.app as app
 
@@ -254,22 +273,22 @@ class AlanineDipeptide:
         if self.constraints == "none":
             return []
         if topology is None:
-            topology, _ = self.load_structure()
+            topology = self.load_topology()
         return [
             (a.index, b.index)
-            for a, b in topology.bonds()
+            for a, b in topology.bonds
             if "H" in (a.element.symbol, b.element.symbol)
         ]
 
     # --- CG maps and topology -------------------------------------------------------
     def mappings(self) -> dict[str, LinearMap]:
-        topology, _ = self.load_structure()
-        atoms = list(topology.atoms())
+        topology = self.load_topology()
+        atoms = list(topology.atoms)
         heavy = [a.index for a in atoms if a.element.symbol != "H"]
         key = {(a.residue.name, a.name): a.index for a in atoms}
         backbone = [key[k] for k in BACKBONE]
         hydrogens = {i: [] for i in range(len(atoms))}
-        for a, b in topology.bonds():
+        for a, b in topology.bonds:
             if b.element.symbol == "H":
                 hydrogens[a.index].append(b.index)
             if a.element.symbol == "H":
@@ -277,8 +296,7 @@ class AlanineDipeptide:
         out = {}
         for name, idx in (("heavy_atoms", heavy), ("backbone", backbone)):
             masses = [
-                atoms[i].element.mass._value
-                + sum(atoms[h].element.mass._value for h in hydrogens[i])
+                atoms[i].element.mass + sum(atoms[h].element.mass for h in hydrogens[i])
                 for i in idx
             ]
             names = [f"{atoms[i].residue.name}-{atoms[i].name}" for i in idx]
@@ -294,8 +312,7 @@ class AlanineDipeptide:
         beads whose atoms are bonded or one unmapped atom apart."""
         import mdtraj as md
 
-        topology, _ = self.load_structure()
-        aa = md.Topology.from_openmm(topology)
+        aa = self.load_topology()
         idx = [int(np.flatnonzero(row)[0]) for row in cg_map.coord_matrix]
         top = md.Topology()
         chain = top.add_chain()
@@ -340,8 +357,7 @@ class AlanineDipeptide:
     # --- observables ---------------------------------------------------------------
     def dihedral_indices(self, cg_map: LinearMap) -> dict[str, list[int]]:
         """Bead indices of phi (C-N-CA-C) and psi (N-CA-C-N)."""
-        topology, _ = self.load_structure()
-        atoms = list(topology.atoms())
+        atoms = list(self.load_topology().atoms)
         src = [int(np.flatnonzero(row)[0]) for row in cg_map.coord_matrix]
         where = {(atoms[i].residue.name, atoms[i].name): p for p, i in enumerate(src)}
         phi = [where[k] for k in BACKBONE[:4]]

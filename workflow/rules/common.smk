@@ -1,12 +1,11 @@
 import itertools
+import os
 
 from cgflow.config import validate_config
 from cgflow.study import StudySettings, method_settings
 
 # Stop before anything runs if the config is wrong; fills in schema defaults.
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
-
-ENV = "../../envs/cgflow.yaml"
 
 
 wildcard_constraints:
@@ -92,3 +91,17 @@ def reference_size(wildcards):
 def reference_seed(wildcards):
     entry = config["systems"][wildcards.system]
     return reference_system(wildcards).reference_settings(entry).seed
+
+
+def conda_env(side, gpu=False):
+    """Conda environment file for one side of the DAG, "openmm" or "jax" (--sdm conda).
+
+    Rules that a cluster profile sends to GPU nodes (gpu=True) take the CUDA build when
+    the environment variable CGFLOW_CUDA_ENVS=1 is set; every other rule, and every rule
+    on a laptop, takes the CPU build.
+    """
+    flag = os.environ.get("CGFLOW_CUDA_ENVS", "0")
+    if flag not in ("0", "1"):
+        raise WorkflowError(f"CGFLOW_CUDA_ENVS must be 0 or 1, not {flag!r}")
+    variant = "-cuda" if gpu and flag == "1" else ""
+    return f"../../envs/{side}{variant}.yaml"

@@ -9,7 +9,7 @@ rule evaluate:
     log:
         "logs/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/evaluate.log",
     conda:
-        ENV
+        conda_env("jax")
     resources:
         mem_mb=2000,
         runtime=10,
@@ -31,7 +31,7 @@ rule evaluate_reference:
     log:
         "logs/{system}/{mapping}/T{temperature}/reference/evaluate.log",
     conda:
-        ENV
+        conda_env("jax")
     resources:
         mem_mb=2000,
         runtime=10,
@@ -59,7 +59,7 @@ rule aggregate:
     log:
         "logs/aggregate.log",
     conda:
-        ENV
+        conda_env("jax")
     resources:
         mem_mb=2000,
         runtime=10,

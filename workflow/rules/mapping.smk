@@ -6,7 +6,7 @@ rule map_to_cg:
     log:
         "logs/{system}/{mapping}/T{temperature}/map.log",
     conda:
-        ENV
+        conda_env("openmm")
     resources:
         mem_mb=4000,
         runtime=30,

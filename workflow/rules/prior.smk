@@ -6,7 +6,7 @@ rule fit_prior:
     log:
         "logs/{system}/{mapping}/T{temperature}/prior/n{n_train}_s{seed}.log",
     conda:
-        ENV
+        conda_env("jax")
     resources:
         mem_mb=2000,
         runtime=10,

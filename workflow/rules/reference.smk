@@ -6,7 +6,7 @@ rule sample_reference:
     benchmark:
         "benchmarks/{system}/reference/T{temperature}/sample.tsv"
     conda:
-        ENV
+        conda_env("openmm", gpu=True)
     resources:
         mem_mb=4000,
         runtime=120,

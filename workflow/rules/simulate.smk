@@ -11,7 +11,7 @@ rule simulate_cg:
     benchmark:
         "benchmarks/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.tsv"
     conda:
-        ENV
+        conda_env("jax", gpu=True)
     resources:
         mem_mb=4000,
         runtime=240,

@@ -1,0 +1,70 @@
+"""What hardware a step actually ran on, for the run's metadata and its log.
+
+On a cluster the scheduler may hand a job a GPU that the installed builds cannot use
+(CPU-only JAX, OpenMM without its CUDA plugin). The job still runs, on the CPU, so the
+metadata records the device that was used and the log says when a GPU went unused.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Variables Slurm sets in a job with a GPU allocation, and CUDA's own device mask.
+_GPU_ENV = (
+    "SLURM_JOB_ID",
+    "SLURM_JOB_PARTITION",
+    "SLURM_GPUS",
+    "SLURM_JOB_GPUS",
+    "SLURM_STEP_GPUS",
+)
+
+
+def scheduler_info() -> dict:
+    """Slurm job and GPU variables of this process (empty outside a Slurm job)."""
+    info = {k.lower(): os.environ[k] for k in _GPU_ENV if k in os.environ}
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        info["cuda_visible_devices"] = os.environ["CUDA_VISIBLE_DEVICES"]
+    return info
+
+
+def gpu_allocated() -> bool:
+    """True when Slurm gave this job (or job step) at least one GPU.
+
+    Slurm sets CUDA_VISIBLE_DEVICES for an allocated GPU; inside a job step that
+    Snakemake starts with srun, the SLURM_*GPUS variables of the batch job may be gone.
+    """
+    if "SLURM_JOB_ID" not in os.environ:
+        return False
+    names = ("SLURM_GPUS", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES")
+    return any(os.environ.get(name) for name in names)
+
+
+def warn_if_gpu_unused(step: str, backend: str, log=None) -> None:
+    """Say on the log when a GPU was allocated but the step runs on ``backend`` (a CPU)."""
+    if gpu_allocated() and backend.lower() in ("cpu", "reference"):
+        print(
+            f"{step}: WARNING: this job was allocated a GPU but runs on {backend}; "
+            "install the CUDA builds (pip install -e '.[cuda]', or CGFLOW_CUDA_ENVS=1 "
+            "with --sdm conda)",
+            file=log or sys.stderr,
+            flush=True,
+        )
+
+
+def jax_device_info(step: str, log=None) -> dict:
+    """Backend and devices JAX computes on, plus the scheduler's view; logs one line."""
+    import jax
+
+    devices = jax.devices()
+    info = {
+        "backend": jax.default_backend(),
+        "device_kind": devices[0].device_kind,
+        "n_devices": len(devices),
+        "jax_version": jax.__version__,
+        **scheduler_info(),
+    }
+    log = log or sys.stderr
+    print(f"{step}: JAX on {info['backend']} ({info['device_kind']})", file=log, flush=True)
+    warn_if_gpu_unused(step, info["backend"], log)
+    return info

@@ -1,0 +1,49 @@
+"""Device records: what a step ran on, and a warning when a Slurm GPU goes unused."""
+
+import io
+
+from cgflow.runtime import gpu_allocated, jax_device_info, warn_if_gpu_unused
+
+SLURM_VARS = ("SLURM_JOB_ID", "SLURM_GPUS", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS")
+
+
+def clear(monkeypatch):
+    for name in SLURM_VARS + ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_PARTITION"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_no_gpu_outside_slurm(monkeypatch):
+    clear(monkeypatch)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # a workstation: not a Slurm allocation
+    assert not gpu_allocated()
+    log = io.StringIO()
+    warn_if_gpu_unused("train", "cpu", log)
+    assert log.getvalue() == ""
+
+
+def test_unused_slurm_gpu_is_reported(monkeypatch):
+    clear(monkeypatch)
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    assert not gpu_allocated()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # what Slurm sets inside a GPU job step
+    assert gpu_allocated()
+    log = io.StringIO()
+    warn_if_gpu_unused("sample", "CPU", log)
+    assert "allocated a GPU but runs on CPU" in log.getvalue()
+    log = io.StringIO()
+    warn_if_gpu_unused("sample", "CUDA", log)
+    assert log.getvalue() == ""
+
+
+def test_jax_device_info_records_backend_and_allocation(monkeypatch):
+    clear(monkeypatch)
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_JOB_PARTITION", "gpu")
+    monkeypatch.setenv("SLURM_JOB_GPUS", "0")
+    log = io.StringIO()
+    info = jax_device_info("simulate", log)
+    assert info["backend"] == "cpu" and info["n_devices"] >= 1
+    assert info["slurm_job_id"] == "7" and info["slurm_job_gpus"] == "0"
+    assert info["slurm_job_partition"] == "gpu"
+    assert "simulate: JAX on cpu" in log.getvalue()
+    assert "WARNING" in log.getvalue()
