@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=_pos_int, required=True)
     p.add_argument("--seed", type=_nonneg_int, required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--dt", type=_pos_float, help="CG time step RE trains at (re, fm_re)")
+    p.add_argument("--init-model", help="FM model folder fm_re starts from")
+    p.add_argument("--checkpoint", help="RE checkpoint file: written, and resumed from")
 
     p = sub.add_parser("simulate", help="Langevin simulation of a trained model")
     _study_args(p)
@@ -157,7 +160,18 @@ def _run(args) -> int:
     elif args.step == "train":
         from cgflow.methods import train
 
-        train(study, args.method, args.data, args.prior, args.n_train, args.seed, args.out_dir)
+        train(
+            study,
+            args.method,
+            args.data,
+            args.prior,
+            args.n_train,
+            args.seed,
+            args.out_dir,
+            dt=args.dt,
+            init_model=args.init_model,
+            checkpoint=args.checkpoint,
+        )
     elif args.step == "simulate":
         from cgflow.simulate import simulate_step
 

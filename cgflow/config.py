@@ -126,14 +126,24 @@ def _semantic_problems(config: dict) -> list[str]:
                     f"it runs {sorted(config['methods'])}"
                 )
             elif m == "fm":
-                from cgflow.methods.fm import FMSettings
+                from cgflow.method_settings import FMSettings
 
                 try:
                     FMSettings.from_dict({**(config["methods"]["fm"] or {}), **block})
                 except (TypeError, ValueError) as err:
                     problems.append(f"{where}.methods.fm: {err}")
+            elif m in ("re", "fm_re"):
+                from cgflow.method_settings import RESettings
+
+                try:
+                    RESettings.from_dict({**(config["methods"][m] or {}), **block}, m)
+                except (TypeError, ValueError) as err:
+                    problems.append(f"{where}.methods.{m}: {err}")
             elif block:
                 problems.append(f"{where}.methods.{m}: takes no settings")
+        runs = set(entry["methods"]) if "methods" in entry else set(config["methods"])
+        if "fm_re" in runs and "fm" not in runs:
+            problems.append(f"{where}: fm_re starts from the fm model, so it needs fm as well")
         allowed = _evaluation_keys(system)
         unknown = set(entry["evaluation"]) - allowed
         if unknown:

@@ -132,3 +132,32 @@ def test_failed_write_keeps_existing_result(tmp_path):
     arrays, meta = load_dataset(path)
     assert arrays["x"].tolist() == [0, 1, 2] and meta == {"v": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json", "d.npz"]
+
+
+def test_re_training_by_hand_needs_dt_and_start_model(repo, tmp_path, capsys):
+    """RE steps name what is missing; fm_re from an FM model writes a dt-specific model,
+    its log (CSV and figure) and removes its spent checkpoint."""
+    t = tmp_path
+    coupled = f"--config {repo / 'config' / 'smoke.yaml'} --system double_well_coupled"
+    run = "--n-train 1000 --seed 0"
+    assert cli(f"sample {coupled} --temperature 3 --out {t}/aa.npz") == 0
+    assert cli(f"map {coupled} --mapping x1 --input {t}/aa.npz --out {t}/cg.npz") == 0
+    assert cli(f"fit-prior {coupled} --data {t}/cg.npz {run} --out {t}/prior.json") == 0
+    base = f"train {coupled} --data {t}/cg.npz --prior {t}/prior.json {run}"
+    assert cli(f"{base} --method re --out-dir {t}/re") == 2
+    assert "give --dt" in capsys.readouterr().err
+    assert cli(f"{base} --method fm_re --dt 0.05 --out-dir {t}/fm_re") == 2
+    assert "--init-model" in capsys.readouterr().err
+    assert cli(f"{base} --method fm --out-dir {t}/fm") == 0
+    ckpt = t / "ckpt" / "re.ckpt.npz"
+    cmd = (
+        f"{base} --method fm_re --dt 0.05 --init-model {t}/fm --checkpoint {ckpt} --out-dir {t}/fr"
+    )
+    assert cli(cmd) == 0
+    model = read_json(t / "fr" / "model.json")
+    assert model["method"] == "fm_re" and model["training"]["dt"] == 0.05
+    assert model["training"]["started_from"] == f"{t}/fm"
+    assert (t / "fr" / "train_log.png").stat().st_size > 0
+    header = (t / "fr" / "train_log.csv").read_text().splitlines()[0].split(",")
+    assert {"loss", "n_eff", "resimulated", "grad_norm", "wall_time_s"} <= set(header)
+    assert not ckpt.exists()

@@ -118,3 +118,19 @@ def test_system_method_overrides(default_config):
         "config.systems.double_well.methods.re",
         "does not run 're'",
     )
+
+
+def test_re_settings_and_fm_re_dependency(default_config):
+    cfg = copy.deepcopy(default_config)
+    cfg["methods"]["re"] = {"neff_threshold": 1.5}
+    check_fails(cfg, "config.methods.re.neff_threshold")
+    cfg = copy.deepcopy(default_config)
+    cfg["methods"]["re"] = {}
+    cfg["methods"]["fm_re"] = {"n_updates": 10}
+    cfg["systems"]["double_well"]["methods"] = {"fm_re": {}}
+    check_fails(cfg, "config.systems.double_well", "fm_re starts from the fm model")
+    cfg["systems"]["double_well"]["methods"] = {"fm": {}, "fm_re": {"sample_steps": 5}}
+    check_fails(cfg, "config.systems.double_well.methods.fm_re", "sample_steps")
+    cfg["systems"]["double_well"]["methods"] = {"fm": {}, "fm_re": {}, "re": {}}
+    config = validate_config(cfg)
+    assert config["methods"]["fm_re"]["neff_threshold"] == 0.9  # schema default filled in

@@ -19,9 +19,14 @@ from cgflow.methods.fm import FMSettings, force_loss_fn, train_fm
 from cgflow.models import build_energy, fit_prior, init_params, save_model
 from cgflow.runtime import jax_device_info
 
-METHODS = ("fm", "prior")
+METHODS = ("fm", "prior", "re", "fm_re")
 """``fm``: prior + network by force matching; ``prior``: the fitted prior alone, no
-network and no training (the baseline a learned model has to beat)."""
+network and no training (the baseline a learned model has to beat); ``re``: prior +
+network by relative entropy minimisation, from the prior; ``fm_re``: the same, from
+the FM model of the run."""
+
+RE_METHODS = ("re", "fm_re")
+"""Methods trained by simulating the model: one model per CG time step."""
 
 # fold_in tags so each use of a run's seed draws independent numbers
 KEY_INIT, KEY_TRAIN, KEY_SIMULATE = 1, 2, 3
@@ -53,13 +58,30 @@ def fit_prior_step(study, data_path: str, n_train: int, seed: int, out: str) -> 
 
 
 def train(
-    study, method: str, data_path: str, prior_path: str, n_train: int, seed: int, out_dir: str
+    study,
+    method: str,
+    data_path: str,
+    prior_path: str,
+    n_train: int,
+    seed: int,
+    out_dir: str,
+    dt: float | None = None,
+    init_model: str | None = None,
+    checkpoint: str | None = None,
 ) -> dict:
-    """Train ``method`` on run (n_train, seed); write the model and its training log."""
+    """Train ``method`` on run (n_train, seed); write the model and its training log.
+
+    RE methods also take the CG time step ``dt`` they train at, a ``checkpoint``
+    file to resume from, and for ``fm_re`` the FM model folder ``init_model``.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; allowed: {list(METHODS)}")
     if method not in study.methods:
         raise ValueError(f"method {method!r} is not configured in config.methods")
+    if method in RE_METHODS and dt is None:
+        raise ValueError(f"method {method!r} trains at a CG time step: give --dt")
+    if method == "fm_re" and not init_model:
+        raise ValueError("method 'fm_re' starts from an FM model: give --init-model")
     data, meta = load_cg(data_path)
     prior = read_json(prior_path)
     train_idx, val_idx = run_split(study, data["positions"].shape[0], n_train, seed)
@@ -106,6 +128,19 @@ def train(
             "n_fit": int(train_idx.size),
             "n_val": int(val_idx.size),
         }
+    elif method in RE_METHODS:
+        params, history = _train_re_run(
+            study, method, desc, energy_fn, params, R[train_idx], dt, init_model, checkpoint, key
+        )
+        desc["training"] = {
+            "settings": study.methods[method],
+            "dt": float(dt),
+            "updates": len(history),
+            "resimulations": int(sum(h["resimulated"] for h in history)),
+            "final_loss": history[-1]["loss"],
+            "n_fit": int(train_idx.size),
+            "started_from": str(init_model) if init_model else "prior",
+        }
     else:  # prior only: record how well its forces match, nothing to fit
         loss = jax.jit(force_loss_fn(energy_fn))
         history = [
@@ -123,7 +158,44 @@ def train(
     out_dir = Path(out_dir)
     _write_history(out_dir / "train_log.csv", history)
     save_model(out_dir, desc, params)
+    if method in RE_METHODS:
+        from cgflow.analysis.training import plot_re_log
+
+        plot_re_log(history, out_dir / "train_log.png", f"{method} dt={dt:g}")
+        if checkpoint and Path(checkpoint).exists():
+            Path(checkpoint).unlink()  # the model is written; the checkpoint is spent
     return desc
+
+
+def _train_re_run(study, method, desc, energy_fn, params, R_train, dt, init_model, ckpt, key):
+    """RE from the prior (``re``) or from the run's FM model (``fm_re``)."""
+    from cgflow.methods.re import RESettings, train_re
+    from cgflow.models import load_model
+    from cgflow.simulate.langevin import SimSettings
+
+    settings = RESettings.from_dict(study.methods[method], method)
+    if method == "fm_re":
+        _, params, fm_desc = load_model(init_model)
+        for key_ in ("system", "mapping", "n_train", "seed", "network", "prior"):
+            if fm_desc[key_] != desc[key_]:
+                raise ValueError(
+                    f"fm_re: FM model {init_model} has another {key_} than this run "
+                    f"({fm_desc[key_]!r} vs {desc[key_]!r})"
+                )
+    sim_block = {k: v for k, v in study.entry["simulation"].items() if k != "dt"}
+    sim = SimSettings(dt=float(dt), **sim_block)
+    return train_re(
+        energy_fn,
+        params,
+        R_train,
+        R_train,
+        desc["bead_masses"],
+        desc["kT"],
+        settings,
+        sim,
+        jax.random.fold_in(key, KEY_TRAIN),
+        checkpoint=ckpt,
+    )
 
 
 def _write_history(path: Path, history: list[dict]) -> None:

@@ -12,50 +12,13 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cgflow.config import require_positive, settings_from
-
-
-@dataclass(frozen=True)
-class FMSettings:
-    """Hyperparameters of force matching (the ``methods.fm`` config block).
-
-    Attributes:
-      learning_rate: peak Adam learning rate (cosine decay to
-        ``final_lr_fraction`` of it over ``max_steps``).
-      batch_size: frames per mini-batch (drawn uniformly, with replacement, each step).
-      max_steps: optimiser steps at most.
-      eval_every: steps between validation checks.
-      patience: validation checks without improvement before stopping.
-      ema_decay: decay of the parameter moving average that is validated and kept
-        (0 keeps the raw parameters).
-    """
-
-    learning_rate: float = 3e-3
-    final_lr_fraction: float = 0.01
-    batch_size: int = 256
-    max_steps: int = 20000
-    eval_every: int = 200
-    patience: int = 20
-    ema_decay: float = 0.99
-
-    def __post_init__(self):
-        names = ("learning_rate", "batch_size", "max_steps", "eval_every", "patience")
-        require_positive(self, "methods.fm", names)
-        for name in ("final_lr_fraction", "ema_decay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-                raise ValueError(f"methods.fm.{name} must be in [0, 1), got {value!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FMSettings:
-        return settings_from(cls, d, "methods", "fm")
+from cgflow.method_settings import FMSettings
 
 
 def force_loss_fn(energy_fn):

@@ -76,6 +76,23 @@ class SimSettings:
             raise ValueError("simulation.equilibration_steps must be >= 0")
 
 
+def make_integrator(energy_fn, kT, settings: SimSettings, n_beads: int):
+    """JAX MD ``(init_fn, apply_fn)`` for ``energy_fn(params, R)`` in free space.
+
+    ``apply_fn(state, params=p)`` takes the model parameters at every step, so one
+    compiled integrator serves a model whose parameters change (RE training).
+    """
+    _, shift = space.free()
+    energy = lambda R, params: energy_fn(params, R)  # noqa: E731
+    s = settings
+    if s.thermostat == "langevin":
+        return simulate.nvt_langevin(
+            energy, shift, dt=s.dt, kT=kT, gamma=s.friction, center_velocity=n_beads > 1
+        )
+    # Nose-Hoover chain; friction is read as 1 / tau
+    return simulate.nvt_nose_hoover(energy, shift, dt=s.dt, kT=kT, tau=1.0 / s.friction)
+
+
 def simulate_langevin(
     energy_fn,
     params,
@@ -112,16 +129,7 @@ def simulate_langevin(
     R0 = jnp.asarray(R0, jnp.float32)
     if R0.shape[0] != s.n_replicas:
         raise ValueError(f"need {s.n_replicas} start configurations, got {R0.shape[0]}")
-    _, shift = space.free()
-    energy = lambda R, params: energy_fn(params, R)  # noqa: E731
-    if s.thermostat == "langevin":
-        init_fn, apply_fn = simulate.nvt_langevin(
-            energy, shift, dt=s.dt, kT=kT, gamma=s.friction, center_velocity=R0.shape[1] > 1
-        )
-    else:  # Nose-Hoover chain; friction is read as 1 / tau
-        init_fn, apply_fn = simulate.nvt_nose_hoover(
-            energy, shift, dt=s.dt, kT=kT, tau=1.0 / s.friction
-        )
+    init_fn, apply_fn = make_integrator(energy_fn, kT, s, n_beads=R0.shape[1])
     masses = jnp.asarray(masses, jnp.float32)
     keys = jax.random.split(key, s.n_replicas)
     state = jax.vmap(lambda k, R: init_fn(k, R, mass=masses, params=params))(keys, R0)

@@ -105,3 +105,26 @@ def conda_env(side, gpu=False):
         raise WorkflowError(f"CGFLOW_CUDA_ENVS must be 0 or 1, not {flag!r}")
     variant = "-cuda" if gpu and flag == "1" else ""
     return f"../../envs/{side}{variant}.yaml"
+
+
+RE_METHODS = ("re", "fm_re")
+
+
+def model_file(wildcards, name):
+    """File of the model a simulation uses: one per run, or one per run and dt for RE."""
+    run = (
+        "results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}".format(
+            **wildcards
+        )
+    )
+    folder = f"{run}/dt{wildcards.dt}" if wildcards.method in RE_METHODS else run
+    return os.path.join(folder, "model", name)
+
+
+def fm_start_model(wildcards):
+    """fm_re starts from the FM model of the same run; re from the fitted prior."""
+    if wildcards.method != "fm_re":
+        return []
+    return "results/{system}/{mapping}/T{temperature}/fm/n{n_train}_s{seed}/model/model.json".format(
+        **wildcards
+    )

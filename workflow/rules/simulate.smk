@@ -1,7 +1,7 @@
 rule simulate_cg:
     input:
-        model="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/model/model.json",
-        params="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/model/params.msgpack",
+        model=lambda w: model_file(w, "model.json"),
+        params=lambda w: model_file(w, "params.msgpack"),
         data="results/{system}/{mapping}/T{temperature}/cg.npz",
     output:
         samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",

@@ -1,0 +1,33 @@
+"""Figures of a training log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cgflow.io import atomic_write
+
+
+def plot_re_log(history: list[dict], path: str | Path, title: str) -> None:
+    """RE training at a glance: S_rel estimate, N_eff / N with re-simulations, |grad|."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = [h["update"] for h in history]
+    resim = [h["update"] for h in history if h["resimulated"]]
+    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
+    axes[0].plot(k, [h["loss"] for h in history], lw=1)
+    axes[0].set_ylabel("S_rel + const")
+    axes[1].plot(k, [h["n_eff_fraction"] for h in history], lw=1)
+    for u in resim:
+        axes[1].axvline(u, color="0.8", lw=0.5, zorder=0)
+    axes[1].set_ylabel("N_eff / N\n(grey: re-simulated)")
+    axes[1].set_ylim(0, 1.05)
+    axes[2].semilogy(k, [max(h["grad_norm"], 1e-12) for h in history], lw=1)
+    axes[2].set_ylabel("|gradient|")
+    axes[2].set_xlabel("update")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=100))
+    plt.close(fig)

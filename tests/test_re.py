@@ -1,0 +1,176 @@
+"""Relative entropy training: reweighting, the gradient against quadrature, recovery of
+a harmonic spring constant, and resuming from a checkpoint."""
+
+import io
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cgflow.methods.re import RESettings, re_gradient_fn, reweight, train_re
+from cgflow.simulate.langevin import SimSettings
+
+
+def test_reweight_weights_and_neff():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20000)  # samples of exp(-x^2 / 2), kT = 1
+    u_old = 0.5 * x**2
+    w, n_eff, dlnz = reweight(u_old, u_old, beta=1.0)
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert n_eff == pytest.approx(x.size, rel=1e-9) and dlnz == pytest.approx(0.0, abs=1e-12)
+    # a constant shift of the energy changes nothing but ln Z
+    w2, n_eff2, dlnz2 = reweight(u_old + 1e4, u_old, beta=1.0)
+    np.testing.assert_allclose(w2, w, rtol=1e-9)
+    assert n_eff2 == pytest.approx(x.size) and dlnz2 == pytest.approx(-1e4)
+    # moving the spring constant from 1 to k: N_eff drops, ln Z changes by -ln(k) / 2
+    prev = n_eff
+    for k in (1.1, 1.3, 1.6):
+        w, n_eff, dlnz = reweight(0.5 * k * x**2, u_old, beta=1.0)
+        assert w.sum() == pytest.approx(1.0, abs=1e-12) and np.all(w >= 0)
+        assert n_eff < prev
+        prev = n_eff
+        assert dlnz == pytest.approx(-0.5 * np.log(k), abs=0.01)
+
+
+def test_reweight_is_stable_for_large_energies():
+    u_old = np.zeros(1000)
+    u_new = np.linspace(0.0, 5e3, 1000)  # exp(-5000) underflows without log-sum-exp
+    w, n_eff, dlnz = reweight(u_new, u_old, beta=1.0)
+    assert np.all(np.isfinite(w)) and w[0] > 0.6 and np.isfinite(dlnz)
+    assert 1.0 <= n_eff < 3.0
+
+
+def _quadrature_srel(u_aa, u_model, grid, beta):
+    """S_rel(theta) up to a constant: beta <U_theta>_AA + ln Z_theta, both by quadrature."""
+    dx = grid[1] - grid[0]
+    p_aa = np.exp(-beta * (u_aa - u_aa.min()))
+    p_aa /= p_aa.sum() * dx
+    e = -beta * u_model
+    lnz = e.max() + np.log(np.exp(e - e.max()).sum() * dx)
+    return beta * np.sum(p_aa * u_model) * dx + lnz
+
+
+def _exact_samples(u, grid, beta, n, rng):
+    p = np.exp(-beta * (u - u.min()))
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    return np.interp(rng.uniform(size=n), cdf, grid)
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_re_gradient_matches_quadrature(moved):
+    """Code gradient (samples, optionally reweighted) = finite differences of exact S_rel."""
+    beta = 1.0 / 1.5
+    grid = np.linspace(-4.0, 4.0, 40001)
+    u_aa = grid**4 - 2.0 * grid**2 + 0.3 * grid
+
+    def energy(p, R):
+        x = R[0, 0]
+        return p["a"] * x**2 + p["b"] * x**4 + p["c"] * x
+
+    theta = {"a": -0.5, "b": 0.6, "c": -0.2}
+
+    def u_model(th):
+        return th["a"] * grid**2 + th["b"] * grid**4 + th["c"] * grid
+
+    fd = {}
+    for name in theta:
+        h = 1e-4
+        up, dn = dict(theta), dict(theta)
+        up[name] += h
+        dn[name] -= h
+        fd[name] = (
+            _quadrature_srel(u_aa, u_model(up), grid, beta)
+            - _quadrature_srel(u_aa, u_model(dn), grid, beta)
+        ) / (2 * h)
+    rng = np.random.default_rng(1)
+    n = 400_000
+    x_ref = _exact_samples(u_aa, grid, beta, n, rng)
+    theta_old = {"a": -0.45, "b": 0.62, "c": -0.15} if moved else theta
+    x_cg = _exact_samples(u_model(theta_old), grid, beta, n, rng)
+    as_r = lambda x: jnp.asarray(x, jnp.float32).reshape(-1, 1, 1)  # noqa: E731
+    params = {k: jnp.float32(v) for k, v in theta.items()}
+    old = {k: jnp.float32(v) for k, v in theta_old.items()}
+    u_old = jax.vmap(energy, (None, 0))(old, as_r(x_cg))
+    g, _, _ = jax.jit(re_gradient_fn(energy, beta))(params, as_r(x_ref), as_r(x_cg), u_old)
+    got = np.array([float(g[k]) for k in theta])
+    want = np.array([fd[k] for k in theta])
+    assert np.linalg.norm(want) > 0.3  # far from the optimum: a real gradient
+    assert np.linalg.norm(got - want) < 0.03 * np.linalg.norm(want), (got, want)
+
+
+def _harmonic_run(settings, key=0, **kw):
+    kT, k_true = 1.5, 4.0
+    rng = np.random.default_rng(0)
+    R = rng.normal(0, np.sqrt(kT / k_true), size=(5000, 1, 1)).astype(np.float32)
+
+    def energy(p, R):
+        return 0.5 * jnp.exp(p["logk"]) * jnp.sum(R**2)
+
+    sim = SimSettings(dt=0.05, n_steps=1, friction=2.0)
+    params, history = train_re(
+        energy,
+        {"logk": jnp.float32(0.0)},
+        R,
+        R,
+        np.ones(1),
+        kT,
+        settings,
+        sim,
+        jax.random.PRNGKey(key),
+        **kw,
+    )
+    return float(jnp.exp(params["logk"])), history, k_true
+
+
+@pytest.mark.slow
+def test_re_recovers_a_harmonic_spring_constant():
+    s = RESettings(
+        learning_rate=0.05,
+        n_updates=150,
+        n_replicas=64,
+        equilibration_steps=50,
+        sample_steps=500,
+        save_every=5,
+    )
+    k, history, k_true = _harmonic_run(s)
+    assert k == pytest.approx(k_true, rel=0.04), k  # starts at k = 1
+    assert history[0]["resimulated"] == 1
+    assert 1 <= sum(h["resimulated"] for h in history) < len(history)  # reweighting is used
+    assert all(h["n_eff_fraction"] >= s.neff_threshold - 1e-9 or h["resimulated"] for h in history)
+
+
+def test_re_resumes_from_its_checkpoint(tmp_path):
+    s = RESettings(
+        learning_rate=0.05,
+        n_updates=20,
+        n_replicas=16,
+        equilibration_steps=20,
+        sample_steps=100,
+        save_every=5,
+        checkpoint_every=10,
+    )
+    ckpt = tmp_path / "re.ckpt.npz"
+    k_full, h_full, _ = _harmonic_run(s)
+    _, h_first, _ = _harmonic_run(s, checkpoint=ckpt, stop_after=10)
+    assert len(h_first) == 10 and ckpt.exists()
+    log = io.StringIO()
+    k_resumed, h_resumed, _ = _harmonic_run(s, checkpoint=ckpt, log=log)
+    assert "resumed" in log.getvalue() and "at update 10" in log.getvalue()
+    assert [h["update"] for h in h_resumed] == list(range(20))
+    assert k_resumed == pytest.approx(k_full, rel=1e-5)
+    # a checkpoint written with other settings is not used
+    other = RESettings(**{**s.__dict__, "learning_rate": 0.01})
+    log = io.StringIO()
+    _harmonic_run(other, checkpoint=ckpt, log=log, stop_after=1)
+    assert "other settings" in log.getvalue()
+
+
+def test_re_settings_reject_bad_values():
+    with pytest.raises(ValueError, match="neff_threshold"):
+        RESettings(neff_threshold=1.5)
+    with pytest.raises(ValueError, match="n_updates"):
+        RESettings(n_updates=0)
+    with pytest.raises(ValueError, match="unknown"):
+        RESettings.from_dict({"n_update": 3})
