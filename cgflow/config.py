@@ -174,6 +174,19 @@ def require_positive(settings, block: str, names) -> None:
             raise ValueError(f"{block}.{name} must be a number > 0, got {value!r}")
 
 
+def require_fraction(settings, block: str, names, closed: bool = True) -> None:
+    """Raise ValueError naming ``block.name`` unless each named field is a number in
+    [0, 1] (``closed``) or [0, 1)."""
+    for name in names:
+        value = getattr(settings, name)
+        ok = not isinstance(value, bool) and isinstance(value, int | float)
+        ok = ok and (0 <= value <= 1 if closed else 0 <= value < 1)
+        if not ok:
+            raise ValueError(
+                f"{block}.{name} must be in [0, {'1]' if closed else '1)'}, got {value!r}"
+            )
+
+
 def settings_from(cls, values: dict | None, owner: str, block: str):
     """Build dataclass ``cls`` from a config block, rejecting keys it does not have.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cgflow.config import require_positive, settings_from
+from cgflow.config import require_fraction, require_positive, settings_from
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,7 @@ class FMSettings:
     def __post_init__(self):
         names = ("learning_rate", "batch_size", "max_steps", "eval_every", "patience")
         require_positive(self, "methods.fm", names)
-        for name in ("final_lr_fraction", "ema_decay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-                raise ValueError(f"methods.fm.{name} must be in [0, 1), got {value!r}")
+        require_fraction(self, "methods.fm", ("final_lr_fraction", "ema_decay"), closed=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> FMSettings:
@@ -87,10 +84,7 @@ class RESettings:
             "checkpoint_every",
         )
         require_positive(self, "methods.re", names)
-        for name in ("final_lr_fraction", "neff_threshold"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise ValueError(f"methods.re.{name} must be in [0, 1], got {value!r}")
+        require_fraction(self, "methods.re", ("final_lr_fraction", "neff_threshold"))
         if self.equilibration_steps < 0 or self.max_grad_norm < 0:
             raise ValueError("methods.re.equilibration_steps and max_grad_norm must be >= 0")
         if self.sample_steps < self.save_every:

@@ -193,43 +193,42 @@ class AlanineDipeptide:
             return Path(self.pdb)
         return Path(str(resources.files("cgflow.systems") / "data" / "alanine_dipeptide.pdb"))
 
-    def load_structure(self):
-        """(topology, positions) of the solute, with a clear error for a bad PDB."""
-        import openmm.app as app
-
+    def _read_pdb(self, read, residues, n_atoms):
+        """``read(path)`` of the PDB, with a clear error for a missing, unreadable or
+        wrong file; ``residues(obj)`` and ``n_atoms(obj)`` describe what was read."""
         path = self.pdb_path()
         if not path.is_file():
             raise FileNotFoundError(f"alanine_dipeptide: PDB file {path} not found")
         try:
-            pdb = app.PDBFile(str(path))
+            obj = read(str(path))
         except Exception as err:
             raise ValueError(f"alanine_dipeptide: cannot read PDB {path}: {err}") from None
-        names = [r.name for r in pdb.topology.residues()]
-        if names != ["ACE", "ALA", "NME"] or pdb.topology.getNumAtoms() != 22:
+        names, n = residues(obj), n_atoms(obj)
+        if names != ["ACE", "ALA", "NME"] or n != 22:
             raise ValueError(
                 f"alanine_dipeptide: {path} must hold ACE-ALA-NME with 22 atoms "
-                f"(found residues {names}, {pdb.topology.getNumAtoms()} atoms)"
+                f"(found residues {names}, {n} atoms)"
             )
+        return obj
+
+    def load_structure(self):
+        """(topology, positions) of the solute for OpenMM."""
+        import openmm.app as app
+
+        pdb = self._read_pdb(
+            app.PDBFile,
+            lambda p: [r.name for r in p.topology.residues()],
+            lambda p: p.topology.getNumAtoms(),
+        )
         return pdb.topology, pdb.positions
 
     def load_topology(self):
         """MDTraj topology of the solute (no OpenMM needed: the JAX-side steps use it)."""
         import mdtraj as md
 
-        path = self.pdb_path()
-        if not path.is_file():
-            raise FileNotFoundError(f"alanine_dipeptide: PDB file {path} not found")
-        try:
-            top = md.load_topology(str(path))
-        except Exception as err:
-            raise ValueError(f"alanine_dipeptide: cannot read PDB {path}: {err}") from None
-        names = [r.name for r in top.residues]
-        if names != ["ACE", "ALA", "NME"] or top.n_atoms != 22:
-            raise ValueError(
-                f"alanine_dipeptide: {path} must hold ACE-ALA-NME with 22 atoms "
-                f"(found residues {names}, {top.n_atoms} atoms)"
-            )
-        return top
+        return self._read_pdb(
+            md.load_topology, lambda t: [r.name for r in t.residues], lambda t: t.n_atoms
+        )
 
     def forcefield_object(self):
         import openmm.app as app
