@@ -9,6 +9,15 @@ from dataclasses import dataclass
 
 from cgflow.config import require_fraction, require_positive, settings_from
 
+METHODS = ("fm", "prior", "re", "fm_re")
+"""``fm``: prior + network by force matching; ``prior``: the fitted prior alone, no
+network and no training (the baseline a learned model has to beat); ``re``: prior +
+network by relative entropy minimisation, from the prior; ``fm_re``: the same, from
+the FM model of the run."""
+
+RE_METHODS = ("re", "fm_re")
+"""Methods trained by simulating the model: one model per CG time step."""
+
 
 @dataclass(frozen=True)
 class FMSettings:

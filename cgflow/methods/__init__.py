@@ -14,19 +14,11 @@ import jax
 import numpy as np
 
 from cgflow.io import load_dataset, read_json, write_json
+from cgflow.method_settings import METHODS, RE_METHODS
 from cgflow.methods.data import split_indices
 from cgflow.methods.fm import FMSettings, force_loss_fn, train_fm
 from cgflow.models import build_energy, fit_prior, init_params, save_model
 from cgflow.runtime import jax_device_info
-
-METHODS = ("fm", "prior", "re", "fm_re")
-"""``fm``: prior + network by force matching; ``prior``: the fitted prior alone, no
-network and no training (the baseline a learned model has to beat); ``re``: prior +
-network by relative entropy minimisation, from the prior; ``fm_re``: the same, from
-the FM model of the run."""
-
-RE_METHODS = ("re", "fm_re")
-"""Methods trained by simulating the model: one model per CG time step."""
 
 # fold_in tags so each use of a run's seed draws independent numbers
 KEY_INIT, KEY_TRAIN, KEY_SIMULATE = 1, 2, 3

@@ -241,14 +241,15 @@ def train_re(
     p, opt_state, state = carry["params"], carry["opt_state"], carry["state"]
     X_cg, U_old, key = carry["X_cg"], carry["U_old"], carry["key"]
     for k in range(start, end):
-        t_sim = 0.0
-        resimulated = False
-        if not resim_needed:  # reweighting check with the current parameters
-            _, n_eff, dlnz = reweight(np.asarray(energies(p, X_cg)), np.asarray(U_old), beta)
-            resim_needed = n_eff < s.neff_threshold * X_cg.shape[0]
-        if resim_needed:
-            if k > 0:  # carry ln Z over to the new samples' parameters
-                lnz_anchor += dlnz
+        t_sim, resimulated = 0.0, False
+        key, sub = jax.random.split(key)
+        if not resim_needed:  # reweight the samples we have to the current parameters
+            out = update(p, opt_state, X_cg, U_old, sub)
+            _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(U_old), beta)
+            if n_eff < s.neff_threshold * X_cg.shape[0]:
+                lnz_anchor += dlnz  # carry ln Z over to the new samples' parameters
+                resim_needed = True
+        if resim_needed:  # fresh samples of the current model, then the update on them
             ts = time.perf_counter()
             if s.equilibration_steps:
                 state = burn(state, p, s.equilibration_steps)
@@ -263,9 +264,9 @@ def train_re(
                     f"re: the CG model blew up while sampling at update {k} (dt {sim.dt}); "
                     "lower methods.re.learning_rate or the time step"
                 )
-        key, sub = jax.random.split(key)
-        p_next, opt_state, g, u_cg, u_ref = update(p, opt_state, X_cg, U_old, sub)
-        _, n_eff, dlnz = reweight(np.asarray(u_cg), np.asarray(U_old), beta)
+            out = update(p, opt_state, X_cg, U_old, sub)
+            _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(U_old), beta)
+        p_next, opt_state, g, _, u_ref = out
         loss = beta * float(u_ref) + lnz_anchor + dlnz
         grad_norm = float(optax.tree.norm(g))
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):

@@ -2,6 +2,7 @@ import itertools
 import os
 
 from cgflow.config import validate_config
+from cgflow.method_settings import RE_METHODS
 from cgflow.study import StudySettings, method_settings
 
 # Stop before anything runs if the config is wrong; fills in schema defaults.
@@ -105,9 +106,6 @@ def conda_env(side, gpu=False):
         raise WorkflowError(f"CGFLOW_CUDA_ENVS must be 0 or 1, not {flag!r}")
     variant = "-cuda" if gpu and flag == "1" else ""
     return f"../../envs/{side}{variant}.yaml"
-
-
-RE_METHODS = ("re", "fm_re")
 
 
 def model_file(wildcards, name):
