@@ -58,8 +58,16 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
-def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+def validate_config(
+    config: dict, schema_path: str | Path = SCHEMA_PATH, partial: bool = False
+) -> dict:
     """Check ``config`` in place against the schema and the systems' rules; fill defaults.
+
+    Args:
+      config: the study config.
+      schema_path: its JSON schema.
+      partial: ``config`` holds the settings one step reads (``StudySettings.scoped``):
+        it may name no methods, and checks between blocks it may lack are skipped.
 
     Returns:
       the same dict, with defaults filled in.
@@ -68,11 +76,13 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
       ConfigError: listing every problem, each with the field it concerns.
     """
     schema = yaml.safe_load(Path(schema_path).read_text())
+    if partial:
+        del schema["properties"]["methods"]["minProperties"]
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [f"{_where(e.absolute_path)}: {_message(e)}" for e in errors]
     if not problems:
-        problems = _semantic_problems(config)
+        problems = _semantic_problems(config, partial)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     return config
@@ -84,7 +94,7 @@ def _message(err) -> str:
     return err.message
 
 
-def _semantic_problems(config: dict) -> list[str]:
+def _semantic_problems(config: dict, partial: bool = False) -> list[str]:
     from cgflow.systems import SYSTEM_TYPES, get_map, get_system
 
     problems = []
@@ -142,7 +152,7 @@ def _semantic_problems(config: dict) -> list[str]:
             elif block:
                 problems.append(f"{where}.methods.{m}: takes no settings")
         runs = set(entry["methods"]) if "methods" in entry else set(config["methods"])
-        if "fm_re" in runs and "fm" not in runs:
+        if "fm_re" in runs and "fm" not in runs and not partial:
             problems.append(f"{where}: fm_re starts from the fm model, so it needs fm as well")
         allowed = _evaluation_keys(system)
         unknown = set(entry["evaluation"]) - allowed

@@ -65,7 +65,8 @@ class RESettings:
       sample_steps: production steps per replica per re-simulation.
       save_every: steps between kept frames.
       neff_threshold: re-simulate when N_eff / N falls below this.
-      ref_batch_size: reference frames (from the training split) per update.
+      ref_batch_size: reference frames per update, drawn from the training split
+        without replacement (the whole split when it is smaller).
       checkpoint_every: updates between checkpoints.
       max_grad_norm: gradients are clipped to this global norm (0: no clipping).
     """
@@ -101,4 +102,7 @@ class RESettings:
 
     @classmethod
     def from_dict(cls, d: dict, block: str = "re") -> RESettings:
-        return settings_from(cls, d, "methods", block)
+        try:
+            return settings_from(cls, d, "methods", block)
+        except ValueError as err:  # name the block the values came from (re or fm_re)
+            raise ValueError(str(err).replace("methods.re.", f"methods.{block}.")) from None

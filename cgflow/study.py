@@ -2,6 +2,11 @@
 
 Steps get either a validated config file plus a system name (by hand), or the
 JSON that the workflow passes (``--settings``); both resolve to ``StudySettings``.
+
+The workflow passes each step only the parts of the config that step reads
+(``StudySettings.scoped``): Snakemake reruns a job when its parameters change, so a
+step that saw the whole config would rerun (and overwrite its results) whenever
+anything in it changed; adding a method must not resample the reference.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgflow.config import load_config, system_entry, validate_config
+
+SYSTEM_KEYS = ("type", "potential", "temperatures", "mappings", "reference")
+"""Entry keys that every step sees: what the system is and how its reference is made."""
 
 
 @dataclass(frozen=True)
@@ -22,12 +30,15 @@ class StudySettings:
       entry: its config block, defaults filled.
       methods: the ``methods`` block (hyperparameters by method).
       val_fraction: share of each run's frames held out for validation.
+      scope: for settings cut down by ``scoped``, the entry keys kept beyond
+        ``SYSTEM_KEYS``; None for a whole system.
     """
 
     system: str
     entry: dict
     methods: dict
     val_fraction: float
+    scope: tuple[str, ...] | None = None
 
     @property
     def system_type(self) -> str:
@@ -38,16 +49,36 @@ class StudySettings:
 
         return get_system(self.system_type, self.entry)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "system": self.system,
-                "entry": self.entry,
-                "methods": self.methods,
-                "val_fraction": self.val_fraction,
-            },
-            sort_keys=True,
+    def scoped(self, keys=(), methods=()) -> StudySettings:
+        """These settings cut down to what one step reads.
+
+        Args:
+          keys: entry blocks the step reads beyond ``SYSTEM_KEYS`` (which define
+            the system and its reference data, and are always kept).
+          methods: the methods whose settings the step reads.
+        """
+        unknown = set(methods) - set(self.methods)
+        if unknown:
+            raise ValueError(f"{self.system} does not run {sorted(unknown)}")
+        keep = set(SYSTEM_KEYS) | set(keys)
+        return StudySettings(
+            self.system,
+            {k: v for k, v in self.entry.items() if k in keep},
+            {m: self.methods[m] for m in methods},
+            self.val_fraction,
+            tuple(sorted(keys)),
         )
+
+    def to_json(self) -> str:
+        d = {
+            "system": self.system,
+            "entry": self.entry,
+            "methods": self.methods,
+            "val_fraction": self.val_fraction,
+        }
+        if self.scope is not None:
+            d["scope"] = list(self.scope)
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_config(cls, config: dict, system: str) -> StudySettings:
@@ -72,14 +103,19 @@ def resolve(config_path: str | None, system: str | None, settings_json: str | No
         if config_path:
             raise ValueError("give either --settings or --config, not both")
         d = json.loads(settings_json)
-        # Re-validate: a hand-written --settings gets the same checks as a config file.
+        # Re-validate: a hand-written --settings gets the same checks as a config file
+        # (those that need a block left out of scoped settings are skipped).
         config = {
             "systems": {d["system"]: d["entry"]},
             "methods": d["methods"],
             "val_fraction": d["val_fraction"],
         }
-        validate_config(config)
-        return StudySettings.from_config(config, d["system"])
+        scope = d.get("scope")
+        validate_config(config, partial=scope is not None)
+        study = StudySettings.from_config(config, d["system"])
+        # cut the schema defaults of left-out blocks away again: a step that reads
+        # outside its scope fails loudly instead of reading a default
+        return study if scope is None else study.scoped(scope, list(study.methods))
     if not (config_path and system):
         raise ValueError("need --config FILE and --system NAME (or --settings JSON)")
     config = validate_config(load_config(Path(config_path)))

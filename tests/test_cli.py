@@ -161,3 +161,31 @@ def test_re_training_by_hand_needs_dt_and_start_model(repo, tmp_path, capsys):
     header = (t / "fr" / "train_log.csv").read_text().splitlines()[0].split(",")
     assert {"loss", "n_eff", "resimulated", "grad_norm", "wall_time_s"} <= set(header)
     assert not ckpt.exists()
+
+
+def test_scoped_settings_hold_only_what_a_step_reads(repo, tmp_path, capsys):
+    """The workflow passes each step a cut-down --settings: it validates, it keeps
+    out the blocks the step does not read (no silent schema defaults), and a bad
+    value in it is still rejected with the field named."""
+    from cgflow.config import load_config, validate_config
+    from cgflow.study import SYSTEM_KEYS, StudySettings, resolve
+
+    config = validate_config(load_config(repo / "config" / "smoke.yaml"))
+    full = StudySettings.from_config(config, "double_well_coupled")
+    scoped = full.scoped(["network"], ["re"])
+    study = resolve(None, None, scoped.to_json())
+    assert set(study.entry) == set(SYSTEM_KEYS) & set(full.entry) | {"network"}
+    assert study.methods == {"re": full.methods["re"]} and study.scope == ("network",)
+    with pytest.raises(KeyError):
+        study.entry["simulation"]  # noqa: B018
+    with pytest.raises(ValueError, match="does not run"):
+        full.scoped([], ["em"])
+    bad = json.loads(scoped.to_json())
+    bad["methods"]["re"]["n_replicas"] = 0
+    t = tmp_path
+    assert (
+        cli(f"sample --settings {shlex.quote(json.dumps(bad))} --temperature 3 --out {t}/a.npz")
+        == 2
+    )
+    assert "config.methods.re.n_replicas" in capsys.readouterr().err
+    assert not (t / "a.npz").exists()

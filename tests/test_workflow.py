@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from cgflow.io import load_dataset, read_json
 
@@ -119,3 +120,24 @@ def test_smoke_study_end_to_end(workdir):
     # Everything is up to date afterwards.
     again = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # A changed setting reruns only the jobs that read it: a new RE learning rate
+    # retrains re (not fm_re, fm or the reference); a new dt adds its simulations.
+    cfg = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
+    cfg["methods"]["re"] = {**cfg["methods"]["re"], "learning_rate": 0.02}
+    cfg["systems"]["double_well"]["simulation"]["dt"].append(0.1)
+    (workdir / "config" / "changed.yaml").write_text(yaml.safe_dump(cfg))
+    plan = snakemake(workdir, "-n", "--configfile", "config/changed.yaml")
+    assert planned_jobs(plan.stdout + plan.stderr) == {
+        "train_re": 1,  # double_well_coupled's re
+        "simulate_cg": 5,  # that model, and double_well's 2 methods x 2 n_train at dt 0.1
+        "evaluate": 5,
+        "aggregate": 1,
+        "all": 1,
+    }
+
+
+def planned_jobs(text: str) -> dict:
+    """Job counts from the 'Job stats' table of a Snakemake dry run."""
+    table = text.split("Job stats:")[1].split("total")[0]
+    rows = [line.split() for line in table.splitlines()[3:]]
+    return {row[0]: int(row[1]) for row in rows if len(row) == 2}

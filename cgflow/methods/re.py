@@ -207,7 +207,8 @@ def train_re(
 
     @jax.jit
     def update(params, opt_state, X_cg, U_old, key):
-        idx = jax.random.randint(key, (batch,), 0, n_ref)
+        # without replacement: a training split no larger than the batch is used whole
+        idx = jax.random.choice(key, n_ref, (batch,), replace=False)
         g, u_cg, u_ref = grad_fn(params, R_ref[idx], X_cg, U_old)
         updates, opt_state = opt.update(g, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, g, u_cg, u_ref

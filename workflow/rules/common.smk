@@ -24,9 +24,23 @@ def fmt(x):
     return f"{x:g}"
 
 
-def settings(wildcards):
-    """The system's validated settings as JSON, passed to every cgflow step."""
-    return StudySettings.from_config(config, wildcards.system).to_json()
+def settings(*keys, method=False):
+    """Params function: the system's validated settings, as JSON, cut down to what
+    the step reads (entry blocks ``keys``; with ``method``, the settings of the
+    ``method`` wildcard; the ``dt`` wildcard as the only time step), so that a job
+    reruns only when those change."""
+
+    def scoped(wildcards):
+        study = StudySettings.from_config(config, wildcards.system)
+        study = study.scoped(keys, [wildcards.method] if method else [])
+        if "dt" in wildcards.keys() and "simulation" in study.entry:
+            study.entry["simulation"] = {
+                **study.entry["simulation"],
+                "dt": [float(wildcards.dt)],
+            }
+        return study.to_json()
+
+    return scoped
 
 
 def runs():

@@ -14,7 +14,7 @@ rule evaluate:
         mem_mb=2000,
         runtime=10,
     params:
-        settings=settings,
+        settings=settings("evaluation"),
     shell:
         "cgflow evaluate --settings {params.settings:q} --samples {input.samples}"
         " --status {input.status} --reference {input.reference} --mapping {wildcards.mapping} --method {wildcards.method}"
@@ -36,7 +36,7 @@ rule evaluate_reference:
         mem_mb=2000,
         runtime=10,
     params:
-        settings=settings,
+        settings=settings("evaluation"),
         n_frames=reference_size,
         seed=reference_seed,
     shell:

@@ -11,7 +11,7 @@ rule map_to_cg:
         mem_mb=4000,
         runtime=30,
     params:
-        settings=settings,
+        settings=settings(),
     shell:
         "cgflow map --settings {params.settings:q} --mapping {wildcards.mapping}"
         " --input {input.aa} --out {output.data} 2> {log}"

@@ -11,7 +11,7 @@ rule sample_reference:
         mem_mb=4000,
         runtime=120,
     params:
-        settings=settings,
+        settings=settings(),
     shell:
         "cgflow sample --settings {params.settings:q} --temperature {wildcards.temperature}"
         " --out {output.data} 2> {log}"

@@ -16,7 +16,7 @@ rule simulate_cg:
         mem_mb=4000,
         runtime=240,
     params:
-        settings=settings,
+        settings=settings("simulation"),
     shell:
         "cgflow simulate --settings {params.settings:q} --model $(dirname {input.model})"
         " --data {input.data} --dt {wildcards.dt} --out-dir $(dirname {output.samples})"

@@ -18,7 +18,7 @@ rule train:
         mem_mb=4000,
         runtime=240,
     params:
-        settings=settings,
+        settings=settings("network", method=True),
     shell:
         "cgflow train --settings {params.settings:q} --method {wildcards.method}"
         " --data {input.data} --prior {input.prior} --n-train {wildcards.n_train}"
@@ -50,7 +50,7 @@ rule train_re:
         mem_mb=4000,
         runtime=720,
     params:
-        settings=settings,
+        settings=settings("network", "simulation", method=True),
         init=lambda wildcards, input: (
             f"--init-model $(dirname {input.init})" if input.init else ""
         ),
