@@ -1,6 +1,20 @@
 """CG energy models: energy = fitted prior + neural network, one pure function."""
 
-from cgflow.models.energy import build_energy, init_params, load_model, save_model
+from cgflow.models.energy import (
+    build_energy,
+    init_params,
+    interaction_range,
+    load_model,
+    save_model,
+)
 from cgflow.models.prior import fit_prior, prior_energy
 
-__all__ = ["build_energy", "init_params", "load_model", "save_model", "fit_prior", "prior_energy"]
+__all__ = [
+    "build_energy",
+    "init_params",
+    "interaction_range",
+    "load_model",
+    "save_model",
+    "fit_prior",
+    "prior_energy",
+]

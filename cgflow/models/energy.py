@@ -114,6 +114,13 @@ def _network(desc: dict):
     return MLPEnergy(hidden=tuple(net.get("hidden", (64, 64))), activation=activation)
 
 
+def interaction_range(desc: dict) -> float | None:
+    """Distance beyond which beads do not interact through the network (None: any)."""
+    if desc["network"]["type"] != "schnet":
+        return None
+    return float({**SCHNET_DEFAULTS, **desc["network"]}["cutoff"])
+
+
 def build_energy(desc: dict):
     """Return the pure ``energy_fn(params, R) -> scalar`` for a model description.
 
@@ -123,6 +130,13 @@ def build_energy(desc: dict):
     Returns:
       energy_fn taking network params and positions R of shape (n_beads, dim).
     """
+    if desc.get("box") is not None and (
+        desc["prior"]["type"] != "none" or desc["network"]["type"] != "schnet"
+    ):
+        raise ValueError(
+            "a periodic model (box) takes the schnet network and no prior: the priors "
+            "and the mlp use free-space coordinates"
+        )
     prior = prior_energy(desc["prior"])
     if desc["network"]["type"] == "none":
         return lambda params, R: prior(R)

@@ -9,7 +9,7 @@ import numpy as np
 
 from cgflow.io import save_dataset, write_json
 from cgflow.methods import KEY_SIMULATE, load_cg, run_split
-from cgflow.models import load_model
+from cgflow.models import interaction_range, load_model
 from cgflow.runtime import jax_device_info
 from cgflow.simulate.langevin import SimSettings, simulate_langevin
 
@@ -48,6 +48,8 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
         key,
         bonds=bonds,
         contacts=contacts,
+        box=desc.get("box"),
+        cutoff=interaction_range(desc) if desc.get("box") is not None else None,
     )
     n_t, n_rep = frames.shape[:2]
     positions = frames.transpose(1, 0, 2, 3).reshape((n_rep * n_t,) + frames.shape[2:])
