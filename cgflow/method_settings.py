@@ -52,6 +52,9 @@ class FMSettings:
         return settings_from(cls, d, "methods", "fm")
 
 
+RE_KEEP = ("last", "best_held_out")
+
+
 @dataclass(frozen=True)
 class RESettings:
     """Hyperparameters of RE training (the ``methods.re`` / ``methods.fm_re`` config block).
@@ -69,6 +72,10 @@ class RESettings:
         without replacement (the whole split when it is smaller).
       checkpoint_every: updates between checkpoints.
       max_grad_norm: gradients are clipped to this global norm (0: no clipping).
+      keep: ``last``: the parameters after ``n_updates`` (the protocol of Thaler et
+        al.); ``best_held_out``: those with the lowest relative entropy on the
+        run's validation frames, beta <U>_val + ln Z (early stopping; its estimate
+        carries the noise of ln Z, so on a flat curve it may stop early).
     """
 
     learning_rate: float = 3e-3
@@ -82,6 +89,7 @@ class RESettings:
     ref_batch_size: int = 1024
     checkpoint_every: int = 20
     max_grad_norm: float = 0.0
+    keep: str = "last"
 
     def __post_init__(self):
         names = (
@@ -95,6 +103,8 @@ class RESettings:
         )
         require_positive(self, "methods.re", names)
         require_fraction(self, "methods.re", ("final_lr_fraction", "neff_threshold"))
+        if self.keep not in RE_KEEP:
+            raise ValueError(f"methods.re.keep: {self.keep!r} is not one of {list(RE_KEEP)}")
         if self.equilibration_steps < 0 or self.max_grad_norm < 0:
             raise ValueError("methods.re.equilibration_steps and max_grad_norm must be >= 0")
         if self.sample_steps < self.save_every:

@@ -161,6 +161,9 @@ def test_re_training_by_hand_needs_dt_and_start_model(repo, tmp_path, capsys):
     header = (t / "fr" / "train_log.csv").read_text().splitlines()[0].split(",")
     assert {"loss", "n_eff", "resimulated", "grad_norm", "wall_time_s"} <= set(header)
     assert not ckpt.exists()
+    timing = model["training"]["timing"]
+    assert timing["updates_timed"] == model["training"]["updates"] - 1
+    assert 0 < timing["simulating_share"] < 1 and timing["wall_per_update_s"] > 0
 
 
 def test_scoped_settings_hold_only_what_a_step_reads(repo, tmp_path, capsys):

@@ -36,3 +36,30 @@ def test_pmf_metric_separates_right_from_wrong_samples():
     bad, _ = system.evaluate(1.05 * x, 3.0)
     assert good["pmf_rmse_kT"] < 0.1 and good["js_divergence"] < 5e-4
     assert bad["pmf_rmse_kT"] > 0.3 and bad["js_divergence"] > 3e-3
+
+
+def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
+    import pandas as pd
+
+    from cgflow.analysis.aggregate import benchmark_markdown, benchmark_table
+
+    run = {"system": "dw", "mapping": "x1", "temperature": 3.0, "run_dir": "r"}
+    rows = []
+    for method, n, dt, seed, err in [
+        ("fm", 100, 0.1, 0, 1.0),
+        ("fm", 100, 0.1, 1, 2.0),
+        ("re", 100, 0.1, 0, 0.5),
+        ("re", 100, 0.1, 1, None),  # unstable
+    ]:
+        key = {**run, "method": method, "n_train": n, "dt": dt, "seed": seed}
+        rows.append({**key, "metric": "stable", "value": float(err is not None)})
+        rows.append({**key, "metric": "pmf_rmse_kT", "value": np.nan if err is None else err})
+    ref = {**run, "method": "reference", "n_train": 500, "dt": np.nan, "seed": 0}
+    rows.append({**ref, "metric": "pmf_rmse_kT", "value": 0.1})
+    table = benchmark_table(pd.DataFrame(rows)).set_index("method")
+    assert table.loc["fm", "mean"] == 1.5 and table.loc["fm", "sd"] == pytest.approx(0.7071, 1e-3)
+    assert table.loc["re", "mean"] == 0.5 and table.loc["re", "n_unstable"] == 1
+    assert (table.n_seeds == 2).all() and "reference" not in table.index
+    text = benchmark_markdown(table.reset_index())
+    assert "| fm | 100 | 1.50 +- 0.71 (n=2) |" in text
+    assert "| re | 100 | 0.50 (n=2), 1 unstable |" in text

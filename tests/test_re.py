@@ -167,6 +167,31 @@ def test_re_resumes_from_its_checkpoint(tmp_path):
     assert "other settings" in log.getvalue()
 
 
+def test_re_can_keep_the_model_best_on_held_out_frames(tmp_path):
+    """Held-out frames from a softer spring (k = 1, where RE starts) than the training
+    frames (k = 4): their relative entropy only rises as RE moves towards k = 4, so
+    keep=best_held_out returns the starting model and keep=last the trained one;
+    a resumed run keeps the same best model."""
+    kT = 1.5
+    R_val = np.random.default_rng(5).normal(0, np.sqrt(kT / 1.0), (2000, 1, 1))
+    base = dict(n_updates=20, n_replicas=16, equilibration_steps=20, sample_steps=100)
+    s = RESettings(learning_rate=0.05, save_every=5, checkpoint_every=10, **base)
+    k_last, history, _ = _harmonic_run(s, R_val=R_val)
+    val = [h["val_loss"] for h in history]
+    # S_val(k) = k / 2 - ln(k) / 2 + const: flat at k = 1 (the first steps differ by
+    # less than the noise of ln Z), 0.09 higher at k = 1.75
+    assert k_last > 1.5 and np.argmin(val) <= 2 and val[-1] > val[0] + 0.05
+    best = RESettings(**{**s.__dict__, "keep": "best_held_out"})
+    k_best, _, _ = _harmonic_run(best, R_val=R_val)
+    assert k_best < 1.12  # at most 2 updates (of 5 % each in ln k) from the start
+    ckpt = tmp_path / "re.ckpt.npz"
+    _harmonic_run(best, R_val=R_val, checkpoint=ckpt, stop_after=10)
+    k_resumed, _, _ = _harmonic_run(best, R_val=R_val, checkpoint=ckpt)
+    assert k_resumed == pytest.approx(k_best, rel=1e-5)
+    with pytest.raises(ValueError, match="keep"):
+        RESettings(keep="best")
+
+
 def test_re_settings_reject_bad_values():
     with pytest.raises(ValueError, match="neff_threshold"):
         RESettings(neff_threshold=1.5)

@@ -114,9 +114,15 @@ def test_smoke_study_end_to_end(workdir):
         "free_energy_double_well_x1_T3.png",
         "free_energy_double_well_coupled_x1_T3.png",
         "error_vs_n_train.png",
+        "error_vs_dt.png",
         "free_energy_alanine_dipeptide_heavy_atoms_T300.png",
     ):
         assert (workdir / "results" / "figures" / fig).stat().st_size > 10_000
+    table = pd.read_csv(workdir / "results" / "benchmark.csv")
+    coupled = table[table.system == "double_well_coupled"]
+    assert set(coupled.method) == {"prior", "fm", "re", "fm_re"}
+    assert "alanine_dipeptide" not in set(table.system)  # smoke: reference data only
+    assert "| fm_re | 1000 |" in (workdir / "results" / "benchmark.md").read_text()
     # Everything is up to date afterwards.
     again = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr

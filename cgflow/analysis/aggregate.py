@@ -1,4 +1,6 @@
-"""Collect every run's metrics into ``summary.csv`` (long format) and draw figures."""
+"""Collect every run's metrics into ``summary.csv`` (long format), the benchmark table
+(``benchmark.csv``, ``benchmark.md``: each system's main metric by method, n_train and
+dt over seeds) and figures."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cgflow.analysis.evaluate import RUN_KEYS  # noqa: E402
-from cgflow.io import load_dataset, read_json  # noqa: E402
+from cgflow.io import atomic_write, load_dataset, read_json  # noqa: E402
 
 COLUMNS = list(RUN_KEYS[:-1]) + ["metric", "value", "run_dir"]
 
@@ -43,7 +45,73 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> p
     figures.mkdir(parents=True, exist_ok=True)
     plot_profiles(metric_files, records, figures)
     plot_error_vs_n_train(df, figures)
+    plot_error_vs_dt(df, figures)
+    table = benchmark_table(df)
+    atomic_write(out_csv.with_name("benchmark.csv"), lambda fh: table.to_csv(fh, index=False))
+    text = benchmark_markdown(table).encode()
+    atomic_write(out_csv.with_name("benchmark.md"), lambda fh: fh.write(text))
     return df
+
+
+def benchmark_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Each system's main metric by (method, n_train, dt) over seeds.
+
+    Columns: system, mapping, temperature, metric, method, n_train, dt, mean, sd
+    (NaN for one seed), n_seeds, n_unstable. Unstable runs have no free-energy
+    error; mean and sd are over the stable seeds.
+    """
+    keys = ["system", "mapping", "temperature", "method", "n_train", "dt"]
+    models = df[df.method != "reference"]
+    err = models[models.metric.isin(PRIMARY_METRICS)]
+    stable = models[models.metric == "stable"].groupby(keys)["value"]
+    out = err.groupby(keys + ["metric"])["value"].agg(
+        mean="mean", sd="std", n_stable="count", n_runs="size"
+    )
+    out = out.reset_index()
+    out["n_unstable"] = (
+        (stable.size() - stable.sum())
+        .reindex(pd.MultiIndex.from_frame(out[keys]))
+        .to_numpy()
+        .astype(int)
+    )
+    out["n_seeds"] = out.pop("n_runs")
+    out = out.drop(columns="n_stable")
+    order = ["system", "mapping", "temperature", "metric"] + keys[3:]
+    return out[order + ["mean", "sd", "n_seeds", "n_unstable"]]
+
+
+def benchmark_markdown(table: pd.DataFrame) -> str:
+    """The benchmark table as Markdown: per system, rows (method, n_train), columns dt,
+    cells mean +- sd over seeds."""
+    lines = []
+    groups = table.groupby(["system", "mapping", "temperature", "metric"], sort=True)
+    for (system, mapping, temperature, metric), part in groups:
+        dts = sorted(part.dt.unique())
+        lines += [
+            f"## {system} / {mapping} / T = {temperature:g}: {metric} "
+            f"(mean +- sd over seeds; lower is better)",
+            "",
+            "| method | n_train | " + " | ".join(f"dt = {dt:g}" for dt in dts) + " |",
+            "|---|---:|" + "---:|" * len(dts),
+        ]
+        for (method, n_train), row in part.groupby(["method", "n_train"], sort=True):
+            cells = []
+            for dt in dts:
+                hit = row[row.dt == dt]
+                cells.append(_cell(hit.iloc[0]) if len(hit) else "")
+            lines.append(f"| {method} | {n_train} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(r) -> str:
+    if r.n_unstable == r.n_seeds:
+        return f"unstable ({r.n_seeds}/{r.n_seeds})"
+    text = f"{r['mean']:.2f}" + (f" +- {r.sd:.2f}" if np.isfinite(r.sd) else "")
+    text += f" (n={r.n_seeds})"
+    if r.n_unstable:
+        text += f", {r.n_unstable} unstable"
+    return text
 
 
 PRIMARY_METRICS = ("pmf_rmse_kT", "fes_rmse_kT")
@@ -134,6 +202,36 @@ def _surfaces_2d(ref, models):
         ax.set_ylim(-0.3, 8)
         ax.legend(fontsize=7)
     return fig
+
+
+def plot_error_vs_dt(df: pd.DataFrame, figures: Path) -> None:
+    """Error vs CG time step, a panel per system, a line per (method, n_train), mean
+    +- sd over seeds; a run unstable at a dt leaves a gap there."""
+    sel = df[df.metric.isin(PRIMARY_METRICS) & (df.method != "reference")]
+    systems = sorted(sel.system.unique())
+    if not systems:
+        return
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), squeeze=False)
+    for ax, system in zip(axes[0], systems, strict=True):
+        part = sel[sel.system == system]
+        stats = part.groupby(["method", "n_train", "dt"])["value"].agg(["mean", "std"])
+        for (method, n_train), g in stats.groupby(level=[0, 1]):
+            dt = g.index.get_level_values("dt")
+            ax.errorbar(
+                dt,
+                g["mean"],
+                yerr=g["std"].fillna(0.0),
+                marker="o",
+                capsize=3,
+                label=f"{method} n={n_train}",
+            )
+        ax.set_xlabel("CG time step dt")
+        ax.set_ylabel(part.metric.iloc[0])
+        ax.set_title(system)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(figures / "error_vs_dt.png", dpi=120)
+    plt.close(fig)
 
 
 def plot_error_vs_n_train(df: pd.DataFrame, figures: Path) -> None:

@@ -17,7 +17,13 @@ def plot_re_log(history: list[dict], path: str | Path, title: str) -> None:
     k = [h["update"] for h in history]
     resim = [h["update"] for h in history if h["resimulated"]]
     fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
-    axes[0].plot(k, [h["loss"] for h in history], lw=1)
+    axes[0].plot(k, [h["loss"] for h in history], lw=1, label="training frames")
+    val = [h.get("val_loss", float("nan")) for h in history]
+    if any(v == v for v in val):  # not all NaN
+        axes[0].plot(k, val, lw=1, label="held out")
+        best = min((v, u) for u, v in zip(k, val, strict=True) if v == v)[1]
+        axes[0].axvline(best, color="k", ls=":", lw=1, label=f"lowest held-out: update {best}")
+        axes[0].legend(fontsize=7)
     axes[0].set_ylabel("S_rel + const")
     axes[1].plot(k, [h["n_eff_fraction"] for h in history], lw=1)
     for u in resim:

@@ -122,16 +122,35 @@ def train(
         }
     elif method in RE_METHODS:
         params, history = _train_re_run(
-            study, method, desc, energy_fn, params, R[train_idx], dt, init_model, checkpoint, key
+            study,
+            method,
+            desc,
+            energy_fn,
+            params,
+            (R[train_idx], R[val_idx]),
+            dt,
+            init_model,
+            checkpoint,
+            key,
         )
+        val = [h["val_loss"] for h in history]
         desc["training"] = {
             "settings": study.methods[method],
             "dt": float(dt),
             "updates": len(history),
             "resimulations": int(sum(h["resimulated"] for h in history)),
             "final_loss": history[-1]["loss"],
+            # the parameters kept: the last, or those before the update with the
+            # lowest held-out S_rel
+            "kept_update": (
+                int(np.nanargmin(val))
+                if val_idx.size and study.methods[method].get("keep") == "best_held_out"
+                else len(history)
+            ),
             "n_fit": int(train_idx.size),
+            "n_val": int(val_idx.size),
             "started_from": str(init_model) if init_model else "prior",
+            "timing": re_timing(history),
         }
     else:  # prior only: record how well its forces match, nothing to fit
         loss = jax.jit(force_loss_fn(energy_fn))
@@ -159,8 +178,10 @@ def train(
     return desc
 
 
-def _train_re_run(study, method, desc, energy_fn, params, R_train, dt, init_model, ckpt, key):
-    """RE from the prior (``re``) or from the run's FM model (``fm_re``)."""
+def _train_re_run(study, method, desc, energy_fn, params, R_split, dt, init_model, ckpt, key):
+    """RE from the prior (``re``) or from the run's FM model (``fm_re``), on the
+    training frames, keeping the parameters best on the validation frames."""
+    R_train, R_val = R_split
     from cgflow.methods.re import RESettings, train_re
     from cgflow.models import load_model
     from cgflow.simulate.langevin import SimSettings
@@ -187,7 +208,25 @@ def _train_re_run(study, method, desc, energy_fn, params, R_train, dt, init_mode
         sim,
         jax.random.fold_in(key, KEY_TRAIN),
         checkpoint=ckpt,
+        R_val=R_val,
     )
+
+
+def re_timing(history: list[dict]) -> dict:
+    """Wall time per RE update and the share of it spent simulating (vs reweighting
+    and the gradient), over the updates after the first (which also compiles)."""
+    if len(history) < 2:
+        return {}
+    wall = history[-1]["wall_time_s"] - history[0]["wall_time_s"]
+    sim = sum(h["sim_time_s"] for h in history[1:])
+    n = len(history) - 1
+    return {
+        "updates_timed": n,
+        "wall_per_update_s": wall / n,
+        "simulating_per_update_s": sim / n,
+        "simulating_share": sim / wall if wall > 0 else float("nan"),
+        "first_update_s": history[0]["wall_time_s"],
+    }
 
 
 def _write_history(path: Path, history: list[dict]) -> None:

@@ -18,6 +18,10 @@ from stored energies, so float32 energies of any size lose nothing that matters;
 N_eff and free-energy bookkeeping that accumulates over many updates is done on the
 host in float64.
 
+The relative entropy of the run's validation frames is logged too; on request
+(``keep: best_held_out``) the model kept is the one where it was lowest (early stopping,
+as FM stops on its validation loss).
+
 Training with the CG time step the model will be simulated at lets RE absorb the
 integrator's error into the potential: its samples are those of the discretised
 dynamics, not of exp(-beta U).
@@ -164,6 +168,7 @@ def train_re(
     checkpoint: str | Path | None = None,
     log=None,
     stop_after: int | None = None,
+    R_val=None,
 ):
     """Minimise the relative entropy of ``energy_fn`` to the reference frames ``R_ref``.
 
@@ -181,12 +186,18 @@ def train_re(
       checkpoint: file to checkpoint to every ``settings.checkpoint_every`` updates
         and to resume from (when it was written with the same settings).
       stop_after: stop after this many updates, leaving the checkpoint (tests).
+      R_val: held-out reference frames (the run's validation split): their
+        relative entropy, beta <U>_val + ln Z, is logged every update, and with
+        ``settings.keep == "best_held_out"`` the parameters where it was lowest
+        are returned (early stopping against fitting the noise of few frames).
 
     Returns:
-      (params, history): final parameters and one dict per update with ``update,
-      loss, n_eff, n_eff_fraction, resimulated, grad_norm, wall_time_s,
-      sim_time_s``. ``loss`` is S_rel up to a constant: beta <U>_ref + ln Z, with
-      ln Z tracked across re-simulations by the reweighting estimate.
+      (params, history): the parameters (the last, or the best on R_val) and
+      one dict per update with ``update, loss, val_loss, n_eff, n_eff_fraction,
+      resimulated, grad_norm, wall_time_s, sim_time_s``. ``loss`` is S_rel up to
+      a constant, beta <U>_ref + ln Z, at the parameters before that update, with
+      ln Z tracked across re-simulations by the reweighting estimate; ``val_loss``
+      is the same on R_val (NaN without it).
     """
     log = log if log is not None else sys.stderr
     s = settings
@@ -205,13 +216,17 @@ def train_re(
     grad_fn = re_gradient_fn(energy_fn, beta)
     energies = jax.jit(jax.vmap(energy_fn, (None, 0)))
 
+    has_val = R_val is not None and len(R_val) > 0
+    R_val = jnp.asarray(R_val if has_val else R_ref[:1], jnp.float32)
+
     @jax.jit
     def update(params, opt_state, X_cg, U_old, key):
         # without replacement: a training split no larger than the batch is used whole
         idx = jax.random.choice(key, n_ref, (batch,), replace=False)
         g, u_cg, u_ref = grad_fn(params, R_ref[idx], X_cg, U_old)
+        u_val = jnp.mean(energies(params, R_val))
         updates, opt_state = opt.update(g, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, g, u_cg, u_ref
+        return optax.apply_updates(params, updates), opt_state, g, u_cg, u_ref, u_val
 
     key, k_start, k_init = jax.random.split(key, 3)
     pick = np.asarray(jax.random.randint(k_start, (s.n_replicas,), 0, R_start.shape[0]))
@@ -224,23 +239,35 @@ def train_re(
         "X_cg": X_cg,
         "U_old": jnp.zeros(X_cg.shape[0], jnp.float32),
         "key": key,
+        "best_params": params,
     }
     fingerprint = _fingerprint(
-        s, sim, {"kT": kT, "n_ref": int(n_ref), "shape": list(R_ref.shape), "beta": beta}
+        s,
+        sim,
+        {
+            "kT": kT,
+            "n_ref": int(n_ref),
+            "shape": list(R_ref.shape),
+            "beta": beta,
+            "n_val": int(R_val.shape[0]) if has_val else 0,
+        },
     )
     ckpt = Path(checkpoint) if checkpoint else None
     start, history, lnz_anchor, resim_needed = 0, [], 0.0, True
+    best_val = math.inf
     if ckpt is not None:
         loaded = _load_checkpoint(ckpt, fingerprint, carry, log)
         if loaded is not None:
             start, carry, meta = loaded
             history, lnz_anchor = meta["history"], meta["lnz_anchor"]
+            best_val = meta["best_val"]
             resim_needed = False
             print(f"re: resumed from {ckpt} at update {start}", file=log, flush=True)
     t0 = time.perf_counter() - (history[-1]["wall_time_s"] if history else 0.0)
     end = s.n_updates if stop_after is None else min(s.n_updates, stop_after)
     p, opt_state, state = carry["params"], carry["opt_state"], carry["state"]
     X_cg, U_old, key = carry["X_cg"], carry["U_old"], carry["key"]
+    best_params = carry["best_params"]
     for k in range(start, end):
         t_sim, resimulated = 0.0, False
         key, sub = jax.random.split(key)
@@ -267,16 +294,20 @@ def train_re(
                 )
             out = update(p, opt_state, X_cg, U_old, sub)
             _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(U_old), beta)
-        p_next, opt_state, g, _, u_ref = out
+        p_next, opt_state, g, _, u_ref, u_val = out
         loss = beta * float(u_ref) + lnz_anchor + dlnz
+        val_loss = beta * float(u_val) + lnz_anchor + dlnz if has_val else math.nan
         grad_norm = float(optax.tree.norm(g))
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             raise FloatingPointError(f"re: non-finite loss or gradient at update {k}")
+        if has_val and val_loss < best_val:
+            best_val, best_params = val_loss, p
         p = p_next
         history.append(
             {
                 "update": k,
                 "loss": loss,
+                "val_loss": val_loss,
                 "n_eff": n_eff,
                 "n_eff_fraction": n_eff / X_cg.shape[0],
                 "resimulated": int(resimulated),
@@ -287,7 +318,8 @@ def train_re(
         )
         if k % 10 == 0 or k == s.n_updates - 1:
             print(
-                f"re: update {k:5d}  S_rel {loss:.5g}  N_eff {n_eff / X_cg.shape[0]:.2f}  "
+                f"re: update {k:5d}  S_rel {loss:.5g}  held-out {val_loss:.5g}  "
+                f"N_eff {n_eff / X_cg.shape[0]:.2f}  "
                 f"|g| {grad_norm:.3g}  {'sim' if resimulated else 'rew'}",
                 file=log,
                 flush=True,
@@ -300,8 +332,8 @@ def train_re(
                 "X_cg": X_cg,
                 "U_old": U_old,
                 "key": key,
+                "best_params": best_params,
             }
-            _save_checkpoint(
-                ckpt, fingerprint, k + 1, carry, {"history": history, "lnz_anchor": lnz_anchor}
-            )
-    return p, history
+            extra = {"history": history, "lnz_anchor": lnz_anchor, "best_val": best_val}
+            _save_checkpoint(ckpt, fingerprint, k + 1, carry, extra)
+    return (best_params if has_val and s.keep == "best_held_out" else p), history

@@ -89,7 +89,7 @@ def figures():
         for d in datasets()
     ]
     if any(True for _ in runs()):
-        out.append("results/figures/error_vs_n_train.png")
+        out += ["results/figures/error_vs_n_train.png", "results/figures/error_vs_dt.png"]
     return out
 
 

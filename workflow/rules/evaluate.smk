@@ -51,6 +51,8 @@ rule aggregate:
         all_metrics(),
     output:
         summary="results/summary.csv",
+        benchmark="results/benchmark.csv",
+        benchmark_table="results/benchmark.md",
         figures=report(
             figures(),
             caption="../report/figures.rst",
