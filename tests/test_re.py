@@ -192,6 +192,22 @@ def test_re_can_keep_the_model_best_on_held_out_frames(tmp_path):
         RESettings(keep="best")
 
 
+def test_re_sampler_saves_at_its_own_interval():
+    """RE's replicas keep a frame every methods.re.save_every steps, whatever the
+    simulation block's save_every: a bead pulled by a constant force at terminal
+    velocity (kT ~ 0) moves save_every * dt * F / (m gamma) between frames."""
+    from cgflow.methods.re import _sampler
+
+    F, gamma, dt = 2.0, 50.0, 0.001  # gamma dt = 0.05: BAOAB drift exact to ~2e-4
+    sim = SimSettings(dt=dt, n_steps=1, save_every=50, friction=gamma)
+    init, burn, run = _sampler(lambda p, R: -F * jnp.sum(R), 1e-9, sim, 1, save_every=5)
+    state = init(jax.random.PRNGKey(0), jnp.zeros((2, 1, 1)), jnp.ones(1), {})
+    state = burn(state, {}, 200)  # reach terminal velocity
+    _, frames = run(state, {}, 4)
+    spacing = np.diff(np.asarray(frames)[:, 0, 0, 0])
+    np.testing.assert_allclose(spacing, 5 * dt * F / gamma, rtol=1e-3)
+
+
 def test_re_settings_reject_bad_values():
     with pytest.raises(ValueError, match="neff_threshold"):
         RESettings(neff_threshold=1.5)

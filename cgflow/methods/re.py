@@ -89,8 +89,9 @@ def re_gradient_fn(energy_fn, beta: float):
     return grad
 
 
-def _sampler(energy_fn, kT, sim: SimSettings, n_beads: int):
-    """(init, run): replicas of the current model; run(state, params, n_saves) keeps frames."""
+def _sampler(energy_fn, kT, sim: SimSettings, n_beads: int, save_every: int):
+    """(init, burn, run): replicas of the current model; run(state, params, n_saves)
+    keeps a frame every ``save_every`` steps (RE's own, not the simulation block's)."""
     init_fn, apply_fn = make_integrator(energy_fn, kT, sim, n_beads)
     step = jax.vmap(lambda st, p: apply_fn(st, params=p), (0, None))
 
@@ -107,7 +108,7 @@ def _sampler(energy_fn, kT, sim: SimSettings, n_beads: int):
 
     def run(state, params, n_saves):
         def body(st, _):
-            st = advance(st, params, sim.save_every)
+            st = advance(st, params, save_every)
             return st, st.position
 
         return jax.lax.scan(body, state, None, length=n_saves)
@@ -181,7 +182,8 @@ def train_re(
       kT: thermal energy.
       settings: RESettings.
       sim: simulation settings of the CG sampler; its ``dt`` is the time step RE
-        trains at (``n_steps`` and ``n_replicas`` are ignored: RE has its own).
+        trains at (``n_steps``, ``n_replicas``, ``equilibration_steps`` and
+        ``save_every`` are ignored: RE has its own).
       key: JAX PRNG key (replica starts, dynamics, reference batches).
       checkpoint: file to checkpoint to every ``settings.checkpoint_every`` updates
         and to resume from (when it was written with the same settings).
@@ -212,7 +214,7 @@ def train_re(
     opt = optax.adam(schedule)
     if s.max_grad_norm > 0:
         opt = optax.chain(optax.clip_by_global_norm(s.max_grad_norm), opt)
-    init, burn, run = _sampler(energy_fn, kT, sim, n_beads)
+    init, burn, run = _sampler(energy_fn, kT, sim, n_beads, s.save_every)
     grad_fn = re_gradient_fn(energy_fn, beta)
     energies = jax.jit(jax.vmap(energy_fn, (None, 0)))
 
