@@ -110,6 +110,7 @@ def test_system_method_overrides(default_config):
     assert study.methods["fm"]["batch_size"] == default_config["methods"]["fm"]["batch_size"]
     assert StudySettings.from_config(cfg, "double_well_coupled").methods["fm"]["max_steps"] != 500
     bad = copy.deepcopy(default_config)
+    del bad["methods"]["re"], bad["methods"]["fm_re"]  # a study without RE
     bad["systems"]["double_well"]["methods"] = {"fm": {"learning_rate": "fast"}, "re": {}}
     check_fails(
         bad,

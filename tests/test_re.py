@@ -131,8 +131,8 @@ def test_re_recovers_a_harmonic_spring_constant():
         n_updates=150,
         n_replicas=64,
         equilibration_steps=50,
-        sample_steps=500,
-        save_every=5,
+        sample_steps=1000,
+        save_every=10,
     )
     k, history, k_true = _harmonic_run(s)
     assert k == pytest.approx(k_true, rel=0.04), k  # starts at k = 1
