@@ -64,18 +64,9 @@ def benchmark_table(df: pd.DataFrame) -> pd.DataFrame:
     models = df[df.method != "reference"]
     err = models[models.metric.isin(PRIMARY_METRICS)]
     stable = models[models.metric == "stable"].groupby(keys)["value"]
-    out = err.groupby(keys + ["metric"])["value"].agg(
-        mean="mean", sd="std", n_stable="count", n_runs="size"
-    )
-    out = out.reset_index()
-    out["n_unstable"] = (
-        (stable.size() - stable.sum())
-        .reindex(pd.MultiIndex.from_frame(out[keys]))
-        .to_numpy()
-        .astype(int)
-    )
-    out["n_seeds"] = out.pop("n_runs")
-    out = out.drop(columns="n_stable")
+    unstable = (stable.size() - stable.sum()).astype(int).rename("n_unstable")
+    out = err.groupby(keys + ["metric"])["value"].agg(mean="mean", sd="std", n_seeds="size")
+    out = out.reset_index().join(unstable, on=keys)
     order = ["system", "mapping", "temperature", "metric"] + keys[3:]
     return out[order + ["mean", "sd", "n_seeds", "n_unstable"]]
 
@@ -207,55 +198,22 @@ def _surfaces_2d(ref, models):
 def plot_error_vs_dt(df: pd.DataFrame, figures: Path) -> None:
     """Error vs CG time step, a panel per system, a line per (method, n_train), mean
     +- sd over seeds; a run unstable at a dt leaves a gap there."""
-    sel = df[df.metric.isin(PRIMARY_METRICS) & (df.method != "reference")]
-    systems = sorted(sel.system.unique())
-    if not systems:
-        return
-    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), squeeze=False)
-    for ax, system in zip(axes[0], systems, strict=True):
-        part = sel[sel.system == system]
-        stats = part.groupby(["method", "n_train", "dt"])["value"].agg(["mean", "std"])
-        for (method, n_train), g in stats.groupby(level=[0, 1]):
-            dt = g.index.get_level_values("dt")
-            ax.errorbar(
-                dt,
-                g["mean"],
-                yerr=g["std"].fillna(0.0),
-                marker="o",
-                capsize=3,
-                label=f"{method} n={n_train}",
-            )
-        ax.set_xlabel("CG time step dt")
-        ax.set_ylabel(part.metric.iloc[0])
-        ax.set_title(system)
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(figures / "error_vs_dt.png", dpi=120)
-    plt.close(fig)
+    _plot_error_vs(
+        df,
+        figures / "error_vs_dt.png",
+        x="dt",
+        line="n_train",
+        label=lambda method, n: f"{method} n={n}",
+        xlabel="CG time step dt",
+        legend_size=6,
+    )
 
 
 def plot_error_vs_n_train(df: pd.DataFrame, figures: Path) -> None:
     """Error vs n_train, a panel per system (its main metric), a line per (method, dt),
-    mean +- sd over seeds."""
-    sel = df[df.metric.isin(PRIMARY_METRICS) & (df.method != "reference")]
-    systems = sorted(sel.system.unique())
-    if not systems:
-        return
-    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), squeeze=False)
-    for ax, system in zip(axes[0], systems, strict=True):
-        part = sel[sel.system == system]
-        metric = part.metric.iloc[0]
-        stats = part.groupby(["method", "dt", "n_train"])["value"].agg(["mean", "std"])
-        for (method, dt), g in stats.groupby(level=[0, 1]):
-            n = g.index.get_level_values("n_train")
-            ax.errorbar(
-                n,
-                g["mean"],
-                yerr=g["std"].fillna(0.0),
-                marker="o",
-                capsize=3,
-                label=f"{method} dt={dt:g}",
-            )
+    mean +- sd over seeds, and the reference data's own error."""
+
+    def reference_line(ax, system, metric):
         ref = df[(df.system == system) & (df.method == "reference") & (df.metric == metric)]
         if len(ref):
             ax.axhline(
@@ -265,10 +223,47 @@ def plot_error_vs_n_train(df: pd.DataFrame, figures: Path) -> None:
                 label=f"reference data itself ({int(ref.n_train.iloc[0])} frames)",
             )
         ax.set_xscale("log")
-        ax.set_xlabel("n_train")
+
+    _plot_error_vs(
+        df,
+        figures / "error_vs_n_train.png",
+        x="n_train",
+        line="dt",
+        label=lambda method, dt: f"{method} dt={dt:g}",
+        xlabel="n_train",
+        legend_size=7,
+        decorate=reference_line,
+    )
+
+
+def _plot_error_vs(df, path, x, line, label, xlabel, legend_size, decorate=None):
+    """Each system's main metric against ``x``: a panel per system, a line per
+    (method, ``line``), mean +- sd over seeds; ``decorate(ax, system, metric)`` adds
+    to a panel."""
+    sel = df[df.metric.isin(PRIMARY_METRICS) & (df.method != "reference")]
+    systems = sorted(sel.system.unique())
+    if not systems:
+        return
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), squeeze=False)
+    for ax, system in zip(axes[0], systems, strict=True):
+        part = sel[sel.system == system]
+        metric = part.metric.iloc[0]
+        stats = part.groupby(["method", line, x])["value"].agg(["mean", "std"])
+        for (method, value), g in stats.groupby(level=[0, 1]):
+            ax.errorbar(
+                g.index.get_level_values(x),
+                g["mean"],
+                yerr=g["std"].fillna(0.0),
+                marker="o",
+                capsize=3,
+                label=label(method, value),
+            )
+        if decorate is not None:
+            decorate(ax, system, metric)
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)
         ax.set_title(system)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=legend_size)
     fig.tight_layout()
-    fig.savefig(figures / "error_vs_n_train.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
