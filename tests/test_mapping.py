@@ -54,3 +54,28 @@ def test_group_maps_centre_of_mass_and_geometry():
     assert com.metadata()["species_index"] == [0, 1]
     with pytest.raises(ValueError, match="weighting"):
         group_map("x", [[0]], masses, ["A"], "charge")
+
+
+def test_species_survive_every_force_map():
+    """Each force-map rule keeps the bead species (shared types, not one per bead)."""
+    from cgflow.mapping import aggregate_constraints, group_map
+
+    species = ["C", "C", "N"]
+    sliced = slice_map("s", 5, [0, 2, 4], ["C1", "C2", "N1"], [12.0, 12.0, 14.0], species)
+    grouped = group_map("g", [[0, 1], [2, 3], [4]], [12.0, 1.0, 12.0, 1.0, 14.0],
+                        ["C1", "C2", "N1"], "mass", species)  # fmt: skip
+    aggregated = aggregate_constraints(sliced, [(0, 1), (2, 3)])
+    assert aggregated.force_map == "aggregated"
+    for m in (sliced, grouped, aggregated):
+        assert m.species == tuple(species), m.force_map
+        assert m.metadata()["species_names"] == ["C", "N"]
+        assert m.metadata()["species_index"] == [0, 0, 1]
+
+
+def test_alanine_heavy_atoms_share_six_species():
+    """With hbonds constraints the aggregated alanine map still has 6 atom types."""
+    from cgflow.systems.alanine_dipeptide import AlanineDipeptide
+
+    heavy = AlanineDipeptide(constraints="hbonds").mappings()["heavy_atoms"]
+    assert heavy.force_map == "aggregated"
+    assert sorted(set(heavy.species)) == ["C", "CA", "CB", "CH3", "N", "O"]

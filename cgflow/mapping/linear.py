@@ -10,6 +10,7 @@ molecules extend this module.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,6 +179,4 @@ def aggregate_constraints(cg_map: LinearMap, constrained_pairs) -> LinearMap:
                 "aggregated force map"
             )
         D[beads[0], members] = values.pop()
-    return LinearMap(
-        cg_map.name, cg_map.coord_matrix, D, cg_map.bead_names, cg_map.bead_masses, "aggregated"
-    )
+    return dataclasses.replace(cg_map, force_matrix=D, force_map="aggregated")
