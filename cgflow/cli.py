@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file and print its runs")
     p.add_argument("config")
 
+    p = sub.add_parser("schema", help="print the config's JSON schema, generated blocks included")
+
     p = sub.add_parser("sample", help="AA reference sampling at one temperature")
     _study_args(p)
     p.add_argument("--temperature", type=_pos_float, required=True)
@@ -71,9 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=_pos_int, required=True)
     p.add_argument("--seed", type=_nonneg_int, required=True)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--dt", type=_pos_float, help="CG time step RE trains at (re, fm_re)")
-    p.add_argument("--init-model", help="FM model folder fm_re starts from")
-    p.add_argument("--checkpoint", help="RE checkpoint file: written, and resumed from")
+    p.add_argument("--dt", type=_pos_float, help="CG time step of methods trained per dt (re)")
+    p.add_argument("--init-model", help="start model folder (methods that start from one)")
+    p.add_argument("--checkpoint", help="checkpoint file: written, and resumed from")
 
     p = sub.add_parser("simulate", help="Langevin simulation of a trained model")
     _study_args(p)
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="CG data set (start frames)")
     p.add_argument("--dt", type=_pos_float, required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--checkpoint", help="checkpoint file: written, and resumed from")
 
     p = sub.add_parser("evaluate", help="score CG samples against the reference")
     _study_args(p)
@@ -114,28 +117,20 @@ def main(argv=None) -> int:
         return 2
 
 
+# Steps that read no method settings: a config file given by hand is cut down to
+# what they read before it is checked (the OpenMM side has no JAX for method modules).
+SCOPES = {"sample": (), "map": ()}
+
+
 def _run(args) -> int:
-    from cgflow.study import resolve
-
     if args.step == "check-config":
-        from cgflow.config import load_config, validate_config
-        from cgflow.study import method_settings
+        return _check_config(args.config)
+    if args.step == "schema":
+        import json
 
-        config = validate_config(load_config(args.config))
-        for name, entry in config["systems"].items():
-            data = len(entry["temperatures"]) * len(entry["mappings"])
-            if "n_train" not in entry:
-                print(f"{name}: {data} reference data sets (no training)")
-                continue
-            n_models = (
-                data
-                * len(method_settings(config, entry))
-                * len(entry["n_train"])
-                * len(config["seeds"])
-            )
-            n_dt = len(entry["simulation"]["dt"])
-            print(f"{name}: {n_models} trained models x {n_dt} time steps")
-        print(f"{args.config}: valid")
+        from cgflow.config import load_schema
+
+        print(json.dumps(load_schema(), indent=2))
         return 0
     if args.step == "aggregate":
         from cgflow.analysis.aggregate import aggregate_step
@@ -144,63 +139,81 @@ def _run(args) -> int:
         print(f"aggregate: {len(df)} rows -> {args.out}", file=sys.stderr)
         return 0
 
-    study = resolve(args.config, args.system, args.settings)
-    if args.step == "sample":
-        from cgflow.reference import sample_reference
+    from cgflow.study import resolve
 
-        sample_reference(study, args.temperature, args.out)
+    study = resolve(args.config, args.system, args.settings, SCOPES.get(args.step))
+    if args.step == "sample":
+        from cgflow.steps.sample import sample_step
+
+        sample_step(study, args.temperature, args.out)
     elif args.step == "map":
-        from cgflow.mapping.dataset import map_dataset
+        from cgflow.steps.map import map_dataset
 
         map_dataset(study, args.mapping, args.input, args.out)
     elif args.step == "fit-prior":
-        from cgflow.methods import fit_prior_step
+        from cgflow.steps.prior import fit_prior_step
 
         fit_prior_step(study, args.data, args.n_train, args.seed, args.out)
     elif args.step == "train":
-        from cgflow.methods import train
+        from cgflow.steps.train import train
 
-        train(
-            study,
-            args.method,
-            args.data,
-            args.prior,
-            args.n_train,
-            args.seed,
-            args.out_dir,
-            dt=args.dt,
-            init_model=args.init_model,
-            checkpoint=args.checkpoint,
-        )
+        train(study, args.method, args.data, args.prior, args.n_train, args.seed, args.out_dir,
+              dt=args.dt, init_model=args.init_model, checkpoint=args.checkpoint)  # fmt: skip
     elif args.step == "simulate":
-        from cgflow.simulate import simulate_step
+        from cgflow.steps.simulate import simulate_step
 
-        status = simulate_step(study, args.model, args.data, args.dt, args.out_dir)
+        status = simulate_step(study, args.model, args.data, args.dt, args.out_dir, args.checkpoint)
         print(
             f"simulate: stable={status['stable']} steps={status['steps_done']} "
             f"wall={status['wall_time_s']:.1f}s",
             file=sys.stderr,
         )
     elif args.step == "evaluate":
-        from pathlib import Path
-
-        from cgflow.analysis.evaluate import evaluate_step
-
-        run = {
-            "system": study.system,
-            "mapping": args.mapping,
-            "method": args.method,
-            "n_train": args.n_train,
-            "seed": args.seed,
-            "dt": args.dt,
-            "temperature": args.temperature,
-            "run_dir": str(Path(args.samples).parent),
-        }
-        metrics = evaluate_step(
-            study, args.samples, run, args.out, args.status, args.reference, args.halves
-        )
-        print("evaluate: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), file=sys.stderr)
+        _evaluate(study, args)
     return 0
+
+
+def _check_config(path) -> int:
+    from cgflow.config import load_config, validate_config
+    from cgflow.study import method_settings
+
+    config = validate_config(load_config(path))
+    for name, entry in config["systems"].items():
+        data = len(entry["temperatures"]) * len(entry["mappings"])
+        if "n_train" not in entry:
+            print(f"{name}: {data} reference data sets (no training)")
+            continue
+        n_models = (
+            data
+            * len(method_settings(config, entry))
+            * len(entry["n_train"])
+            * len(config["seeds"])
+        )
+        n_dt = len(entry["simulation"]["dt"])
+        print(f"{name}: {n_models} trained models x {n_dt} time steps")
+    print(f"{path}: valid")
+    return 0
+
+
+def _evaluate(study, args) -> None:
+    from pathlib import Path
+
+    from cgflow.steps.evaluate import evaluate_step
+
+    run = {
+        "system": study.system,
+        "mapping": args.mapping,
+        "method": args.method,
+        "n_train": args.n_train,
+        "seed": args.seed,
+        "dt": args.dt,
+        "temperature": args.temperature,
+        "run_dir": str(Path(args.samples).parent),
+    }
+    metrics = evaluate_step(
+        study, args.samples, run, args.out, args.status, args.reference, args.halves
+    )
+    print("evaluate: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), file=sys.stderr)
 
 
 if __name__ == "__main__":

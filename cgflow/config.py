@@ -1,18 +1,32 @@
 """Study configuration: load, check against the JSON schema, fill defaults, check meaning.
 
-Every problem found is reported at once, each line naming the field
-(``systems.double_well.simulation.dt[1]``) and what is allowed, before any
-step of the study starts.
+The schema (``workflow/schemas/config.schema.yaml``) describes the study's shape; the
+blocks that belong to a method or to the CG simulator are generated from their settings
+dataclasses (:mod:`cgflow.settings`), and the method names from the registry
+(:mod:`cgflow.methods`), so no default or bound is written twice. Every problem found
+is reported at once, each line naming the field
+(``systems.double_well.simulation.dt[1]``) and what is allowed, before any step of the
+study starts.
 """
 
 from __future__ import annotations
 
-import inspect
-from dataclasses import fields
+import copy
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+from cgflow import methods
+from cgflow.settings import json_schema
+from cgflow.simulate.settings import IntegratorSettings, RunSettings
+from cgflow.systems import (
+    SYSTEMS,
+    evaluation_settings,
+    get_map,
+    get_system,
+    reference_settings,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -28,14 +42,10 @@ def _with_defaults(cls):
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
-                    instance[name] = _copy(sub["default"])
+                    instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(cls, {"properties": set_defaults})
-
-
-def _copy(value):
-    return yaml.safe_load(yaml.safe_dump(value))
 
 
 def _where(path) -> str:
@@ -58,6 +68,38 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
+def load_schema(schema_path: str | Path = SCHEMA_PATH, method_names=None) -> dict:
+    """The config schema with its generated blocks filled in.
+
+    Args:
+      schema_path: the schema file.
+      method_names: methods whose settings blocks to generate (their modules are
+        imported); None for every registered method.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    block = schema["properties"]["methods"]
+    block["propertyNames"] = {"enum": sorted(methods.REGISTRY)}
+    names = sorted(methods.REGISTRY) if method_names is None else sorted(method_names)
+    for name in names:
+        method = methods.get(name)
+        sub = json_schema(method.settings_class)
+        sub["description"] = method.doc
+        block.setdefault("properties", {})[name] = sub
+    system = schema["properties"]["systems"]["additionalProperties"]["properties"]
+    sim = system["simulation"]
+    run = json_schema(RunSettings)
+    integrator = json_schema(IntegratorSettings)
+    dt = integrator["properties"].pop("dt")
+    sim["properties"] = {
+        "dt": {"type": "array", "minItems": 1, "uniqueItems": True, "items": dt,
+               "description": "CG time steps, in the system's time unit"},
+        **integrator["properties"],
+        **run["properties"],
+    }  # fmt: skip
+    sim["required"] = ["dt", *run.get("required", [])]
+    return schema
+
+
 def validate_config(
     config: dict, schema_path: str | Path = SCHEMA_PATH, partial: bool = False
 ) -> dict:
@@ -67,7 +109,8 @@ def validate_config(
       config: the study config.
       schema_path: its JSON schema.
       partial: ``config`` holds the settings one step reads (``StudySettings.scoped``):
-        it may name no methods, and checks between blocks it may lack are skipped.
+        it may name no methods, blocks may lack keys the step does not read, and
+        checks between blocks it may lack are skipped.
 
     Returns:
       the same dict, with defaults filled in.
@@ -75,14 +118,19 @@ def validate_config(
     Raises:
       ConfigError: listing every problem, each with the field it concerns.
     """
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    configured = config.get("methods") if isinstance(config.get("methods"), dict) else {}
+    known = [m for m in configured if m in methods.REGISTRY]
+    schema = load_schema(schema_path, known)
     if partial:
         del schema["properties"]["methods"]["minProperties"]
+        system = schema["properties"]["systems"]["additionalProperties"]["properties"]
+        del system["simulation"]["required"]
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [f"{_where(e.absolute_path)}: {_message(e)}" for e in errors]
     if not problems:
-        problems = _semantic_problems(config, partial)
+        for name, entry in config["systems"].items():
+            problems += _system_problems(config, name, entry, partial)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     return config
@@ -94,123 +142,87 @@ def _message(err) -> str:
     return err.message
 
 
-def _semantic_problems(config: dict, partial: bool = False) -> list[str]:
-    from cgflow.systems import SYSTEM_TYPES, get_map, get_system
-
+def _system_problems(config: dict, name: str, entry: dict, partial: bool) -> list[str]:
+    """Problems of one system entry that the schema cannot see."""
+    where = f"config.systems.{name}"
+    stype = entry.get("type", name)
+    if stype not in SYSTEMS:
+        return [
+            f"{where}: unknown system {stype!r}; allowed: {sorted(SYSTEMS)}"
+            " (a system of another name needs 'type:' set to one of them)"
+        ]
+    try:
+        system = get_system(stype, entry)
+    except ValueError as err:
+        return [f"{where}.potential: {err}"]
     problems = []
-    for name, entry in config["systems"].items():
-        where = f"config.systems.{name}"
-        stype = entry.get("type", name)
-        if stype not in SYSTEM_TYPES:
-            problems.append(
-                f"{where}: unknown system {stype!r}; allowed: {sorted(SYSTEM_TYPES)}"
-                " (a system of another name needs 'type:' set to one of them)"
-            )
-            continue
+    for i, m in enumerate(entry["mappings"]):
         try:
-            system = get_system(stype, entry)
-        except ValueError as err:
-            problems.append(f"{where}.potential: {err}")
-            continue
-        for i, m in enumerate(entry["mappings"]):
-            try:
-                get_map(system, m)
-            except (ValueError, FileNotFoundError) as err:
-                problems.append(f"{where}.mappings[{i}]: {err}")
+            get_map(system, m)
+        except (ValueError, FileNotFoundError) as err:
+            problems.append(f"{where}.mappings[{i}]: {err}")
+    for block, build in (("reference", reference_settings), ("evaluation", evaluation_settings)):
         try:
-            n_ref = system.n_reference_frames(entry)
+            built = build(system, entry)
         except ValueError as err:
-            problems.append(f"{where}.reference: {err}")
+            problems.append(f"{where}.{block}: {err}")
             continue
-        for i, n in enumerate(entry.get("n_train", [])):
-            if n > n_ref:
-                problems.append(f"{where}.n_train[{i}]: {n} exceeds the {n_ref} reference frames")
-            if n < 2:
-                problems.append(
-                    f"{where}.n_train[{i}]: need at least 2 frames (training plus validation)"
-                )
-        for m, block in entry.get("methods", {}).items():
-            if m not in config["methods"]:
-                problems.append(
-                    f"{where}.methods.{m}: the study does not run {m!r}; "
-                    f"it runs {sorted(config['methods'])}"
-                )
-            elif m == "fm":
-                from cgflow.method_settings import FMSettings
+        if block == "reference":
+            problems += _size_problems(where, entry, system.n_reference_frames(built))
+    problems += _method_problems(config, where, entry, partial)
+    problems += _simulation_problems(where, entry, partial)
+    return problems
 
-                try:
-                    FMSettings.from_dict({**(config["methods"]["fm"] or {}), **block})
-                except (TypeError, ValueError) as err:
-                    problems.append(f"{where}.methods.fm: {err}")
-            elif m in ("re", "fm_re"):
-                from cgflow.method_settings import RESettings
 
-                try:
-                    RESettings.from_dict({**(config["methods"][m] or {}), **block}, m)
-                except (TypeError, ValueError) as err:
-                    problems.append(f"{where}.methods.{m}: {err}")
-            elif block:
-                problems.append(f"{where}.methods.{m}: takes no settings")
-        runs = set(entry["methods"]) if "methods" in entry else set(config["methods"])
-        if "fm_re" in runs and "fm" not in runs and not partial:
-            problems.append(f"{where}: fm_re starts from the fm model, so it needs fm as well")
-        allowed = _evaluation_keys(system)
-        unknown = set(entry["evaluation"]) - allowed
-        if unknown:
+def _size_problems(where: str, entry: dict, n_ref: int) -> list[str]:
+    problems = []
+    for i, n in enumerate(entry.get("n_train", [])):
+        if n > n_ref:
+            problems.append(f"{where}.n_train[{i}]: {n} exceeds the {n_ref} reference frames")
+        if n < 2:
             problems.append(
-                f"{where}.evaluation: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
-            )
-        if "n_train" in entry and "simulation" not in entry:
-            problems.append(f"{where}: 'simulation' is required when 'n_train' is given")
-        sim = entry.get("simulation")
-        if sim and sim["save_every"] > sim["n_steps"]:
-            problems.append(
-                f"{where}.simulation.save_every: {sim['save_every']} exceeds "
-                f"n_steps ({sim['n_steps']}); no frame would be saved"
+                f"{where}.n_train[{i}]: need at least 2 frames (training plus validation)"
             )
     return problems
 
 
-def _evaluation_keys(system) -> set[str]:
-    params = inspect.signature(system.evaluate).parameters
-    return set(params) - {"self", "cg_positions", "positions", "kT", "reference", "mapping"}
-
-
-def require_positive(settings, block: str, names) -> None:
-    """Raise ValueError naming ``block.name`` unless each named field is a number > 0."""
-    for name in names:
-        value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ValueError(f"{block}.{name} must be a number > 0, got {value!r}")
-
-
-def require_fraction(settings, block: str, names, closed: bool = True) -> None:
-    """Raise ValueError naming ``block.name`` unless each named field is a number in
-    [0, 1] (``closed``) or [0, 1)."""
-    for name in names:
-        value = getattr(settings, name)
-        ok = not isinstance(value, bool) and isinstance(value, int | float)
-        ok = ok and (0 <= value <= 1 if closed else 0 <= value < 1)
-        if not ok:
-            raise ValueError(
-                f"{block}.{name} must be in [0, {'1]' if closed else '1)'}, got {value!r}"
+def _method_problems(config: dict, where: str, entry: dict, partial: bool) -> list[str]:
+    """The system's method overrides build valid settings; start models are run too."""
+    problems = []
+    for m, block in entry.get("methods", {}).items():
+        if m not in config["methods"]:
+            problems.append(
+                f"{where}.methods.{m}: the study does not run {m!r}; "
+                f"it runs {sorted(config['methods'])}"
             )
+            continue
+        try:
+            methods.get(m).settings({**(config["methods"][m] or {}), **(block or {})})
+        except (TypeError, ValueError) as err:
+            problems.append(f"{where}.methods.{m}: {err}")
+    runs = set(entry["methods"]) if "methods" in entry else set(config["methods"])
+    for m in sorted(runs):
+        start = methods.get(m).start_from if m in methods.REGISTRY else None
+        if start and start not in runs and not partial:
+            problems.append(
+                f"{where}: {m} starts from the {start} model, so it needs {start} as well"
+            )
+    return problems
 
 
-def settings_from(cls, values: dict | None, owner: str, block: str):
-    """Build dataclass ``cls`` from a config block, rejecting keys it does not have.
-
-    Raises:
-      ValueError: ``<owner>: unknown <block> keys [...]; allowed: [...]``.
-    """
-    values = dict(values or {})
-    allowed = {f.name for f in fields(cls)}
-    unknown = set(values) - allowed
-    if unknown:
-        raise ValueError(
-            f"{owner}: unknown {block} keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+def _simulation_problems(where: str, entry: dict, partial: bool) -> list[str]:
+    if "n_train" in entry and "simulation" not in entry and not partial:
+        return [f"{where}: 'simulation' is required when 'n_train' is given"]
+    sim = entry.get("simulation")
+    if not sim or "n_steps" not in sim:
+        return []
+    try:
+        RunSettings.from_dict(
+            {k: v for k, v in sim.items() if k in RunSettings.__dataclass_fields__}
         )
-    return cls(**values)
+    except ValueError as err:
+        return [f"{where}.{err}"]
+    return []
 
 
 def system_entry(config: dict, system: str) -> dict:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgflow.config import load_config, system_entry, validate_config
+from cgflow.systems import get_system
 
 SYSTEM_KEYS = ("type", "potential", "temperatures", "mappings", "reference")
 """Entry keys that every step sees: what the system is and how its reference is made."""
@@ -45,8 +46,6 @@ class StudySettings:
         return self.entry.get("type", self.system)
 
     def build_system(self):
-        from cgflow.systems import get_system
-
         return get_system(self.system_type, self.entry)
 
     def scoped(self, keys=(), methods=()) -> StudySettings:
@@ -54,16 +53,30 @@ class StudySettings:
 
         Args:
           keys: entry blocks the step reads beyond ``SYSTEM_KEYS`` (which define
-            the system and its reference data, and are always kept).
+            the system and its reference data, and are always kept); ``block.key``
+            keeps one key of a block. The time steps (``simulation.dt``) are never
+            kept: a step gets its one time step from the ``dt`` wildcard.
           methods: the methods whose settings the step reads.
         """
         unknown = set(methods) - set(self.methods)
         if unknown:
             raise ValueError(f"{self.system} does not run {sorted(unknown)}")
-        keep = set(SYSTEM_KEYS) | set(keys)
+        entry = {k: v for k, v in self.entry.items() if k in SYSTEM_KEYS}
+        for key in keys:
+            block, _, sub = key.partition(".")
+            if block not in self.entry:
+                continue
+            if sub:
+                if sub in self.entry[block]:
+                    entry.setdefault(block, {})[sub] = self.entry[block][sub]
+            elif isinstance(self.entry[block], dict):
+                entry[block] = dict(self.entry[block])
+            else:
+                entry[block] = self.entry[block]
+        entry.get("simulation", {}).pop("dt", None)
         return StudySettings(
             self.system,
-            {k: v for k, v in self.entry.items() if k in keep},
+            entry,
             {m: self.methods[m] for m in methods},
             self.val_fraction,
             tuple(sorted(keys)),
@@ -97,19 +110,23 @@ def method_settings(config: dict, entry: dict) -> dict:
     return {m: {**(config["methods"][m] or {}), **((overrides or {}).get(m) or {})} for m in names}
 
 
-def resolve(config_path: str | None, system: str | None, settings_json: str | None):
-    """Build StudySettings from ``--config``/``--system`` or from ``--settings``."""
+def resolve(config_path: str | None, system: str | None, settings_json: str | None,
+            scope: tuple[str, ...] | None = None):  # fmt: skip
+    """Build StudySettings from ``--config``/``--system`` or from ``--settings``.
+
+    ``scope`` (entry blocks, as for ``StudySettings.scoped``, with no methods) cuts a
+    config file down before it is checked, as the workflow does: a step that reads no
+    method settings then needs no method's module (the OpenMM side has no JAX).
+    """
     if settings_json:
         if config_path:
             raise ValueError("give either --settings or --config, not both")
         d = json.loads(settings_json)
         # Re-validate: a hand-written --settings gets the same checks as a config file
         # (those that need a block left out of scoped settings are skipped).
-        config = {
-            "systems": {d["system"]: d["entry"]},
-            "methods": d["methods"],
-            "val_fraction": d["val_fraction"],
-        }
+        config = {"systems": {d["system"]: d["entry"]}, "methods": d["methods"]}
+        if d.get("val_fraction") is not None:  # else the schema's default
+            config["val_fraction"] = d["val_fraction"]
         scope = d.get("scope")
         validate_config(config, partial=scope is not None)
         study = StudySettings.from_config(config, d["system"])
@@ -118,5 +135,9 @@ def resolve(config_path: str | None, system: str | None, settings_json: str | No
         return study if scope is None else study.scoped(scope, list(study.methods))
     if not (config_path and system):
         raise ValueError("need --config FILE and --system NAME (or --settings JSON)")
-    config = validate_config(load_config(Path(config_path)))
-    return StudySettings.from_config(config, system)
+    config = load_config(Path(config_path))
+    if scope is None:
+        return StudySettings.from_config(validate_config(config), system)
+    entry = system_entry(config, system)
+    cut = StudySettings(system, entry, {}, config.get("val_fraction")).scoped(scope)
+    return resolve(None, None, cut.to_json())

@@ -80,7 +80,7 @@ def test_unknown_mapping_and_potential_key(default_config):
         "config.systems.double_well.mappings[0]",
         "unknown mapping 'x2'",
         "config.systems.double_well_coupled.potential",
-        "unknown potential keys ['k']",
+        "unknown keys ['k']",
     )
 
 

@@ -5,14 +5,14 @@ import pytest
 from scipy import stats
 
 from cgflow.systems import get_map, get_system
-from cgflow.systems.double_well import dpmf_x1
+from cgflow.systems.double_well import ExactSettings, dpmf_x1
 
 
 @pytest.mark.parametrize("c", [0.0, 2.0])
 def test_exact_sampler_matches_exact_density(c):
     kT = 3.0
     system = get_system("double_well", {"potential": {"c": c, "d": 1.5}})
-    data = system.sample_reference(kT, 20_000, seed=7)
+    data = system.sample_exact(kT, ExactSettings(n_samples=20_000, seed=7))
     x1, x2 = data["positions"][:, 0, 0], data["positions"][:, 1, 0]
     # x1 follows exp(-A/kT): Kolmogorov-Smirnov against the exact CDF.
     assert stats.kstest(x1, system.exact_cdf_x1(kT)).pvalue > 1e-3
@@ -24,15 +24,15 @@ def test_exact_sampler_matches_exact_density(c):
 def test_ks_test_rejects_wrong_temperature():
     """The statistical test above has power: samples at 0.9 kT are rejected."""
     system = get_system("double_well", {})
-    x1 = system.sample_reference(2.7, 20_000, seed=7)["positions"][:, 0, 0]
+    x1 = system.sample_exact(2.7, ExactSettings(n_samples=20_000, seed=7))["positions"][:, 0, 0]
     assert stats.kstest(x1, system.exact_cdf_x1(3.0)).pvalue < 1e-6
 
 
 def test_same_seed_same_samples():
     system = get_system("double_well", {"potential": {"c": 1.0}})
-    a = system.sample_reference(3.0, 100, seed=3)["positions"]
-    b = system.sample_reference(3.0, 100, seed=3)["positions"]
-    c = system.sample_reference(3.0, 100, seed=4)["positions"]
+    a = system.sample_exact(3.0, ExactSettings(n_samples=100, seed=3))["positions"]
+    b = system.sample_exact(3.0, ExactSettings(n_samples=100, seed=3))["positions"]
+    c = system.sample_exact(3.0, ExactSettings(n_samples=100, seed=4))["positions"]
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
@@ -55,7 +55,7 @@ def test_mapped_force_mean_is_exact_mean_force():
     """With c > 0 the mapped force is noisy but its mean given x1 is -A'(x1)."""
     kT = 3.0
     system = get_system("double_well", {"potential": {"c": 2.0}})
-    data = system.sample_reference(kT, 200_000, seed=1)
+    data = system.sample_exact(kT, ExactSettings(n_samples=200_000, seed=1))
     cg_map = get_map(system, "x1")
     assert cg_map.force_map == "slice"
     x1 = data["positions"][:, 0, 0]

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from cgflow.analysis.fes import bin_probabilities, free_energy, js_divergence, shifted_rmse
-from cgflow.systems import get_system
+from cgflow.systems import get_map, get_system
+from cgflow.systems.double_well import ExactSettings
 
 
 def test_js_divergence_bounds():
@@ -31,9 +32,12 @@ def test_free_energy_of_empty_bins():
 def test_pmf_metric_separates_right_from_wrong_samples():
     """Exact samples score near the histogram noise floor; 5 % stretched ones do not."""
     system = get_system("double_well", {})
-    x = system.sample_reference(3.0, 100_000, seed=2)["positions"][:, :1]
-    good, _ = system.evaluate(x, 3.0)
-    bad, _ = system.evaluate(1.05 * x, 3.0)
+    from cgflow.steps.evaluate import score
+
+    x = system.sample_exact(3.0, ExactSettings(n_samples=100_000, seed=2))["positions"][:, :1]
+    cg_map, settings = get_map(system, "x1"), system.evaluation_settings()
+    good, _ = score(system, cg_map, settings, x, 3.0)
+    bad, _ = score(system, cg_map, settings, 1.05 * x, 3.0)
     assert good["pmf_rmse_kT"] < 0.1 and good["js_divergence"] < 5e-4
     assert bad["pmf_rmse_kT"] > 0.3 and bad["js_divergence"] > 3e-3
 
@@ -56,7 +60,7 @@ def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
         rows.append({**key, "metric": "pmf_rmse_kT", "value": np.nan if err is None else err})
     ref = {**run, "method": "reference", "n_train": 500, "dt": np.nan, "seed": 0}
     rows.append({**ref, "metric": "pmf_rmse_kT", "value": 0.1})
-    table = benchmark_table(pd.DataFrame(rows)).set_index("method")
+    table = benchmark_table(pd.DataFrame(rows), {"dw": "pmf_rmse_kT"}).set_index("method")
     assert table.loc["fm", "mean"] == 1.5 and table.loc["fm", "sd"] == pytest.approx(0.7071, 1e-3)
     assert table.loc["re", "mean"] == 0.5 and table.loc["re", "n_unstable"] == 1
     assert (table.n_seeds == 2).all() and "reference" not in table.index

@@ -11,7 +11,7 @@ from cgflow.methods.data import split_indices
 from cgflow.methods.fm import FMSettings, force_loss_fn, train_fm
 from cgflow.models import build_energy, fit_prior, init_params, load_model, save_model
 from cgflow.systems import get_system
-from cgflow.systems.double_well import pmf_x1
+from cgflow.systems.double_well import ExactSettings, pmf_x1
 
 
 def describe(prior, hidden=(16, 16), n_beads=2, dim=3):
@@ -99,7 +99,7 @@ def test_force_matching_learns_double_well_pmf():
     """FM on exact separable data recovers A(x1) = x1^4/4 - 3x1^2 + x1 (quadrature check)."""
     kT = 3.0
     system = get_system("double_well", {})
-    data = system.sample_reference(kT, 2000, seed=0)
+    data = system.sample_exact(kT, ExactSettings(n_samples=2000, seed=0))
     R, F = data["positions"][:, :1], data["forces"][:, :1]
     prior = fit_prior("harmonic_position", R[200:], kT)
     desc = describe(prior, hidden=(32, 32), n_beads=1, dim=1)
@@ -140,7 +140,7 @@ def test_load_model_rejects_mismatched_parameters(tmp_path):
 
 def test_force_matching_is_repeatable_with_same_seed():
     system = get_system("double_well", {"potential": {"c": 1.0}})
-    data = system.sample_reference(3.0, 500, seed=0)
+    data = system.sample_exact(3.0, ExactSettings(n_samples=500, seed=0))
     R, F = data["positions"][:, :1], data["forces"][:, :1]
     desc = describe(fit_prior("harmonic_position", R, 3.0), hidden=(8,), n_beads=1, dim=1)
     energy = build_energy(desc)

@@ -6,10 +6,11 @@ import io
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from cgflow.methods.re import RESettings, re_gradient_fn, reweight, train_re
-from cgflow.simulate.langevin import SimSettings
+from cgflow.methods.re import RESettings, re_gradient_fn, re_trainer, reweight, train_re
+from cgflow.simulate.settings import IntegratorSettings
 
 
 def test_reweight_weights_and_neff():
@@ -108,7 +109,7 @@ def _harmonic_run(settings, key=0, **kw):
     def energy(p, R):
         return 0.5 * jnp.exp(p["logk"]) * jnp.sum(R**2)
 
-    sim = SimSettings(dt=0.05, n_steps=1, friction=2.0)
+    sim = IntegratorSettings(dt=0.05, friction=2.0)
     params, history = train_re(
         energy,
         {"logk": jnp.float32(0.0)},
@@ -157,7 +158,7 @@ def test_re_resumes_from_its_checkpoint(tmp_path):
     assert len(h_first) == 10 and ckpt.exists()
     log = io.StringIO()
     k_resumed, h_resumed, _ = _harmonic_run(s, checkpoint=ckpt, log=log)
-    assert "resumed" in log.getvalue() and "at update 10" in log.getvalue()
+    assert "resumed" in log.getvalue() and "at check 10" in log.getvalue()
     assert [h["update"] for h in h_resumed] == list(range(20))
     assert k_resumed == pytest.approx(k_full, rel=1e-5)
     # a checkpoint written with other settings is not used
@@ -196,16 +197,16 @@ def test_re_sampler_saves_at_its_own_interval():
     """RE's replicas keep a frame every methods.re.save_every steps, whatever the
     simulation block's save_every: a bead pulled by a constant force at terminal
     velocity (kT ~ 0) moves save_every * dt * F / (m gamma) between frames."""
-    from cgflow.methods.re import _sampler
-
     F, gamma, dt = 2.0, 50.0, 0.001  # gamma dt = 0.05: BAOAB drift exact to ~2e-4
-    sim = SimSettings(dt=dt, n_steps=1, save_every=50, friction=gamma)
-    init, burn, run = _sampler(lambda p, R: -F * jnp.sum(R), 1e-9, sim, 1, save_every=5)
-    state = init(jax.random.PRNGKey(0), jnp.zeros((2, 1, 1)), jnp.ones(1), {})
-    state = burn(state, {}, 200)  # reach terminal velocity
-    _, frames = run(state, {}, 4)
-    spacing = np.diff(np.asarray(frames)[:, 0, 0, 0])
-    np.testing.assert_allclose(spacing, 5 * dt * F / gamma, rtol=1e-3)
+    s = RESettings(n_updates=1, n_replicas=2, equilibration_steps=200, sample_steps=20,
+                   save_every=5, neff_threshold=1.0)  # fmt: skip
+    trainer = re_trainer(lambda p, R: -F * jnp.sum(R), np.zeros((4, 1, 1)), np.zeros((4, 1, 1)),
+                         np.ones(1), 1e-9, s, IntegratorSettings(dt=dt, friction=gamma),
+                         optax.sgd(0.0))  # fmt: skip
+    state = trainer.init({}, jax.random.PRNGKey(0))
+    state, _ = trainer.step(state, jax.random.PRNGKey(1))  # burn 200 steps, then 4 frames
+    frames = np.asarray(state.X_cg).reshape(2, 4)  # replica-major
+    np.testing.assert_allclose(np.diff(frames, axis=1), 5 * dt * F / gamma, rtol=1e-3)
 
 
 def test_re_settings_reject_bad_values():

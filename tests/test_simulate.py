@@ -6,7 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cgflow.simulate import SimSettings, simulate_langevin
+from cgflow.simulate.langevin import simulate_langevin
+from cgflow.simulate.settings import IntegratorSettings, RunSettings
+
+
+def SimSettings(dt, thermostat="langevin", friction=1.0, **run):
+    """(integrator, run) settings from one flat set of keywords, as in a config block."""
+    return IntegratorSettings(dt=dt, thermostat=thermostat, friction=friction), RunSettings(**run)
 
 
 def harmonic(params, R):
@@ -16,9 +22,9 @@ def harmonic(params, R):
 def run(energy, params, settings, kT=1.5, mass=2.0, seed=0):
     import jax
 
-    R0 = jnp.zeros((settings.n_replicas, 1, 1))
+    R0 = jnp.zeros((settings[1].n_replicas, 1, 1))
     return simulate_langevin(
-        energy, params, R0, [mass], kT, settings, jax.random.PRNGKey(seed), log=io.StringIO()
+        energy, params, R0, [mass], kT, *settings, jax.random.PRNGKey(seed), log=io.StringIO()
     )
 
 
@@ -124,7 +130,7 @@ def test_molecular_blow_ups_are_recorded(energy, start, watch, reason):
     s = SimSettings(dt=0.005, n_steps=2000, save_every=10, n_replicas=4, chunk_steps=100)
     R0 = jnp.tile(jnp.array([[0.0, 0, 0], [start, 0, 0]]), (4, 1, 1))
     _, status = simulate_langevin(
-        energy, {}, R0, [12.0, 12.0], 2.5, s, jax.random.PRNGKey(0), log=io.StringIO(), **watch
+        energy, {}, R0, [12.0, 12.0], 2.5, *s, jax.random.PRNGKey(0), log=io.StringIO(), **watch
     )
     assert status["stable"] is False
     assert status["failure"]["reason"].startswith(reason)
@@ -153,7 +159,7 @@ def test_thermostats_hold_the_temperature(thermostat, friction):
     )
     R0 = 0.3 * jax.random.normal(jax.random.PRNGKey(1), (16, 8, 3))
     frames, status = simulate_langevin(
-        energy, {}, R0, jnp.ones(8), kT, s, jax.random.PRNGKey(2), log=io.StringIO()
+        energy, {}, R0, jnp.ones(8), kT, *s, jax.random.PRNGKey(2), log=io.StringIO()
     )
     assert status["stable"]
     grad = jax.vmap(jax.grad(energy, argnums=1), (None, 0))
@@ -212,7 +218,8 @@ def test_periodic_neighbour_lists_match_all_pairs_and_grow(thermostat):
         thermostat=thermostat,
     )
     R0 = jnp.asarray(np.stack([R, R + 0.05]), jnp.float32)
-    kw = dict(masses=jnp.full(R.shape[0], 12.0), kT=2.5, settings=s, log=io.StringIO())
+    kw = dict(masses=jnp.full(R.shape[0], 12.0), kT=2.5, integrator=s[0], run=s[1])
+    kw["log"] = io.StringIO()
     key = jax.random.PRNGKey(4)
     f_nl, st_nl = simulate_langevin(energy, params, R0, key=key, box=box, cutoff=0.5, **kw)
     f_all, st_all = simulate_langevin(energy, params, R0, key=key, box=box, **kw)
@@ -255,7 +262,7 @@ def test_periodic_box_samples_an_external_cosine_potential():
         R0,
         jnp.ones(8),
         kT,
-        s,
+        *s,
         jax.random.PRNGKey(1),
         log=io.StringIO(),
         box=[L, L, L],
@@ -289,7 +296,37 @@ def test_periodic_models_take_no_free_space_prior():
             jnp.zeros((1, 1, 1)),
             [1.0],
             1.0,
-            SimSettings(dt=0.1, n_steps=10, n_replicas=1),
+            *SimSettings(dt=0.1, n_steps=10, n_replicas=1),
             None,
             cutoff=0.5,
         )
+
+
+def test_killed_simulation_resumes_from_its_checkpoint(tmp_path):
+    """A run stopped after 2 of 5 chunks and restarted continues from its checkpoint
+    and gives the uninterrupted trajectory; other settings start afresh."""
+    import jax
+
+    s = SimSettings(dt=0.05, n_steps=1000, equilibration_steps=100, save_every=10,
+                    n_replicas=4, chunk_steps=220)  # fmt: skip
+    R0 = jnp.zeros((4, 1, 1))
+    key = jax.random.PRNGKey(3)
+    ck = tmp_path / "sim.ckpt"
+
+    def sim(settings, **kw):
+        return simulate_langevin(harmonic, {"k": 1.0}, R0, [1.0], 1.0, *settings, key,
+                                 log=io.StringIO(), checkpoint=ck, **kw)  # fmt: skip
+
+    whole, st_whole = simulate_langevin(
+        harmonic, {"k": 1.0}, R0, [1.0], 1.0, *s, key, log=io.StringIO()
+    )
+    _, st_part = sim(s, stop_after_chunks=2)
+    assert ck.exists() and st_part["steps_done"] == 440
+    resumed, st = sim(s)
+    assert st["resumed_at_step"] == 440 and st["steps_done"] == st_whole["steps_done"] == 1100
+    np.testing.assert_array_equal(resumed, whole)
+    other = SimSettings(dt=0.04, n_steps=1000, equilibration_steps=100, save_every=10,
+                        n_replicas=4, chunk_steps=220)  # fmt: skip
+    log = io.StringIO()
+    simulate_langevin(harmonic, {"k": 1.0}, R0, [1.0], 1.0, *other, key, log=log, checkpoint=ck)
+    assert "other settings; starting afresh" in log.getvalue()

@@ -22,7 +22,7 @@ from cgflow.io import read_json
 
 pytestmark = pytest.mark.slow
 
-GPU_RULES = {"sample_reference", "train", "train_re", "simulate_cg"}
+GPU_RULES = {"sample_reference", "train", "train_at_dt", "simulate_cg"}
 CPU_RULES = {"map_to_cg", "fit_prior", "evaluate", "evaluate_reference", "aggregate"}
 BROKEN = Path("results/double_well_coupled/reference/T3/aa.npz")
 
@@ -120,7 +120,7 @@ def test_smoke_study_on_slurm(repo, tmp_path, cluster):
     assert not (workdir / "results/summary.csv").exists()
 
     # RE runs only on the broken system here, so its training waits for run 2.
-    expected = (GPU_RULES | CPU_RULES) - {"aggregate", "train_re"}
+    expected = (GPU_RULES | CPU_RULES) - {"aggregate", "train_at_dt"}
     assert {rule for rule, _ in jobs1.values()} == expected
 
     # The GPU reached the job: the training metadata records the allocation, and the log

@@ -134,7 +134,7 @@ def test_smoke_study_end_to_end(workdir):
     (workdir / "config" / "changed.yaml").write_text(yaml.safe_dump(cfg))
     plan = snakemake(workdir, "-n", "--configfile", "config/changed.yaml")
     assert planned_jobs(plan.stdout + plan.stderr) == {
-        "train_re": 1,  # double_well_coupled's re
+        "train_at_dt": 1,  # double_well_coupled's re
         "simulate_cg": 5,  # that model, and double_well's 2 methods x 2 n_train at dt 0.1
         "evaluate": 5,
         "aggregate": 1,

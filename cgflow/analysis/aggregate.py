@@ -13,10 +13,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cgflow.analysis.evaluate import RUN_KEYS  # noqa: E402
 from cgflow.io import atomic_write, load_dataset, read_json  # noqa: E402
 
-COLUMNS = list(RUN_KEYS[:-1]) + ["metric", "value", "run_dir"]
+COLUMNS = [
+    "system", "mapping", "method", "n_train", "seed", "dt", "temperature", "metric", "value",
+    "run_dir",
+]  # fmt: skip
+REFERENCE = "reference"
+"""The ``method`` of rows that score the reference data themselves (the noise floor)."""
 
 
 def collect(records: list[dict]) -> pd.DataFrame:
@@ -33,36 +37,43 @@ def collect(records: list[dict]) -> pd.DataFrame:
     )
 
 
+def primary_metrics(records: list[dict]) -> dict[str, str]:
+    """Each system's primary metric, as its evaluation declared it."""
+    return {rec["run"]["system"]: rec["primary_metric"] for rec in records}
+
+
 def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> pd.DataFrame:
     records = [read_json(f) for f in metric_files]
     df = collect(records)
+    primary = primary_metrics(records)
     out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_csv.with_suffix(".csv.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(out_csv)
+    atomic_write(out_csv, lambda fh: df.to_csv(fh, index=False))
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
     plot_profiles(metric_files, records, figures)
-    plot_error_vs_n_train(df, figures)
-    plot_error_vs_dt(df, figures)
-    table = benchmark_table(df)
+    plot_error_vs_n_train(df, primary, figures)
+    plot_error_vs_dt(df, primary, figures)
+    table = benchmark_table(df, primary)
     atomic_write(out_csv.with_name("benchmark.csv"), lambda fh: table.to_csv(fh, index=False))
     text = benchmark_markdown(table).encode()
     atomic_write(out_csv.with_name("benchmark.md"), lambda fh: fh.write(text))
     return df
 
 
-def benchmark_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Each system's main metric by (method, n_train, dt) over seeds.
+def _is_primary(df: pd.DataFrame, primary: dict[str, str]) -> pd.Series:
+    return df.metric == df.system.map(primary)
+
+
+def benchmark_table(df: pd.DataFrame, primary: dict[str, str]) -> pd.DataFrame:
+    """Each system's ``primary`` metric by (method, n_train, dt) over seeds.
 
     Columns: system, mapping, temperature, metric, method, n_train, dt, mean, sd
     (NaN for one seed), n_seeds, n_unstable. Unstable runs have no free-energy
     error; mean and sd are over the stable seeds.
     """
     keys = ["system", "mapping", "temperature", "method", "n_train", "dt"]
-    models = df[df.method != "reference"]
-    err = models[models.metric.isin(PRIMARY_METRICS)]
+    models = df[df.method != REFERENCE]
+    err = models[_is_primary(models, primary)]
     stable = models[models.metric == "stable"].groupby(keys)["value"]
     unstable = (stable.size() - stable.sum()).astype(int).rename("n_unstable")
     out = err.groupby(keys + ["metric"])["value"].agg(mean="mean", sd="std", n_seeds="size")
@@ -105,9 +116,6 @@ def _cell(r) -> str:
     return text
 
 
-PRIMARY_METRICS = ("pmf_rmse_kT", "fes_rmse_kT")
-
-
 def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -> None:
     """Per (system, mapping, temperature): the reference free energy and each model's.
 
@@ -119,15 +127,15 @@ def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -
     for f, rec in zip(metric_files, records, strict=True):
         run = rec["run"]
         curves, _ = load_dataset(Path(f).with_name("curves.npz"))
-        if "centres" in curves or "fes_reference_kT" in curves:
-            key = (run["system"], run["mapping"], run["temperature"])
+        if "empty" not in curves:
+            key = (run["system"], run["mapping"], run["temperature"], rec["figure_kind"])
             groups.setdefault(key, []).append((run, curves))
-    for (system, mapping, temperature), items in groups.items():
-        ref = next((c for r, c in items if r["method"] == "reference"), items[0][1])
-        models = [(r, c) for r, c in items if r["method"] != "reference"]
+    for (system, mapping, temperature, kind), items in groups.items():
+        ref = next((c for r, c in items if r["method"] == REFERENCE), items[0][1])
+        models = [(r, c) for r, c in items if r["method"] != REFERENCE]
         first_seed = min((r["seed"] for r, _ in models), default=None)
         models = [(r, c) for r, c in models if r["seed"] == first_seed]
-        draw = _profiles_1d if "centres" in ref else _surfaces_2d
+        draw = {"profile_1d": _profiles_1d, "surface_2d": _surfaces_2d}[kind]
         fig = draw(ref, models)
         fig.suptitle(
             f"{system} / {mapping} / T = {temperature:g}"
@@ -173,17 +181,18 @@ def _surfaces_2d(ref, models):
     fig = plt.figure(figsize=(max(3.6 * n + 1.2, 8.0), 7.0), layout="constrained")
     grid = fig.add_gridspec(2, 1)
     top_row, bottom_row = grid[0].subgridspec(1, n), grid[1].subgridspec(1, 2)
-    edges = np.degrees(ref["phi_edges"])
+    names = [k[: -len("_edges")] for k in ref if k.endswith("_edges")]
+    edges = np.degrees(ref[f"{names[0]}_edges"])
     top = [fig.add_subplot(top_row[0, k]) for k in range(n)]
     for ax, (title, curves, key) in zip(top, panels, strict=True):
         mesh = ax.pcolormesh(edges, edges, curves[key].T, cmap="viridis", vmin=0, vmax=8)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("phi / deg")
+        ax.set_xlabel(f"{names[0]} / deg")
         ax.set_aspect("equal")
-    top[0].set_ylabel("psi / deg")
+    top[0].set_ylabel(f"{names[1]} / deg")
     fig.colorbar(mesh, ax=top, label="free energy / kT")
     centres = 0.5 * (edges[1:] + edges[:-1])
-    for k, name in enumerate(("phi", "psi")):
+    for k, name in enumerate(names):
         ax = fig.add_subplot(bottom_row[0, k])
         ax.plot(centres, ref[f"pmf_{name}_reference_kT"], "k-", lw=2.5, label="reference")
         for title, curves, _ in panels[1:]:
@@ -195,11 +204,12 @@ def _surfaces_2d(ref, models):
     return fig
 
 
-def plot_error_vs_dt(df: pd.DataFrame, figures: Path) -> None:
+def plot_error_vs_dt(df: pd.DataFrame, primary: dict[str, str], figures: Path) -> None:
     """Error vs CG time step, a panel per system, a line per (method, n_train), mean
     +- sd over seeds; a run unstable at a dt leaves a gap there."""
     _plot_error_vs(
         df,
+        primary,
         figures / "error_vs_dt.png",
         x="dt",
         line="n_train",
@@ -209,12 +219,12 @@ def plot_error_vs_dt(df: pd.DataFrame, figures: Path) -> None:
     )
 
 
-def plot_error_vs_n_train(df: pd.DataFrame, figures: Path) -> None:
+def plot_error_vs_n_train(df: pd.DataFrame, primary: dict[str, str], figures: Path) -> None:
     """Error vs n_train, a panel per system (its main metric), a line per (method, dt),
     mean +- sd over seeds, and the reference data's own error."""
 
     def reference_line(ax, system, metric):
-        ref = df[(df.system == system) & (df.method == "reference") & (df.metric == metric)]
+        ref = df[(df.system == system) & (df.method == REFERENCE) & (df.metric == metric)]
         if len(ref):
             ax.axhline(
                 ref.value.mean(),
@@ -226,6 +236,7 @@ def plot_error_vs_n_train(df: pd.DataFrame, figures: Path) -> None:
 
     _plot_error_vs(
         df,
+        primary,
         figures / "error_vs_n_train.png",
         x="n_train",
         line="dt",
@@ -236,11 +247,11 @@ def plot_error_vs_n_train(df: pd.DataFrame, figures: Path) -> None:
     )
 
 
-def _plot_error_vs(df, path, x, line, label, xlabel, legend_size, decorate=None):
+def _plot_error_vs(df, primary, path, x, line, label, xlabel, legend_size, decorate=None):
     """Each system's main metric against ``x``: a panel per system, a line per
     (method, ``line``), mean +- sd over seeds; ``decorate(ax, system, metric)`` adds
     to a panel."""
-    sel = df[df.metric.isin(PRIMARY_METRICS) & (df.method != "reference")]
+    sel = df[_is_primary(df, primary) & (df.method != REFERENCE)]
     systems = sorted(sel.system.unique())
     if not systems:
         return

@@ -1,10 +1,17 @@
-"""Training/validation splits that depend only on (n_frames, n_train, seed)."""
+"""A run's data split and random streams, which depend only on (n_frames, n_train, seed).
+
+The split comes from NumPy seeded with the run's seed, so steps without JAX agree on
+it; JAX keys are folded from ``PRNGKey(seed)`` with one tag per use.
+"""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+# fold_in tags so each use of a run's seed draws independent numbers
+KEY_INIT, KEY_TRAIN, KEY_SIMULATE = 1, 2, 3
 
 
 def split_indices(n_frames: int, n_train: int, val_fraction: float, seed: int):

@@ -3,26 +3,76 @@
     L(theta) = < |F_map(r) + grad_R U_theta(M r)|^2 > / (n_beads * dim)
 
 Its minimiser over all functions is the mean force, -grad A(R) (Noid et al. 2008).
-Adam (Optax) on shuffled mini-batches; after every epoch the loss on a held-out
-validation set decides early stopping, and the best parameters are kept.
+Adam (Optax) with cosine decay on mini-batches drawn uniformly with replacement; the
+driver averages the parameters (EMA), validates the average on held-out frames every
+``eval_every`` steps, stops after ``patience`` checks without improvement and keeps
+the best average.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from cgflow.method_settings import FMSettings
+from cgflow.checkpoint import fingerprint
+from cgflow.methods.base import Problem, Trained
+from cgflow.methods.driver import Schedule, Trainer, fit
+from cgflow.settings import Settings, setting
+
+
+@dataclass(frozen=True)
+class FMSettings(Settings):
+    """Hyperparameters of force matching (the ``methods.fm`` config block).
+
+    Attributes:
+      learning_rate: peak Adam learning rate (cosine decay to ``final_lr_fraction``
+        of it over ``max_steps``).
+      final_lr_fraction: the learning rate's final fraction.
+      batch_size: frames per mini-batch (drawn uniformly, with replacement, each step).
+      max_steps: optimiser steps at most.
+      eval_every: steps between validation checks.
+      patience: validation checks without improvement before stopping.
+      ema_decay: decay of the parameter moving average that is validated and kept
+        (0 keeps the raw parameters).
+    """
+
+    block = "methods.fm"
+
+    learning_rate: float = setting(3e-3, gt=0, doc="peak Adam learning rate")
+    final_lr_fraction: float = setting(
+        0.01, ge=0, le=1, doc="final learning rate as a fraction of the peak (cosine decay)"
+    )
+    batch_size: int = setting(256, ge=1, doc="frames per mini-batch")
+    max_steps: int = setting(20000, ge=1, doc="optimiser steps at most")
+    eval_every: int = setting(200, ge=1, doc="steps between validation checks")
+    patience: int = setting(20, ge=1, doc="checks without improvement before stopping")
+    ema_decay: float = setting(
+        0.99, ge=0, lt=1, doc="decay of the parameter moving average that is validated"
+    )
+
+
+SETTINGS = FMSettings  # what the registry reads
+
+
+class FMState(NamedTuple):
+    """Force-matching state.
+
+    Attributes:
+      params: model parameters (pytree).
+      opt_state: the optimiser's state.
+    """
+
+    params: object
+    opt_state: object
 
 
 def force_loss_fn(energy_fn):
-    """Return ``loss(params, R, F) -> scalar``: mean squared force error per component."""
+    """``loss(params, R, F) -> scalar``: mean squared force error per component."""
     force_fn = jax.vmap(lambda p, R: -jax.grad(energy_fn, argnums=1)(p, R), (None, 0))
 
     def loss(params, R, F):
@@ -31,84 +81,88 @@ def force_loss_fn(energy_fn):
     return loss
 
 
-def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key, log=None):
-    """Fit ``params`` of ``energy_fn`` to mapped forces.
+def optimizer(settings: FMSettings) -> optax.GradientTransformation:
+    """Adam with cosine decay over ``max_steps``."""
+    schedule = optax.cosine_decay_schedule(
+        settings.learning_rate, settings.max_steps, alpha=settings.final_lr_fraction
+    )
+    return optax.adam(schedule)
+
+
+def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt) -> Trainer:
+    """Force matching as init/step over FMState.
 
     Args:
-      energy_fn: ``energy_fn(params, R) -> scalar``, R of shape (beads, dim).
-      params: initial parameters (pytree).
-      data_train, data_val: tuples (R, F) of arrays (frames, beads, dim).
-      settings: FMSettings.
-      key: JAX PRNG key for mini-batch sampling.
+      energy_fn: ``energy_fn(params, R) -> scalar``.
+      data_train, data_val: (R, F) arrays (frames, beads, dim); validation may be
+        empty (then the training frames are scored).
+      batch_size: frames per step.
+      opt: an Optax GradientTransformation.
+    """
+    R_tr, F_tr = (jnp.asarray(a, jnp.float32) for a in data_train)
+    R_va, F_va = (jnp.asarray(a, jnp.float32) for a in data_val)
+    if R_va.shape[0] == 0:
+        R_va, F_va = R_tr, F_tr
+    n = R_tr.shape[0]
+    batch = min(batch_size, n)
+    loss = force_loss_fn(energy_fn)
+    grad_fn = jax.value_and_grad(loss)
+
+    def init(params, key):
+        del key
+        return FMState(params, opt.init(params))
+
+    def step(state: FMState, key):
+        idx = jax.random.randint(key, (batch,), 0, n)
+        value, g = grad_fn(state.params, R_tr[idx], F_tr[idx])
+        updates, opt_state = opt.update(g, state.opt_state, state.params)
+        return FMState(optax.apply_updates(state.params, updates), opt_state), {"train_loss": value}
+
+    val = jax.jit(lambda p: loss(p, R_va, F_va))
+    return Trainer(init, step, lambda st: st.params, pure=True, validate=val)
+
+
+def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key, log=None,
+             checkpoint=None, stop_after=None):  # fmt: skip
+    """Fit ``params`` of ``energy_fn`` to mapped forces.
 
     Returns:
       (best_params, history): the averaged parameters with the lowest validation
       loss, and one dict per check with ``step, train_loss, val_loss, wall_time_s``.
     """
-    log = log if log is not None else sys.stderr
-    R_tr, F_tr = (jnp.asarray(a, jnp.float32) for a in data_train)
-    R_va, F_va = (jnp.asarray(a, jnp.float32) for a in data_val)
-    n = R_tr.shape[0]
-    batch = min(settings.batch_size, n)
-    schedule = optax.cosine_decay_schedule(
-        settings.learning_rate, settings.max_steps, alpha=settings.final_lr_fraction
+    s = settings
+    trainer = fm_trainer(energy_fn, data_train, data_val, s.batch_size, optimizer(s))
+    schedule = Schedule(
+        name="fm",
+        n_checks=max(1, s.max_steps // s.eval_every),
+        steps_per_check=s.eval_every,
+        ema_decay=s.ema_decay,
+        patience=s.patience,
+        keep="best",
+        checkpoint_every=10,
     )
-    opt = optax.adam(schedule)
-    loss = force_loss_fn(energy_fn)
-    grad_fn = jax.value_and_grad(loss)
-    decay = settings.ema_decay
+    fp = fingerprint(s.to_dict(), [list(a.shape) for a in (*data_train, *data_val)])
+    return fit(trainer, params, key, schedule, checkpoint, fp, log, stop_after)
 
-    @jax.jit
-    def block(carry, key):
-        def step(carry, k):
-            p, s, ema = carry
-            idx = jax.random.randint(k, (batch,), 0, n)
-            value, g = grad_fn(p, R_tr[idx], F_tr[idx])
-            updates, s = opt.update(g, s, p)
-            p = optax.apply_updates(p, updates)
-            ema = jax.tree.map(lambda e, q: decay * e + (1 - decay) * q, ema, p)
-            return (p, s, ema), value
 
-        carry, values = jax.lax.scan(step, carry, jax.random.split(key, settings.eval_every))
-        return carry, values.mean()
-
-    val_loss = jax.jit(loss)
-    has_val = R_va.shape[0] > 0
-    carry = (params, opt.init(params), params)
-    best = (math.inf, params, 0)
-    history = []
-    t0 = time.perf_counter()
-    n_blocks = max(1, settings.max_steps // settings.eval_every)
-    for b in range(1, n_blocks + 1):
-        key, sub = jax.random.split(key)
-        carry, tr = block(carry, sub)
-        ema = carry[2]
-        va = float(val_loss(ema, R_va, F_va)) if has_val else float(tr)
-        step = b * settings.eval_every
-        history.append(
-            {
-                "step": step,
-                "train_loss": float(tr),
-                "val_loss": va,
-                "wall_time_s": time.perf_counter() - t0,
-            }
-        )
-        if not np.isfinite(va):
-            raise FloatingPointError(f"force matching diverged at step {step} (loss {va})")
-        if va < best[0]:
-            best = (va, ema, b)
-        if b % 10 == 0 or b == 1:
-            print(
-                f"fm: step {step:6d}  train {float(tr):.4g}  val {va:.4g}  "
-                f"best {best[0]:.4g} @ {best[2] * settings.eval_every}",
-                file=log,
-                flush=True,
-            )
-        if b - best[2] >= settings.patience:
-            print(
-                f"fm: early stop at step {step}; best step {best[2] * settings.eval_every}",
-                file=log,
-                flush=True,
-            )
-            break
-    return best[1], history
+def train(problem: Problem, settings: FMSettings, key) -> Trained:
+    """The registry's entry: FM on the run's training frames, validated on its held-out ones."""
+    p = problem
+    params, history = train_fm(
+        p.energy_fn,
+        p.params,
+        (p.R_train, p.F_train),
+        (p.R_val, p.F_val),
+        settings,
+        key,
+        p.log,
+        p.checkpoint,
+    )
+    info = {
+        "settings": settings.to_dict(),
+        "checks": len(history),
+        "best_val_loss": min((h["val_loss"] for h in history), default=math.nan),
+        "n_fit": int(p.R_train.shape[0]),
+        "n_val": int(p.R_val.shape[0]),
+    }
+    return Trained(params, history, info)

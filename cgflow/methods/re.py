@@ -4,9 +4,9 @@
     grad S_rel   = beta ( <dU/dtheta>_AA - <dU/dtheta>_theta ),
 
 where <.>_AA averages over mapped reference frames and <.>_theta over the CG model's
-Boltzmann distribution. CG samples come from vmapped Langevin replicas that continue
-from their last states. Between simulations the samples of parameters theta_old are
-reused by reweighting:
+Boltzmann distribution. CG samples come from replicas of the model (the runner the CG
+simulator uses) that continue from their last states. Between simulations the samples
+of parameters theta_old are reused by reweighting:
 
     w_i = exp(-beta [U_theta(x_i) - U_theta_old(x_i)]) / sum_j (same),
 
@@ -29,22 +29,101 @@ dynamics, not of exp(-beta U).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import sys
 import time
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from scipy.special import logsumexp
 
-from cgflow.io import atomic_write
-from cgflow.method_settings import RESettings
-from cgflow.simulate.langevin import SimSettings, make_integrator
+from cgflow.analysis.training import plot_re_log
+from cgflow.checkpoint import fingerprint
+from cgflow.methods.base import Problem, Trained
+from cgflow.methods.driver import Schedule, Trainer, fit
+from cgflow.settings import Settings, setting
+from cgflow.simulate.replicas import Replicas, replica_runner
+from cgflow.simulate.settings import IntegratorSettings
+
+RE_KEEP = ("last", "best_held_out")
+
+
+@dataclass(frozen=True)
+class RESettings(Settings):
+    """Hyperparameters of RE training (the ``methods.re`` / ``methods.fm_re`` config block).
+
+    Attributes:
+      learning_rate: peak Adam learning rate, cosine decay to ``final_lr_fraction``
+        of it over ``n_updates``.
+      n_updates: parameter updates.
+      n_replicas: CG replicas simulated in parallel (they continue across updates).
+      equilibration_steps: steps discarded at the start of every re-simulation.
+      sample_steps: production steps per replica per re-simulation.
+      save_every: steps between kept frames.
+      neff_threshold: re-simulate when N_eff / N falls below this.
+      ref_batch_size: reference frames per update, drawn from the training split
+        without replacement (the whole split when it is smaller).
+      checkpoint_every: updates between checkpoints.
+      max_grad_norm: gradients are clipped to this global norm (0: no clipping).
+      keep: ``last``: the parameters after ``n_updates`` (the protocol of Thaler et
+        al.); ``best_held_out``: those with the lowest relative entropy on the
+        run's validation frames, beta <U>_val + ln Z (early stopping; its estimate
+        carries the noise of ln Z, so on a flat curve it may stop early).
+    """
+
+    block = "methods.re"
+
+    learning_rate: float = setting(3e-3, gt=0, doc="peak Adam learning rate")
+    final_lr_fraction: float = setting(
+        0.1, ge=0, le=1, doc="final learning rate as a fraction of the peak (cosine decay)"
+    )
+    n_updates: int = setting(300, ge=1, doc="parameter updates")
+    n_replicas: int = setting(64, ge=1, doc="CG replicas, continued across updates")
+    equilibration_steps: int = setting(100, ge=0, doc="steps discarded per re-simulation")
+    sample_steps: int = setting(1000, ge=1, doc="production steps per re-simulation")
+    save_every: int = setting(10, ge=1, doc="steps between kept frames")
+    neff_threshold: float = setting(0.9, ge=0, le=1, doc="re-simulate when N_eff / N is below")
+    ref_batch_size: int = setting(1024, ge=1, doc="reference frames per update")
+    checkpoint_every: int = setting(20, ge=1, doc="updates between checkpoints")
+    max_grad_norm: float = setting(0.0, ge=0, doc="clip gradients to this norm (0: none)")
+    keep: str = setting(
+        "last",
+        choices=RE_KEEP,
+        doc="last (after n_updates, as Thaler et al.), or best_held_out (lowest relative "
+        "entropy on the validation split)",
+    )
+
+    def check(self):
+        if self.sample_steps < self.save_every:
+            raise ValueError("methods.re.sample_steps must be >= save_every")
+
+
+SETTINGS = RESettings  # what the registry reads
+
+
+class REState(NamedTuple):
+    """RE training state.
+
+    Attributes:
+      params: model parameters.
+      opt_state: the optimiser's state.
+      replicas: the CG replicas (positions (n_replicas, beads, dim)).
+      X_cg: CG samples of the last re-simulation, replica-major (N, beads, dim).
+      U_old: their energies under the parameters that generated them (N,).
+      lnz_anchor: ln Z of those parameters relative to the first (host float64).
+      resim_needed: True when the next update must re-simulate first.
+    """
+
+    params: Any
+    opt_state: Any
+    replicas: Replicas
+    X_cg: jax.Array
+    U_old: jax.Array
+    lnz_anchor: float
+    resim_needed: bool
 
 
 def reweight(u_new, u_old, beta: float):
@@ -60,12 +139,11 @@ def reweight(u_new, u_old, beta: float):
       parameters did not move; dlnz = ln <exp(-beta (u_new - u_old))>_old.
     """
     logw = -beta * (np.asarray(u_new, np.float64) - np.asarray(u_old, np.float64))
-    top = logw.max()
-    lse = float(top) + math.log(float(np.exp(logw - top).sum()))
+    lse = float(logsumexp(logw))
     logw_n = logw - lse
     w = np.exp(logw_n)
     n_eff = math.exp(-float(np.sum(w * logw_n)))
-    return w, n_eff, float(lse - math.log(logw.size))
+    return w, n_eff, lse - math.log(logw.size)
 
 
 def re_gradient_fn(energy_fn, beta: float):
@@ -89,135 +167,42 @@ def re_gradient_fn(energy_fn, beta: float):
     return grad
 
 
-def _sampler(energy_fn, kT, sim: SimSettings, n_beads: int, save_every: int):
-    """(init, burn, run): replicas of the current model; run(state, params, n_saves)
-    keeps a frame every ``save_every`` steps (RE's own, not the simulation block's)."""
-    init_fn, apply_fn = make_integrator(energy_fn, kT, sim, n_beads)
-    step = jax.vmap(lambda st, p: apply_fn(st, params=p), (0, None))
-
-    def init(key, R0, masses, params):
-        keys = jax.random.split(key, R0.shape[0])
-        return jax.vmap(lambda k, R: init_fn(k, R, mass=masses, params=params))(keys, R0)
-
-    def advance(state, params, n):
-        return jax.lax.fori_loop(0, n, lambda i, st: step(st, params), state)
-
-    @jax.jit
-    def burn(state, params, n_steps):
-        return advance(state, params, n_steps)
-
-    def run(state, params, n_saves):
-        def body(st, _):
-            st = advance(st, params, save_every)
-            return st, st.position
-
-        return jax.lax.scan(body, state, None, length=n_saves)
-
-    return jax.jit(init), burn, jax.jit(run, static_argnums=2)
-
-
-def _fingerprint(settings: RESettings, sim: SimSettings, extra: dict) -> str:
-    text = json.dumps({"re": asdict(settings), "sim": asdict(sim), **extra}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _save_checkpoint(path: Path, fingerprint: str, update: int, carry: dict, extra: dict):
-    leaves, _ = jax.tree_util.tree_flatten(carry)
-    arrays = {f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)}
-    meta = {"fingerprint": fingerprint, "update": update, "n_leaves": len(leaves), **extra}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))
-
-
-def _load_checkpoint(path: Path, fingerprint: str, template: dict, log):
-    """(update, carry, extra) from ``path``, or None when absent or made by other settings."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            leaves = [z[f"leaf{i}"] for i in range(meta["n_leaves"])]
-    except Exception as err:  # a torn or foreign file: start over, say so
-        print(f"re: ignoring unreadable checkpoint {path}: {err}", file=log, flush=True)
-        return None
-    if meta["fingerprint"] != fingerprint:
-        print(f"re: ignoring checkpoint {path} from other settings", file=log, flush=True)
-        return None
-    t_leaves, treedef = jax.tree_util.tree_flatten(template)
-    if len(leaves) != len(t_leaves) or any(
-        a.shape != np.shape(b) for a, b in zip(leaves, t_leaves, strict=True)
-    ):
-        print(f"re: ignoring checkpoint {path}: shapes differ", file=log, flush=True)
-        return None
-    carry = jax.tree_util.tree_unflatten(
-        treedef,
-        [jnp.asarray(a, np.asarray(b).dtype) for a, b in zip(leaves, t_leaves, strict=True)],
-    )
-    return meta["update"], carry, meta
-
-
-def train_re(
-    energy_fn,
-    params,
-    R_ref,
-    R_start,
-    masses,
-    kT: float,
-    settings: RESettings,
-    sim: SimSettings,
-    key,
-    checkpoint: str | Path | None = None,
-    log=None,
-    stop_after: int | None = None,
-    R_val=None,
-):
-    """Minimise the relative entropy of ``energy_fn`` to the reference frames ``R_ref``.
-
-    Args:
-      energy_fn: ``energy_fn(params, R) -> scalar``, R of shape (beads, dim).
-      params: starting parameters (a fitted prior, or an FM model for FM->RE).
-      R_ref: reference CG frames of the training split, (frames, beads, dim).
-      R_start: frames the replicas start from, (>= 1, beads, dim), drawn at random.
-      masses: bead masses, (beads,).
-      kT: thermal energy.
-      settings: RESettings.
-      sim: simulation settings of the CG sampler; its ``dt`` is the time step RE
-        trains at (``n_steps``, ``n_replicas``, ``equilibration_steps`` and
-        ``save_every`` are ignored: RE has its own).
-      key: JAX PRNG key (replica starts, dynamics, reference batches).
-      checkpoint: file to checkpoint to every ``settings.checkpoint_every`` updates
-        and to resume from (when it was written with the same settings).
-      stop_after: stop after this many updates, leaving the checkpoint (tests).
-      R_val: held-out reference frames (the run's validation split): their
-        relative entropy, beta <U>_val + ln Z, is logged every update, and with
-        ``settings.keep == "best_held_out"`` the parameters where it was lowest
-        are returned (early stopping against fitting the noise of few frames).
-
-    Returns:
-      (params, history): the parameters (the last, or the best on R_val) and
-      one dict per update with ``update, loss, val_loss, n_eff, n_eff_fraction,
-      resimulated, grad_norm, wall_time_s, sim_time_s``. ``loss`` is S_rel up to
-      a constant, beta <U>_ref + ln Z, at the parameters before that update, with
-      ln Z tracked across re-simulations by the reweighting estimate; ``val_loss``
-      is the same on R_val (NaN without it).
-    """
-    log = log if log is not None else sys.stderr
+def optimizer(settings: RESettings) -> optax.GradientTransformation:
+    """Adam with cosine decay over ``n_updates``, after optional gradient clipping."""
     s = settings
-    beta = 1.0 / kT
-    R_ref = jnp.asarray(R_ref, jnp.float32)
-    R_start = np.asarray(R_start, np.float32)
-    masses = jnp.asarray(masses, jnp.float32)
-    n_ref, n_beads = R_ref.shape[0], R_ref.shape[1]
-    batch = min(s.ref_batch_size, n_ref)
-    n_saves = s.sample_steps // s.save_every
     schedule = optax.cosine_decay_schedule(s.learning_rate, s.n_updates, alpha=s.final_lr_fraction)
     opt = optax.adam(schedule)
     if s.max_grad_norm > 0:
         opt = optax.chain(optax.clip_by_global_norm(s.max_grad_norm), opt)
-    init, burn, run = _sampler(energy_fn, kT, sim, n_beads, s.save_every)
+    return opt
+
+
+def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
+               integrator: IntegratorSettings, opt, R_val=None) -> Trainer:  # fmt: skip
+    """RE as init/step over REState; each step is one parameter update.
+
+    Args:
+      energy_fn: ``energy_fn(params, R) -> scalar``.
+      R_ref: reference CG frames of the training split (frames, beads, dim).
+      R_start: frames the replicas start from, drawn at random.
+      masses: bead masses (beads,).
+      kT: thermal energy.
+      settings: RESettings.
+      integrator: the integrator RE samples with (its dt is the one trained at).
+      opt: an Optax GradientTransformation.
+      R_val: held-out frames: their relative entropy beta <U>_val + ln Z is reported
+        as ``val_loss`` for the parameters each update starts from.
+    """
+    s, beta = settings, 1.0 / kT
+    R_ref = jnp.asarray(R_ref, jnp.float32)
+    R_start = np.asarray(R_start, np.float32)
+    n_ref, n_beads = R_ref.shape[0], R_ref.shape[1]
+    batch = min(s.ref_batch_size, n_ref)
+    n_saves = s.sample_steps // s.save_every
+    n_samples = n_saves * s.n_replicas
+    runner = replica_runner(energy_fn, kT, integrator, n_beads, s.save_every, n_saves)
     grad_fn = re_gradient_fn(energy_fn, beta)
     energies = jax.jit(jax.vmap(energy_fn, (None, 0)))
-
     has_val = R_val is not None and len(R_val) > 0
     R_val = jnp.asarray(R_val if has_val else R_ref[:1], jnp.float32)
 
@@ -230,112 +215,130 @@ def train_re(
         updates, opt_state = opt.update(g, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, g, u_cg, u_ref, u_val
 
-    key, k_start, k_init = jax.random.split(key, 3)
-    pick = np.asarray(jax.random.randint(k_start, (s.n_replicas,), 0, R_start.shape[0]))
-    state = init(k_init, jnp.asarray(R_start[pick]), masses, params)
-    X_cg = jnp.zeros((n_saves * s.n_replicas, n_beads, R_ref.shape[2]), jnp.float32)
-    carry = {
-        "params": params,
-        "opt_state": opt.init(params),
-        "state": state,
-        "X_cg": X_cg,
-        "U_old": jnp.zeros(X_cg.shape[0], jnp.float32),
-        "key": key,
-        "best_params": params,
-    }
-    fingerprint = _fingerprint(
-        s,
-        sim,
-        {
-            "kT": kT,
-            "n_ref": int(n_ref),
-            "shape": list(R_ref.shape),
-            "beta": beta,
-            "n_val": int(R_val.shape[0]) if has_val else 0,
-        },
-    )
-    ckpt = Path(checkpoint) if checkpoint else None
-    start, history, lnz_anchor, resim_needed = 0, [], 0.0, True
-    best_val = math.inf
-    if ckpt is not None:
-        loaded = _load_checkpoint(ckpt, fingerprint, carry, log)
-        if loaded is not None:
-            start, carry, meta = loaded
-            history, lnz_anchor = meta["history"], meta["lnz_anchor"]
-            best_val = meta["best_val"]
-            resim_needed = False
-            print(f"re: resumed from {ckpt} at update {start}", file=log, flush=True)
-    t0 = time.perf_counter() - (history[-1]["wall_time_s"] if history else 0.0)
-    end = s.n_updates if stop_after is None else min(s.n_updates, stop_after)
-    p, opt_state, state = carry["params"], carry["opt_state"], carry["state"]
-    X_cg, U_old, key = carry["X_cg"], carry["U_old"], carry["key"]
-    best_params = carry["best_params"]
-    for k in range(start, end):
-        t_sim, resimulated = 0.0, False
-        key, sub = jax.random.split(key)
-        if not resim_needed:  # reweight the samples we have to the current parameters
-            out = update(p, opt_state, X_cg, U_old, sub)
-            _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(U_old), beta)
-            if n_eff < s.neff_threshold * X_cg.shape[0]:
-                lnz_anchor += dlnz  # carry ln Z over to the new samples' parameters
-                resim_needed = True
-        if resim_needed:  # fresh samples of the current model, then the update on them
-            ts = time.perf_counter()
-            if s.equilibration_steps:
-                state = burn(state, p, s.equilibration_steps)
-            state, frames = run(state, p, n_saves)
-            X_cg = jnp.swapaxes(frames, 0, 1).reshape((-1,) + frames.shape[2:])
-            U_old = energies(p, X_cg)
-            jax.block_until_ready(U_old)
-            t_sim = time.perf_counter() - ts
-            resimulated, resim_needed = True, False
-            if not np.all(np.isfinite(np.asarray(X_cg))) or not np.all(np.isfinite(U_old)):
-                raise FloatingPointError(
-                    f"re: the CG model blew up while sampling at update {k} (dt {sim.dt}); "
-                    "lower methods.re.learning_rate or the time step"
-                )
-            out = update(p, opt_state, X_cg, U_old, sub)
-            _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(U_old), beta)
-        p_next, opt_state, g, _, u_ref, u_val = out
-        loss = beta * float(u_ref) + lnz_anchor + dlnz
-        val_loss = beta * float(u_val) + lnz_anchor + dlnz if has_val else math.nan
-        grad_norm = float(optax.tree.norm(g))
-        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            raise FloatingPointError(f"re: non-finite loss or gradient at update {k}")
-        if has_val and val_loss < best_val:
-            best_val, best_params = val_loss, p
-        p = p_next
-        history.append(
-            {
-                "update": k,
-                "loss": loss,
-                "val_loss": val_loss,
-                "n_eff": n_eff,
-                "n_eff_fraction": n_eff / X_cg.shape[0],
-                "resimulated": int(resimulated),
-                "grad_norm": grad_norm,
-                "sim_time_s": t_sim,
-                "wall_time_s": time.perf_counter() - t0,
-            }
-        )
-        if k % 10 == 0 or k == s.n_updates - 1:
-            print(
-                f"re: update {k:5d}  S_rel {loss:.5g}  held-out {val_loss:.5g}  "
-                f"N_eff {n_eff / X_cg.shape[0]:.2f}  "
-                f"|g| {grad_norm:.3g}  {'sim' if resimulated else 'rew'}",
-                file=log,
-                flush=True,
+    def init(params, key) -> REState:
+        k_start, k_init = jax.random.split(key)
+        pick = np.asarray(jax.random.randint(k_start, (s.n_replicas,), 0, R_start.shape[0]))
+        reps = runner.init(k_init, R_start[pick], masses, params)
+        X_cg = jnp.zeros((n_samples, n_beads, R_ref.shape[2]), jnp.float32)
+        return REState(params, opt.init(params), reps, X_cg, jnp.zeros(n_samples), 0.0, True)
+
+    def resimulate(state: REState) -> REState:
+        p, reps = state.params, state.replicas
+        if s.equilibration_steps:
+            reps = runner.advance(reps, p, s.equilibration_steps)
+        reps, frames = runner.record(reps, p, n_saves)
+        X_cg = jnp.swapaxes(frames, 0, 1).reshape((-1,) + frames.shape[2:])
+        U_old = energies(p, X_cg)
+        if not (np.all(np.isfinite(np.asarray(X_cg))) and np.all(np.isfinite(U_old))):
+            raise FloatingPointError(
+                f"re: the CG model blew up while sampling (dt {integrator.dt}); "
+                "lower methods.re.learning_rate or the time step"
             )
-        if ckpt is not None and (k + 1) % s.checkpoint_every == 0 and k + 1 < s.n_updates:
-            carry = {
-                "params": p,
-                "opt_state": opt_state,
-                "state": state,
-                "X_cg": X_cg,
-                "U_old": U_old,
-                "key": key,
-                "best_params": best_params,
-            }
-            extra = {"history": history, "lnz_anchor": lnz_anchor, "best_val": best_val}
-            _save_checkpoint(ckpt, fingerprint, k + 1, carry, extra)
-    return (best_params if has_val and s.keep == "best_held_out" else p), history
+        return state._replace(replicas=reps, X_cg=X_cg, U_old=U_old, resim_needed=False)
+
+    def step(state: REState, key):
+        t_sim, resimulated, anchor = 0.0, False, state.lnz_anchor
+        if not state.resim_needed:  # reweight the samples we have to the current parameters
+            out = update(state.params, state.opt_state, state.X_cg, state.U_old, key)
+            _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
+            if n_eff < s.neff_threshold * n_samples:
+                anchor += dlnz  # carry ln Z over to the new samples' parameters
+                state = state._replace(resim_needed=True)
+        if state.resim_needed:  # fresh samples of the current model, then the update
+            ts = time.perf_counter()
+            state = resimulate(state)
+            jax.block_until_ready(state.U_old)
+            t_sim, resimulated = time.perf_counter() - ts, True
+            out = update(state.params, state.opt_state, state.X_cg, state.U_old, key)
+            _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
+        params, opt_state, g, _, u_ref, u_val = out
+        metrics = {
+            "loss": beta * float(u_ref) + anchor + dlnz,
+            "val_loss": beta * float(u_val) + anchor + dlnz if has_val else math.nan,
+            "n_eff": n_eff,
+            "n_eff_fraction": n_eff / n_samples,
+            "resimulated": int(resimulated),
+            "grad_norm": float(optax.tree.norm(g)),
+            "sim_time_s": t_sim,
+        }
+        return state._replace(params=params, opt_state=opt_state, lnz_anchor=anchor), metrics
+
+    return Trainer(init, step, lambda st: st.params, pure=False)
+
+
+def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RESettings,
+             integrator: IntegratorSettings, key, checkpoint=None, log=None,
+             stop_after: int | None = None, R_val=None):  # fmt: skip
+    """Minimise the relative entropy of ``energy_fn`` to the reference frames ``R_ref``.
+
+    Args are those of :func:`re_trainer`, plus the starting ``params``, a JAX ``key``,
+    a ``checkpoint`` file (written every ``settings.checkpoint_every`` updates and
+    resumed from when written with the same settings) and ``stop_after`` updates
+    (tests).
+
+    Returns:
+      (params, history): the parameters (the last, or the best on R_val) and one
+      dict per update with ``update, loss, val_loss, n_eff, n_eff_fraction,
+      resimulated, grad_norm, sim_time_s, wall_time_s``. ``loss`` is S_rel up to a
+      constant, beta <U>_ref + ln Z, at the parameters before that update, with ln Z
+      tracked across re-simulations by the reweighting estimate; ``val_loss`` is the
+      same on R_val (NaN without it).
+    """
+    s = settings
+    R_ref = np.asarray(R_ref)
+    trainer = re_trainer(energy_fn, R_ref, R_start, masses, kT, s, integrator, optimizer(s), R_val)
+    schedule = Schedule(
+        name="re",
+        n_checks=s.n_updates,
+        keep="best" if s.keep == "best_held_out" else "last",
+        checkpoint_every=s.checkpoint_every,
+        step_name="update",
+    )
+    n_val = 0 if R_val is None else len(R_val)
+    fp = fingerprint(s.to_dict(), integrator.to_dict(), kT, list(R_ref.shape), n_val)
+    return fit(trainer, params, key, schedule, checkpoint, fp, log, stop_after)
+
+
+def train(problem: Problem, settings: RESettings, key) -> Trained:
+    """The registry's entry (``re`` and ``fm_re``): RE at the run's time step, from the
+    prior or from the start model, on the training frames."""
+    p = problem
+    params = p.params if p.start is None else p.start
+    params, history = train_re(
+        p.energy_fn, params, p.R_train, p.R_train, p.masses, p.kT, settings, p.integrator,
+        key, p.checkpoint, p.log, R_val=p.R_val,
+    )  # fmt: skip
+    val = [h["val_loss"] for h in history]
+    best = settings.keep == "best_held_out" and p.R_val.shape[0] and np.isfinite(val).any()
+    info = {
+        "settings": settings.to_dict(),
+        "dt": p.integrator.dt,
+        "integrator": p.integrator.to_dict(),
+        "updates": len(history),
+        "resimulations": int(sum(h["resimulated"] for h in history)),
+        "final_loss": history[-1]["loss"],
+        # the parameters kept: the last, or those before the update with the lowest
+        # held-out S_rel
+        "kept_update": int(np.nanargmin(val)) if best else len(history),
+        "n_fit": int(p.R_train.shape[0]),
+        "n_val": int(p.R_val.shape[0]),
+        "timing": re_timing(history),
+    }
+    return Trained(params, history, info, plot_re_log)
+
+
+def re_timing(history: list[dict]) -> dict:
+    """Wall time per RE update and the share of it spent simulating (vs reweighting
+    and the gradient), over the updates after the first (which also compiles)."""
+    if len(history) < 2:
+        return {}
+    wall = history[-1]["wall_time_s"] - history[0]["wall_time_s"]
+    sim = sum(h["sim_time_s"] for h in history[1:])
+    n = len(history) - 1
+    return {
+        "updates_timed": n,
+        "wall_per_update_s": wall / n,
+        "simulating_per_update_s": sim / n,
+        "simulating_share": sim / wall if wall > 0 else float("nan"),
+        "first_update_s": history[0]["wall_time_s"],
+    }

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from flax import serialization
 
-from cgflow.io import read_json, write_json
+from cgflow.io import atomic_write, read_json, write_json
 from cgflow.models.prior import prior_energy
 
 ACTIVATIONS = {"softplus": nn.softplus, "silu": nn.silu, "tanh": jnp.tanh, "gelu": nn.gelu}
@@ -178,10 +178,8 @@ def init_params(desc: dict, key):
 def save_model(folder: str | Path, desc: dict, params) -> None:
     """Write ``model.json`` (description) and ``params.msgpack`` (Flax bytes)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".params.msgpack.tmp"
-    tmp.write_bytes(serialization.to_bytes(params))
-    tmp.replace(folder / "params.msgpack")
+    data = serialization.to_bytes(params)
+    atomic_write(folder / "params.msgpack", lambda fh: fh.write(data))
     write_json(folder / "model.json", desc)
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cgflow.io import atomic_write, save_dataset
+from cgflow.io import atomic_write, save_dataset, write_trajectory
 from cgflow.runtime import scheduler_info, warn_if_gpu_unused
-from cgflow.systems.alanine_dipeptide import MOLAR_GAS_CONSTANT
+from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
 
 PLATFORM_ORDER = ("CUDA", "OpenCL", "CPU")
 
@@ -64,22 +64,32 @@ def partial_path(out: Path) -> Path:
     return out.with_name(f".{out.stem}.partial.npz")
 
 
-def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
-    """Run reference MD of ``system_def`` at ``temperature`` (K); write data set ``out``.
+def sample_openmm(setup, temperature: float, md, out, log, description: dict) -> dict:
+    """Run reference MD of an OpenMM ``setup`` at ``temperature`` (K); write data set ``out``.
 
-    Writes ``out`` (.npz: positions, forces (frames, 22, 3), energies (frames,),
-    box (frames, 3, 3), instantaneous kinetic temperature (frames,)), its JSON
-    metadata (kT, units, platform, ns/day, settings) and ``out`` with suffix
+    Args:
+      setup: ``cgflow.systems.base.OpenMMSetup`` (topology, positions, System, solute
+        atoms and their MDTraj topology).
+      temperature: in K.
+      md: MD settings (timestep_fs, friction_per_ps, equilibration_ps, save_interval_ps,
+        checkpoint_interval_ps, platform, seed; steps_per_frame, n_frames, ...).
+      out: the data set to write.
+      log: progress.
+      description: the system's description (metadata, and the checkpoint's
+        fingerprint with the settings).
+
+    Writes ``out`` (.npz: positions, forces (frames, solute atoms, 3), energies
+    (frames,), box (frames, 3, 3), instantaneous kinetic temperature (frames,)), its
+    JSON metadata (kT, units, platform, ns/day, settings) and ``out`` with suffix
     ``.h5``: the solute trajectory for MDTraj.
     """
-    import mdtraj
     import openmm as mm
     import openmm.unit as unit
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    topology, positions, system, solute = system_def.openmm_system()
-    kT = system_def.kT(temperature)
+    topology, positions, system, solute, solute_top = setup
+    kT = MOLAR_GAS_CONSTANT * temperature
     dt_ps = md.timestep_fs / 1000.0
     integrator = mm.LangevinMiddleIntegrator(
         temperature * unit.kelvin, md.friction_per_ps / unit.picosecond, dt_ps * unit.picoseconds
@@ -93,7 +103,7 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
         flush=True,
     )
     warn_if_gpu_unused("sample", platform, log)
-    fingerprint = _fingerprint(system_def.describe(), temperature, asdict(md))
+    fingerprint = _fingerprint(description, temperature, asdict(md))
     partial = partial_path(out)
     n_frames = md.n_frames
     frames = {
@@ -137,10 +147,10 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
     ns_per_day = steps_run * dt_ps / 1000.0 / wall * 86400.0 if wall > 0 else float("nan")
     _progress(n_frames, n_frames, steps_run, dt_ps, t0, log)
     meta = {
-        "system": system_def.describe(),
+        "system": description,
         "temperature": temperature,
         "kT": kT,
-        "units": system_def.units,
+        "units": MOLECULAR,
         "sampler": "OpenMM LangevinMiddleIntegrator",
         "platform": platform,
         "device": {**device, **scheduler_info()},
@@ -150,16 +160,10 @@ def sample_openmm(system_def, temperature: float, md, out, log) -> dict:
         "md": asdict(md),
         "resumed_from_frame": done,
         "openmm_version": mm.__version__,
-        "constraints": system_def.constraints,
+        "n_constraints": system.getNumConstraints(),
     }
-    solute_top = system_def.load_topology()
-    traj = mdtraj.Trajectory(
-        frames["positions"], solute_top, time=np.arange(1, n_frames + 1) * md.save_interval_ps
-    )
-    h5 = out.with_suffix(".h5")
-    tmp = h5.with_name(f".{h5.stem}.tmp.h5")
-    traj.save_hdf5(str(tmp), force_overwrite=True)
-    tmp.replace(h5)
+    time_ps = np.arange(1, n_frames + 1) * md.save_interval_ps
+    write_trajectory(out.with_suffix(".h5"), frames["positions"], solute_top, time_ps)
     save_dataset(out, frames, meta)
     partial.unlink(missing_ok=True)
     return meta

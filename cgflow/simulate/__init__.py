@@ -1,6 +1,6 @@
-"""CG dynamics in JAX: many replicas at once, run in chunks with blow-up checks."""
+"""CG dynamics in JAX: many replicas at once, run in chunks with blow-up checks.
 
-from cgflow.simulate.langevin import SimSettings, simulate_langevin
-from cgflow.simulate.step import simulate_step
-
-__all__ = ["SimSettings", "simulate_langevin", "simulate_step"]
+Modules: ``settings`` (integrator and run settings; no JAX, the config check reads
+them), ``replicas`` (the replica runner RE and the simulator share), ``langevin``
+(``simulate_langevin``: chunks, blow-up checks, checkpoints).
+"""

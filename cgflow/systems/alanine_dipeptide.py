@@ -31,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cgflow.config import require_positive, settings_from
 from cgflow.mapping.linear import LinearMap, aggregate_constraints, slice_map
+from cgflow.settings import Settings, setting
+from cgflow.systems.base import OpenMMSetup
+from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
 
 FORCEFIELDS = {
     "amber14": {
@@ -50,13 +52,11 @@ FORCEFIELDS = {
 SOLVENTS = ("vacuum", "implicit", "explicit")
 CONSTRAINTS = ("none", "hbonds")
 PLATFORMS = ("auto", "CUDA", "OpenCL", "CPU", "Reference")
-UNITS = {"length": "nm", "time": "ps", "energy": "kJ/mol", "mass": "amu", "temperature": "K"}
 BACKBONE = [("ACE", "C"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "C"), ("NME", "N")]
-MOLAR_GAS_CONSTANT = 8.314462618e-3  # kJ/(mol K)
 
 
 @dataclass(frozen=True)
-class MDSettings:
+class MDSettings(Settings):
     """Reference MD settings (the system's ``reference`` config block).
 
     Attributes:
@@ -70,30 +70,18 @@ class MDSettings:
       seed: random seed of velocities and the Langevin integrator.
     """
 
-    timestep_fs: float = 2.0
-    friction_per_ps: float = 1.0
-    equilibration_ps: float = 10.0
-    production_ps: float = 100.0
-    save_interval_ps: float = 0.2
-    checkpoint_interval_ps: float = 10.0
-    platform: str = "auto"
-    seed: int = 0
+    block = "alanine_dipeptide.reference"
 
-    def __post_init__(self):
-        names = (
-            "timestep_fs",
-            "friction_per_ps",
-            "production_ps",
-            "save_interval_ps",
-            "checkpoint_interval_ps",
-        )
-        require_positive(self, "reference", names)
-        if self.equilibration_ps < 0:
-            raise ValueError("reference.equilibration_ps must be >= 0")
-        if self.platform not in PLATFORMS:
-            raise ValueError(
-                f"reference.platform: unknown {self.platform!r}; allowed: {list(PLATFORMS)}"
-            )
+    timestep_fs: float = setting(2.0, gt=0, doc="integration step (fs)")
+    friction_per_ps: float = setting(1.0, gt=0, doc="Langevin friction (1/ps)")
+    equilibration_ps: float = setting(10.0, ge=0, doc="simulated before saving (ps)")
+    production_ps: float = setting(100.0, gt=0, doc="saved run length (ps)")
+    save_interval_ps: float = setting(0.2, gt=0, doc="time between saved frames (ps)")
+    checkpoint_interval_ps: float = setting(10.0, gt=0, doc="time between checkpoints (ps)")
+    platform: str = setting("auto", choices=PLATFORMS, doc="OpenMM platform, or auto")
+    seed: int = setting(0, ge=0, doc="seed of velocities and the integrator")
+
+    def check(self):
         _whole(
             self.save_interval_ps * 1000.0 / self.timestep_fs,
             "reference.save_interval_ps must be a whole number of time steps "
@@ -129,7 +117,16 @@ def _whole(x: float, message: str) -> int:
 
 
 @dataclass(frozen=True)
-class AlanineDipeptide:
+class FESEvaluation(Settings):
+    """How the phi/psi free-energy surface is scored (the ``evaluation`` block)."""
+
+    block = "alanine_dipeptide.evaluation"
+
+    bins: int = setting(60, ge=2, doc="histogram bins per dihedral over (-pi, pi]")
+
+
+@dataclass(frozen=True)
+class AlanineDipeptide(Settings):
     """ACE-ALA-NME: force field, solvent and constraints (the ``potential`` block).
 
     Attributes:
@@ -141,48 +138,34 @@ class AlanineDipeptide:
       pdb: a PDB file to use instead of the shipped structure.
     """
 
-    forcefield: str = "amber14"
-    solvent: str = "implicit"
-    padding_nm: float = 1.0
-    constraints: str = "hbonds"
-    pdb: str | None = None
+    block = "alanine_dipeptide.potential"
+
+    forcefield: str = setting("amber14", choices=tuple(FORCEFIELDS), doc="Amber force field")
+    solvent: str = setting("implicit", choices=SOLVENTS, doc="vacuum, implicit or explicit")
+    padding_nm: float = setting(1.0, gt=0, doc="solvent padding (explicit solvent, nm)")
+    constraints: str = setting("hbonds", choices=CONSTRAINTS, doc="none or hbonds")
+    pdb: str | None = setting(None, doc="a PDB file to use instead of the shipped one")
 
     type = "alanine_dipeptide"
-    units = UNITS
+    units = MOLECULAR
     dim = 3
-    time_unit = "ps"
+    reference_kind = "openmm"
+    has_topology = True
+    periodic = False
+    cv_names = ("phi", "psi")
+    cv_periodic = True
     metric_names = ("fes_rmse_kT", "hist_mse", "js_divergence")
+    primary_metric = "fes_rmse_kT"
+    figure_kind = "surface_2d"
+    reference_settings = MDSettings
+    evaluation_settings = FESEvaluation
 
-    def __post_init__(self):
-        if self.forcefield not in FORCEFIELDS:
-            raise ValueError(
-                f"alanine_dipeptide: unknown forcefield {self.forcefield!r}; "
-                f"allowed: {sorted(FORCEFIELDS)}"
-            )
-        if self.solvent not in SOLVENTS:
-            raise ValueError(
-                f"alanine_dipeptide: unknown solvent {self.solvent!r}; allowed: {list(SOLVENTS)}"
-            )
-        if self.constraints not in CONSTRAINTS:
-            raise ValueError(
-                f"alanine_dipeptide: unknown constraints {self.constraints!r}; "
-                f"allowed: {list(CONSTRAINTS)}"
-            )
-        if not self.padding_nm > 0:
-            raise ValueError(f"alanine_dipeptide: padding_nm must be > 0, got {self.padding_nm}")
+    def check(self):
         if self.pdb and not Path(self.pdb).is_file():
             raise ValueError(f"alanine_dipeptide: PDB file {self.pdb} not found")
 
-    @classmethod
-    def from_settings(cls, settings: dict) -> AlanineDipeptide:
-        return settings_from(cls, settings.get("potential"), "alanine_dipeptide", "potential")
-
-    @staticmethod
-    def reference_settings(entry: dict) -> MDSettings:
-        return settings_from(MDSettings, entry.get("reference"), "alanine_dipeptide", "reference")
-
-    def n_reference_frames(self, entry: dict) -> int:
-        return self.reference_settings(entry).n_frames
+    def n_reference_frames(self, reference: MDSettings) -> int:
+        return reference.n_frames
 
     def describe(self) -> dict:
         return {"type": self.type, **asdict(self)}
@@ -241,8 +224,8 @@ class AlanineDipeptide:
             files.append(spec["water"])
         return app.ForceField(*files)
 
-    def openmm_system(self):
-        """Build (topology, positions, system, solute atom indices) for sampling."""
+    def openmm_setup(self) -> OpenMMSetup:
+        """Everything the OpenMM sampler needs: topology, positions, System, solute."""
         import openmm.app as app
         import openmm.unit as unit
 
@@ -264,8 +247,7 @@ class AlanineDipeptide:
             system = ff.createSystem(
                 topology, nonbondedMethod=app.NoCutoff, constraints=constraints
             )
-        solute = np.arange(22)
-        return topology, positions, system, solute
+        return OpenMMSetup(topology, positions, system, np.arange(22), self.load_topology())
 
     def constrained_pairs(self, topology=None) -> list[tuple[int, int]]:
         """Solute atom pairs held at fixed distance by the chosen constraints."""
@@ -336,22 +318,8 @@ class AlanineDipeptide:
                     top.add_bond(beads[p], beads[q])
         return top
 
-    # --- reference sampling ----------------------------------------------------------
     def kT(self, temperature: float) -> float:
         return MOLAR_GAS_CONSTANT * float(temperature)
-
-    def run_reference(self, temperature: float, entry: dict, out, log) -> dict:
-        from cgflow.reference.openmm_sampler import sample_openmm
-
-        md_settings = self.reference_settings(entry)
-        return sample_openmm(self, float(temperature), md_settings, out, log)
-
-    # --- evaluation -----------------------------------------------------------------
-    def evaluate(self, positions, kT, reference, mapping: str, bins: int = 60):
-        """phi/psi free-energy metrics of CG ``positions`` against ``reference``."""
-        from cgflow.systems import get_map
-
-        return evaluate_fes(self, get_map(self, mapping), positions, reference, kT, bins)
 
     # --- observables ---------------------------------------------------------------
     def dihedral_indices(self, cg_map: LinearMap) -> dict[str, list[int]]:
@@ -363,17 +331,20 @@ class AlanineDipeptide:
         psi = [where[k] for k in BACKBONE[1:]]
         return {"phi": phi, "psi": psi}
 
+    def cv(self, cg_map: LinearMap):
+        """phi and psi (radians, (-pi, pi]) of CG positions (n, beads, 3): shape (n, 2),
+        computed by MDTraj on the map's CG topology."""
+        import mdtraj
 
-def dihedrals(positions: np.ndarray, quad: list[int]) -> np.ndarray:
-    """Dihedral angle (radians, in (-pi, pi]) of four beads for frames (n, beads, 3)."""
-    p = np.asarray(positions, float)[:, quad]
-    b0, b1, b2 = p[:, 0] - p[:, 1], p[:, 2] - p[:, 1], p[:, 3] - p[:, 2]
-    b1n = b1 / np.linalg.norm(b1, axis=1, keepdims=True)
-    v = b0 - np.sum(b0 * b1n, axis=1, keepdims=True) * b1n
-    w = b2 - np.sum(b2 * b1n, axis=1, keepdims=True) * b1n
-    x = np.sum(v * w, axis=1)
-    y = np.sum(np.cross(b1n, v) * w, axis=1)
-    return np.arctan2(y, x)
+        quads = self.dihedral_indices(cg_map)
+        top = self.cg_topology(cg_map)
+        indices = np.array([quads["phi"], quads["psi"]])
+
+        def phi_psi(positions):
+            traj = mdtraj.Trajectory(np.asarray(positions, np.float32), top)
+            return mdtraj.compute_dihedrals(traj, indices, periodic=False).astype(float)
+
+        return phi_psi
 
 
 def _place(a, b, c, bond, angle, torsion):
@@ -439,55 +410,3 @@ def build_structure(phi: float = -80.0, psi: float = 150.0) -> str:
     positions = context.getState(getPositions=True).getPositions()
     app.PDBFile.writeFile(modeller.topology, positions, out)
     return out.getvalue()
-
-
-def evaluate_fes(
-    system: AlanineDipeptide,
-    cg_map: LinearMap,
-    positions: np.ndarray,
-    reference: np.ndarray,
-    kT: float,
-    bins: int = 60,
-) -> tuple[dict, dict]:
-    """Compare the phi/psi distribution of ``positions`` with that of ``reference``.
-
-    Both are histogrammed on a bins x bins grid over (-pi, pi]^2.
-    ``fes_rmse_kT``: RMSE of the free energies (kT) over bins populated in the
-    reference, after the best constant shift; an empty model bin counts as half
-    a sample.  ``hist_mse``: mean squared difference of the normalised 2-D
-    histograms (Thaler et al. 2022).  ``js_divergence``: of the 2-D histograms.
-
-    Returns:
-      (metrics, curves): curves holds the edges (rad) and both surfaces (kT).
-    """
-    from cgflow.analysis.fes import bin_probabilities, free_energy, js_divergence, shifted_rmse
-
-    quads = system.dihedral_indices(cg_map)
-    edges = np.linspace(-np.pi, np.pi, bins + 1)
-
-    def angles(x):
-        return np.stack([dihedrals(x, quads["phi"]), dihedrals(x, quads["psi"])], axis=1)
-
-    p_mod, _ = bin_probabilities(angles(positions), [edges, edges])
-    p_ref, _ = bin_probabilities(angles(reference), [edges, edges])
-    mask = p_ref > 0
-    f_ref = free_energy(p_ref)
-    f_mod = free_energy(p_mod, n_samples=len(positions))
-    metrics = {
-        "fes_rmse_kT": shifted_rmse(f_mod, f_ref, mask),
-        "hist_mse": float(np.mean((p_mod - p_ref) ** 2)),
-        "js_divergence": js_divergence(p_mod, p_ref),
-    }
-    f0 = f_ref[mask].min()
-    curves = {
-        "phi_edges": edges,
-        "psi_edges": edges,
-        "fes_reference_kT": np.where(mask, f_ref - f0, np.nan),
-        "fes_model_kT": np.where(p_mod > 0, free_energy(p_mod) - f0, np.nan),
-    }
-    for axis, name in ((1, "phi"), (0, "psi")):  # 1-D PMFs: marginals of the 2-D histograms
-        for which, p in (("reference", p_ref), ("model", p_mod)):
-            marginal = p.sum(axis=axis)
-            pmf = free_energy(marginal)
-            curves[f"pmf_{name}_{which}_kT"] = pmf - np.min(pmf[np.isfinite(pmf)])
-    return metrics, curves

@@ -1,12 +1,17 @@
 import itertools
 import os
 
+from cgflow import methods
 from cgflow.config import validate_config
-from cgflow.method_settings import RE_METHODS
 from cgflow.study import StudySettings, method_settings
+from cgflow.systems import get_system, reference_settings
 
 # Stop before anything runs if the config is wrong; fills in schema defaults.
 validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+# Methods trained once per run, and those trained at each CG time step (registry).
+TRAINED_ONCE = methods.names(per_dt=False)
+TRAINED_PER_DT = methods.names(per_dt=True)
 
 
 wildcard_constraints:
@@ -27,20 +32,60 @@ def fmt(x):
 def settings(*keys, method=False):
     """Params function: the system's validated settings, as JSON, cut down to what
     the step reads (entry blocks ``keys``; with ``method``, the settings of the
-    ``method`` wildcard; the ``dt`` wildcard as the only time step), so that a job
-    reruns only when those change."""
+    ``method`` wildcard), so that a job reruns only when those change. A step's time
+    step comes from the ``dt`` wildcard alone."""
 
     def scoped(wildcards):
         study = StudySettings.from_config(config, wildcards.system)
-        study = study.scoped(keys, [wildcards.method] if method else [])
-        if "dt" in wildcards.keys() and "simulation" in study.entry:
-            study.entry["simulation"] = {
-                **study.entry["simulation"],
-                "dt": [float(wildcards.dt)],
-            }
-        return study.to_json()
+        return study.scoped(keys, [wildcards.method] if method else []).to_json()
 
     return scoped
+
+
+def training_settings(wildcards):
+    """Params function of the training rules: what the method declares it reads."""
+    method = methods.get(wildcards.method)
+    return settings(*method.reads, method=True)(wildcards)
+
+
+def run_folder(wildcards, method=None):
+    return (
+        "results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}".format(
+            **{**dict(wildcards.items()), "method": method or wildcards.method}
+        )
+    )
+
+
+def model_folder(wildcards, method=None):
+    """Model folder of a run: one per run, or one per run and dt for methods trained
+    at each time step."""
+    name = method or wildcards.method
+    parts = [run_folder(wildcards, name)]
+    if methods.get(name).per_dt:
+        parts.append(f"dt{wildcards.dt}")
+    return os.path.join(*parts, "model")
+
+
+def model_json(wildcards):
+    return os.path.join(model_folder(wildcards), "model.json")
+
+
+def model_params(wildcards):
+    return os.path.join(model_folder(wildcards), "params.msgpack")
+
+
+def start_model(wildcards):
+    """The model a method starts from (declared ``start_from``), of the same run."""
+    start = methods.get(wildcards.method).start_from
+    return (
+        []
+        if start is None
+        else os.path.join(model_folder(wildcards, start), "model.json")
+    )
+
+
+def start_model_option(wildcards, input):
+    return f"--init-model $(dirname {input.init})" if input.init else ""
 
 
 def runs():
@@ -89,23 +134,28 @@ def figures():
         for d in datasets()
     ]
     if any(True for _ in runs()):
-        out += ["results/figures/error_vs_n_train.png", "results/figures/error_vs_dt.png"]
+        out += [
+            "results/figures/error_vs_n_train.png",
+            "results/figures/error_vs_dt.png",
+        ]
     return out
 
 
-def reference_system(wildcards):
-    return StudySettings.from_config(config, wildcards.system).build_system()
+def reference_run(wildcards):
+    """The system and its reference settings."""
+    entry = config["systems"][wildcards.system]
+    system = get_system(entry.get("type", wildcards.system), entry)
+    return system, reference_settings(system, entry)
 
 
 def reference_size(wildcards):
     """Frames scored when the reference is evaluated by halves."""
-    entry = config["systems"][wildcards.system]
-    return reference_system(wildcards).n_reference_frames(entry) // 2
+    system, ref = reference_run(wildcards)
+    return system.n_reference_frames(ref) // 2
 
 
 def reference_seed(wildcards):
-    entry = config["systems"][wildcards.system]
-    return reference_system(wildcards).reference_settings(entry).seed
+    return reference_run(wildcards)[1].seed
 
 
 def conda_env(side, gpu=False):
@@ -120,23 +170,3 @@ def conda_env(side, gpu=False):
         raise WorkflowError(f"CGFLOW_CUDA_ENVS must be 0 or 1, not {flag!r}")
     variant = "-cuda" if gpu and flag == "1" else ""
     return f"../../envs/{side}{variant}.yaml"
-
-
-def model_file(wildcards, name):
-    """File of the model a simulation uses: one per run, or one per run and dt for RE."""
-    run = (
-        "results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}".format(
-            **wildcards
-        )
-    )
-    folder = f"{run}/dt{wildcards.dt}" if wildcards.method in RE_METHODS else run
-    return os.path.join(folder, "model", name)
-
-
-def fm_start_model(wildcards):
-    """fm_re starts from the FM model of the same run; re from the fitted prior."""
-    if wildcards.method != "fm_re":
-        return []
-    return "results/{system}/{mapping}/T{temperature}/fm/n{n_train}_s{seed}/model/model.json".format(
-        **wildcards
-    )

@@ -1,7 +1,7 @@
 rule simulate_cg:
     input:
-        model=lambda w: model_file(w, "model.json"),
-        params=lambda w: model_file(w, "params.msgpack"),
+        model=model_json,
+        params=model_params,
         data="results/{system}/{mapping}/T{temperature}/cg.npz",
     output:
         samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",
@@ -17,7 +17,8 @@ rule simulate_cg:
         runtime=240,
     params:
         settings=settings("simulation"),
+        checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.ckpt",
     shell:
         "cgflow simulate --settings {params.settings:q} --model $(dirname {input.model})"
-        " --data {input.data} --dt {wildcards.dt} --out-dir $(dirname {output.samples})"
-        " 2> {log}"
+        " --data {input.data} --dt {wildcards.dt} --checkpoint {params.checkpoint}"
+        " --out-dir $(dirname {output.samples}) 2> {log}"

@@ -1,7 +1,12 @@
+# Methods trained once per run (fm, prior, ...). A method that starts from another's
+# model (declared in the registry) depends on that model. Checkpoints live outside
+# results/, so that Snakemake never deletes them with a failed job's outputs; they are
+# removed after success.
 rule train:
     input:
         data="results/{system}/{mapping}/T{temperature}/cg.npz",
         prior="results/{system}/{mapping}/T{temperature}/prior/n{n_train}_s{seed}.json",
+        init=start_model,
     output:
         model="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/model/model.json",
         params="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/model/params.msgpack",
@@ -11,28 +16,30 @@ rule train:
     benchmark:
         "benchmarks/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/train.tsv"
     wildcard_constraints:
-        method="fm|prior",
+        method="|".join(TRAINED_ONCE),
     conda:
         conda_env("jax", gpu=True)
     resources:
         mem_mb=4000,
         runtime=240,
     params:
-        settings=settings("network", method=True),
+        settings=training_settings,
+        init=start_model_option,
+        checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/train.ckpt",
     shell:
         "cgflow train --settings {params.settings:q} --method {wildcards.method}"
         " --data {input.data} --prior {input.prior} --n-train {wildcards.n_train}"
-        " --seed {wildcards.seed} --out-dir $(dirname {output.model}) 2> {log}"
+        " --seed {wildcards.seed} {params.init} --checkpoint {params.checkpoint}"
+        " --out-dir $(dirname {output.model}) 2> {log}"
 
 
-# RE trains at the time step it will be simulated at: one model per dt. fm_re starts
-# from the FM model of the same run. The checkpoint lives outside results/, so that
-# Snakemake never deletes it with a failed job's outputs; it is removed after success.
-rule train_re:
+# Methods trained at the time step they will be simulated at (re, fm_re): one model
+# per dt.
+rule train_at_dt:
     input:
         data="results/{system}/{mapping}/T{temperature}/cg.npz",
         prior="results/{system}/{mapping}/T{temperature}/prior/n{n_train}_s{seed}.json",
-        init=fm_start_model,
+        init=start_model,
     output:
         model="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/model/model.json",
         params="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/model/params.msgpack",
@@ -43,18 +50,16 @@ rule train_re:
     benchmark:
         "benchmarks/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/train.tsv"
     wildcard_constraints:
-        method="re|fm_re",
+        method="|".join(TRAINED_PER_DT),
     conda:
         conda_env("jax", gpu=True)
     resources:
         mem_mb=4000,
         runtime=720,
     params:
-        settings=settings("network", "simulation", method=True),
-        init=lambda wildcards, input: (
-            f"--init-model $(dirname {input.init})" if input.init else ""
-        ),
-        checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/re.ckpt.npz",
+        settings=training_settings,
+        init=start_model_option,
+        checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/train.ckpt",
     shell:
         "cgflow train --settings {params.settings:q} --method {wildcards.method}"
         " --data {input.data} --prior {input.prior} --n-train {wildcards.n_train}"

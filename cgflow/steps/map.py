@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from cgflow.io import load_dataset, save_dataset
+from cgflow.io import load_dataset, save_dataset, write_trajectory
 from cgflow.mapping.linear import apply_map
 from cgflow.mapping.topology import bonded_terms
 from cgflow.systems import get_map
@@ -18,8 +16,8 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
     The CG data set holds ``positions``, ``forces`` (frames, beads, dim),
     ``aa_energies`` (frames,), ``box`` where the AA data have one, and the
     coordinate and force matrices; its metadata has kT, units, bead names and
-    masses, and the force map used. For molecules the mapped reference is also
-    written as ``out`` with suffix ``.h5`` (MDTraj, with the CG topology) and the
+    masses, and the force map used. For systems with a CG topology the mapped
+    reference is also written as ``out`` with suffix ``.h5`` (MDTraj) and the
     metadata lists the CG bonds, angles and dihedrals.
     """
     system = study.build_system()
@@ -33,6 +31,7 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
         "temperature": aa_meta["temperature"],
         "units": aa_meta["units"],
         "n_frames": int(R.shape[0]),
+        "periodic": bool(system.periodic),
         "source": str(aa_path),
     }
     arrays = {
@@ -44,21 +43,10 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
     }
     if "box" in aa:
         arrays["box"] = aa["box"]
-    if hasattr(system, "cg_topology"):
+    if system.has_topology:
         top = system.cg_topology(cg_map)
         bonds = [(a.index, b.index) for a, b in top.bonds]
         meta["cg_topology"] = bonded_terms(cg_map.n_beads, bonds)
-        meta["cg_topology"].update(system.dihedral_indices(cg_map))
         write_trajectory(Path(out).with_suffix(".h5"), R, top)
     save_dataset(out, arrays, meta)
     return meta
-
-
-def write_trajectory(path: Path, positions: np.ndarray, topology) -> None:
-    import mdtraj
-
-    tmp = path.with_name(f".{path.stem}.tmp.h5")
-    mdtraj.Trajectory(np.asarray(positions, np.float32), topology).save_hdf5(
-        str(tmp), force_overwrite=True
-    )
-    tmp.replace(path)

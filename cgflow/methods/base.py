@@ -1,0 +1,67 @@
+"""What every method's ``train`` receives and returns.
+
+The train step (:mod:`cgflow.steps.train`) builds one :class:`Problem` per run from
+the data set, the fitted prior and the model description; a method's module turns it
+into a :class:`Trained` with its settings and a JAX key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, TextIO
+
+import numpy as np
+
+from cgflow.simulate.settings import IntegratorSettings
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One run's training problem.
+
+    Attributes:
+      energy_fn: ``energy_fn(params, R) -> scalar``, R (beads, dim).
+      params: initial parameters (the fitted prior's network part, untrained).
+      R_train, F_train: training frames and their mapped forces (n, beads, dim).
+      R_val, F_val: held-out validation frames and forces (m, beads, dim); m may be 0.
+      masses: bead masses (beads,).
+      kT: thermal energy of the data.
+      integrator: the CG integrator at the run's time step (methods declared
+        ``per_dt``), else None.
+      start: parameters of the start model (methods declared ``start_from``), else None.
+      start_description: that model's description.
+      checkpoint: file to checkpoint to and resume from, or None.
+      log: where progress goes.
+    """
+
+    energy_fn: Callable
+    params: Any
+    R_train: np.ndarray
+    F_train: np.ndarray
+    R_val: np.ndarray
+    F_val: np.ndarray
+    masses: np.ndarray
+    kT: float
+    integrator: IntegratorSettings | None = None
+    start: Any = None
+    start_description: dict | None = None
+    checkpoint: Path | None = None
+    log: TextIO | None = None
+
+
+class Trained(NamedTuple):
+    """A method's result.
+
+    Attributes:
+      params: the parameters kept.
+      history: one dict per logged check (written as train_log.csv).
+      info: what the model description records under ``training``.
+      plot: ``plot(history, path, title)`` draws the log, or None.
+    """
+
+    params: Any
+    history: list[dict]
+    info: dict
+    plot: Callable | None = None

@@ -1,0 +1,189 @@
+"""Replicas of a CG model under one JAX MD integrator: the runner that the CG
+simulator and RE's sampler share.
+
+``replica_runner`` returns pure, jitted functions over a batch of replicas (the
+integrator state is vmapped). ``apply_fn`` takes the model parameters at every step,
+so one compiled runner serves a model whose parameters change (RE training). In a
+periodic box each replica may carry a sparse JAX MD neighbour list; a stretch of
+dynamics whose lists overflowed is run again from its start with larger lists, so no
+step ever uses a truncated list.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax_md import partition, simulate, space
+
+from cgflow.simulate.settings import IntegratorSettings
+
+
+def make_integrator(energy_fn, kT, integrator: IntegratorSettings, n_beads: int, box=None):
+    """JAX MD ``(init_fn, apply_fn)`` for ``energy_fn(params, R, **kw)``.
+
+    With a periodic ``box`` positions are wrapped into it, and further keywords of
+    ``apply_fn`` (``neighbor=``) reach ``energy_fn``.
+    """
+    _, shift = space.free() if box is None else space.periodic(jnp.asarray(box))
+    energy = lambda R, params, **kw: energy_fn(params, R, **kw)  # noqa: E731
+    s = integrator
+    if s.thermostat == "langevin":
+        return simulate.nvt_langevin(
+            energy, shift, dt=s.dt, kT=kT, gamma=s.friction, center_velocity=n_beads > 1
+        )
+    # Nose-Hoover chain; friction is read as 1 / tau
+    return simulate.nvt_nose_hoover(energy, shift, dt=s.dt, kT=kT, tau=1.0 / s.friction)
+
+
+class Neighbors:
+    """Sparse JAX MD neighbour lists for a batch of replicas, one capacity for all."""
+
+    def __init__(self, box, cutoff: float, skin: float):
+        box = jnp.asarray(box, jnp.float32)
+        displacement, _ = space.periodic(box)
+        self._fn = partition.neighbor_list(
+            displacement,
+            box,
+            float(cutoff),
+            dr_threshold=float(skin),
+            format=partition.NeighborListFormat.Sparse,
+        )
+        self.status = {"cutoff": float(cutoff), "skin": float(skin), "reallocations": 0}
+        self._extra = 0
+
+    def allocate(self, R, grow: bool = False):
+        """Lists for replicas R (n, beads, dim), sized for the replica with most pairs
+        (JAX MD's 25 % margin); ``grow`` after an overflow adds half the capacity
+        again on top, more with every overflow."""
+        R = jnp.asarray(R)
+        if grow:
+            self.status["reallocations"] += 1
+            self._extra = max(2 * self._extra, self.status["capacity"] // 2, 8)
+        lists = [self._fn.allocate(r, extra_capacity=self._extra) for r in R]
+        largest = max(lists, key=lambda nb: nb.idx.shape[-1])
+        self.status["capacity"] = int(largest.idx.shape[-1])
+        return jax.vmap(largest.update)(R)
+
+    @staticmethod
+    def overflowed(nbrs) -> bool:
+        return bool(np.any(np.asarray(nbrs.did_buffer_overflow)))
+
+
+class Replicas(NamedTuple):
+    """A batch of replicas: the vmapped integrator state and their neighbour lists.
+
+    Attributes:
+      state: JAX MD integrator state, every leaf with a leading replica axis
+        (positions (n_replicas, beads, dim)).
+      nbrs: sparse neighbour lists, one per replica, or None (all pairs).
+    """
+
+    state: Any
+    nbrs: Any
+
+
+class Runner(NamedTuple):
+    """The functions of :func:`replica_runner`.
+
+    Attributes:
+      init: ``init(key, R0, masses, params) -> Replicas``; R0 (n_replicas, beads, dim).
+      advance: ``advance(replicas, params, n_steps) -> Replicas``.
+      record: ``record(replicas, params, n_frames) -> (Replicas, frames)``: runs
+        ``n_frames`` save intervals; frames (n_frames, n_replicas, beads, dim).
+      neighbors: the neighbour-list manager (None without a cutoff).
+    """
+
+    init: Any
+    advance: Any
+    record: Any
+    neighbors: Neighbors | None
+
+
+def replica_runner(
+    energy_fn,
+    kT: float,
+    integrator: IntegratorSettings,
+    n_beads: int,
+    save_every: int,
+    max_frames: int,
+    box=None,
+    cutoff: float | None = None,
+    skin: float = 0.1,
+) -> Runner:
+    """Replicas of ``energy_fn(params, R)`` under ``integrator`` at ``kT``.
+
+    Args:
+      energy_fn: the model energy; with a cutoff it takes ``neighbor=``.
+      kT: thermal energy.
+      integrator: IntegratorSettings (dt, thermostat, friction).
+      n_beads: beads per replica.
+      save_every: steps between recorded frames.
+      max_frames: the most frames one ``record`` call returns (its buffer size:
+        one compiled program serves every shorter call).
+      box: periodic box lengths (dim,), or None for free space.
+      cutoff: with a box, the model's interaction range: replicas carry neighbour
+        lists of pairs within cutoff + ``skin``.
+    """
+    if cutoff is not None and box is None:
+        raise ValueError("a neighbour-list cutoff needs a periodic box")
+    init_fn, apply_fn = make_integrator(energy_fn, kT, integrator, n_beads, box=box)
+    neighbors = None if cutoff is None else Neighbors(box, cutoff, skin)
+    kw = (lambda nb: {"neighbor": nb}) if neighbors else (lambda nb: {})
+
+    def one_step(st, nb, params):
+        st = apply_fn(st, params=params, **kw(nb))
+        return st, (nb.update(st.position) if nb is not None else None)
+
+    step = jax.vmap(one_step, (0, 0, None))
+
+    def steps(carry, params, n):
+        return jax.lax.fori_loop(0, n, lambda i, c: step(*c, params), carry)
+
+    @jax.jit
+    def _advance(state, nbrs, params, n_steps):
+        return steps((state, nbrs), params, n_steps)
+
+    @jax.jit
+    def _record(state, nbrs, params, n_frames):
+        buf = jnp.zeros((max_frames,) + state.position.shape, state.position.dtype)
+
+        def body(i, carry):
+            st, nb, buf = carry
+            st, nb = steps((st, nb), params, save_every)
+            return st, nb, buf.at[i].set(st.position)
+
+        return jax.lax.fori_loop(0, n_frames, body, (state, nbrs, buf))
+
+    def init(key, R0, masses, params) -> Replicas:
+        R0 = jnp.asarray(R0, jnp.float32)
+        masses = jnp.asarray(masses, jnp.float32)
+        nbrs = neighbors.allocate(R0) if neighbors else None
+        keys = jax.random.split(key, R0.shape[0])
+        state = jax.vmap(lambda k, R, nb: init_fn(k, R, mass=masses, params=params, **kw(nb)))(
+            keys, R0, nbrs
+        )
+        return Replicas(state, nbrs)
+
+    def advance(reps: Replicas, params, n_steps: int) -> Replicas:
+        return Replicas(*_redo_on_overflow(neighbors, _advance, reps, params, n_steps))
+
+    def record(reps: Replicas, params, n_frames: int):
+        if n_frames > max_frames:
+            raise ValueError(f"record: {n_frames} frames exceed the buffer of {max_frames}")
+        state, nbrs, buf = _redo_on_overflow(neighbors, _record, reps, params, n_frames)
+        return Replicas(state, nbrs), buf[:n_frames]
+
+    return Runner(init, advance, record, neighbors)
+
+
+def _redo_on_overflow(neighbors: Neighbors | None, fn, reps: Replicas, *args):
+    """``fn(state, nbrs, *args)``, run again from the same state with larger lists for
+    as long as any replica's neighbour list overflowed."""
+    out = fn(reps.state, reps.nbrs, *args)
+    while neighbors is not None and neighbors.overflowed(out[1]):
+        nbrs = neighbors.allocate(reps.state.position, grow=True)
+        out = fn(reps.state, nbrs, *args)
+    return out

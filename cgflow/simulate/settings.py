@@ -1,0 +1,101 @@
+"""Settings of CG dynamics: the integrator (what a trained RE model depends on) and the
+run (how long, how many replicas, when a replica has blown up).
+
+Both come from a system's ``simulation`` config block; its ``dt`` list is expanded by
+the workflow into one job per time step, and each job gets its ``dt`` from the
+wildcard alone. No JAX here: the config check builds these too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cgflow.settings import Settings, setting
+
+THERMOSTATS = ("langevin", "nose_hoover")
+
+
+@dataclass(frozen=True)
+class IntegratorSettings(Settings):
+    """The NVT integrator (time in the system's unit).
+
+    Attributes:
+      dt: time step.
+      thermostat: ``langevin`` (BAOAB; ``friction`` is gamma) or ``nose_hoover`` (a
+        Nose-Hoover chain with JAX MD's defaults; ``friction`` is 1 / tau).
+      friction: Langevin friction coefficient gamma (1 / time), or 1 / tau.
+    """
+
+    block = "simulation"
+
+    dt: float = setting(gt=0, doc="time step, in the system's time unit")
+    thermostat: str = setting(
+        "langevin", choices=THERMOSTATS, doc="langevin (BAOAB) or nose_hoover"
+    )
+    friction: float = setting(
+        1.0, gt=0, doc="Langevin gamma (1/time); for nose_hoover, 1/tau of the chain"
+    )
+
+
+@dataclass(frozen=True)
+class RunSettings(Settings):
+    """One CG simulation run: length, replicas, saving and blow-up checks.
+
+    Attributes:
+      n_steps: production steps per replica (after equilibration).
+      equilibration_steps: steps discarded before saving (rounded up to whole save
+        intervals).
+      save_every: steps between saved frames.
+      n_replicas: independent replicas run in parallel.
+      chunk_steps: steps between blow-up checks, progress reports and checkpoints.
+      max_position: a replica with any |coordinate| above this has blown up.
+      max_bond_stretch: a bond longer than this multiple of its reference length
+        has blown up.
+      min_pair_fraction: two beads closer than this fraction of their closest
+        reference distance overlap: a blow-up.
+      neighbor_skin: periodic systems only: the neighbour list holds pairs within
+        the model's cutoff plus this distance, and is rebuilt once a bead has moved
+        half of it.
+    """
+
+    block = "simulation"
+
+    n_steps: int = setting(ge=1, doc="production steps per replica")
+    equilibration_steps: int = setting(0, ge=0, doc="steps discarded before saving")
+    save_every: int = setting(10, ge=1, doc="steps between saved frames")
+    n_replicas: int = setting(16, ge=1, doc="replicas run in parallel")
+    chunk_steps: int = setting(
+        5000, ge=1, doc="steps between blow-up checks, progress reports and checkpoints"
+    )
+    max_position: float = setting(1000.0, gt=0, doc="a coordinate beyond this is a blow-up")
+    max_bond_stretch: float = setting(
+        2.0, gt=1, doc="a bond longer than this multiple of its length is a blow-up"
+    )
+    min_pair_fraction: float = setting(
+        0.5, gt=0, lt=1, doc="beads closer than this fraction of their closest distance overlap"
+    )
+    neighbor_skin: float = setting(
+        0.1,
+        gt=0,
+        doc="periodic systems: neighbour lists hold pairs within the model's cutoff plus "
+        "this distance (length unit of the system)",
+    )
+
+    def check(self):
+        if self.save_every > self.n_steps:
+            raise ValueError(
+                f"simulation.save_every: {self.save_every} exceeds n_steps ({self.n_steps}); "
+                "no frame would be saved"
+            )
+
+
+def integrator_settings(block: dict, dt: float) -> IntegratorSettings:
+    """The integrator of a ``simulation`` config block at time step ``dt``."""
+    keys = set(IntegratorSettings.__dataclass_fields__) - {"dt"}
+    return IntegratorSettings.from_dict({k: v for k, v in block.items() if k in keys} | {"dt": dt})
+
+
+def run_settings(block: dict) -> RunSettings:
+    """The run settings of a ``simulation`` config block."""
+    keys = set(RunSettings.__dataclass_fields__)
+    return RunSettings.from_dict({k: v for k, v in block.items() if k in keys})

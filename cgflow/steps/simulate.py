@@ -1,0 +1,99 @@
+"""The ``simulate`` step: run a trained model at one time step and write its samples."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from cgflow.io import load_dataset, save_dataset, write_json, write_trajectory
+from cgflow.methods.data import KEY_SIMULATE, split_indices
+from cgflow.models import interaction_range, load_model
+from cgflow.runtime import jax_device_info
+from cgflow.simulate.langevin import simulate_langevin
+from cgflow.simulate.settings import integrator_settings, run_settings
+from cgflow.systems import get_map
+
+
+def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str,
+                  checkpoint: str | None = None, log=None) -> dict:  # fmt: skip
+    """Simulate a trained model at time step ``dt``; write samples.npz and status.json.
+
+    Replicas start from frames of the run's own training split. Bonds of a bonded
+    prior are watched for stretching. For systems with a CG topology the trajectory
+    is also written as ``trajectory.h5`` (MDTraj), and ``status.json`` gives ns/day
+    per replica and summed over replicas. With a ``checkpoint`` file, a killed run
+    restarted with the same settings continues where it was.
+    """
+    log = log if log is not None else sys.stderr
+    device = jax_device_info("simulate", log)
+    energy_fn, params, desc = load_model(model_dir)
+    data, _ = load_dataset(data_path, required=("positions",))
+    block = study.entry["simulation"]
+    integrator, run = integrator_settings(block, dt), run_settings(block)
+    seed, n_train = desc["seed"], desc["n_train"]
+    train_idx, _ = split_indices(data["positions"].shape[0], n_train, study.val_fraction, seed)
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
+    key, pick = jax.random.split(key)
+    start = np.asarray(jax.random.choice(pick, train_idx, (run.n_replicas,)))
+    frames, status = simulate_langevin(
+        energy_fn,
+        params,
+        data["positions"][start],
+        desc["bead_masses"],
+        desc["kT"],
+        integrator,
+        run,
+        key,
+        log=log,
+        **_watch(desc["prior"]),
+        box=desc.get("box"),
+        cutoff=interaction_range(desc) if desc.get("box") is not None else None,
+        checkpoint=checkpoint,
+    )
+    n_t, n_rep = frames.shape[:2]
+    positions = frames.transpose(1, 0, 2, 3).reshape((n_rep * n_t,) + frames.shape[2:])
+    status.update(
+        {
+            "model": str(model_dir),
+            "device": device,
+            "time_unit": desc["units"]["time"],
+            "frame_order": "replica-major: frame = replica * n_saved + t",
+        }
+    )
+    if desc["units"]["time"] == "ps":
+        status["ns_per_day_per_replica"] = status["time_per_day_per_replica"] / 1000.0
+        status["ns_per_day_all_replicas"] = status["time_per_day_all_replicas"] / 1000.0
+    out_dir = Path(out_dir)
+    save_dataset(
+        out_dir / "samples.npz",
+        {"positions": positions, "replica": np.repeat(np.arange(n_rep), n_t)},
+        {
+            "kT": desc["kT"],
+            "units": desc["units"],
+            "dt": float(dt),
+            "n_replicas": n_rep,
+            "n_saved_per_replica": n_t,
+        },
+    )
+    system = study.build_system()
+    if system.has_topology and positions.shape[0]:
+        top = system.cg_topology(get_map(system, desc["mapping"]))
+        write_trajectory(out_dir / "trajectory.h5", positions, top)
+    write_json(out_dir / "status.json", status)
+    if checkpoint and Path(checkpoint).exists():
+        Path(checkpoint).unlink()  # the results are written; the checkpoint is spent
+    return status
+
+
+def _watch(prior: dict) -> dict:
+    """Bonds and close contacts of a bonded prior, for the blow-up checks."""
+    if prior["type"] != "bonded":
+        return {}
+    bonds, rep = prior["bonds"], prior["repulsion"]
+    return {
+        "bonds": (bonds["idx"], bonds["x0"]) if bonds["idx"] else None,
+        "contacts": (rep["idx"], rep["sigma"]) if rep["idx"] else None,
+    }

@@ -1,0 +1,151 @@
+"""The ``train`` step: one run's model by one registered method.
+
+Builds the model description and the run's :class:`~cgflow.methods.base.Problem`
+(data split, prior, start model, integrator) the same way for every method, hands it
+to the method's ``train``, and writes the model, its log and the log's figure.
+
+Random numbers: the data split comes from NumPy seeded with the run's seed (so steps
+without JAX agree on it); parameter initialisation and training draw from JAX keys
+folded from the same seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from cgflow import methods
+from cgflow.io import atomic_write, load_dataset, read_json
+from cgflow.methods.base import Problem
+from cgflow.methods.data import KEY_INIT, KEY_TRAIN, split_indices
+from cgflow.models import build_energy, init_params, load_model, save_model
+from cgflow.runtime import jax_device_info
+from cgflow.simulate.settings import integrator_settings
+
+# what a start model must share with the run it seeds
+SHARED_WITH_START = ("system", "mapping", "n_train", "seed", "network", "prior")
+
+
+def model_description(study, method, meta: dict, prior: dict, R_train, n_train: int, seed: int,
+                      box=None) -> dict:  # fmt: skip
+    """The JSON description that rebuilds a run's energy function."""
+    net = dict(study.entry["network"]) if method.network else {"type": "none"}
+    if net["type"] == "mlp":  # the MLP sees coordinates standardised on the training split
+        net["input_shift"] = R_train.mean(axis=0).tolist()
+        net["input_scale"] = np.maximum(R_train.std(axis=0), 1e-6).tolist()
+    desc = {
+        "system": study.system,
+        "mapping": meta["mapping"]["name"],
+        "kT": meta["kT"],
+        "n_beads": int(R_train.shape[1]),
+        "dim": int(R_train.shape[2]),
+        "bead_masses": meta["mapping"]["bead_masses"],
+        "species_names": meta["mapping"]["species_names"],
+        "species_index": meta["mapping"]["species_index"],
+        "prior": prior,
+        "network": net,
+        "method": method.name,
+        "n_train": n_train,
+        "seed": seed,
+        "units": meta["units"],
+    }
+    if box is not None:
+        desc["box"] = box
+    return desc
+
+
+def periodic_box(data: dict, meta: dict):
+    """The box lengths a periodic data set was sampled in (constant volume), or None."""
+    if not meta.get("periodic"):
+        return None
+    if "box" not in data:
+        raise ValueError("the data set is periodic but holds no box")
+    lengths = np.diagonal(np.asarray(data["box"]), axis1=-2, axis2=-1)
+    return np.asarray(lengths, float).mean(axis=0).tolist()
+
+
+def train(study, method_name: str, data_path: str, prior_path: str, n_train: int, seed: int,
+          out_dir: str, dt: float | None = None, init_model: str | None = None,
+          checkpoint: str | None = None, log=None) -> dict:  # fmt: skip
+    """Train ``method_name`` on run (n_train, seed); write the model and its training log.
+
+    Methods declared ``per_dt`` take the CG time step ``dt`` they train at; those
+    declared ``start_from`` take that method's model folder ``init_model``. A
+    ``checkpoint`` file is written during training and resumed from.
+    """
+    log = log if log is not None else sys.stderr
+    method = methods.get(method_name)
+    if method_name not in study.methods:
+        raise ValueError(f"method {method_name!r} is not configured in config.methods")
+    if method.per_dt and dt is None:
+        raise ValueError(f"method {method_name!r} trains at a CG time step: give --dt")
+    if method.start_from and not init_model:
+        raise ValueError(
+            f"method {method_name!r} starts from a {method.start_from} model: give --init-model"
+        )
+    settings = method.settings(study.methods[method_name])
+    data, meta = load_dataset(data_path, required=("positions", "forces"))
+    train_idx, val_idx = split_indices(
+        data["positions"].shape[0], n_train, study.val_fraction, seed
+    )
+    R, F = data["positions"], data["forces"]
+    desc = model_description(study, method, meta, read_json(prior_path), R[train_idx], n_train,
+                             seed, periodic_box(data, meta))  # fmt: skip
+    device = jax_device_info("train", log)
+    energy_fn = build_energy(desc)
+    key = jax.random.PRNGKey(seed)
+    start, start_desc = _start_model(init_model, desc) if method.start_from else (None, None)
+    problem = Problem(
+        energy_fn=energy_fn,
+        params=init_params(desc, jax.random.fold_in(key, KEY_INIT)),
+        R_train=R[train_idx],
+        F_train=F[train_idx],
+        R_val=R[val_idx],
+        F_val=F[val_idx],
+        masses=np.asarray(desc["bead_masses"]),
+        kT=desc["kT"],
+        integrator=integrator_settings(study.entry["simulation"], dt) if method.per_dt else None,
+        start=start,
+        start_description=start_desc,
+        checkpoint=Path(checkpoint) if checkpoint else None,
+        log=log,
+    )
+    result = method.train(problem, settings, jax.random.fold_in(key, KEY_TRAIN))
+    desc["training"] = {**result.info, "device": device}
+    if start_desc is not None:
+        desc["training"]["started_from"] = str(init_model)
+    out_dir = Path(out_dir)
+    write_history(out_dir / "train_log.csv", result.history)
+    save_model(out_dir, desc, result.params)
+    if result.plot is not None:
+        title = f"{method_name}" + (f" dt={dt:g}" if dt is not None else "")
+        result.plot(result.history, out_dir / "train_log.png", title)
+    if checkpoint and Path(checkpoint).exists():
+        Path(checkpoint).unlink()  # the model is written; the checkpoint is spent
+    return desc
+
+
+def _start_model(folder: str, desc: dict):
+    """Parameters and description of the start model, checked to belong to this run."""
+    _, params, start_desc = load_model(folder)
+    for key in SHARED_WITH_START:
+        if start_desc[key] != desc[key]:
+            raise ValueError(
+                f"start model {folder} has another {key} than this run "
+                f"({start_desc[key]!r} vs {desc[key]!r})"
+            )
+    return params, start_desc
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    """The training log as CSV, one row per check."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write(path, lambda fh: fh.write(text.getvalue().encode()))

@@ -1,0 +1,49 @@
+"""Static checks that run with the tests: layering without cycles (import-linter),
+lint with a complexity bound (ruff C901 at 12), formatting of Python and Snakemake."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def run(repo, *cmd):
+    exe = BIN / cmd[0] if (BIN / cmd[0]).exists() else shutil.which(cmd[0])
+    assert exe, f"{cmd[0]} is not installed (pip install -e '.[test]')"
+    return subprocess.run([str(exe), *cmd[1:]], cwd=repo, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ("lint-imports",),
+        ("ruff", "check", "cgflow", "tests", "workflow"),
+        ("ruff", "format", "--check", "cgflow", "tests"),
+        ("snakefmt", "--check", "."),
+    ],
+    ids=["layers", "ruff", "ruff-format", "snakefmt"],
+)
+def test_static_check(repo, cmd):
+    proc = run(repo, *cmd)
+    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
+def test_layer_contract_fails_on_a_cycle(repo, tmp_path):
+    """The contract is real: a module of a low layer importing a high one breaks it."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo / "cgflow", copy / "cgflow")
+    shutil.copy(repo / "pyproject.toml", copy / "pyproject.toml")
+    io = copy / "cgflow" / "io.py"
+    io.write_text(io.read_text() + "\nfrom cgflow import study  # noqa: E402,F401\n")
+    proc = subprocess.run(
+        [str(BIN / "lint-imports")],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(copy), "PATH": str(BIN)},
+    )
+    assert proc.returncode != 0 and "BROKEN" in proc.stdout
