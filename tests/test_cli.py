@@ -192,3 +192,33 @@ def test_scoped_settings_hold_only_what_a_step_reads(repo, tmp_path, capsys):
     )
     assert "config.methods.re.n_replicas" in capsys.readouterr().err
     assert not (t / "a.npz").exists()
+
+
+def test_a_periodic_data_set_gives_a_periodic_model(tmp_path):
+    """The box of a periodic CG data set goes into the model description, and the
+    simulator runs that model in the box (positions wrapped into it)."""
+    from cgflow.steps.simulate import simulate_step
+    from cgflow.steps.train import train
+    from cgflow.study import StudySettings
+    from cgflow.units import MOLECULAR
+
+    L, n = 1.5, 40
+    rng = np.random.default_rng(0)
+    mapping = {"name": "com", "bead_masses": [18.0] * 8, "species_names": ["W"],
+               "species_index": [0] * 8}  # fmt: skip
+    meta = {"mapping": mapping, "kT": 2.49, "units": MOLECULAR, "periodic": True}
+    box = np.tile(np.eye(3) * L, (n, 1, 1))
+    data = {"positions": rng.uniform(0, L, (n, 8, 3)), "forces": np.zeros((n, 8, 3)), "box": box}
+    save_dataset(tmp_path / "cg.npz", data, meta)
+    (tmp_path / "prior.json").write_text(json.dumps({"type": "none"}))
+    entry = {"type": "double_well", "temperatures": [3.0], "mappings": ["x1"],
+             "network": {"type": "schnet"},
+             "simulation": {"n_steps": 500, "save_every": 50, "n_replicas": 2}}  # fmt: skip
+    study = StudySettings("box", entry, {"prior": {}}, 0.1)
+    desc = train(study, "prior", tmp_path / "cg.npz", tmp_path / "prior.json", 20, 0,
+                 tmp_path / "model")  # fmt: skip
+    assert desc["box"] == [L, L, L]
+    status = simulate_step(study, tmp_path / "model", tmp_path / "cg.npz", 0.01, tmp_path / "sim")
+    samples, _ = load_dataset(tmp_path / "sim" / "samples.npz")
+    assert status["stable"] and samples["positions"].shape == (2 * 10, 8, 3)
+    assert np.all((samples["positions"] >= 0) & (samples["positions"] < L))

@@ -287,8 +287,10 @@ def test_periodic_models_take_no_free_space_prior():
         "species_index": [0, 0],
         "network": {"type": "schnet"},
     }
-    with pytest.raises(ValueError, match="periodic model"):
+    with pytest.raises(ValueError, match="not defined in a periodic box"):
         build_energy(desc)
+    with pytest.raises(ValueError, match="periodic model"):
+        build_energy({**desc, "prior": {"type": "none"}, "network": {"type": "mlp"}})
     with pytest.raises(ValueError, match="needs a periodic box"):
         simulate_langevin(
             harmonic,

@@ -36,3 +36,13 @@ def split_indices(n_frames: int, n_train: int, val_fraction: float, seed: int):
     n_val = math.ceil(val_fraction * n_train) if val_fraction > 0 else 0
     n_val = min(n_val, n_train - 1)
     return np.sort(chosen[n_val:]), np.sort(chosen[:n_val])
+
+
+def periodic_box(data: dict, meta: dict):
+    """The box lengths a periodic data set was sampled in (constant volume), or None."""
+    if not meta.get("periodic"):
+        return None
+    if "box" not in data:
+        raise ValueError("the data set is periodic but holds no box")
+    lengths = np.diagonal(np.asarray(data["box"]), axis1=-2, axis2=-1)
+    return np.asarray(lengths, float).mean(axis=0).tolist()

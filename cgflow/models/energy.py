@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax import serialization
 
 from cgflow.io import atomic_write, read_json, write_json
+from cgflow.models import geometry
 from cgflow.models.prior import prior_energy
 
 ACTIVATIONS = {"softplus": nn.softplus, "silu": nn.silu, "tanh": jnp.tanh, "gelu": nn.gelu}
@@ -81,7 +82,7 @@ class SchNetEnergy(nn.Module):
         valid = (receivers < n) & (senders < n)
         receivers = jnp.where(valid, receivers, 0)
         senders = jnp.where(valid, senders, 0)
-        disp = displacement if displacement is not None else (lambda a, b: a - b)
+        disp = displacement if displacement is not None else geometry.FREE
         dR = jax.vmap(disp)(R[receivers], R[senders])
         sq = jnp.sum(dR**2, axis=-1)
         d = jnp.sqrt(jnp.where(valid, sq, 1.0))  # padding never enters; keep its grad finite
@@ -130,24 +131,19 @@ def build_energy(desc: dict):
     Returns:
       energy_fn taking network params and positions R of shape (n_beads, dim).
     """
-    if desc.get("box") is not None and (
-        desc["prior"]["type"] != "none" or desc["network"]["type"] != "schnet"
-    ):
+    box = desc.get("box")
+    if box is not None and desc["network"]["type"] == "mlp":
         raise ValueError(
-            "a periodic model (box) takes the schnet network and no prior: the priors "
-            "and the mlp use free-space coordinates"
+            "a periodic model (box) takes the schnet network or none: the mlp reads "
+            "free-space coordinates"
         )
-    prior = prior_energy(desc["prior"])
+    prior = prior_energy(desc["prior"], box)
     if desc["network"]["type"] == "none":
         return lambda params, R: prior(R)
     module = _network(desc)
     if desc["network"]["type"] == "schnet":
         species = jnp.asarray(desc["species_index"])
-        displacement = None
-        if desc.get("box") is not None:  # periodic: minimum-image pair vectors
-            from jax_md import space  # imported here: ~5 s that free-space models skip
-
-            displacement, _ = space.periodic(jnp.asarray(desc["box"]))
+        displacement = geometry.displacement_fn(box)  # minimum image in a box
 
         def energy_fn(params, R, neighbor=None):
             edges = neighbor.idx if neighbor is not None else None

@@ -27,17 +27,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cgflow.models import geometry
+
 PRIOR_TYPES = ("harmonic_position", "bonded", "none")
 DIHEDRAL_TERMS = 3
 DIHEDRAL_BINS = 36
 NARROW_DIHEDRAL = np.radians(30.0)
 
 
-def fit_prior(prior_type: str, positions: np.ndarray, kT: float, topology: dict | None = None):
+def fit_prior(
+    prior_type: str,
+    positions: np.ndarray,
+    kT: float,
+    topology: dict | None = None,
+    box=None,
+):
     """Fit a prior of ``prior_type`` to CG positions (frames, beads, dim) at ``kT``.
 
     ``topology`` (``bonds``, ``angles``, ``dihedrals`` as bead-index lists) is
-    needed for ``bonded``.
+    needed for ``bonded``; with a periodic ``box`` (side lengths) its internal
+    coordinates are minimum-image ones.
 
     Returns:
       JSON-ready description: ``{"type": ..., parameters...}``.
@@ -54,7 +63,9 @@ def fit_prior(prior_type: str, positions: np.ndarray, kT: float, topology: dict 
     if prior_type == "bonded":
         if not topology:
             raise ValueError("bonded prior needs the CG topology (bonds, angles, dihedrals)")
-        return _fit_bonded(positions, kT, topology)
+        return _fit_bonded(positions, kT, topology, geometry.displacement_fn(box))
+    if box is not None:
+        raise ValueError("harmonic_position prior: not defined in a periodic box")
     if positions.ndim != 3 or positions.shape[0] < 2:
         raise ValueError(
             f"prior fit needs positions (frames>=2, beads, dim), got {positions.shape}"
@@ -71,15 +82,17 @@ def fit_prior(prior_type: str, positions: np.ndarray, kT: float, topology: dict 
     return {"type": "harmonic_position", "k": k.tolist(), "x0": mean.tolist(), "kT": kT}
 
 
-def _fit_bonded(positions: np.ndarray, kT: float, topology: dict) -> dict:
-    from cgflow.models import geometry
-
+def _fit_bonded(positions: np.ndarray, kT: float, topology: dict, displacement) -> dict:
     R = jnp.asarray(positions)
     out = {"type": "bonded", "kT": kT}
     n_beads = positions.shape[1]
     for term, fn in (("bonds", geometry.bond_lengths), ("angles", geometry.angles)):
         idx = np.asarray(topology.get(term, []), int).reshape(-1, 2 if term == "bonds" else 3)
-        values = np.asarray(jax.vmap(lambda r, f=fn, i=idx: f(r, i))(R)) if len(idx) else None
+        values = (
+            np.asarray(jax.vmap(lambda r, f=fn, i=idx: f(r, i, displacement))(R))
+            if len(idx)
+            else None
+        )
         if values is None:
             out[term] = {"idx": [], "k": [], "x0": []}
             continue
@@ -96,7 +109,7 @@ def _fit_bonded(positions: np.ndarray, kT: float, topology: dict) -> dict:
     fourier = {"idx": [], "a": [], "b": []}
     narrow = {"idx": [], "k": [], "x0": []}
     if len(idx):
-        phi = np.asarray(jax.vmap(lambda r: geometry.dihedrals(r, idx))(R))
+        phi = np.asarray(jax.vmap(lambda r: geometry.dihedrals(r, idx, displacement))(R))
         edges = np.linspace(-np.pi, np.pi, DIHEDRAL_BINS + 1)
         centres = 0.5 * (edges[1:] + edges[:-1])
         n = np.arange(1, DIHEDRAL_TERMS + 1)
@@ -136,7 +149,7 @@ def _fit_bonded(positions: np.ndarray, kT: float, topology: dict) -> dict:
     sigma = []
     if pairs:
         pidx = np.asarray(pairs)
-        d = np.asarray(jax.vmap(lambda r: geometry.bond_lengths(r, pidx))(R))
+        d = np.asarray(jax.vmap(lambda r: geometry.bond_lengths(r, pidx, displacement))(R))
         sigma = d.min(axis=0).tolist()
         if not np.all(np.asarray(sigma) > 0):
             raise ValueError("bonded prior: two non-bonded beads overlap in the data")
@@ -159,28 +172,33 @@ def _within_three_bonds(n: int, bonds) -> set[tuple[int, int]]:
     return close
 
 
-def prior_energy(prior: dict):
-    """Return ``energy(R) -> scalar`` for a fitted prior description, R (beads, dim)."""
+def prior_energy(prior: dict, box=None):
+    """Return ``energy(R) -> scalar`` for a fitted prior description, R (beads, dim),
+    in free space or in a periodic ``box`` (side lengths)."""
     if prior["type"] == "none":
         return lambda R: jnp.zeros((), R.dtype)
     if prior["type"] == "harmonic_position":
+        if box is not None:
+            raise ValueError("harmonic_position prior: not defined in a periodic box")
         k, x0 = jnp.asarray(prior["k"]), jnp.asarray(prior["x0"])
         return lambda R: 0.5 * jnp.sum(k * (R - x0) ** 2)
     if prior["type"] == "bonded":
-        return _bonded_energy(prior)
+        return _bonded_energy(prior, geometry.displacement_fn(box))
     raise ValueError(f"unknown prior {prior['type']!r}; allowed: {list(PRIOR_TYPES)}")
 
 
-def _bonded_energy(prior: dict):
-    from cgflow.models import geometry
-
+def _bonded_energy(prior: dict, displacement):
     terms = []
     for term, fn, width in (("bonds", geometry.bond_lengths, 2), ("angles", geometry.angles, 3)):
         block = prior[term]
         if block["idx"]:
             idx = jnp.asarray(block["idx"]).reshape(-1, width)
             k, x0 = jnp.asarray(block["k"]), jnp.asarray(block["x0"])
-            terms.append(lambda R, f=fn, i=idx, k=k, x0=x0: 0.5 * jnp.sum(k * (f(R, i) - x0) ** 2))
+            terms.append(
+                lambda R, f=fn, i=idx, k=k, x0=x0: (
+                    0.5 * jnp.sum(k * (f(R, i, displacement) - x0) ** 2)
+                )
+            )
     dih = prior["dihedrals"]
     if dih["idx"]:
         quads = jnp.asarray(dih["idx"]).reshape(-1, 4)
@@ -188,7 +206,7 @@ def _bonded_energy(prior: dict):
         n = jnp.arange(1, a.shape[1] + 1)
 
         def dihedral_energy(R, quads=quads, a=a, b=b, n=n):
-            phi = geometry.dihedrals(R, quads)[:, None] * n
+            phi = geometry.dihedrals(R, quads, displacement)[:, None] * n
             return jnp.sum(a * jnp.cos(phi) + b * jnp.sin(phi))
 
         terms.append(dihedral_energy)
@@ -198,7 +216,7 @@ def _bonded_energy(prior: dict):
         k_n, x0_n = jnp.asarray(narrow["k"]), jnp.asarray(narrow["x0"])
 
         def narrow_energy(R, quads=quads_n, k=k_n, x0=x0_n):
-            d = geometry.dihedrals(R, quads) - x0
+            d = geometry.dihedrals(R, quads, displacement) - x0
             return 0.5 * jnp.sum(k * jnp.arctan2(jnp.sin(d), jnp.cos(d)) ** 2)
 
         terms.append(narrow_energy)
@@ -208,7 +226,7 @@ def _bonded_energy(prior: dict):
         sigma, eps, power = jnp.asarray(rep["sigma"]), rep["epsilon"], rep["power"]
         terms.append(
             lambda R, pairs=pairs, sigma=sigma: (
-                eps * jnp.sum((sigma / geometry.bond_lengths(R, pairs)) ** power)
+                eps * jnp.sum((sigma / geometry.bond_lengths(R, pairs, displacement)) ** power)
             )
         )
     return lambda R: sum(t(R) for t in terms) if terms else jnp.zeros((), R.dtype)

@@ -115,6 +115,9 @@ def sample_openmm(setup, temperature: float, md, out, log, description: dict) ->
     }
     dof = _degrees_of_freedom(system)
     done = _resume(partial, fingerprint, frames, sim, log)
+    total = md.equilibration_steps + n_frames * md.steps_per_frame
+    every = md.steps_per_frame * md.frames_per_checkpoint
+    sim.reporters.append(_reporter(log, every, total))
     if done == 0:
         sim.context.setPositions(positions)
         sim.minimizeEnergy()
@@ -142,10 +145,10 @@ def sample_openmm(setup, temperature: float, md, out, log, description: dict) ->
         frames["box"][k] = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
         if (k + 1) % md.frames_per_checkpoint == 0 and k + 1 < n_frames:
             _checkpoint(partial, fingerprint, frames, k + 1, sim)
-            _progress(k + 1, n_frames, steps_run, dt_ps, t0, log)
+            print(f"sample: checkpoint at frame {k + 1}/{n_frames}", file=log, flush=True)
     wall = time.perf_counter() - t0
     ns_per_day = steps_run * dt_ps / 1000.0 / wall * 86400.0 if wall > 0 else float("nan")
-    _progress(n_frames, n_frames, steps_run, dt_ps, t0, log)
+    print(f"sample: {n_frames} frames, {ns_per_day:.1f} ns/day", file=log, flush=True)
     meta = {
         "system": description,
         "temperature": temperature,
@@ -204,11 +207,25 @@ def _resume(partial: Path, fingerprint: str, frames: dict, sim, log) -> int:
     return done
 
 
-def _progress(done, total, steps, dt_ps, t0, log):
-    wall = time.perf_counter() - t0
-    rate = steps * dt_ps / 1000.0 / wall * 86400.0 if wall > 0 and steps else float("nan")
-    print(
-        f"sample: frame {done}/{total} ({100.0 * done / total:5.1f}%), {rate:.1f} ns/day",
-        file=log,
-        flush=True,
-    )
+class _FlushingLog:
+    """A log that OpenMM's reporter writes to line by line (visible while it runs)."""
+
+    def __init__(self, log):
+        self._log = log
+
+    def write(self, text):
+        self._log.write(text)
+        self._log.flush()
+
+    def flush(self):
+        self._log.flush()
+
+
+def _reporter(log, every: int, total: int):
+    """OpenMM's own progress report: step, % done, speed (ns/day), time left."""
+    import openmm.app as app
+
+    return app.StateDataReporter(
+        _FlushingLog(log), every, step=True, progress=True, speed=True, remainingTime=True,
+        temperature=True, totalSteps=total, separator="  ",
+    )  # fmt: skip

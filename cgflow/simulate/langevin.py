@@ -21,9 +21,9 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax_md import space
 
 from cgflow import checkpoint as ckpt
+from cgflow.jaxmd import space
 from cgflow.simulate.replicas import replica_runner
 from cgflow.simulate.settings import IntegratorSettings, RunSettings
 

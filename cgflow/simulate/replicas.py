@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax_md import partition, simulate, space
 
+from cgflow.jaxmd import partition, simulate, space
 from cgflow.simulate.settings import IntegratorSettings
 
 

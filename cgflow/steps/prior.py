@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cgflow.io import load_dataset, write_json
-from cgflow.methods.data import split_indices
+from cgflow.methods.data import periodic_box, split_indices
 from cgflow.models import fit_prior
 
 
@@ -12,7 +12,11 @@ def fit_prior_step(study, data_path: str, n_train: int, seed: int, out: str) -> 
     data, meta = load_dataset(data_path, required=("positions", "forces"))
     train_idx, _ = split_indices(data["positions"].shape[0], n_train, study.val_fraction, seed)
     prior = fit_prior(
-        study.entry["prior"], data["positions"][train_idx], meta["kT"], meta.get("cg_topology")
+        study.entry["prior"],
+        data["positions"][train_idx],
+        meta["kT"],
+        meta.get("cg_topology"),
+        periodic_box(data, meta),
     )
     prior["fitted_on"] = {
         "data": str(data_path),

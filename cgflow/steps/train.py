@@ -22,7 +22,7 @@ import numpy as np
 from cgflow import methods
 from cgflow.io import atomic_write, load_dataset, read_json
 from cgflow.methods.base import Problem
-from cgflow.methods.data import KEY_INIT, KEY_TRAIN, split_indices
+from cgflow.methods.data import KEY_INIT, KEY_TRAIN, periodic_box, split_indices
 from cgflow.models import build_energy, init_params, load_model, save_model
 from cgflow.runtime import jax_device_info
 from cgflow.simulate.settings import integrator_settings
@@ -57,16 +57,6 @@ def model_description(study, method, meta: dict, prior: dict, R_train, n_train: 
     if box is not None:
         desc["box"] = box
     return desc
-
-
-def periodic_box(data: dict, meta: dict):
-    """The box lengths a periodic data set was sampled in (constant volume), or None."""
-    if not meta.get("periodic"):
-        return None
-    if "box" not in data:
-        raise ValueError("the data set is periodic but holds no box")
-    lengths = np.diagonal(np.asarray(data["box"]), axis1=-2, axis2=-1)
-    return np.asarray(lengths, float).mean(axis=0).tolist()
 
 
 def train(study, method_name: str, data_path: str, prior_path: str, n_train: int, seed: int,
