@@ -101,7 +101,10 @@ def load_schema(schema_path: str | Path = SCHEMA_PATH, method_names=None) -> dic
 
 
 def validate_config(
-    config: dict, schema_path: str | Path = SCHEMA_PATH, partial: bool = False
+    config: dict,
+    schema_path: str | Path = SCHEMA_PATH,
+    partial: bool = False,
+    method_blocks: bool = True,
 ) -> dict:
     """Check ``config`` in place against the schema and the systems' rules; fill defaults.
 
@@ -111,6 +114,10 @@ def validate_config(
       partial: ``config`` holds the settings one step reads (``StudySettings.scoped``):
         it may name no methods, blocks may lack keys the step does not read, and
         checks between blocks it may lack are skipped.
+      method_blocks: check each method's block against its settings class (which
+        imports the method's module, and so JAX). The Snakemake process of a
+        cluster job turns it off: the main process has checked the same config,
+        and the job's own ``cgflow`` step checks its method's settings again.
 
     Returns:
       the same dict, with defaults filled in.
@@ -119,7 +126,7 @@ def validate_config(
       ConfigError: listing every problem, each with the field it concerns.
     """
     configured = config.get("methods") if isinstance(config.get("methods"), dict) else {}
-    known = [m for m in configured if m in methods.REGISTRY]
+    known = [m for m in configured if m in methods.REGISTRY] if method_blocks else []
     schema = load_schema(schema_path, known)
     if partial:
         del schema["properties"]["methods"]["minProperties"]
@@ -130,7 +137,7 @@ def validate_config(
     problems = [f"{_where(e.absolute_path)}: {_message(e)}" for e in errors]
     if not problems:
         for name, entry in config["systems"].items():
-            problems += _system_problems(config, name, entry, partial)
+            problems += _system_problems(config, name, entry, partial, method_blocks)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     return config
@@ -142,7 +149,9 @@ def _message(err) -> str:
     return err.message
 
 
-def _system_problems(config: dict, name: str, entry: dict, partial: bool) -> list[str]:
+def _system_problems(
+    config: dict, name: str, entry: dict, partial: bool, method_blocks: bool = True
+) -> list[str]:
     """Problems of one system entry that the schema cannot see."""
     where = f"config.systems.{name}"
     stype = entry.get("type", name)
@@ -169,7 +178,7 @@ def _system_problems(config: dict, name: str, entry: dict, partial: bool) -> lis
             continue
         if block == "reference":
             problems += _size_problems(where, entry, system.n_reference_frames(built))
-    problems += _method_problems(config, where, entry, partial)
+    problems += _method_problems(config, where, entry, partial, method_blocks)
     problems += _simulation_problems(where, entry, partial)
     return problems
 
@@ -186,7 +195,9 @@ def _size_problems(where: str, entry: dict, n_ref: int) -> list[str]:
     return problems
 
 
-def _method_problems(config: dict, where: str, entry: dict, partial: bool) -> list[str]:
+def _method_problems(
+    config: dict, where: str, entry: dict, partial: bool, method_blocks: bool = True
+) -> list[str]:
     """The system's method overrides build valid settings; start models are run too."""
     problems = []
     for m, block in entry.get("methods", {}).items():
@@ -195,6 +206,8 @@ def _method_problems(config: dict, where: str, entry: dict, partial: bool) -> li
                 f"{where}.methods.{m}: the study does not run {m!r}; "
                 f"it runs {sorted(config['methods'])}"
             )
+            continue
+        if not method_blocks:
             continue
         try:
             methods.get(m).settings({**(config["methods"][m] or {}), **(block or {})})

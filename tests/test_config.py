@@ -136,3 +136,24 @@ def test_re_settings_and_fm_re_dependency(default_config):
     cfg["systems"]["double_well"]["methods"] = {"fm": {}, "fm_re": {}, "re": {}}
     config = validate_config(cfg)
     assert config["methods"]["fm_re"]["neff_threshold"] == 0.9  # schema default filled in
+
+
+def test_cluster_jobs_check_the_config_without_jax(repo):
+    """A cluster job's Snakemake process (method_blocks=False) checks and fills the
+    config without importing any method's module, so without JAX."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("jax", "optax", "flax", "jax_md"):
+            raise ImportError(name + " blocked")
+sys.meta_path.insert(0, Block())
+from cgflow.config import load_config, validate_config
+config = validate_config(load_config({str(repo / "config" / "config.yaml")!r}), method_blocks=False)
+assert config["val_fraction"] == 0.1 and config["systems"]["double_well"]["prior"]
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -6,8 +6,14 @@ from cgflow.config import validate_config
 from cgflow.study import StudySettings, method_settings
 from cgflow.systems import get_system, reference_settings
 
-# Stop before anything runs if the config is wrong; fills in schema defaults.
-validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+# Stop before anything runs if the config is wrong; fills in schema defaults. A cluster
+# job's own Snakemake process skips the method blocks (their modules import JAX): the
+# main process checked them, and the job's cgflow step checks its method again.
+validate_config(
+    config,
+    workflow.source_path("../schemas/config.schema.yaml"),
+    method_blocks=workflow.is_main_process,
+)
 
 # Methods trained once per run, and those trained at each CG time step (registry).
 TRAINED_ONCE = methods.names(per_dt=False)
