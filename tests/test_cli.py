@@ -222,3 +222,10 @@ def test_a_periodic_data_set_gives_a_periodic_model(tmp_path):
     samples, _ = load_dataset(tmp_path / "sim" / "samples.npz")
     assert status["stable"] and samples["positions"].shape == (2 * 10, 8, 3)
     assert np.all((samples["positions"] >= 0) & (samples["positions"] < L))
+
+
+def test_schema_prints_the_generated_blocks(capsys):
+    assert cli("schema") == 0
+    schema = json.loads(capsys.readouterr().out)
+    fm = schema["properties"]["methods"]["properties"]["fm"]["properties"]
+    assert fm["patience"]["default"] == 20 and fm["patience"]["minimum"] == 1
