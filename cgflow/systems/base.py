@@ -51,6 +51,13 @@ class ExactProfile(NamedTuple):
     free_energy: np.ndarray
     cdf: np.ndarray
 
+    @classmethod
+    def from_free_energy(cls, grid, free_energy, kT: float) -> ExactProfile:
+        """The profile of A(grid) at ``kT``, its CDF by the trapezoid rule."""
+        p = np.exp(-(free_energy - free_energy.min()) / kT)
+        cdf = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(grid))])
+        return cls(grid, free_energy, cdf / cdf[-1])
+
 
 @runtime_checkable
 class System(Protocol):

@@ -153,10 +153,7 @@ class DoubleWell(Settings):
         if kT <= 0:
             raise ValueError(f"double_well: kT must be > 0, got {kT}")
         x = self.x1_grid(kT)
-        a = pmf_x1(x)
-        p = np.exp(-(a - a.min()) / kT)
-        cdf = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(x))])
-        return ExactProfile(x, a, cdf / cdf[-1])
+        return ExactProfile.from_free_energy(x, pmf_x1(x), kT)
 
     def exact_cdf_x1(self, kT: float):
         """Exact CDF of x1 as a callable (for statistical tests and binning)."""

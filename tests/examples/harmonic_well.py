@@ -67,10 +67,7 @@ class HarmonicWell(Settings):
     def exact_profile(self, kT: float) -> ExactProfile:
         width = np.sqrt(kT / self.k1)
         x = np.linspace(-12 * width, 12 * width, 100_001)
-        a = 0.5 * self.k1 * x**2
-        p = np.exp(-(a - a.min()) / kT)
-        cdf = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(x))])
-        return ExactProfile(x, a, cdf / cdf[-1])
+        return ExactProfile.from_free_energy(x, 0.5 * self.k1 * x**2, kT)
 
     def sample_exact(self, kT: float, reference: Samples) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(reference.seed)
