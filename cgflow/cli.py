@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="AA reference sampling at one temperature")
     _study_args(p)
     p.add_argument("--temperature", type=_pos_float, required=True)
+    p.add_argument(
+        "--part", choices=("train", "test"), default="train",
+        help="train: the reference models learn from; test: an independent one they are scored on",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output .npz (metadata .json beside it)")
 
     p = sub.add_parser("map", help="map an AA data set to CG positions and forces")
@@ -89,10 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     _study_args(p)
     p.add_argument("--samples", required=True, help="samples .npz (key positions)")
     p.add_argument("--status", help="status.json of the simulation (omit for data sets)")
-    p.add_argument("--reference", help="reference CG data set to compare with")
-    p.add_argument(
-        "--halves", action="store_true", help="score the second half against the first half"
-    )
+    p.add_argument("--reference", help="held-out test reference (CG data set) to compare with")
+    p.add_argument("--model", help="model folder: also score its PMF by quadrature (1-D systems)")
     p.add_argument("--mapping", required=True)
     p.add_argument("--method", required=True)
     p.add_argument("--n-train", type=int, required=True)
@@ -133,9 +135,10 @@ def _run(args) -> int:
         print(json.dumps(load_schema(), indent=2))
         return 0
     if args.step == "aggregate":
+        from cgflow import methods
         from cgflow.analysis.aggregate import aggregate_step
 
-        df = aggregate_step(args.metrics, args.out, args.figures)
+        df = aggregate_step(args.metrics, args.out, args.figures, methods.names())
         print(f"aggregate: {len(df)} rows -> {args.out}", file=sys.stderr)
         return 0
 
@@ -145,7 +148,7 @@ def _run(args) -> int:
     if args.step == "sample":
         from cgflow.steps.sample import sample_step
 
-        sample_step(study, args.temperature, args.out)
+        sample_step(study, args.temperature, args.out, part=args.part)
     elif args.step == "map":
         from cgflow.steps.map import map_dataset
 
@@ -211,7 +214,7 @@ def _evaluate(study, args) -> None:
         "run_dir": str(Path(args.samples).parent),
     }
     metrics = evaluate_step(
-        study, args.samples, run, args.out, args.status, args.reference, args.halves
+        study, args.samples, run, args.out, args.status, args.reference, args.model
     )
     print("evaluate: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), file=sys.stderr)
 

@@ -17,7 +17,7 @@ CONDA_TO_PYPI = {"pytables": "tables"}
 # What each side imports (tests below check the split by running the CLI without the other).
 NEEDS = {
     "openmm": {"openmm", "mdtraj", "tables", "numpy", "jsonschema", "pyyaml"},
-    "jax": {"jax", "flax", "optax", "jax-md", "mdtraj", "numpy", "pandas", "matplotlib"},
+    "jax": {"jax", "flax", "optax", "jax-md", "mdtraj", "numpy", "pandas", "matplotlib", "pymbar"},
 }
 
 

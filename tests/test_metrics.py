@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cgflow.analysis.fes import bin_probabilities, free_energy, js_divergence, shifted_rmse
-from cgflow.systems import get_map, get_system
+from cgflow.systems import get_system
 from cgflow.systems.double_well import ExactSettings
 
 
@@ -29,17 +29,76 @@ def test_free_energy_of_empty_bins():
     assert np.isinf(free_energy(p)[1])
 
 
-def test_pmf_metric_separates_right_from_wrong_samples():
-    """Exact samples score near the histogram noise floor; 5 % stretched ones do not."""
-    system = get_system("double_well", {})
-    from cgflow.steps.evaluate import score
+def score_x1(x, groups, kT=3.0):
+    from cgflow.analysis.fes import score_profile
+    from cgflow.steps.evaluate import exact_target
 
-    x = system.sample_exact(3.0, ExactSettings(n_samples=100_000, seed=2))["positions"][:, :1]
-    cg_map, settings = get_map(system, "x1"), system.evaluation_settings()
-    good, _ = score(system, cg_map, settings, x, 3.0)
-    bad, _ = score(system, cg_map, settings, 1.05 * x, 3.0)
+    system = get_system("double_well", {})
+    target = exact_target(system, system.evaluation_settings(), kT)
+    return score_profile(x, groups, target, np.random.default_rng(0), n_boot=300)
+
+
+def test_pmf_metric_separates_right_from_wrong_samples():
+    """Exact samples score at the histogram noise floor (the weighted RMSE of n
+    exact samples in B bins is about sqrt(B / n) = 0.028 kT); 5 % stretched ones
+    score far above it, with CIs that do not overlap."""
+    system = get_system("double_well", {})
+    x = system.sample_exact(3.0, ExactSettings(n_samples=100_000, seed=2))["positions"][:, 0, 0]
+    groups = np.arange(x.size) // 500  # 200 groups of independent samples
+    good, good_ci, draws, _ = score_x1(x, groups)
+    bad, bad_ci, _, _ = score_x1(1.05 * x, groups)
     assert good["pmf_rmse_kT"] < 0.1 and good["js_divergence"] < 5e-4
+    assert good["pmf_wrmse_kT"] < 0.035 and good_ci["pmf_wrmse_kT"][1] < 0.06
+    assert good_ci["dF_right_err_kT"][0] < 0 < good_ci["dF_right_err_kT"][1]
     assert bad["pmf_rmse_kT"] > 0.3 and bad["js_divergence"] > 3e-3
+    assert bad["pmf_wrmse_kT"] > 0.1 and bad_ci["pmf_wrmse_kT"][0] > good_ci["pmf_wrmse_kT"][1]
+    assert draws["pmf_wrmse_kT"].shape == (300,)
+
+
+def test_well_free_energy_error_sees_a_shifted_population():
+    """Moving 5 % of the samples from the left well to the right changes dF_right
+    by ln((p_r + 0.05) / p_r) - ln((p_l - 0.05) / p_l) = the measured error, with
+    the CI around it."""
+    from cgflow.systems.double_well import BARRIER_X1
+
+    system = get_system("double_well", {})
+    x = system.sample_exact(3.0, ExactSettings(n_samples=100_000, seed=3))["positions"][:, 0, 0]
+    left = np.flatnonzero(x < BARRIER_X1)
+    x[left[:5000]] = 2.3  # the right well's bottom
+    p_left = left.size / x.size
+    p_right = 1 - p_left
+    expect = -np.log((p_right + 0.05) / p_right) + np.log((p_left - 0.05) / p_left)
+    m, ci, _, _ = score_x1(x, np.arange(x.size) // 500)
+    assert m["dF_right_err_kT"] == pytest.approx(expect, abs=0.03)
+    assert ci["dF_right_err_kT"][1] < -0.05
+
+
+def test_surface_metrics_of_a_sample_against_itself_and_a_shifted_one():
+    """Two independent samples of one 2-D distribution score near zero on the
+    weighted coarse metric and their CI touches zero; shifting the model's psi by
+    30 degrees gives a clear error; basin errors follow the moved population."""
+    from cgflow.analysis.fes import SurfaceGrid, score_surface
+    from cgflow.systems.alanine_dipeptide import AlanineDipeptide
+
+    rng = np.random.default_rng(0)
+
+    def draw(n):  # 70 % beta (psi near 150 deg), 30 % alpha_R (psi near -40 deg)
+        psi_centre = np.where(rng.uniform(size=n) < 0.7, 2.6, -0.7)
+        phi = rng.normal(-1.4, 0.3, n)
+        psi = np.angle(np.exp(1j * rng.normal(psi_centre, 0.3)))  # wrapped to (-pi, pi]
+        return np.stack([phi, psi], axis=1)
+
+    grid = SurfaceGrid(60, 24, 5.0, AlanineDipeptide.basins, AlanineDipeptide.basin_names)
+    a, b = draw(40_000), draw(40_000)
+    groups = np.arange(40_000) // 400
+    same, same_ci, _, _ = score_surface(a, groups, b, groups, grid, rng, n_boot=200)
+    shifted = a.copy()
+    shifted[:, 1] = np.angle(np.exp(1j * (a[:, 1] + np.radians(30))))
+    off, off_ci, _, _ = score_surface(shifted, groups, b, groups, grid, rng, n_boot=200)
+    assert same["fes_wrmse_kT"] < 0.1 and same_ci["fes_wrmse_kT"][0] < 0.1
+    assert abs(same["dF_alpha_R_err_kT"]) < 0.05
+    assert np.isnan(same["dF_alpha_L_err_kT"])  # never visited: no free energy to compare
+    assert off["fes_wrmse_kT"] > 0.5 and off_ci["fes_wrmse_kT"][0] > same_ci["fes_wrmse_kT"][1]
 
 
 def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
@@ -60,10 +119,63 @@ def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
         rows.append({**key, "metric": "pmf_rmse_kT", "value": np.nan if err is None else err})
     ref = {**run, "method": "reference", "n_train": 500, "dt": np.nan, "seed": 0}
     rows.append({**ref, "metric": "pmf_rmse_kT", "value": 0.1})
-    table = benchmark_table(pd.DataFrame(rows), {"dw": "pmf_rmse_kT"}).set_index("method")
+    table = benchmark_table(pd.DataFrame(rows), {"dw": "pmf_rmse_kT"}, {}).set_index("method")
     assert table.loc["fm", "mean"] == 1.5 and table.loc["fm", "sd"] == pytest.approx(0.7071, 1e-3)
     assert table.loc["re", "mean"] == 0.5 and table.loc["re", "n_unstable"] == 1
     assert (table.n_seeds == 2).all() and "reference" not in table.index
     text = benchmark_markdown(table.reset_index())
-    assert "| fm | 100 | 1.50 +- 0.71 (n=2) |" in text
+    assert "| fm | 100 | 1.50 (n=2) |" in text  # no bootstrap draws: no CI
     assert "| re | 100 | 0.50 (n=2), 1 unstable |" in text
+
+
+def test_quadrature_pmf_of_a_model_matches_its_simulated_pmf(tmp_path):
+    """A double-well model (harmonic prior plus a random MLP) scored two ways: by
+    quadrature of its energy, and by histograms of its Langevin simulation at a
+    small time step. Both are scored against the exact double well, so they must
+    agree on every metric: the weighted PMF error within 0.03 kT, and the
+    quadrature's well free-energy error inside the simulation's CI."""
+    import io
+
+    import jax
+
+    from cgflow.io import save_dataset
+    from cgflow.models import load_model
+    from cgflow.models.energy import init_params, save_model
+    from cgflow.simulate.langevin import simulate_langevin
+    from cgflow.simulate.settings import IntegratorSettings, RunSettings
+    from cgflow.steps.evaluate import evaluate_step
+    from cgflow.study import StudySettings
+
+    desc = {
+        "n_beads": 1, "dim": 1, "kT": 3.0, "mapping": "x1", "method": "fm", "seed": 0,
+        "n_train": 100, "bead_masses": [1.0], "species_index": [0], "species_names": ["X1"],
+        "system": "double_well", "units": {"time": "reduced"},
+        "prior": {"type": "harmonic_position", "k": [[0.6]], "x0": [[-0.5]], "kT": 3.0},
+        "network": {"type": "mlp", "hidden": [32, 32], "activation": "softplus",
+                    "input_scale": [[2.0]], "input_shift": [[0.0]]},
+    }  # fmt: skip
+    params = init_params(desc, jax.random.PRNGKey(3))
+    save_model(tmp_path / "model", desc, params)
+    energy_fn, params, _ = load_model(tmp_path / "model")
+    run = RunSettings(n_steps=20_000, equilibration_steps=2_000, save_every=20, n_replicas=128)
+    frames, _ = simulate_langevin(
+        energy_fn, params, np.full((128, 1, 1), -0.5), [1.0], 3.0,
+        IntegratorSettings(dt=0.005, thermostat="langevin", friction=1.0), run,
+        jax.random.PRNGKey(0), log=io.StringIO(),
+    )  # fmt: skip
+    n_t = frames.shape[0]
+    samples = frames.transpose(1, 0, 2, 3).reshape(-1, 1, 1)
+    replica = np.repeat(np.arange(128), n_t)
+    save_dataset(tmp_path / "samples.npz", {"positions": samples, "replica": replica}, {"kT": 3.0})
+    config = {"systems": {"double_well": {}}, "methods": {}, "seeds": [0], "val_fraction": 0.1}
+    study = StudySettings.from_config(config, "double_well")
+    ident = {"system": "double_well", "mapping": "x1", "method": "fm", "n_train": 100, "seed": 0,
+             "dt": 0.005, "temperature": 3.0, "run_dir": str(tmp_path)}  # fmt: skip
+    evaluate_step(study, str(tmp_path / "samples.npz"), ident, str(tmp_path / "metrics.json"),
+                  model_dir=str(tmp_path / "model"))  # fmt: skip
+    rec = __import__("json").loads((tmp_path / "metrics.json").read_text())
+    m, ci = rec["metrics"], rec["ci95"]
+    assert m["pmf_wrmse_kT"] > 0.3  # the model is not the double well: a real error to match
+    assert abs(m["quad_pmf_wrmse_kT"] - m["pmf_wrmse_kT"]) < 0.03
+    lo, hi = ci["dF_right_err_kT"]
+    assert lo - 0.01 < m["quad_dF_right_err_kT"] < hi + 0.01

@@ -80,8 +80,12 @@ def test_each_system_reports_the_metrics_it_declares(system_type):
     settings = evaluation_settings(system, {})
     pos = _positions(system, cg_map)
     assert system.cv(cg_map)(pos).shape == (len(pos), len(system.cv_names))
-    metrics, curves = score(system, cg_map, settings, pos, system.kT(3.0), pos[::-1])
+    samples = {"positions": pos}
+    metrics, cis, draws, curves, _ = score(
+        system, cg_map, settings, samples, system.kT(3.0), pos[::-1]
+    )
     assert set(metrics) == set(system.metric_names) and curves
+    assert set(cis) == set(draws) == set(metrics)
 
 
 @pytest.fixture
@@ -173,12 +177,15 @@ def test_a_new_system_is_one_module_and_one_registry_line(repo, tmp_path, monkey
          "--out-dir", f"{t}/sim"],
         ["evaluate", *study, "--samples", f"{t}/sim/samples.npz", "--status",
          f"{t}/sim/status.json", "--mapping", "x1", "--method", "fm", *run, "--dt", "0.05",
-         "--temperature", "1", "--out", f"{t}/sim/metrics.json"],
+         "--temperature", "1", "--model", f"{t}/fm", "--out", f"{t}/sim/metrics.json"],
     ]  # fmt: skip
     for args in steps:
         assert main(args) == 0, args[0]
     record = read_json(t / "sim" / "metrics.json")
-    assert record["primary_metric"] == "pmf_rmse_kT" and record["figure_kind"] == "profile_1d"
+    assert record["primary_metric"] == "pmf_wrmse_kT" and record["figure_kind"] == "profile_1d"
     # 32 replicas x 400 frames on 30 bins: a right PMF scores ~0.1-0.2 kT; a PMF with
-    # another stiffness (k1 + k2 instead of k1) would score several kT
-    assert record["metrics"]["stable"] == 1.0 and record["metrics"]["pmf_rmse_kT"] < 0.5
+    # another stiffness (k1 + k2 instead of k1) would score several kT, by simulation
+    # and by quadrature of the model's energy
+    m = record["metrics"]
+    assert m["stable"] == 1.0 and m["pmf_rmse_kT"] < 0.5 and m["pmf_wrmse_kT"] < 0.3
+    assert m["quad_pmf_wrmse_kT"] < 0.3

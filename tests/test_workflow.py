@@ -24,6 +24,8 @@ COLUMNS = [
     "metric",
     "value",
     "run_dir",
+    "ci_low",
+    "ci_high",
 ]
 
 
@@ -86,22 +88,32 @@ def test_smoke_study_end_to_end(workdir):
     summary = pd.read_csv(workdir / "results" / "summary.csv")
     assert list(summary.columns) == COLUMNS
     models = summary[summary.method == "fm"]
-    # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 1 dt; 3 metrics each
-    assert len(models) == (4 + 1) * 3
-    assert set(models.metric) == {"stable", "pmf_rmse_kT", "js_divergence"}
+    # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 1 dt; 9 metrics each: 4
+    # of the simulation, the same 4 of the model's PMF by quadrature, and stable
+    sampled = {"pmf_wrmse_kT", "pmf_rmse_kT", "js_divergence", "dF_right_err_kT"}
+    assert len(models) == (4 + 1) * 9
+    assert set(models.metric) == {"stable"} | sampled | {f"quad_{m}" for m in sampled}
+    assert models[models.metric.isin(sampled)].ci_low.notna().all()
     assert set(summary[summary.method == "reference"].system) == {
         "double_well",
         "double_well_coupled",
         "alanine_dipeptide",
     }
     ala = summary[summary.system == "alanine_dipeptide"]
-    assert set(ala.metric) == {"stable", "fes_rmse_kT", "hist_mse", "js_divergence"}
-    assert (ala.n_train == 20).all()  # 40 frames scored by halves
+    assert set(ala.metric) == {
+        "stable", "fes_wrmse_kT", "fes_rmse_kT", "hist_mse", "js_divergence",
+        "dF_alpha_R_err_kT", "dF_alpha_L_err_kT",
+    }  # fmt: skip
+    assert (ala.n_train == 40).all()  # the 40 training frames scored on the test reference
     import mdtraj
 
     data = workdir / "results" / "alanine_dipeptide"
     assert mdtraj.load(str(data / "reference" / "T300" / "aa.h5")).n_atoms == 22
     assert mdtraj.load(str(data / "heavy_atoms" / "T300" / "cg.h5")).n_atoms == 10
+    train, _ = load_dataset(data / "heavy_atoms" / "T300" / "cg.npz")
+    test, test_meta = load_dataset(data / "heavy_atoms" / "T300" / "test" / "cg.npz")
+    assert train["positions"].shape == test["positions"].shape
+    assert not np.allclose(train["positions"][-1], test["positions"][-1])  # independent runs
     for run_dir in models.run_dir.unique():
         folder = workdir / run_dir
         samples, meta = load_dataset(folder / "samples.npz")
@@ -122,7 +134,10 @@ def test_smoke_study_end_to_end(workdir):
     coupled = table[table.system == "double_well_coupled"]
     assert set(coupled.method) == {"prior", "fm", "re", "fm_re"}
     assert "alanine_dipeptide" not in set(table.system)  # smoke: reference data only
-    assert "| fm_re | 1000 |" in (workdir / "results" / "benchmark.md").read_text()
+    text = (workdir / "results" / "benchmark.md").read_text()
+    assert "| fm_re | 1000 |" in text and "| re - fm | 1000 |" in text
+    diffs = pd.read_csv(workdir / "results" / "differences.csv")
+    assert {"fm - prior", "re - fm", "fm_re - re"} <= set(diffs.method + " - " + diffs.baseline)
     # Everything is up to date afterwards.
     again = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -1,9 +1,12 @@
-"""Collect every run's metrics into ``summary.csv`` (long format), the benchmark table
-(``benchmark.csv``, ``benchmark.md``: each system's main metric by method, n_train and
-dt over seeds) and figures."""
+"""Collect every run's metrics into ``summary.csv`` (long format, with each run's 95 %
+CI), the benchmark table (``benchmark.csv``, ``benchmark.md``: each system's main
+metric by method, n_train and dt, mean over seeds with a 95 % CI), the paired
+differences between methods (``differences.csv``) and figures."""
 
 from __future__ import annotations
 
+import itertools
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -13,12 +16,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cgflow.analysis import stats  # noqa: E402
 from cgflow.io import atomic_write, load_dataset, read_json  # noqa: E402
 
 COLUMNS = [
     "system", "mapping", "method", "n_train", "seed", "dt", "temperature", "metric", "value",
-    "run_dir",
+    "run_dir", "ci_low", "ci_high",
 ]  # fmt: skip
+GROUP = ["system", "mapping", "temperature", "method", "n_train", "dt"]
+"""A benchmark cell: one model configuration, over seeds."""
 REFERENCE = "reference"
 """The ``method`` of rows that score the reference data themselves (the noise floor)."""
 
@@ -27,8 +33,12 @@ def collect(records: list[dict]) -> pd.DataFrame:
     """One row per (run, metric), columns as in DESIGN.md, from metrics.json records."""
     rows = []
     for rec in records:
+        cis = rec.get("ci95", {})
         for metric, value in rec["metrics"].items():
-            rows.append({**rec["run"], "metric": metric, "value": value})
+            lo, hi = cis.get(metric, (np.nan, np.nan))
+            rows.append(
+                {**rec["run"], "metric": metric, "value": value, "ci_low": lo, "ci_high": hi}
+            )
     df = pd.DataFrame(rows, columns=COLUMNS)
     return df.sort_values(
         ["system", "mapping", "method", "n_train", "seed", "dt", "metric"],
@@ -42,9 +52,30 @@ def primary_metrics(records: list[dict]) -> dict[str, str]:
     return {rec["run"]["system"]: rec["primary_metric"] for rec in records}
 
 
-def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> pd.DataFrame:
+def run_key(run: dict) -> tuple:
+    """A run's place in the study: (system, mapping, temperature, method, n_train,
+    dt, seed), with numbers as text so that NaN (the reference's dt) compares equal."""
+    return tuple(str(run[k]) for k in GROUP) + (str(run["seed"]),)
+
+
+def load_draws(metric_files: list[str], records: list[dict]) -> dict[tuple, dict]:
+    """Each run's bootstrap draws of its metrics (``bootstrap.npz`` beside its
+    metrics.json), by ``run_key``; runs without draws are left out."""
+    out = {}
+    for f, rec in zip(metric_files, records, strict=True):
+        path = Path(f).with_name("bootstrap.npz")
+        if path.is_file():
+            draws, _ = load_dataset(path)
+            if "empty" not in draws:
+                out[run_key(rec["run"])] = draws
+    return out
+
+
+def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
+                   order: list[str] = ()) -> pd.DataFrame:  # fmt: skip
     records = [read_json(f) for f in metric_files]
     df = collect(records)
+    draws = load_draws(metric_files, records)
     primary = primary_metrics(records)
     out_csv = Path(out_csv)
     atomic_write(out_csv, lambda fh: df.to_csv(fh, index=False))
@@ -53,9 +84,11 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str) -> p
     plot_profiles(metric_files, records, figures)
     plot_error_vs_n_train(df, primary, figures)
     plot_error_vs_dt(df, primary, figures)
-    table = benchmark_table(df, primary)
+    table = benchmark_table(df, primary, draws)
     atomic_write(out_csv.with_name("benchmark.csv"), lambda fh: table.to_csv(fh, index=False))
-    text = benchmark_markdown(table).encode()
+    diffs = paired_differences(df, primary, draws, order)
+    atomic_write(out_csv.with_name("differences.csv"), lambda fh: diffs.to_csv(fh, index=False))
+    text = (benchmark_markdown(table) + differences_markdown(diffs)).encode()
     atomic_write(out_csv.with_name("benchmark.md"), lambda fh: fh.write(text))
     return df
 
@@ -64,34 +97,118 @@ def _is_primary(df: pd.DataFrame, primary: dict[str, str]) -> pd.Series:
     return df.metric == df.system.map(primary)
 
 
-def benchmark_table(df: pd.DataFrame, primary: dict[str, str]) -> pd.DataFrame:
+def _seed_draws(draws: dict, keys: tuple, seeds, metric: str, value_of: dict) -> list[np.ndarray]:
+    """Per seed, the bootstrap draws of ``metric`` (or its point value repeated, for
+    a metric without draws, such as a quadrature)."""
+    out = []
+    for seed in seeds:
+        d = draws.get(keys + (str(seed),), {})
+        out.append(d[metric] if metric in d else np.full(stats.N_BOOT, value_of[seed]))
+    return out
+
+
+def _group_rng(keys) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32("/".join(map(str, keys)).encode()))
+
+
+def benchmark_table(
+    df: pd.DataFrame, primary: dict[str, str], draws: dict | None = None
+) -> pd.DataFrame:
     """Each system's ``primary`` metric by (method, n_train, dt) over seeds.
 
     Columns: system, mapping, temperature, metric, method, n_train, dt, mean, sd
-    (NaN for one seed), n_seeds, n_unstable. Unstable runs have no free-energy
-    error; mean and sd are over the stable seeds.
+    (NaN for one seed), ci_low, ci_high (95 %: seeds resampled, then each seed's
+    bootstrap draws; so it holds both the training's seed-to-seed spread and the
+    sampling noise; NaN without draws), n_seeds, n_unstable. Unstable runs have no
+    free-energy error; the statistics are over the stable seeds.
     """
-    keys = ["system", "mapping", "temperature", "method", "n_train", "dt"]
+    draws = draws or {}
     models = df[df.method != REFERENCE]
     err = models[_is_primary(models, primary)]
-    stable = models[models.metric == "stable"].groupby(keys)["value"]
+    stable = models[models.metric == "stable"].groupby(GROUP)["value"]
     unstable = (stable.size() - stable.sum()).astype(int).rename("n_unstable")
-    out = err.groupby(keys + ["metric"])["value"].agg(mean="mean", sd="std", n_seeds="size")
-    out = out.reset_index().join(unstable, on=keys)
-    order = ["system", "mapping", "temperature", "metric"] + keys[3:]
-    return out[order + ["mean", "sd", "n_seeds", "n_unstable"]]
+    rows = []
+    for keys, part in err.groupby(GROUP + ["metric"], sort=True):
+        ok = part[np.isfinite(part.value)]
+        row = dict(zip(GROUP + ["metric"], keys, strict=True))
+        row.update(
+            mean=ok.value.mean(),
+            sd=ok.value.std(),
+            n_seeds=len(part),
+            ci_low=np.nan,
+            ci_high=np.nan,
+        )
+        run_keys = tuple(str(k) for k in keys[:-1])
+        if len(ok) and all(run_keys + (str(s),) in draws for s in ok.seed):
+            value_of = dict(zip(ok.seed, ok.value, strict=True))
+            per_seed = _seed_draws(draws, run_keys, ok.seed, keys[-1], value_of)
+            row["ci_low"], row["ci_high"] = stats.percentile_ci(
+                stats.hierarchical_mean(per_seed, _group_rng(keys))
+            )
+        rows.append(row)
+    out = pd.DataFrame(
+        rows, columns=GROUP + ["metric", "mean", "sd", "n_seeds", "ci_low", "ci_high"]
+    )
+    out = out.join(unstable, on=GROUP)
+    order = ["system", "mapping", "temperature", "metric"] + GROUP[3:]
+    return out[order + ["mean", "sd", "ci_low", "ci_high", "n_seeds", "n_unstable"]]
+
+
+def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
+                       order: list[str] = ()) -> pd.DataFrame:  # fmt: skip
+    """Method minus baseline, for every pair of methods (the baseline is the one
+    earlier in ``order``, e.g. the registry's, then by name), of each system's primary
+    metric at the same n_train and dt, over the seeds both ran stably: mean and 95 %
+    CI (seeds resampled, then the paired draws of each seed: the same reference
+    blocks for both methods, their own CG replicas), and whether it excludes zero.
+
+    Columns: system, mapping, temperature, metric, method, baseline, n_train, dt,
+    mean, ci_low, ci_high, n_seeds, excludes_zero.
+    """
+    models = df[(df.method != REFERENCE) & _is_primary(df, primary)]
+    models = models[np.isfinite(models.value)]
+    rows = []
+    cell = ["system", "mapping", "temperature", "n_train", "dt", "metric"]
+    for keys, part in models.groupby(cell, sort=True):
+        by_method = {m: g.set_index("seed").value for m, g in part.groupby("method")}
+        names = [m for m in order if m in by_method] + sorted(set(by_method) - set(order))
+        for baseline, method in itertools.combinations(names, 2):
+            seeds = sorted(set(by_method[method].index) & set(by_method[baseline].index))
+            if not seeds:
+                continue
+            k = dict(zip(cell, keys, strict=True))
+            per = []
+            for m in (method, baseline):
+                rk = tuple(str(k[c]) for c in ("system", "mapping", "temperature")) + (
+                    m,
+                    str(k["n_train"]),
+                    str(k["dt"]),
+                )
+                per.append(_seed_draws(draws, rk, seeds, k["metric"], by_method[m].to_dict()))
+            diff = [a - b for a, b in zip(*per, strict=True)]
+            lo, hi = stats.percentile_ci(
+                stats.hierarchical_mean(diff, _group_rng(keys + (method, baseline)))
+            )
+            mean = float(np.mean([by_method[method][s] - by_method[baseline][s] for s in seeds]))
+            rows.append(
+                {**k, "method": method, "baseline": baseline, "mean": mean, "ci_low": lo,
+                 "ci_high": hi, "n_seeds": len(seeds), "excludes_zero": bool(lo > 0 or hi < 0)}
+            )  # fmt: skip
+    columns = ["system", "mapping", "temperature", "metric", "method", "baseline", "n_train", "dt",
+               "mean", "ci_low", "ci_high", "n_seeds", "excludes_zero"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
 def benchmark_markdown(table: pd.DataFrame) -> str:
     """The benchmark table as Markdown: per system, rows (method, n_train), columns dt,
-    cells mean +- sd over seeds."""
+    cells mean [95 % CI] over seeds."""
     lines = []
     groups = table.groupby(["system", "mapping", "temperature", "metric"], sort=True)
     for (system, mapping, temperature, metric), part in groups:
         dts = sorted(part.dt.unique())
         lines += [
             f"## {system} / {mapping} / T = {temperature:g}: {metric} "
-            f"(mean +- sd over seeds; lower is better)",
+            f"(mean over seeds [95 % CI]; lower is better)",
             "",
             "| method | n_train | " + " | ".join(f"dt = {dt:g}" for dt in dts) + " |",
             "|---|---:|" + "---:|" * len(dts),
@@ -109,11 +226,50 @@ def benchmark_markdown(table: pd.DataFrame) -> str:
 def _cell(r) -> str:
     if r.n_unstable == r.n_seeds:
         return f"unstable ({r.n_seeds}/{r.n_seeds})"
-    text = f"{r['mean']:.2f}" + (f" +- {r.sd:.2f}" if np.isfinite(r.sd) else "")
+    text = f"{r['mean']:.2f}" + (
+        f" [{r.ci_low:.2f}, {r.ci_high:.2f}]" if np.isfinite(r.ci_low) else ""
+    )
     text += f" (n={r.n_seeds})"
     if r.n_unstable:
         text += f", {r.n_unstable} unstable"
     return text
+
+
+def differences_markdown(diffs: pd.DataFrame) -> str:
+    """Paired differences as Markdown: per system, rows (method - baseline, n_train),
+    columns dt; a star marks a 95 % CI that excludes zero."""
+    if diffs.empty:
+        return ""
+    lines = []
+    for (system, mapping, temperature, metric), part in diffs.groupby(
+        ["system", "mapping", "temperature", "metric"]
+    ):
+        dts = sorted(part.dt.unique())
+        lines += [
+            f"## {system} / {mapping} / T = {temperature:g}: paired difference of {metric} "
+            "(method - baseline, mean over seeds [95 % CI]; * the CI excludes 0; "
+            "negative: method better)",
+            "",
+            "| method - baseline | n_train | " + " | ".join(f"dt = {dt:g}" for dt in dts) + " |",
+            "|---|---:|" + "---:|" * len(dts),
+        ]
+        for (method, baseline, n_train), row in part.groupby(
+            ["method", "baseline", "n_train"], sort=True
+        ):
+            cells = []
+            for dt in dts:
+                hit = row[row.dt == dt]
+                if not len(hit):
+                    cells.append("")
+                    continue
+                r = hit.iloc[0]
+                cells.append(
+                    f"{r['mean']:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
+                    + (" *" if r.excludes_zero else "")
+                )
+            lines.append(f"| {method} - {baseline} | {n_train} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -> None:

@@ -1,13 +1,22 @@
-"""Histogram free energies and the metrics that compare them.
+"""Histogram free energies, the metrics that compare them, and their bootstrap CIs.
 
-All free energies are in units of kT.  Probabilities are per bin (they sum to 1
+All free energies are in units of kT. Probabilities are per bin (they sum to 1
 over the bins plus, where given, the mass that falls outside the range).
+
+Every metric is computed from histograms of groups of frames (CG replicas, or
+blocks of a correlated reference; see ``cgflow.analysis.stats``), so a bootstrap
+draw is a weighted sum of group histograms and the metric functions below work on
+a leading axis of draws.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.spatial.distance import jensenshannon
+
+from cgflow.analysis import stats
 
 
 def bin_probabilities(samples: np.ndarray, edges: list[np.ndarray]):
@@ -24,10 +33,14 @@ def bin_probabilities(samples: np.ndarray, edges: list[np.ndarray]):
     return p, max(0.0, 1.0 - p.sum())
 
 
-def free_energy(p: np.ndarray, n_samples: int | None = None) -> np.ndarray:
-    """-ln p in kT; empty bins get half a count (when ``n_samples`` is given) or inf."""
+def free_energy(p: np.ndarray, n_samples=None) -> np.ndarray:
+    """-ln p in kT; empty bins get half a count (when ``n_samples`` is given, a
+    number or one per row of ``p``) or inf."""
     p = np.asarray(p, float)
-    floor = 0.5 / n_samples if n_samples else 0.0
+    floor = 0.0
+    if n_samples is not None:
+        n = np.asarray(n_samples, float)
+        floor = 0.5 / n.reshape(n.shape + (1,) * (p.ndim - n.ndim))
     with np.errstate(divide="ignore"):
         return -np.log(np.where(p > 0, p, floor))
 
@@ -40,78 +53,319 @@ def shifted_rmse(f_model: np.ndarray, f_ref: np.ndarray, mask: np.ndarray) -> fl
     return float(np.sqrt(np.mean((d - d.mean()) ** 2)))
 
 
-def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence (natural log, in [0, ln 2]) of two distributions."""
-    p = np.asarray(p, float).ravel()
-    q = np.asarray(q, float).ravel()
-    return float(jensenshannon(p, q) ** 2)
+def weighted_shifted_rms(d: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """sqrt(sum w (d - dbar)^2 / sum w), dbar = sum w d / sum w, along the last axis.
 
-
-def score_profile(x: np.ndarray, exact, kT: float, bins: int, density_threshold: float):
-    """Compare samples of a 1-D collective variable with its exact distribution.
-
-    Args:
-      x: samples of the CV (n,).
-      exact: an ExactProfile (grid, free energy in energy units, CDF).
-      kT: thermal energy.
-      bins: bins over the range where the exact density exceeds 1e-4 of its maximum.
-      density_threshold: ``pmf_rmse_kT`` is taken over bins whose exact probability
-        exceeds this fraction of the largest bin's, after the best constant shift;
-        an empty model bin there counts as half a sample.
-
-    Returns:
-      (metrics, curves): ``pmf_rmse_kT`` and ``js_divergence`` (bin probabilities,
-      with the mass outside the range as one more bin); curves holds bin centres and
-      both PMFs in kT, for figures.
+    ``d`` may be infinite where ``w`` is 0. With w = mask it is ``shifted_rmse``;
+    with w = the reference's bin probabilities it is the probability-weighted RMSE.
     """
-    x = np.asarray(x).ravel()
-    grid, a, cdf_grid = exact
-    dens = np.exp(-(a - a.min()) / kT)
-    inside = grid[dens > 1e-4]
-    edges = np.linspace(inside[0], inside[-1], bins + 1)
-    p_ref = np.diff(np.interp(edges, grid, cdf_grid, left=0.0, right=1.0))
-    out_ref = max(0.0, 1.0 - p_ref.sum())
-    p_mod, out_mod = bin_probabilities(x[:, None], [edges])
-    mask = p_ref > density_threshold * p_ref.max()
-    f_ref = free_energy(p_ref)
-    f_mod = free_energy(p_mod, n_samples=x.size)
-    rmse = shifted_rmse(f_mod, f_ref, mask)
-    shift = np.mean((f_mod - f_ref)[mask])
-    js = js_divergence(np.append(p_mod, out_mod), np.append(p_ref, out_ref))
-    f0 = f_ref[mask].min()
-    curves = {
-        "centres": 0.5 * (edges[1:] + edges[:-1]),
-        "pmf_reference_kT": f_ref - f0,
-        "pmf_model_kT": np.where(p_mod > 0, f_mod - shift - f0, np.nan),
-        "mask": mask,
+    w = np.asarray(w, float)
+    d = np.where(w > 0, d, 0.0)
+    total = w.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (w * d).sum(axis=-1) / total
+        return np.sqrt((w * (d - mean[..., None]) ** 2).sum(axis=-1) / total)
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray | float:
+    """Jensen-Shannon divergence (natural log, in [0, ln 2]) of two distributions,
+    along the last axis."""
+    p = np.asarray(p, float)
+    q = np.asarray(q, float)
+    if p.ndim <= 1 and q.ndim <= 1:
+        return float(jensenshannon(p.ravel(), q.ravel()) ** 2)
+    p, q = np.broadcast_arrays(p, q)
+    return jensenshannon(p, q, axis=-1) ** 2
+
+
+def grid_index(values: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
+    """Flat bin of each row of ``values`` (n, d) on the grid ``edges``; -1 outside."""
+    values = np.asarray(values, float).reshape(len(values), -1)
+    shape = tuple(len(e) - 1 for e in edges)
+    idx = []
+    inside = np.ones(len(values), bool)
+    for k, e in enumerate(edges):
+        i = np.searchsorted(e, values[:, k], side="right") - 1
+        i = np.where(values[:, k] == e[-1], len(e) - 2, i)  # the last edge is in
+        inside &= (i >= 0) & (i < len(e) - 1)
+        idx.append(np.clip(i, 0, len(e) - 2))
+    return np.where(inside, np.ravel_multi_index(idx, shape), -1)
+
+
+@dataclass(frozen=True)
+class Binned:
+    """Per-group histograms of one sample set on each of several binnings ("views").
+
+    Attributes:
+      counts: view name -> (n_groups, n_bins + 1) counts, the last column frames
+        outside the view's bins.
+    """
+
+    counts: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, bins: dict[str, np.ndarray], n_bins: dict[str, int], groups: np.ndarray):
+        return cls({k: stats.group_counts(bins[k], groups, n_bins[k]) for k in bins})
+
+    @property
+    def n_groups(self) -> int:
+        return next(iter(self.counts.values())).shape[0]
+
+    def whole(self) -> dict[str, np.ndarray]:
+        """Probabilities of all frames, each (1, n_bins + 1)."""
+        return {k: _normalise(c.sum(axis=0, keepdims=True)) for k, c in self.counts.items()}
+
+    def draws(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Probabilities of resampled groups, each (n_draws, n_bins + 1), for group
+        weights (n_draws, n_groups)."""
+        return {k: _normalise(weights @ c) for k, c in self.counts.items()}
+
+    def sizes(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Frames per draw (or in all, as a (1,) array)."""
+        c = next(iter(self.counts.values())).sum(axis=1)
+        return c.sum(keepdims=True) if weights is None else weights @ c
+
+
+def _normalise(counts: np.ndarray) -> np.ndarray:
+    return counts / counts.sum(axis=-1, keepdims=True)
+
+
+def basin_free_energies(p_basins: np.ndarray, n_samples=None) -> np.ndarray:
+    """Free energy of each basin relative to the first (kT), (..., n_basins - 1);
+    ``p_basins`` (..., n_basins + 1) with the outside mass last."""
+    f = free_energy(p_basins[..., :-1], n_samples)
+    return f[..., 1:] - f[..., :1]
+
+
+def basin_errors(p, p_ref, names, n_samples=None) -> dict[str, np.ndarray]:
+    """``dF_<basin>_err_kT``: error of each basin's free energy relative to the first
+    basin, model ``p`` against reference ``p_ref`` (basin probabilities, outside
+    last); NaN where the reference never visits a basin."""
+    err = basin_free_energies(p, n_samples) - basin_free_energies(p_ref)
+    with np.errstate(invalid="ignore"):
+        err = np.where(np.isfinite(err), err, np.nan)
+    return {f"dF_{name}_err_kT": err[..., k] for k, name in enumerate(names[1:])}
+
+
+def with_ci(point: dict[str, np.ndarray], draws: dict[str, np.ndarray], alpha: float = 0.05):
+    """Point values, percentile CIs and draws of each metric, as plain types."""
+    values = {k: float(np.asarray(v).ravel()[0]) for k, v in point.items()}
+    cis = {k: stats.percentile_ci(draws[k], alpha) for k in point}
+    return values, cis, {k: np.asarray(draws[k], float) for k in point}
+
+
+# --- a 1-D profile against its exact distribution ----------------------------------
+
+
+@dataclass(frozen=True)
+class ExactTarget:
+    """The exact distribution of a 1-D CV on the scoring bins.
+
+    Attributes:
+      edges: bin edges (bins + 1,).
+      p: exact probability of each bin, with the mass outside last (bins + 1,).
+      mask: bins scored by ``pmf_rmse_kT`` (exact probability above
+        ``density_threshold`` of the top bin's).
+      basin_edges: CV values splitting the basins (n_basins - 1,), increasing.
+      basin_names: their names (n_basins,).
+      p_basins: exact probability of each basin, outside last (n_basins + 1,).
+    """
+
+    edges: np.ndarray
+    p: np.ndarray
+    mask: np.ndarray
+    basin_edges: np.ndarray
+    basin_names: tuple[str, ...]
+    p_basins: np.ndarray
+
+    @classmethod
+    def of(cls, exact, kT: float, bins: int, density_threshold: float, basin_edges, basin_names):
+        """From an ExactProfile: ``bins`` bins over the range where the exact density
+        exceeds 1e-4 of its maximum."""
+        grid, a, cdf_grid = exact
+        dens = np.exp(-(a - a.min()) / kT)
+        inside = grid[dens > 1e-4]
+        edges = np.linspace(inside[0], inside[-1], bins + 1)
+        p = _bin_mass(edges, grid, cdf_grid)
+        mask = p[:-1] > density_threshold * p[:-1].max()
+        cuts = np.concatenate([[grid[0]], np.asarray(basin_edges, float), [grid[-1]]])
+        p_basins = _bin_mass(cuts, grid, cdf_grid)
+        return cls(edges, p, mask, np.asarray(basin_edges, float), tuple(basin_names), p_basins)
+
+    def bin(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Bins of CV values x (n,) in each view: the scoring bins and the basins."""
+        x = np.asarray(x, float).ravel()
+        return {
+            "bins": grid_index(x[:, None], [self.edges]),
+            "basins": np.searchsorted(self.basin_edges, x),
+        }
+
+    @property
+    def n_bins(self) -> dict[str, int]:
+        return {"bins": len(self.edges) - 1, "basins": len(self.basin_edges) + 1}
+
+    def metrics(self, p: dict[str, np.ndarray], n_samples=None) -> dict[str, np.ndarray]:
+        """Metrics of model probabilities ``p`` (views of ``bin``, rows of draws):
+
+        pmf_rmse_kT: RMSE over ``mask`` after the best shift, every bin alike.
+        pmf_wrmse_kT: RMSE weighted by the exact bin probability (all bins).
+        dF_<basin>_err_kT: error of each basin's free energy relative to the first.
+        js_divergence: of the bin probabilities, outside mass as one more bin.
+
+        With ``n_samples`` (histograms), an empty model bin counts as half a sample.
+        """
+        bins = p["bins"]
+        f_ref = free_energy(self.p[:-1])
+        d = free_energy(bins[:, :-1], n_samples) - f_ref
+        out = {
+            "pmf_rmse_kT": weighted_shifted_rms(d, self.mask.astype(float)),
+            "pmf_wrmse_kT": weighted_shifted_rms(d, self.p[:-1]),
+            "js_divergence": js_divergence(bins, self.p),
+        }
+        out.update(basin_errors(p["basins"], self.p_basins, self.basin_names, n_samples))
+        return out
+
+    def curves(self, p_bins: np.ndarray, n_samples=None) -> dict[str, np.ndarray]:
+        f_ref = free_energy(self.p[:-1])
+        f_mod = free_energy(p_bins[:-1], n_samples)
+        shift = np.mean((f_mod - f_ref)[self.mask])
+        f0 = f_ref[self.mask].min()
+        return {
+            "centres": 0.5 * (self.edges[1:] + self.edges[:-1]),
+            "pmf_reference_kT": f_ref - f0,
+            "pmf_model_kT": np.where(p_bins[:-1] > 0, f_mod - shift - f0, np.nan),
+            "mask": self.mask,
+        }
+
+
+def _bin_mass(edges, grid, cdf_grid) -> np.ndarray:
+    """Probability of each interval between ``edges`` under the CDF, outside last."""
+    p = np.diff(np.interp(edges, grid, cdf_grid, left=0.0, right=1.0))
+    return np.append(p, max(0.0, 1.0 - p.sum()))
+
+
+def score_profile(x, groups, target: ExactTarget, rng, n_boot: int = stats.N_BOOT):
+    """Score samples x (n,) of a 1-D CV, in ``groups`` (n,), against its exact
+    distribution: point metrics, 95 % CIs and bootstrap draws over the groups, and
+    curves for figures."""
+    binned = Binned.of(target.bin(x), target.n_bins, groups)
+    point = target.metrics(binned.whole(), binned.sizes())
+    weights = stats.resample_weights(binned.n_groups, n_boot, rng)
+    draws = target.metrics(binned.draws(weights), binned.sizes(weights))
+    values, cis, draws = with_ci(point, draws)
+    return values, cis, draws, target.curves(binned.whole()["bins"][0], binned.sizes()[0])
+
+
+def score_quadrature(energy: np.ndarray, grid: np.ndarray, kT: float, target: ExactTarget):
+    """The metrics of a model's own PMF (its energy on ``grid`` by quadrature, no
+    sampling), prefixed ``quad_``, and its curve."""
+    from cgflow.systems.base import ExactProfile
+
+    model = ExactProfile.from_free_energy(np.asarray(grid, float), np.asarray(energy, float), kT)
+    cuts = np.concatenate([[grid[0]], target.basin_edges, [grid[-1]]])
+    tiny = np.finfo(float).tiny  # a bin the model gives no mass has a finite, huge error
+    p = {
+        "bins": np.maximum(_bin_mass(target.edges, model.grid, model.cdf), tiny)[None],
+        "basins": np.maximum(_bin_mass(cuts, model.grid, model.cdf), tiny)[None],
     }
-    return {"pmf_rmse_kT": rmse, "js_divergence": js}, curves
+    values = {f"quad_{k}": float(v[0]) for k, v in target.metrics(p).items()}
+    curve = target.curves(p["bins"][0])["pmf_model_kT"]
+    return values, {"pmf_quadrature_kT": curve}
 
 
-def score_surface(angles: np.ndarray, reference: np.ndarray, bins: int, names=("phi", "psi")):
-    """Compare the 2-D distribution of two angles (radians) with a reference's.
+# --- a 2-D surface of two angles against reference samples --------------------------
 
-    Both are histogrammed on a bins x bins grid over (-pi, pi]^2.
-    ``fes_rmse_kT``: RMSE of the free energies (kT) over bins populated in the
-    reference, after the best constant shift; an empty model bin counts as half a
-    sample. ``hist_mse``: mean squared difference of the normalised 2-D histograms
-    (Thaler et al. 2022). ``js_divergence``: of the 2-D histograms.
 
-    Returns:
-      (metrics, curves): curves holds the edges (rad), both surfaces (kT) and the
-      1-D PMFs along each angle (marginals).
+@dataclass(frozen=True)
+class SurfaceGrid:
+    """How a surface of two angles (radians, (-pi, pi]) is binned and scored.
+
+    Attributes:
+      bins: bins per angle of the fine grid (``fes_rmse_kT``, ``hist_mse``, JS).
+      coarse_bins: bins per angle of the grid of the primary metric.
+      f_max: bins whose reference free energy is more than ``f_max`` kT above its
+        minimum are not scored by ``fes_wrmse_kT``.
+      basins: basin of each (phi, psi) point, a function of (n, 2) -> (n,) ints.
+      basin_names: their names; free energies are relative to the first.
     """
+
+    bins: int
+    coarse_bins: int
+    f_max: float
+    basins: object
+    basin_names: tuple[str, ...]
+
+    def bin(self, angles: np.ndarray) -> dict[str, np.ndarray]:
+        fine = np.linspace(-np.pi, np.pi, self.bins + 1)
+        coarse = np.linspace(-np.pi, np.pi, self.coarse_bins + 1)
+        return {
+            "fine": grid_index(angles, [fine, fine]),
+            "coarse": grid_index(angles, [coarse, coarse]),
+            "basins": np.asarray(self.basins(angles), int),
+        }
+
+    @property
+    def n_bins(self) -> dict[str, int]:
+        return {
+            "fine": self.bins**2,
+            "coarse": self.coarse_bins**2,
+            "basins": len(self.basin_names),
+        }
+
+    def metrics(self, p, p_ref, n_samples) -> dict[str, np.ndarray]:
+        """Metrics of model probabilities ``p`` against reference ``p_ref`` (views of
+        ``bin``; rows are paired draws):
+
+        fes_wrmse_kT: on the coarse grid, weighted by the reference probability, over
+          bins within ``f_max`` kT of the reference minimum (the primary metric).
+        fes_rmse_kT: on the fine grid, every bin the reference populates alike.
+        hist_mse: mean squared difference of the fine histograms (Thaler et al. 2022).
+        js_divergence: of the fine histograms.
+        dF_<basin>_err_kT: error of each basin's free energy relative to the first.
+        """
+        pf, rf = p["fine"][..., :-1], p_ref["fine"][..., :-1]
+        pc, rc = p["coarse"][..., :-1], p_ref["coarse"][..., :-1]
+        f_rc = free_energy(rc)
+        within = f_rc - f_rc.min(axis=-1, keepdims=True) < self.f_max
+        out = {
+            "fes_wrmse_kT": weighted_shifted_rms(
+                free_energy(pc, n_samples) - f_rc, np.where(within, rc, 0.0)
+            ),
+            "fes_rmse_kT": weighted_shifted_rms(
+                free_energy(pf, n_samples) - free_energy(rf), (rf > 0).astype(float)
+            ),
+            "hist_mse": np.mean((pf - rf) ** 2, axis=-1),
+            "js_divergence": js_divergence(pf, rf),
+        }
+        out.update(basin_errors(p["basins"], p_ref["basins"], self.basin_names, n_samples))
+        return out
+
+
+def score_surface(angles, groups, ref_angles, ref_groups, grid: SurfaceGrid, rng,
+                  n_boot: int = stats.N_BOOT, names=("phi", "psi")):  # fmt: skip
+    """Score samples of two angles (n, 2), in ``groups``, against reference samples
+    in ``ref_groups``: point metrics, 95 % CIs and bootstrap draws (model groups
+    resampled with ``rng``, reference groups with the fixed ``REFERENCE_SEED`` so that
+    draws of models scored against the same reference are paired), and curves."""
+    model = Binned.of(grid.bin(angles), grid.n_bins, groups)
+    ref = Binned.of(grid.bin(ref_angles), grid.n_bins, ref_groups)
+    point = grid.metrics(model.whole(), ref.whole(), model.sizes())
+    w_mod = stats.resample_weights(model.n_groups, n_boot, rng)
+    w_ref = stats.resample_weights(
+        ref.n_groups, n_boot, np.random.default_rng(stats.REFERENCE_SEED)
+    )
+    draws = grid.metrics(model.draws(w_mod), ref.draws(w_ref), model.sizes(w_mod))
+    values, cis, draws = with_ci(point, draws)
+    return values, cis, draws, surface_curves(angles, ref_angles, grid.bins, names)
+
+
+def surface_curves(angles, reference, bins: int, names=("phi", "psi")) -> dict[str, np.ndarray]:
+    """Both surfaces (kT) on the fine grid and the 1-D PMFs along each angle."""
     edges = np.linspace(-np.pi, np.pi, bins + 1)
     p_mod, _ = bin_probabilities(angles, [edges, edges])
     p_ref, _ = bin_probabilities(reference, [edges, edges])
     mask = p_ref > 0
     f_ref = free_energy(p_ref)
-    f_mod = free_energy(p_mod, n_samples=len(angles))
-    metrics = {
-        "fes_rmse_kT": shifted_rmse(f_mod, f_ref, mask),
-        "hist_mse": float(np.mean((p_mod - p_ref) ** 2)),
-        "js_divergence": js_divergence(p_mod, p_ref),
-    }
     f0 = f_ref[mask].min()
     curves = {
         f"{names[0]}_edges": edges,
@@ -123,4 +377,4 @@ def score_surface(angles: np.ndarray, reference: np.ndarray, bins: int, names=("
         for which, p in (("reference", p_ref), ("model", p_mod)):
             pmf = free_energy(p.sum(axis=axis))
             curves[f"pmf_{name}_{which}_kT"] = pmf - np.min(pmf[np.isfinite(pmf)])
-    return metrics, curves
+    return curves

@@ -1,30 +1,121 @@
-"""The ``evaluate`` step: score one CG simulation (or the reference data itself)."""
+"""The ``evaluate`` step: score one CG simulation (or a reference data set) with 95 %
+confidence intervals."""
 
 from __future__ import annotations
 
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from cgflow.analysis.fes import score_profile, score_surface
+from cgflow.analysis import stats
+from cgflow.analysis.fes import (
+    ExactTarget,
+    SurfaceGrid,
+    score_profile,
+    score_quadrature,
+    score_surface,
+)
 from cgflow.io import load_dataset, read_json, save_dataset, write_json
 from cgflow.systems import evaluation_settings, get_map
 
 RUN_KEYS = ("system", "mapping", "method", "n_train", "seed", "dt", "temperature", "run_dir")
+MAX_GROUPS = 200
+"""At most this many bootstrap groups per data set: frames of a data set without
+replicas are cut into blocks of at least n / MAX_GROUPS frames (which any block
+bootstrap allows; it bounds the memory of the draws)."""
 
 
-def score(system, cg_map, settings, positions, kT, reference=None):
-    """The system's metrics and curves for CG ``positions``: its collective variables
-    against the exact profile (``profile_1d``) or against ``reference`` positions
-    (``surface_2d``)."""
+def time_blocks(system, cv_values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Block of each frame of a time series of CV values, and the block length: two
+    statistical inefficiencies of the slowest of the CVs (cos and sin of angles) and
+    the basin indicators."""
+    x = np.asarray(cv_values, float)
+    series = np.concatenate([np.cos(x), np.sin(x)], axis=1) if system.cv_periodic else x
+    basins = np.asarray(system.basins(cv_values))
+    onehot = (basins[:, None] == np.arange(len(system.basin_names))).astype(float)
+    series = np.concatenate([series, onehot], axis=1)
+    n = len(series)
+    length = max(stats.block_length(series), math.ceil(n / MAX_GROUPS))
+    return stats.block_labels(n, length), int(length)
+
+
+def groups_of(system, samples: dict, cv_values: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Bootstrap groups of a data set: its CG replicas where it has them (each an
+    independent chain), else blocks of its time series."""
+    if "replica" in samples:
+        replica = np.asarray(samples["replica"])
+        return replica, {"groups": "replicas", "n_groups": int(replica.max()) + 1}
+    labels, length = time_blocks(system, cv_values)
+    return labels, {
+        "groups": "time blocks",
+        "n_groups": int(labels.max()) + 1,
+        "block_length": length,
+    }
+
+
+def run_seed(run: dict) -> int:
+    """Seed of the model side of a run's bootstrap, from its identity."""
+    key = "/".join(str(run[k]) for k in RUN_KEYS[:-1])
+    return zlib.crc32(key.encode())
+
+
+def exact_target(system, settings, kT: float) -> ExactTarget:
+    return ExactTarget.of(
+        system.exact_profile(kT), kT, settings.bins, settings.density_threshold,
+        system.basin_edges, system.basin_names,
+    )  # fmt: skip
+
+
+def surface_grid(system, settings) -> SurfaceGrid:
+    return SurfaceGrid(
+        settings.bins, settings.coarse_bins, settings.f_max, system.basins, system.basin_names
+    )
+
+
+def quadrature(system, cg_map, model_dir: str, target: ExactTarget, kT: float):
+    """The model's own PMF along the CV by quadrature of its energy (1-D systems
+    whose CG configuration is the CV): metrics prefixed ``quad_`` and its curve."""
+    import jax
+    import jax.numpy as jnp
+
+    from cgflow.models import load_model
+
+    if cg_map.coord_matrix.shape[0] != 1 or system.dim != 1:
+        raise ValueError(f"{system.type}: quadrature needs one CG bead in one dimension")
+    energy_fn, params, _ = load_model(model_dir)
+    grid = system.exact_profile(kT).grid[::20]
+    positions = jnp.asarray(grid, jnp.float32).reshape(-1, 1, 1)
+    energy = np.asarray(jax.jit(jax.vmap(lambda r: energy_fn(params, r)))(positions), float)
+    if not np.all(np.isfinite(energy)):
+        return {}, {}
+    return score_quadrature(energy, grid, kT, target)
+
+
+def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rng=None,
+          target: ExactTarget | None = None):  # fmt: skip
+    """The system's metrics for CG ``samples`` (``positions``, and ``replica`` where
+    they come from CG replicas): against the exact profile (``profile_1d``) or
+    against ``reference`` positions (``surface_2d``).
+
+    Returns:
+      (metrics, 95 % CIs, bootstrap draws, curves, how the frames were grouped).
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
     cv = system.cv(cg_map)
+    values = cv(samples["positions"])
+    groups, info = groups_of(system, samples, values)
     if system.figure_kind == "profile_1d":
-        exact = system.exact_profile(kT)
-        return score_profile(cv(positions)[:, 0], exact, kT, **settings.to_dict())
+        target = target if target is not None else exact_target(system, settings, kT)
+        return (*score_profile(values[:, 0], groups, target, rng), {"samples": info})
     if reference is None:
         raise ValueError(f"{system.type}: scoring needs reference positions")
-    return score_surface(cv(positions), cv(reference), names=system.cv_names, **settings.to_dict())
+    ref_values = cv(reference)
+    ref_groups, ref_info = groups_of(system, {}, ref_values)
+    grid = surface_grid(system, settings)
+    scored = score_surface(values, groups, ref_values, ref_groups, grid, rng, names=system.cv_names)
+    return (*scored, {"samples": info, "reference": ref_info})
 
 
 def evaluate_step(
@@ -34,19 +125,22 @@ def evaluate_step(
     out: str,
     status_path: str | None = None,
     reference_path: str | None = None,
-    halves: bool = False,
+    model_dir: str | None = None,
 ) -> dict:
-    """Compute the system's metrics for the positions in ``samples_path``.
+    """Compute the system's metrics, with 95 % CIs, for the positions in ``samples_path``.
 
-    The comparison data are the positions in ``reference_path`` or, with
-    ``halves``, the first half of the samples themselves (the second half is
-    scored): a reference data set scored that way shows its own noise floor.
-    Systems with an exact answer (the double well) need neither.
+    Systems with an exact answer (``profile_1d``) are scored against it; the others
+    against the positions in ``reference_path`` (the held-out test reference). CIs
+    are bootstrap percentiles over the samples' groups (CG replicas, or blocks of a
+    reference time series) and the reference's blocks; the reference side is drawn
+    with a fixed seed, so two runs scored against one reference have paired draws.
+    With ``model_dir`` (1-D systems), the model's PMF by quadrature is scored too.
 
-    Writes ``out`` (metrics.json: the run's identity, its metrics, and the system's
-    primary metric and figure kind) and ``curves.npz`` beside it (free-energy
-    profiles for figures). An unstable simulation gets ``stable = 0`` and NaN for
-    every other metric.
+    Writes ``out`` (metrics.json: the run's identity, its metrics, their CIs
+    ``ci95``, how the bootstrap grouped the frames, and the system's primary metric
+    and figure kind), ``curves.npz`` (profiles for figures) and ``bootstrap.npz``
+    (the draws of each metric, for paired differences) beside it. An unstable
+    simulation gets ``stable = 0`` and NaN for every sampled metric.
     """
     missing = [k for k in RUN_KEYS if k not in run]
     if missing:
@@ -56,30 +150,42 @@ def evaluate_step(
     settings = evaluation_settings(system, study.entry)
     samples, meta = load_dataset(samples_path, required=("positions",))
     status = read_json(status_path) if status_path else {"stable": True}
-    positions = samples["positions"]
-    reference = None
-    if halves:
-        half = positions.shape[0] // 2
-        reference, positions = positions[:half], positions[half:]
-    elif reference_path:
-        reference = load_dataset(reference_path, required=("positions",))[0]["positions"]
-    metrics: dict[str, float] = {"stable": float(bool(status["stable"]))}
-    curves: dict[str, np.ndarray] = {}
     kT = meta["kT"]
-    if status["stable"] and positions.shape[0] > 0:
-        values, curves = score(system, cg_map, settings, positions, kT, reference)
+    metrics: dict[str, float] = {"stable": float(bool(status["stable"]))}
+    cis: dict[str, tuple[float, float]] = {}
+    draws: dict[str, np.ndarray] = {}
+    curves: dict[str, np.ndarray] = {}
+    bootstrap: dict = {"n_boot": stats.N_BOOT}
+    target = exact_target(system, settings, kT) if system.figure_kind == "profile_1d" else None
+    if status["stable"] and samples["positions"].shape[0] > 0:
+        reference = None
+        if target is None:
+            if not reference_path:
+                raise ValueError(f"{system.type}: scoring needs a reference data set")
+            reference = load_dataset(reference_path, required=("positions",))[0]["positions"]
+        rng = np.random.default_rng(run_seed(run))
+        values, cis, draws, curves, groups = score(
+            system, cg_map, settings, samples, kT, reference, rng, target
+        )
         metrics.update(values)
-        if halves:  # draw the whole data set, not the half it was compared with
-            whole = samples["positions"]
-            curves = score(system, cg_map, settings, whole, kT, whole)[1]
+        bootstrap.update(groups)
     else:
         metrics.update({k: math.nan for k in system.metric_names})
+    if model_dir and target is not None:
+        quad, quad_curve = quadrature(system, cg_map, model_dir, target, kT)
+        metrics.update(quad)
+        curves.update(quad_curve)
     record = {
         "run": run,
         "metrics": metrics,
+        "ci95": {k: list(v) for k, v in cis.items()},
+        "bootstrap": bootstrap,
         "primary_metric": system.primary_metric,
         "figure_kind": system.figure_kind,
     }
     write_json(out, record)
     save_dataset(Path(out).with_name("curves.npz"), curves or {"empty": np.zeros(0)}, {"run": run})
+    save_dataset(
+        Path(out).with_name("bootstrap.npz"), draws or {"empty": np.zeros(0)}, {"run": run}
+    )
     return metrics

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from cgflow.io import save_dataset
 from cgflow.reference.openmm_sampler import sample_openmm
 from cgflow.systems import reference_settings
 
+TEST_SEED_OFFSET = 1_000_003
+"""The test reference's seed is the training reference's plus this (a stream no
+other part of a study uses)."""
 
-def sample_step(study, temperature: float, out: str, log=None) -> dict:
+
+def sample_step(study, temperature: float, out: str, log=None, part: str = "train") -> dict:
     """Sample the AA reference of ``study``'s system at ``temperature``; write ``out``.
 
-    ``out`` (.npz) holds ``positions`` and ``forces`` (frames, atoms, dim) and
-    ``energies`` (frames,); its JSON metadata holds kT, units and the sampler.
+    ``part`` is ``train`` (the reference models learn from) or ``test`` (the same
+    sampler with the seed plus ``TEST_SEED_OFFSET``: an independent run that models
+    are scored on). ``out`` (.npz) holds ``positions`` and ``forces`` (frames, atoms,
+    dim) and ``energies`` (frames,); its JSON metadata holds kT, units, the sampler
+    and ``part``.
     """
     log = log if log is not None else sys.stderr
+    if part not in ("train", "test"):
+        raise ValueError(f"part must be train or test, not {part!r}")
     system = study.build_system()
     ref = reference_settings(system, study.entry)
+    if part == "test":
+        ref = dataclasses.replace(ref, seed=ref.seed + TEST_SEED_OFFSET)
     temperature = float(temperature)
     if system.reference_kind == "openmm":
-        return sample_openmm(system.openmm_setup(), temperature, ref, out, log, system.describe())
+        return sample_openmm(
+            system.openmm_setup(), temperature, ref, out, log, {**system.describe(), "part": part}
+        )
     kT = system.kT(temperature)
     arrays = system.sample_exact(kT, ref)
     meta = {
@@ -31,6 +45,7 @@ def sample_step(study, temperature: float, out: str, log=None) -> dict:
         "sampler": "exact (independent samples)",
         "n_frames": int(arrays["positions"].shape[0]),
         "reference": ref.to_dict(),
+        "part": part,
     }
     save_dataset(out, arrays, meta)
     print(f"sample: {meta['n_frames']} exact samples at kT = {kT}", file=log)

@@ -123,6 +123,12 @@ class FESEvaluation(Settings):
     block = "alanine_dipeptide.evaluation"
 
     bins: int = setting(60, ge=2, doc="histogram bins per dihedral over (-pi, pi]")
+    coarse_bins: int = setting(
+        24, ge=2, doc="bins per dihedral of the primary metric, fes_wrmse_kT"
+    )
+    f_max: float = setting(
+        5.0, gt=0, doc="fes_wrmse_kT scores bins within this many kT of the minimum"
+    )
 
 
 @dataclass(frozen=True)
@@ -154,8 +160,12 @@ class AlanineDipeptide(Settings):
     periodic = False
     cv_names = ("phi", "psi")
     cv_periodic = True
-    metric_names = ("fes_rmse_kT", "hist_mse", "js_divergence")
-    primary_metric = "fes_rmse_kT"
+    basin_names = ("beta", "alpha_R", "alpha_L")
+    metric_names = (
+        "fes_wrmse_kT", "fes_rmse_kT", "hist_mse", "js_divergence",
+        "dF_alpha_R_err_kT", "dF_alpha_L_err_kT",
+    )  # fmt: skip
+    primary_metric = "fes_wrmse_kT"
     figure_kind = "surface_2d"
     reference_settings = MDSettings
     evaluation_settings = FESEvaluation
@@ -330,6 +340,15 @@ class AlanineDipeptide(Settings):
         phi = [where[k] for k in BACKBONE[:4]]
         psi = [where[k] for k in BACKBONE[1:]]
         return {"phi": phi, "psi": psi}
+
+    @staticmethod
+    def basins(angles: np.ndarray) -> np.ndarray:
+        """Basin of each (phi, psi) in radians, (n, 2): 0 beta (C5 and PPII: phi < 0,
+        psi outside (-120, 50] degrees), 1 alpha_R (phi < 0, psi in (-120, 50]),
+        2 alpha_L (with C7ax: phi >= 0)."""
+        phi, psi = np.degrees(angles[:, 0]), np.degrees(angles[:, 1])
+        alpha_r = (psi > -120.0) & (psi <= 50.0)
+        return np.where(phi >= 0.0, 2, np.where(alpha_r, 1, 0))
 
     def cv(self, cg_map: LinearMap):
         """phi and psi (radians, (-pi, pi]) of CG positions (n, beads, 3): shape (n, 2),

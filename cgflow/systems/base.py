@@ -74,6 +74,8 @@ class System(Protocol):
       periodic: CG models live in the periodic box of the data set.
       cv_names: the collective variables the free energy is scored on.
       cv_periodic: whether they are angles in (-pi, pi].
+      basin_names: the metastable states whose free energies (relative to the
+        first) are scored; ``basins(cv values) -> (n,)`` assigns them.
       metric_names: the metrics its evaluation reports.
       primary_metric: the one the benchmark table and error plots show.
       figure_kind: ``profile_1d`` or ``surface_2d``.
@@ -89,6 +91,7 @@ class System(Protocol):
     periodic: ClassVar[bool]
     cv_names: ClassVar[tuple[str, ...]]
     cv_periodic: ClassVar[bool]
+    basin_names: ClassVar[tuple[str, ...]]
     metric_names: ClassVar[tuple[str, ...]]
     primary_metric: ClassVar[str]
     figure_kind: ClassVar[str]
@@ -110,6 +113,9 @@ class System(Protocol):
     def cv(self, cg_map: LinearMap) -> Callable[[np.ndarray], np.ndarray]:
         """``cv(positions (n, beads, dim)) -> (n, len(cv_names))``."""
 
+    def basins(self, cv_values: np.ndarray) -> np.ndarray:
+        """Index into ``basin_names`` of each row of ``cv_values`` (n, len(cv_names))."""
+
 
 def check_declarations(system_cls) -> list[str]:
     """Problems with a system class's declarations (empty when it satisfies the protocol)."""
@@ -129,6 +135,8 @@ def check_declarations(system_cls) -> list[str]:
     for method in needs.get(system_cls.reference_kind, ()):
         if not callable(getattr(system_cls, method, None)):
             problems.append(f"reference_kind {system_cls.reference_kind} needs {method}()")
+    if system_cls.figure_kind == "profile_1d" and not hasattr(system_cls, "basin_edges"):
+        problems.append("figure_kind profile_1d needs basin_edges (the exact basin split)")
     if system_cls.has_topology and not callable(getattr(system_cls, "cg_topology", None)):
         problems.append("has_topology needs cg_topology()")
     return problems

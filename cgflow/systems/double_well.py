@@ -43,6 +43,10 @@ def dpmf_x1(x1):
     return x1**3 - 6.0 * x1 + 1.0
 
 
+BARRIER_X1 = float(sorted(np.roots([1.0, 0.0, -6.0, 1.0]).real)[1])
+"""Top of the barrier between the wells, the middle root of dA/dx1 (about 0.168)."""
+
+
 @dataclass(frozen=True)
 class ExactSettings(Settings):
     """Exact reference sampling (the system's ``reference`` config block)."""
@@ -92,8 +96,10 @@ class DoubleWell(Settings):
     periodic = False
     cv_names = ("x1",)
     cv_periodic = False
-    metric_names = ("pmf_rmse_kT", "js_divergence")
-    primary_metric = "pmf_rmse_kT"
+    basin_names = ("left", "right")
+    basin_edges = (BARRIER_X1,)
+    metric_names = ("pmf_wrmse_kT", "pmf_rmse_kT", "js_divergence", "dF_right_err_kT")
+    primary_metric = "pmf_wrmse_kT"
     figure_kind = "profile_1d"
     reference_settings = ExactSettings
     evaluation_settings = ProfileEvaluation
@@ -133,6 +139,10 @@ class DoubleWell(Settings):
     # --- CG maps and the collective variable -----------------------------------------
     def mappings(self) -> dict[str, LinearMap]:
         return {"x1": slice_map("x1", self.n_atoms, [0], ["X1"], [1.0])}
+
+    def basins(self, cv_values: np.ndarray) -> np.ndarray:
+        """0 left of the barrier, 1 right of it, for CV values (n, 1)."""
+        return np.searchsorted(self.basin_edges, np.asarray(cv_values)[:, 0])
 
     @staticmethod
     def cv(cg_map: LinearMap):

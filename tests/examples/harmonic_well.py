@@ -41,8 +41,10 @@ class HarmonicWell(Settings):
     periodic = False
     cv_names = ("x1",)
     cv_periodic = False
-    metric_names = ("pmf_rmse_kT", "js_divergence")
-    primary_metric = "pmf_rmse_kT"
+    basin_names = ("well",)
+    basin_edges = ()
+    metric_names = ("pmf_wrmse_kT", "pmf_rmse_kT", "js_divergence")
+    primary_metric = "pmf_wrmse_kT"
     figure_kind = "profile_1d"
     reference_settings = Samples
     evaluation_settings = ProfileEvaluation
@@ -59,6 +61,10 @@ class HarmonicWell(Settings):
 
     def mappings(self):
         return {"x1": slice_map("x1", 2, [0], ["X1"], [1.0])}
+
+    @staticmethod
+    def basins(cv_values):
+        return np.zeros(len(cv_values), int)
 
     @staticmethod
     def cv(cg_map):

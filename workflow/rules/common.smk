@@ -1,3 +1,4 @@
+import functools
 import itertools
 import os
 
@@ -147,17 +148,50 @@ def figures():
     return out
 
 
+@functools.cache
+def system_of(name):
+    entry = config["systems"][name]
+    return get_system(entry.get("type", name), entry)
+
+
 def reference_run(wildcards):
     """The system and its reference settings."""
-    entry = config["systems"][wildcards.system]
-    system = get_system(entry.get("type", wildcards.system), entry)
-    return system, reference_settings(system, entry)
+    system = system_of(wildcards.system)
+    return system, reference_settings(system, config["systems"][wildcards.system])
 
 
 def reference_size(wildcards):
-    """Frames scored when the reference is evaluated by halves."""
+    """Frames of the training reference (scored as the noise floor)."""
     system, ref = reference_run(wildcards)
-    return system.n_reference_frames(ref) // 2
+    return system.n_reference_frames(ref)
+
+
+def test_reference(wildcards):
+    """The held-out test reference a system's models are scored on; none for
+    systems scored against their exact answer."""
+    if system_of(wildcards.system).figure_kind == "profile_1d":
+        return []
+    return "results/{system}/{mapping}/T{temperature}/test/cg.npz".format(
+        **dict(wildcards.items())
+    )
+
+
+def quadrature_model(wildcards):
+    """The model whose own PMF is scored by quadrature (1-D exact systems)."""
+    if system_of(wildcards.system).figure_kind != "profile_1d":
+        return []
+    if methods.get(wildcards.method).produces != "energy":
+        return []
+    return model_json(wildcards)
+
+
+def evaluate_options(wildcards, input):
+    options = []
+    if input.get("reference"):
+        options.append(f"--reference {input.reference}")
+    if input.get("model"):
+        options.append(f"--model $(dirname {input.model})")
+    return " ".join(options)
 
 
 def reference_seed(wildcards):

@@ -2,10 +2,12 @@ rule evaluate:
     input:
         samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",
         status="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/status.json",
-        reference="results/{system}/{mapping}/T{temperature}/cg.npz",
+        reference=test_reference,
+        model=quadrature_model,
     output:
         metrics="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/metrics.json",
         curves="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/curves.npz",
+        draws="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/bootstrap.npz",
     log:
         "logs/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/evaluate.log",
     conda:
@@ -15,19 +17,23 @@ rule evaluate:
         runtime=10,
     params:
         settings=settings("evaluation"),
+        options=evaluate_options,
     shell:
         "cgflow evaluate --settings {params.settings:q} --samples {input.samples}"
-        " --status {input.status} --reference {input.reference} --mapping {wildcards.mapping} --method {wildcards.method}"
+        " --status {input.status} {params.options} --mapping {wildcards.mapping} --method {wildcards.method}"
         " --n-train {wildcards.n_train} --seed {wildcards.seed} --dt {wildcards.dt}"
         " --temperature {wildcards.temperature} --out {output.metrics} 2> {log}"
 
 
+# The noise floor: the training reference scored as if it were a model.
 rule evaluate_reference:
     input:
         data="results/{system}/{mapping}/T{temperature}/cg.npz",
+        reference=test_reference,
     output:
         metrics="results/{system}/{mapping}/T{temperature}/reference/metrics.json",
         curves="results/{system}/{mapping}/T{temperature}/reference/curves.npz",
+        draws="results/{system}/{mapping}/T{temperature}/reference/bootstrap.npz",
     log:
         "logs/{system}/{mapping}/T{temperature}/reference/evaluate.log",
     conda:
@@ -39,9 +45,10 @@ rule evaluate_reference:
         settings=settings("evaluation"),
         n_frames=reference_size,
         seed=reference_seed,
+        options=evaluate_options,
     shell:
         "cgflow evaluate --settings {params.settings:q} --samples {input.data}"
-        " --halves --mapping {wildcards.mapping} --method reference --n-train {params.n_frames}"
+        " {params.options} --mapping {wildcards.mapping} --method reference --n-train {params.n_frames}"
         " --seed {params.seed} --temperature {wildcards.temperature}"
         " --out {output.metrics} 2> {log}"
 
@@ -53,6 +60,7 @@ rule aggregate:
         summary="results/summary.csv",
         benchmark="results/benchmark.csv",
         benchmark_table="results/benchmark.md",
+        differences="results/differences.csv",
         figures=report(
             figures(),
             caption="../report/figures.rst",

@@ -15,3 +15,12 @@ rule map_to_cg:
     shell:
         "cgflow map --settings {params.settings:q} --mapping {wildcards.mapping}"
         " --input {input.aa} --out {output.data} 2> {log}"
+
+
+use rule map_to_cg as map_test_to_cg with:
+    input:
+        aa="results/{system}/reference/T{temperature}/test/aa.npz",
+    output:
+        data="results/{system}/{mapping}/T{temperature}/test/cg.npz",
+    log:
+        "logs/{system}/{mapping}/T{temperature}/map_test.log",

@@ -12,6 +12,22 @@ rule sample_reference:
         runtime=120,
     params:
         settings=settings(),
+        part="train",
     shell:
         "cgflow sample --settings {params.settings:q} --temperature {wildcards.temperature}"
-        " --out {output.data} 2> {log}"
+        " --part {params.part} --out {output.data} 2> {log}"
+
+
+# The held-out test reference: the same sampler with an independent seed (for MD,
+# independent velocities and noise). Every model is scored on it; training,
+# validation and prior fitting never read it.
+use rule sample_reference as sample_test_reference with:
+    output:
+        data="results/{system}/reference/T{temperature}/test/aa.npz",
+    log:
+        "logs/{system}/reference/T{temperature}/sample_test.log",
+    benchmark:
+        "benchmarks/{system}/reference/T{temperature}/sample_test.tsv"
+    params:
+        settings=settings(),
+        part="test",

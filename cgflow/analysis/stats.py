@@ -1,0 +1,143 @@
+"""Confidence intervals for the benchmark, and BAR free-energy differences.
+
+A metric computed from histograms is recomputed on resampled data:
+
+- a correlated time series (an MD reference) is cut into non-overlapping blocks a
+  few statistical inefficiencies long, and the blocks are resampled with
+  replacement (block bootstrap);
+- independent CG replicas are resampled whole (each replica is one block);
+- both are expressed as weights on groups of frames: ``resample_weights`` draws
+  multinomial counts per group, and a resampled histogram is ``weights @ counts``
+  with ``counts`` the per-group histograms, so one matrix product gives every draw.
+
+Draws made with the same generator seed on the same groups are identical, which is
+how two models scored against one reference are paired: the reference side of
+their draws is the same, their CG sides are independent (so are their simulations).
+
+The statistical inefficiency and BAR come from pymbar. pymbar's package import
+pulls in JAX (about 2 s); it is imported only when one of them is called.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+N_BOOT = 1000
+"""Bootstrap draws per metric."""
+BLOCK_FACTOR = 2.0
+"""Block length in statistical inefficiencies. Blocks of one inefficiency leave
+out the correlation between neighbouring blocks: a 95 % CI of the mean of an
+AR(1) series (phi = 0.9, 5,000 steps) covered the true mean in 86 % of 200
+repeats; with two, 94.5 %; with four, 93.5 % (fewer blocks). tests/test_stats.py
+checks the rate."""
+REFERENCE_SEED = 20221103
+"""Seed of the reference side of every bootstrap: all models scored against one
+reference draw the same reference blocks, so their differences are paired."""
+
+
+def _pymbar():
+    # pymbar's import logs a warning that it will switch JAX to 64 bit; that happens
+    # only when MBAR's solvers run, which cgflow never calls.
+    logging.getLogger("pymbar").setLevel(logging.ERROR)
+    import pymbar
+
+    return pymbar
+
+
+def statistical_inefficiency(series: np.ndarray) -> float:
+    """g = 1 + 2 tau_int (in frames) of a time series, the largest over its columns.
+
+    Args:
+      series: (n,) or (n, k) observables along a trajectory.
+    """
+    x = np.asarray(series, float)
+    x = x.reshape(len(x), -1)
+    timeseries = _pymbar().timeseries
+    g = 1.0
+    for col in x.T:
+        if np.ptp(col) > 0:
+            g = max(g, float(timeseries.statistical_inefficiency(col, fast=False)))
+    return g
+
+
+def block_length(series: np.ndarray, factor: float = BLOCK_FACTOR) -> int:
+    """Frames per bootstrap block: ``factor`` statistical inefficiencies, and at
+    most a fifth of the series (so there are at least five blocks)."""
+    n = len(series)
+    g = statistical_inefficiency(series)
+    return int(max(1, min(math.ceil(factor * g), n // 5)))
+
+
+def block_labels(n: int, length: int) -> np.ndarray:
+    """Block index of each of ``n`` frames for blocks of ``length`` frames (the last
+    block takes the remainder)."""
+    if length < 1 or n < 1:
+        raise ValueError(f"need n >= 1 and length >= 1, got n={n}, length={length}")
+    n_blocks = max(1, n // length)
+    return np.minimum(np.arange(n) // length, n_blocks - 1)
+
+
+def group_counts(bin_index: np.ndarray, groups: np.ndarray, n_bins: int) -> np.ndarray:
+    """Histogram of each group of frames.
+
+    Args:
+      bin_index: flat bin of each frame (n,); -1 for a frame outside every bin.
+      groups: group of each frame (n,), integers 0 .. n_groups - 1.
+      n_bins: number of bins.
+
+    Returns:
+      counts (n_groups, n_bins + 1); the last column counts the frames outside.
+    """
+    bin_index = np.asarray(bin_index)
+    groups = np.asarray(groups)
+    n_groups = int(groups.max()) + 1
+    flat = groups * (n_bins + 1) + np.where(bin_index < 0, n_bins, bin_index)
+    counts = np.bincount(flat, minlength=n_groups * (n_bins + 1))
+    return counts.reshape(n_groups, n_bins + 1).astype(float)
+
+
+def resample_weights(n_groups: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n_groups) multinomial counts: how often each group is drawn when
+    ``n_groups`` groups are resampled with replacement."""
+    picks = rng.integers(0, n_groups, size=(n_boot, n_groups))
+    flat = (picks + n_groups * np.arange(n_boot)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_boot * n_groups).reshape(n_boot, n_groups).astype(float)
+
+
+def percentile_ci(draws: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile interval of bootstrap draws (NaN draws are left out; all NaN gives
+    NaN)."""
+    d = np.asarray(draws, float)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return math.nan, math.nan
+    lo, hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def hierarchical_mean(draws_by_unit: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Draws of the mean over units (e.g. seeds) that each have their own bootstrap
+    draws: units are resampled with replacement, then one of each chosen unit's
+    draws is taken (a two-level bootstrap). With one unit it is that unit's draws.
+
+    Args:
+      draws_by_unit: one (n_boot,) array per unit.
+    """
+    draws = np.stack([np.asarray(d, float) for d in draws_by_unit])
+    n_units, n_boot = draws.shape
+    units = rng.integers(0, n_units, size=(n_boot, n_units))
+    picks = rng.integers(0, n_boot, size=(n_boot, n_units))
+    return draws[units, picks].mean(axis=1)
+
+
+def bar(w_forward: np.ndarray, w_reverse: np.ndarray) -> tuple[float, float]:
+    """Bennett acceptance ratio: the free-energy difference f1 - f0 (in kT) and its
+    standard error, from the reduced work u1 - u0 on samples of state 0
+    (``w_forward``) and u0 - u1 on samples of state 1 (``w_reverse``)."""
+    out = _pymbar().other_estimators.bar(
+        np.asarray(w_forward, float), np.asarray(w_reverse, float), compute_uncertainty=True
+    )
+    return float(out["Delta_f"]), float(out["dDelta_f"])

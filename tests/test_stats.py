@@ -1,0 +1,90 @@
+"""Bootstrap confidence intervals and BAR: tests a wrong estimator fails."""
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from cgflow.analysis import stats
+
+
+def ar1(rng, phi, n):
+    """A stationary AR(1) series with zero mean and unit innovations."""
+    e = rng.normal(size=n)
+    e[0] /= np.sqrt(1 - phi**2)  # start in the stationary distribution
+    return lfilter([1.0], [1.0, -phi], e)
+
+
+def mean_ci(x, rng, length, n_boot):
+    labels = stats.block_labels(len(x), length)
+    sums, counts = np.bincount(labels, x), np.bincount(labels)
+    w = stats.resample_weights(len(counts), n_boot, rng)
+    return stats.percentile_ci(w @ sums / (w @ counts))
+
+
+def test_statistical_inefficiency_of_ar1():
+    # g = (1 + phi) / (1 - phi) = 19 for phi = 0.9
+    g = stats.statistical_inefficiency(ar1(np.random.default_rng(0), 0.9, 200_000))
+    assert 17 < g < 21
+
+
+@pytest.mark.parametrize("blocked, low, high", [(True, 0.90, 0.99), (False, 0.0, 0.6)])
+def test_block_bootstrap_covers_the_mean_of_a_correlated_series(blocked, low, high):
+    """200 AR(1) series (phi = 0.9): the 95 % block-bootstrap CI of the mean covers
+    the true mean (0) in 90-99 % of them; resampling single frames, as if they were
+    independent, covers it far less often (about 35 %), so this test can fail."""
+    rng = np.random.default_rng(1)
+    covered = 0
+    for _ in range(200):
+        x = ar1(rng, 0.9, 5000)
+        if blocked:
+            lo, hi = mean_ci(x, rng, stats.block_length(x), n_boot=1000)
+        else:  # 5,000 groups of one: fewer draws keep it quick
+            lo, hi = mean_ci(x, rng, 1, n_boot=100)
+        covered += lo <= 0.0 <= hi
+    assert low <= covered / 200 <= high
+
+
+def test_group_counts_and_resampling_of_whole_groups():
+    bins = np.array([0, 1, 1, -1, 2, 2])
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    counts = stats.group_counts(bins, groups, 3)
+    np.testing.assert_array_equal(counts, [[1, 2, 0, 0], [0, 0, 2, 1]])
+    w = stats.resample_weights(2, 500, np.random.default_rng(0))
+    assert w.shape == (500, 2) and np.all(w.sum(axis=1) == 2)
+    # every draw is a sum of whole groups: 6 frames in total, 1 of them outside
+    # per copy of group 1
+    draws = w @ counts
+    np.testing.assert_array_equal(draws.sum(axis=1), 6)
+    np.testing.assert_array_equal(draws[:, 3], w[:, 1])
+
+
+def test_hierarchical_mean_spreads_with_the_units():
+    rng = np.random.default_rng(0)
+    tight = [np.full(1000, 1.0), np.full(1000, 3.0)]
+    draws = stats.hierarchical_mean(tight, rng)
+    # resampling the two units gives means 1, 2 or 3; the CI spans them
+    assert set(np.unique(draws)) == {1.0, 2.0, 3.0}
+    assert stats.percentile_ci(draws) == (1.0, 3.0)
+    one = stats.hierarchical_mean([np.arange(1000.0)], rng)
+    assert 400 < one.mean() < 600 and one.std() > 250
+
+
+def test_bar_matches_two_harmonic_wells():
+    """u_i = k_i x^2 / 2 in kT: f1 - f0 = ln(k1 / k0) / 2 exactly."""
+    rng = np.random.default_rng(0)
+    k0, k1 = 1.0, 4.0
+    x0 = rng.normal(0, 1 / np.sqrt(k0), 20_000)
+    x1 = rng.normal(0, 1 / np.sqrt(k1), 20_000)
+    df, ddf = stats.bar(0.5 * (k1 - k0) * x0**2, 0.5 * (k0 - k1) * x1**2)
+    exact = 0.5 * np.log(k1 / k0)
+    assert ddf < 0.02
+    assert abs(df - exact) < 4 * ddf + 1e-3
+    # one-sided exponential averaging from the narrow well is off by more
+    fwd_from_1 = -np.log(np.mean(np.exp(-0.5 * (k0 - k1) * x1[:200] ** 2)))
+    assert abs(-fwd_from_1 - exact) > abs(df - exact)
+
+
+def test_percentile_ci_ignores_nan_draws():
+    assert np.isnan(stats.percentile_ci(np.array([np.nan, np.nan]))).all()
+    lo, hi = stats.percentile_ci(np.r_[np.arange(101.0), np.nan])
+    assert (lo, hi) == (2.5, 97.5)
