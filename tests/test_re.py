@@ -216,3 +216,36 @@ def test_re_settings_reject_bad_values():
         RESettings(n_updates=0)
     with pytest.raises(ValueError, match="unknown"):
         RESettings.from_dict({"n_update": 3})
+
+
+def test_re_tracks_ln_z_across_resimulations_by_bar():
+    """For U = k x^2 / 2, ln Z(k) - ln Z(1) = -ln(k) / 2 exactly. RE's held-out
+    relative entropy beta <U>_val + ln Z, after 40 updates with many re-simulations
+    (ln Z carried between sample sets by BAR), minus the exact beta <U>_val, must
+    give that ln Z within 0.03 nats; every carried link reports its standard error."""
+    kT = 1.5
+    R_val = np.random.default_rng(5).normal(0, 1.0, (1000, 1, 1))
+    s = RESettings(learning_rate=0.05, n_updates=40, n_replicas=32, equilibration_steps=20,
+                   sample_steps=200, save_every=5, neff_threshold=0.995)  # fmt: skip
+    _, history, _ = _harmonic_run(s, R_val=R_val)
+    k_39, _, _ = _harmonic_run(s, R_val=R_val, stop_after=39)  # the parameters row 39 scores
+    links = [h["lnz_bar_se"] for h in history if h["resimulated"]][1:]
+    assert len(links) >= 5 and all(0 < se < 0.05 for se in links)
+    beta_u_val = 0.5 * k_39 * np.mean(R_val**2) / kT
+    lnz = history[39]["val_loss"] - beta_u_val
+    assert k_39 > 2.0  # moved far from k = 1: ln Z changed by more than 0.35
+    assert lnz == pytest.approx(-0.5 * np.log(k_39), abs=0.03)
+    assert sum(h["force_evaluations"] for h in history) == (len(links) + 1) * 32 * 220
+
+
+def test_re_averages_its_parameters_when_asked():
+    """With ema_decay the model is the moving average of the updates: k rises
+    monotonically from 1 towards 4, so the average lags the last iterate, by about
+    the last 1 / (1 - decay) updates' progress."""
+    base = dict(learning_rate=0.05, n_updates=20, n_replicas=16, equilibration_steps=20,
+                sample_steps=100, save_every=5)  # fmt: skip
+    k_last, _, _ = _harmonic_run(RESettings(**base))
+    k_avg, _, _ = _harmonic_run(RESettings(**base, ema_decay=0.8))
+    assert 1.0 < k_avg < k_last - 0.04
+    with pytest.raises(ValueError, match="ema_decay"):
+        RESettings(ema_decay=1.0)

@@ -52,6 +52,26 @@ def test_harmonic_oscillator_samples_boltzmann_variance():
     assert abs(var / (kT / k) - 1) < 0.02
 
 
+def test_brownian_integrator_has_euler_maruyama_variance():
+    """Euler-Maruyama on U = k x^2 / 2 with h = k dt / (m gamma) is the AR(1) chain
+    x' = (1 - h) x + sqrt(2 kT dt / (m gamma)) xi, whose stationary variance is
+    (kT / k) / (1 - h / 2), exactly. At h = 0.2 that is 11 % above kT / k: a 2 %
+    bound tells Euler-Maruyama from an exact sampler (or BAOAB), and from one that
+    drops the mass (h = 0.4 here, 25 % above)."""
+    k, kT, mass, gamma = 4.0, 1.5, 2.0, 5.0
+    h = 0.2
+    dt = h * mass * gamma / k
+    s = SimSettings(dt=dt, thermostat="brownian", friction=gamma, n_steps=20_000,
+                    equilibration_steps=100, save_every=5, n_replicas=128)  # fmt: skip
+    frames, status = run(harmonic, {"k": k}, s, kT, mass)
+    assert status["stable"] and frames.shape == (4000, 128, 1, 1)
+    per_replica = frames[..., 0, 0].var(axis=0)
+    var, sem = per_replica.mean(), per_replica.std() / np.sqrt(128)
+    expected = (kT / k) / (1 - h / 2)
+    assert 4 * sem < 0.02 * expected, "test lacks the power to detect a 2 % error"
+    assert abs(var / expected - 1) < 0.02
+
+
 def test_masses_set_the_dynamics():
     """Same positions, mass-dependent dynamics: for an underdamped harmonic well the
     position autocorrelation at lag tau is

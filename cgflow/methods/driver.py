@@ -41,6 +41,8 @@ class Trainer(NamedTuple):
       validate: ``validate(params) -> score`` on held-out data (lower is better),
         applied to the averaged parameters after each check; None when the step
         reports ``val_loss`` itself, scored on the parameters it started from.
+      optional: metrics that are NaN when a step has nothing to report (any other
+        non-finite metric means the training diverged).
     """
 
     init: Callable
@@ -48,6 +50,7 @@ class Trainer(NamedTuple):
     params: Callable
     pure: bool = False
     validate: Callable | None = None
+    optional: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,7 @@ class _Run:
         patience = s.patience - 1 if s.patience is not None else sys.maxsize
         self.stopper = EarlyStopping(min_delta=0.0, patience=patience)
         self.validated = trainer.validate is not None
+        self.optional = ("val_loss", *trainer.optional)
 
     def tree(self, state, avg, key):
         return {"state": state, "avg": avg, "key": key, "best": self.best_params}
@@ -222,7 +226,9 @@ class _Run:
         self.history.append(row)
         # val_loss is NaN without held-out data (a step that scores none); any other
         # non-finite number means the training diverged
-        bad = [k for k, v in row.items() if k != "val_loss" and not math.isfinite(v)]
+        bad = [
+            k for k, v in row.items() if math.isinf(v) or (math.isnan(v) and k not in self.optional)
+        ]
         if bad or math.isinf(score) or (math.isnan(score) and self.validated):
             raise FloatingPointError(f"{self.s.name}: diverged at check {c}: {row}")
         if math.isfinite(score) and score < self.best_score:

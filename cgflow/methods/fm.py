@@ -164,5 +164,13 @@ def train(problem: Problem, settings: FMSettings, key) -> Trained:
         "best_val_loss": min((h["val_loss"] for h in history), default=math.nan),
         "n_fit": int(p.R_train.shape[0]),
         "n_val": int(p.R_val.shape[0]),
+        # the cost, comparable with RE's: one force (and its parameter gradient) per
+        # frame of every batch; validation passes not counted
+        "cost": {
+            "force_evaluations": int(history[-1]["step"]) * min(settings.batch_size, len(p.R_train))
+            if history
+            else 0,
+            "wall_time_s": history[-1]["wall_time_s"] if history else 0.0,
+        },
     }
     return Trained(params, history, info)

@@ -11,12 +11,16 @@ of parameters theta_old are reused by reweighting:
     w_i = exp(-beta [U_theta(x_i) - U_theta_old(x_i)]) / sum_j (same),
 
 and the model re-simulates once the effective sample size N_eff = exp(-sum w ln w)
-falls below ``neff_threshold * N``. The weights enter the gradient as constants
-(they estimate an average at the current theta); they are computed from log-weights
-shifted by their maximum (a log-sum-exp). Energy differences are taken frame by frame
-from stored energies, so float32 energies of any size lose nothing that matters; the
-N_eff and free-energy bookkeeping that accumulates over many updates is done on the
-host in float64.
+falls below ``neff_threshold * N``. Between two sample sets, ln Z is carried over by
+BAR (Bennett's acceptance ratio, pymbar), which uses both the old samples under the
+new parameters and the new samples under the old ones; a chain of one-sided
+exponential averages would accumulate their bias over the re-simulations.
+
+The weights enter the gradient as constants (they estimate an average at the current
+theta); they are computed from log-weights shifted by their maximum (a log-sum-exp).
+Energy differences are taken frame by frame from stored energies, so float32 energies
+of any size lose nothing that matters; the N_eff and free-energy bookkeeping that
+accumulates over many updates is done on the host in float64.
 
 The relative entropy of the run's validation frames is logged too; on request
 (``keep: best_held_out``) the model kept is the one where it was lowest (early stopping,
@@ -40,6 +44,7 @@ import numpy as np
 import optax
 from scipy.special import logsumexp
 
+from cgflow.analysis.stats import bar
 from cgflow.analysis.training import plot_re_log
 from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
@@ -68,6 +73,8 @@ class RESettings(Settings):
         without replacement (the whole split when it is smaller).
       checkpoint_every: updates between checkpoints.
       max_grad_norm: gradients are clipped to this global norm (0: no clipping).
+      ema_decay: the model is the exponential moving average of the parameters over
+        updates with this decay (0: the raw parameters; FM averages too).
       keep: ``last``: the parameters after ``n_updates`` (the protocol of Thaler et
         al.); ``best_held_out``: those with the lowest relative entropy on the
         run's validation frames, beta <U>_val + ln Z (early stopping; its estimate
@@ -89,6 +96,9 @@ class RESettings(Settings):
     ref_batch_size: int = setting(1024, ge=1, doc="reference frames per update")
     checkpoint_every: int = setting(20, ge=1, doc="updates between checkpoints")
     max_grad_norm: float = setting(0.0, ge=0, doc="clip gradients to this norm (0: none)")
+    ema_decay: float = setting(
+        0.0, ge=0, lt=1, doc="decay of the parameter average over updates (0: none)"
+    )
     keep: str = setting(
         "last",
         choices=RE_KEEP,
@@ -113,6 +123,7 @@ class REState(NamedTuple):
       replicas: the CG replicas (positions (n_replicas, beads, dim)).
       X_cg: CG samples of the last re-simulation, replica-major (N, beads, dim).
       U_old: their energies under the parameters that generated them (N,).
+      gen_params: the parameters that generated them.
       lnz_anchor: ln Z of those parameters relative to the first (host float64).
       resim_needed: True when the next update must re-simulate first.
     """
@@ -122,6 +133,7 @@ class REState(NamedTuple):
     replicas: Replicas
     X_cg: jax.Array
     U_old: jax.Array
+    gen_params: Any
     lnz_anchor: float
     resim_needed: bool
 
@@ -201,6 +213,7 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
     n_saves = s.sample_steps // s.save_every
     n_samples = n_saves * s.n_replicas
     runner = replica_runner(energy_fn, kT, integrator, n_beads, s.save_every, n_saves)
+    n_force_per_resim = s.n_replicas * (s.equilibration_steps + n_saves * s.save_every)
     grad_fn = re_gradient_fn(energy_fn, beta)
     energies = jax.jit(jax.vmap(energy_fn, (None, 0)))
     has_val = R_val is not None and len(R_val) > 0
@@ -220,7 +233,8 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
         pick = np.asarray(jax.random.randint(k_start, (s.n_replicas,), 0, R_start.shape[0]))
         reps = runner.init(k_init, R_start[pick], masses, params)
         X_cg = jnp.zeros((n_samples, n_beads, R_ref.shape[2]), jnp.float32)
-        return REState(params, opt.init(params), reps, X_cg, jnp.zeros(n_samples), 0.0, True)
+        U0 = jnp.zeros(n_samples)
+        return REState(params, opt.init(params), reps, X_cg, U0, params, 0.0, True)
 
     def resimulate(state: REState) -> REState:
         p, reps = state.params, state.replicas
@@ -234,21 +248,36 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
                 f"re: the CG model blew up while sampling (dt {integrator.dt}); "
                 "lower methods.re.learning_rate or the time step"
             )
-        return state._replace(replicas=reps, X_cg=X_cg, U_old=U_old, resim_needed=False)
+        return state._replace(
+            replicas=reps, X_cg=X_cg, U_old=U_old, gen_params=p, resim_needed=False
+        )
+
+    def carry_lnz(old: REState, new: REState, u_cur_old) -> tuple[float, float]:
+        """ln Z(new.gen_params) - ln Z(old.gen_params) and its standard error, by BAR
+        between the old samples (energies under both parameter sets) and the new."""
+        u_gen_new = energies(old.gen_params, new.X_cg)
+        w_forward = beta * (np.asarray(u_cur_old, np.float64) - np.asarray(old.U_old, np.float64))
+        w_reverse = beta * (np.asarray(u_gen_new, np.float64) - np.asarray(new.U_old, np.float64))
+        df, ddf = bar(w_forward, w_reverse)
+        return -df, ddf
 
     def step(state: REState, key):
-        t_sim, resimulated, anchor = 0.0, False, state.lnz_anchor
+        t_sim, resimulated, anchor, lnz_se = 0.0, False, state.lnz_anchor, math.nan
+        stale = None
         if not state.resim_needed:  # reweight the samples we have to the current parameters
             out = update(state.params, state.opt_state, state.X_cg, state.U_old, key)
             _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
             if n_eff < s.neff_threshold * n_samples:
-                anchor += dlnz  # carry ln Z over to the new samples' parameters
+                stale = (state, out[3])  # ln Z is carried to the new samples by BAR
                 state = state._replace(resim_needed=True)
         if state.resim_needed:  # fresh samples of the current model, then the update
             ts = time.perf_counter()
             state = resimulate(state)
             jax.block_until_ready(state.U_old)
             t_sim, resimulated = time.perf_counter() - ts, True
+            if stale is not None:
+                dlnz_bar, lnz_se = carry_lnz(stale[0], state, stale[1])
+                anchor += dlnz_bar
             out = update(state.params, state.opt_state, state.X_cg, state.U_old, key)
             _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
         params, opt_state, g, _, u_ref, u_val = out
@@ -260,10 +289,12 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
             "resimulated": int(resimulated),
             "grad_norm": float(optax.tree.norm(g)),
             "sim_time_s": t_sim,
+            "lnz_bar_se": lnz_se,
+            "force_evaluations": float(n_force_per_resim * resimulated),
         }
         return state._replace(params=params, opt_state=opt_state, lnz_anchor=anchor), metrics
 
-    return Trainer(init, step, lambda st: st.params, pure=False)
+    return Trainer(init, step, lambda st: st.params, pure=False, optional=("lnz_bar_se",))
 
 
 def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RESettings,
@@ -291,6 +322,7 @@ def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RES
         name="re",
         n_checks=s.n_updates,
         keep="best" if s.keep == "best_held_out" else "last",
+        ema_decay=s.ema_decay,
         checkpoint_every=s.checkpoint_every,
         step_name="update",
     )
@@ -323,6 +355,12 @@ def train(problem: Problem, settings: RESettings, key) -> Trained:
         "n_fit": int(p.R_train.shape[0]),
         "n_val": int(p.R_val.shape[0]),
         "timing": re_timing(history),
+        # force evaluations of the CG sampling (the gradients add one energy
+        # gradient per reference and CG frame per update, not counted)
+        "cost": {
+            "force_evaluations": int(sum(h["force_evaluations"] for h in history)),
+            "wall_time_s": history[-1]["wall_time_s"],
+        },
     }
     return Trained(params, history, info, plot_re_log)
 

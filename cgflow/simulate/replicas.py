@@ -34,6 +34,10 @@ def make_integrator(energy_fn, kT, integrator: IntegratorSettings, n_beads: int,
         return simulate.nvt_langevin(
             energy, shift, dt=s.dt, kT=kT, gamma=s.friction, center_velocity=n_beads > 1
         )
+    if s.thermostat == "brownian":
+        init_fn, apply_fn = simulate.brownian(energy, shift, dt=s.dt, kT=kT, gamma=s.friction)
+        # its init takes no energy keywords (there are no forces to evaluate)
+        return (lambda key, R, mass, **kw: init_fn(key, R, mass)), apply_fn
     # Nose-Hoover chain; friction is read as 1 / tau
     return simulate.nvt_nose_hoover(energy, shift, dt=s.dt, kT=kT, tau=1.0 / s.friction)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cgflow.settings import Settings, setting
 
-THERMOSTATS = ("langevin", "nose_hoover")
+THERMOSTATS = ("langevin", "nose_hoover", "brownian")
 
 
 @dataclass(frozen=True)
@@ -21,16 +21,23 @@ class IntegratorSettings(Settings):
 
     Attributes:
       dt: time step.
-      thermostat: ``langevin`` (BAOAB; ``friction`` is gamma) or ``nose_hoover`` (a
-        Nose-Hoover chain with JAX MD's defaults; ``friction`` is 1 / tau).
-      friction: Langevin friction coefficient gamma (1 / time), or 1 / tau.
+      thermostat: ``langevin`` (BAOAB; ``friction`` is gamma), ``nose_hoover`` (a
+        Nose-Hoover chain with JAX MD's defaults; ``friction`` is 1 / tau) or
+        ``brownian`` (overdamped Langevin by Euler-Maruyama, JAX MD's
+        ``simulate.brownian``: dR = F dt / (m gamma) + sqrt(2 kT dt / (m gamma)) xi;
+        first order in dt, so its sampling bias grows with dt, but it stays stable
+        where BAOAB would not: the integrator of the time-step claim).
+      friction: Langevin (and Brownian) friction coefficient gamma (1 / time), or
+        1 / tau.
     """
 
     block = "simulation"
 
     dt: float = setting(gt=0, doc="time step, in the system's time unit")
     thermostat: str = setting(
-        "langevin", choices=THERMOSTATS, doc="langevin (BAOAB) or nose_hoover"
+        "langevin",
+        choices=THERMOSTATS,
+        doc="langevin (BAOAB), nose_hoover or brownian (overdamped, Euler-Maruyama)",
     )
     friction: float = setting(
         1.0, gt=0, doc="Langevin gamma (1/time); for nose_hoover, 1/tau of the chain"
