@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("aggregate", help="summary.csv and figures from metrics files")
     p.add_argument("--out", required=True, help="summary CSV")
     p.add_argument("--figures", required=True, help="folder for figures")
+    p.add_argument(
+        "--claims", type=_json_list, default=[],
+        help="the config's claims (JSON list): claims.md, claims.csv and a figure",
+    )  # fmt: skip
     p.add_argument("metrics", nargs="+")
     return parser
 
@@ -124,6 +128,18 @@ def main(argv=None) -> int:
 SCOPES = {"sample": (), "map": ()}
 
 
+def _json_list(text: str) -> list:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err}") from None
+    if not isinstance(value, list):
+        raise argparse.ArgumentTypeError("must be a JSON list")
+    return value
+
+
 def _run(args) -> int:
     if args.step == "check-config":
         return _check_config(args.config)
@@ -138,7 +154,7 @@ def _run(args) -> int:
         from cgflow import methods
         from cgflow.analysis.aggregate import aggregate_step
 
-        df = aggregate_step(args.metrics, args.out, args.figures, methods.names())
+        df = aggregate_step(args.metrics, args.out, args.figures, methods.names(), args.claims)
         print(f"aggregate: {len(df)} rows -> {args.out}", file=sys.stderr)
         return 0
 

@@ -138,6 +138,7 @@ def validate_config(
     if not problems:
         for name, entry in config["systems"].items():
             problems += _system_problems(config, name, entry, partial, method_blocks)
+        problems += _claim_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     return config
@@ -147,6 +148,32 @@ def _message(err) -> str:
     if err.validator == "enum":
         return f"{err.instance!r} is not allowed; allowed: {err.validator_value}"
     return err.message
+
+
+def _claim_problems(config: dict) -> list[str]:
+    """Claims must name systems of the config and methods those systems run."""
+    problems = []
+    for k, claim in enumerate(config.get("claims", [])):
+        where = f"config.claims[{k}]"
+        entry = config["systems"].get(claim["system"])
+        if entry is None:
+            problems.append(f"{where}.system: {claim['system']!r} is not a system of this config")
+            continue
+        own = entry.get("methods")
+        runs = (
+            (list(own) if own is not None else list(config["methods"]))
+            if "n_train" in entry
+            else []
+        )
+        for key in ("method", "baseline"):
+            if claim[key] not in runs:
+                problems.append(
+                    f"{where}.{key}: {claim['system']} runs no method {claim[key]!r} "
+                    f"(it runs {sorted(runs)})"
+                )
+        if claim["method"] == claim["baseline"]:
+            problems.append(f"{where}: method and baseline are both {claim['method']!r}")
+    return problems
 
 
 def _system_problems(

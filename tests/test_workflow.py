@@ -136,6 +136,9 @@ def test_smoke_study_end_to_end(workdir):
     assert "alanine_dipeptide" not in set(table.system)  # smoke: reference data only
     text = (workdir / "results" / "benchmark.md").read_text()
     assert "| fm_re | 1000 |" in text and "| re - fm | 1000 |" in text
+    claims = (workdir / "results" / "claims.md").read_text()
+    assert "| RE beats FM | double_well_coupled | pmf_wrmse_kT | re vs fm (better) |" in claims
+    assert (workdir / "results" / "figures" / "claims.png").is_file()
     diffs = pd.read_csv(workdir / "results" / "differences.csv")
     assert {"fm - prior", "re - fm", "fm_re - re"} <= set(diffs.method + " - " + diffs.baseline)
     # Everything is up to date afterwards.

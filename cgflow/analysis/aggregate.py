@@ -6,7 +6,6 @@ differences between methods (``differences.csv``) and figures."""
 from __future__ import annotations
 
 import itertools
-import zlib
 from pathlib import Path
 
 import matplotlib
@@ -17,14 +16,22 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cgflow.analysis import stats  # noqa: E402
+from cgflow.analysis.claims import (  # noqa: E402
+    GROUP,
+    claims_markdown,
+    claims_table,
+    group_rng,
+    plot_claims,
+    run_key,
+    seed_draws,
+)
 from cgflow.io import atomic_write, load_dataset, read_json  # noqa: E402
 
 COLUMNS = [
     "system", "mapping", "method", "n_train", "seed", "dt", "temperature", "metric", "value",
     "run_dir", "ci_low", "ci_high",
 ]  # fmt: skip
-GROUP = ["system", "mapping", "temperature", "method", "n_train", "dt"]
-"""A benchmark cell: one model configuration, over seeds."""
+
 REFERENCE = "reference"
 """The ``method`` of rows that score the reference data themselves (the noise floor)."""
 
@@ -52,12 +59,6 @@ def primary_metrics(records: list[dict]) -> dict[str, str]:
     return {rec["run"]["system"]: rec["primary_metric"] for rec in records}
 
 
-def run_key(run: dict) -> tuple:
-    """A run's place in the study: (system, mapping, temperature, method, n_train,
-    dt, seed), with numbers as text so that NaN (the reference's dt) compares equal."""
-    return tuple(str(run[k]) for k in GROUP) + (str(run["seed"]),)
-
-
 def load_draws(metric_files: list[str], records: list[dict]) -> dict[tuple, dict]:
     """Each run's bootstrap draws of its metrics (``bootstrap.npz`` beside its
     metrics.json), by ``run_key``; runs without draws are left out."""
@@ -72,7 +73,7 @@ def load_draws(metric_files: list[str], records: list[dict]) -> dict[tuple, dict
 
 
 def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
-                   order: list[str] = ()) -> pd.DataFrame:  # fmt: skip
+                   order: list[str] = (), claims: list[dict] = ()) -> pd.DataFrame:  # fmt: skip
     records = [read_json(f) for f in metric_files]
     df = collect(records)
     draws = load_draws(metric_files, records)
@@ -88,6 +89,11 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
     atomic_write(out_csv.with_name("benchmark.csv"), lambda fh: table.to_csv(fh, index=False))
     diffs = paired_differences(df, primary, draws, order)
     atomic_write(out_csv.with_name("differences.csv"), lambda fh: diffs.to_csv(fh, index=False))
+    verdicts = claims_table(list(claims), df, primary, draws)
+    atomic_write(out_csv.with_name("claims.csv"), lambda fh: verdicts.to_csv(fh, index=False))
+    claims_text = claims_markdown(verdicts).encode()
+    atomic_write(out_csv.with_name("claims.md"), lambda fh: fh.write(claims_text))
+    plot_claims(verdicts, figures / "claims.png")
     text = (benchmark_markdown(table) + differences_markdown(diffs)).encode()
     atomic_write(out_csv.with_name("benchmark.md"), lambda fh: fh.write(text))
     return df
@@ -95,20 +101,6 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
 
 def _is_primary(df: pd.DataFrame, primary: dict[str, str]) -> pd.Series:
     return df.metric == df.system.map(primary)
-
-
-def _seed_draws(draws: dict, keys: tuple, seeds, metric: str, value_of: dict) -> list[np.ndarray]:
-    """Per seed, the bootstrap draws of ``metric`` (or its point value repeated, for
-    a metric without draws, such as a quadrature)."""
-    out = []
-    for seed in seeds:
-        d = draws.get(keys + (str(seed),), {})
-        out.append(d[metric] if metric in d else np.full(stats.N_BOOT, value_of[seed]))
-    return out
-
-
-def _group_rng(keys) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32("/".join(map(str, keys)).encode()))
 
 
 def benchmark_table(
@@ -141,9 +133,9 @@ def benchmark_table(
         run_keys = tuple(str(k) for k in keys[:-1])
         if len(ok) and all(run_keys + (str(s),) in draws for s in ok.seed):
             value_of = dict(zip(ok.seed, ok.value, strict=True))
-            per_seed = _seed_draws(draws, run_keys, ok.seed, keys[-1], value_of)
+            per_seed = seed_draws(draws, run_keys, ok.seed, keys[-1], value_of)
             row["ci_low"], row["ci_high"] = stats.percentile_ci(
-                stats.hierarchical_mean(per_seed, _group_rng(keys))
+                stats.hierarchical_mean(per_seed, group_rng(keys))
             )
         rows.append(row)
     out = pd.DataFrame(
@@ -184,10 +176,10 @@ def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
                     str(k["n_train"]),
                     str(k["dt"]),
                 )
-                per.append(_seed_draws(draws, rk, seeds, k["metric"], by_method[m].to_dict()))
+                per.append(seed_draws(draws, rk, seeds, k["metric"], by_method[m].to_dict()))
             diff = [a - b for a, b in zip(*per, strict=True)]
             lo, hi = stats.percentile_ci(
-                stats.hierarchical_mean(diff, _group_rng(keys + (method, baseline)))
+                stats.hierarchical_mean(diff, group_rng(keys + (method, baseline)))
             )
             mean = float(np.mean([by_method[method][s] - by_method[baseline][s] for s in seeds]))
             rows.append(

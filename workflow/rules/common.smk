@@ -1,5 +1,6 @@
 import functools
 import itertools
+import json
 import os
 
 from cgflow import methods
@@ -145,6 +146,7 @@ def figures():
             "results/figures/error_vs_n_train.png",
             "results/figures/error_vs_dt.png",
         ]
+    out.append("results/figures/claims.png")
     return out
 
 

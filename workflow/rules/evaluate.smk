@@ -61,6 +61,8 @@ rule aggregate:
         benchmark="results/benchmark.csv",
         benchmark_table="results/benchmark.md",
         differences="results/differences.csv",
+        claims="results/claims.md",
+        claims_table="results/claims.csv",
         figures=report(
             figures(),
             caption="../report/figures.rst",
@@ -73,5 +75,8 @@ rule aggregate:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        claims=lambda wildcards: json.dumps(config["claims"]),
     shell:
-        "cgflow aggregate --out {output.summary} --figures results/figures {input} 2> {log}"
+        "cgflow aggregate --out {output.summary} --figures results/figures"
+        " --claims {params.claims:q} {input} 2> {log}"

@@ -1,0 +1,97 @@
+"""Claims: paired effects, their CIs and verdicts, from synthetic runs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cgflow.analysis.claims import claims_markdown, claims_table, run_key
+from cgflow.analysis.stats import N_BOOT
+
+
+def study(errors: dict, noise: float = 0.02, seeds=(0, 1, 2)):
+    """Rows and bootstrap draws of synthetic runs: errors[(method, n_train, dt)] is the
+    mean error; each seed adds a small offset, each draw noise around the run's value."""
+    rng = np.random.default_rng(0)
+    rows, draws = [], {}
+    for (method, n, dt), err in errors.items():
+        for seed in seeds:
+            value = err + 0.01 * (seed - 1)
+            run = {"system": "dw", "mapping": "x1", "temperature": 3.0, "method": method,
+                   "n_train": n, "dt": dt, "seed": seed, "run_dir": "r"}  # fmt: skip
+            rows.append({**run, "metric": "pmf_wrmse_kT", "value": value})
+            draws[run_key(run)] = {"pmf_wrmse_kT": value + noise * rng.standard_normal(N_BOOT)}
+    return pd.DataFrame(rows), {"dw": "pmf_wrmse_kT"}, draws
+
+
+def claim(**kw):
+    base = {"name": "c", "system": "dw", "method": "re", "baseline": "fm", "kind": "better",
+            "n_train": "max", "dt": "min", "along": "dt", "margin": 0.0}  # fmt: skip
+    return {**base, **kw}
+
+
+ERRORS = {
+    ("fm", 100, 0.01): 0.50, ("fm", 1000, 0.01): 0.05,
+    ("fm", 100, 0.1): 0.80, ("fm", 1000, 0.1): 0.40,
+    ("re", 100, 0.01): 0.30, ("re", 1000, 0.01): 0.12,
+    ("re", 100, 0.1): 0.35, ("re", 1000, 0.1): 0.13,
+}  # fmt: skip
+
+
+def test_verdicts_follow_the_ci():
+    df, primary, draws = study(ERRORS)
+    table = claims_table(
+        [
+            claim(name="better with little data", n_train="min"),  # 0.30 - 0.50
+            claim(name="better with much data"),  # 0.12 - 0.05: fm better
+            claim(name="tolerates dt", kind="degrades_less", n_train="max"),
+        ],
+        df, primary, draws,
+    ).set_index("claim")  # fmt: skip
+    little = table.loc["better with little data"]
+    assert little.effect == pytest.approx(-0.20) and little.verdict == "holds"
+    assert little.ci_low < -0.2 < little.ci_high and little.ci_high < 0 and little.n_seeds == 3
+    much = table.loc["better with much data"]
+    assert much.effect == pytest.approx(0.07) and much.verdict == "does not hold"
+    # (0.13 - 0.12) - (0.40 - 0.05) = -0.34
+    tol = table.loc["tolerates dt"]
+    assert tol.effect == pytest.approx(-0.34) and tol.verdict == "holds"
+    assert "dt 0.1" in tol.cells and "dt 0.01" in tol.cells
+    text = claims_markdown(table.reset_index())
+    assert "| better with little data |" in text and "**holds**" in text
+
+
+def test_a_claim_the_noise_cannot_decide_is_undecided():
+    errors = {("fm", 100, 0.01): 0.50, ("re", 100, 0.01): 0.49}
+    df, primary, draws = study(errors, noise=0.2)
+    row = claims_table([claim()], df, primary, draws).iloc[0]
+    assert row.ci_low < 0 < row.ci_high and row.verdict == "undecided"
+
+
+def test_a_margin_turns_no_effect_into_does_not_hold():
+    df, primary, draws = study({("fm", 100, 0.01): 0.50, ("re", 100, 0.01): 0.50}, noise=0.005)
+    plain, margin = claims_table([claim(), claim(margin=0.1)], df, primary, draws).verdict
+    assert plain == "undecided" and margin == "does not hold"
+
+
+def test_a_claim_without_runs_says_why():
+    df, primary, draws = study({("fm", 100, 0.01): 0.5, ("re", 100, 0.01): 0.4})
+    row = claims_table([claim(dt=0.5)], df, primary, draws).iloc[0]
+    assert row.verdict == "undecided" and "no runs at" in row.cells
+    row = claims_table([claim(kind="degrades_less")], df, primary, draws).iloc[0]
+    assert row.verdict == "undecided" and "two values of dt" in row.cells
+
+
+def test_config_claims_must_name_runs_of_the_config():
+    from cgflow.config import ConfigError, load_config, validate_config
+
+    config = load_config("config/smoke.yaml")
+    config["claims"] = [{"name": "x", "system": "double_well", "method": "re", "baseline": "fm"}]
+    with pytest.raises(ConfigError, match=r"claims\[0\].method: double_well runs no method 're'"):
+        validate_config(config)
+    config["claims"] = [{"name": "x", "system": "nope", "method": "re", "baseline": "fm"}]
+    with pytest.raises(ConfigError, match="not a system of this config"):
+        validate_config(config)
+    config["claims"] = [{"name": "x", "system": "double_well", "method": "fm", "baseline": "fm",
+                         "kind": "worse"}]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"claims\[0\]\.kind"):
+        validate_config(config)
