@@ -205,6 +205,13 @@ def _system_problems(
             continue
         if block == "reference":
             problems += _size_problems(where, entry, system.n_reference_frames(built))
+    if entry.get("prior_cv_dihedrals") == "omit" and (
+        entry.get("prior") != "bonded" or not callable(getattr(system, "cv_dihedrals", None))
+    ):
+        problems.append(
+            f"{where}.prior_cv_dihedrals: omit needs a bonded prior on a system whose "
+            "collective variables are dihedrals"
+        )
     problems += _method_problems(config, where, entry, partial, method_blocks)
     problems += _simulation_problems(where, entry, partial)
     return problems

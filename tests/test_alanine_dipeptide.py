@@ -270,3 +270,43 @@ def test_kinetic_temperature_matches_thermostat(tmp_path):
     assert abs(T.mean() - 300.0) < 4 * sem
     # per-frame spread of a 51-dof kinetic temperature: 300 sqrt(2/51) = 59 K
     assert T.std() == pytest.approx(300.0 * np.sqrt(2 / 51), rel=0.2)
+
+
+def test_prior_can_leave_the_scored_dihedrals_to_the_network(tmp_path):
+    """prior_cv_dihedrals: omit fits no prior term on phi and psi (the network alone
+    learns them, and the training frames' phi/psi histogram is not counted twice);
+    fit (the default) keeps them; other dihedrals stay in both."""
+    import mdtraj
+
+    from cgflow.io import save_dataset
+    from cgflow.steps.map import map_dataset
+    from cgflow.steps.prior import fit_prior_step
+    from cgflow.study import StudySettings
+
+    rng = np.random.default_rng(0)
+    xyz = mdtraj.load(str(AlanineDipeptide().pdb_path())).xyz[0]
+    aa = xyz[None] + 0.02 * rng.standard_normal((200, *xyz.shape))
+    save_dataset(tmp_path / "aa.npz",
+                 {"positions": aa, "forces": np.zeros_like(aa), "energies": np.zeros(200)},
+                 {"kT": 2.49, "temperature": 300.0, "units": {}})  # fmt: skip
+    quads = {}
+    for choice in ("fit", "omit"):
+        entry = {"temperatures": [300], "mappings": ["heavy_atoms"], "prior": "bonded",
+                 "prior_cv_dihedrals": choice, "potential": {"solvent": "vacuum"}}  # fmt: skip
+        config = {"systems": {"alanine_dipeptide": entry}, "methods": {}, "val_fraction": 0.1}
+        study = StudySettings.from_config(config, "alanine_dipeptide")
+        map_dataset(study, "heavy_atoms", str(tmp_path / "aa.npz"), str(tmp_path / "cg.npz"))
+        fit_prior_step(study, str(tmp_path / "cg.npz"), 200, 0, str(tmp_path / f"{choice}.json"))
+        prior = read_json(tmp_path / f"{choice}.json")
+        quads[choice] = {
+            tuple(q) for q in prior["dihedrals"]["idx"] + prior["narrow_dihedrals"]["idx"]
+        }
+        quads[f"{choice}_omitted"] = prior["omitted_dihedrals"]
+    cg_map = AlanineDipeptide().mappings()["heavy_atoms"]
+    phi_psi = {tuple(q) for q in AlanineDipeptide().cv_dihedrals(cg_map)}
+    assert phi_psi <= quads["fit"] and not phi_psi & quads["omit"]
+    assert quads["omit"] == quads["fit"] - phi_psi and len(quads["omit"]) > 0
+    assert {tuple(q) for q in quads["omit_omitted"]} == phi_psi and quads["fit_omitted"] == []
+    bad = {"temperatures": [3], "mappings": ["x1"], "prior_cv_dihedrals": "omit"}
+    with pytest.raises(ConfigError, match="prior_cv_dihedrals: omit needs a bonded prior"):
+        validate_config({"methods": {"fm": {}}, "systems": {"double_well": bad}})

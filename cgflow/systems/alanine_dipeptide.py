@@ -341,6 +341,11 @@ class AlanineDipeptide(Settings):
         psi = [where[k] for k in BACKBONE[1:]]
         return {"phi": phi, "psi": psi}
 
+    def cv_dihedrals(self, cg_map: LinearMap) -> list[list[int]]:
+        """The bead quadruples of the collective variables (phi, psi)."""
+        quads = self.dihedral_indices(cg_map)
+        return [quads["phi"], quads["psi"]]
+
     @staticmethod
     def basins(angles: np.ndarray) -> np.ndarray:
         """Basin of each (phi, psi) in radians, (n, 2): 0 beta (C5 and PPII: phi < 0,

@@ -11,7 +11,7 @@ rule fit_prior:
         mem_mb=2000,
         runtime=10,
     params:
-        settings=settings("prior"),
+        settings=settings("prior", "prior_cv_dihedrals"),
     shell:
         "cgflow fit-prior --settings {params.settings:q} --data {input.data}"
         " --n-train {wildcards.n_train} --seed {wildcards.seed} --out {output.prior} 2> {log}"
