@@ -229,3 +229,37 @@ def test_schema_prints_the_generated_blocks(capsys):
     schema = json.loads(capsys.readouterr().out)
     fm = schema["properties"]["methods"]["properties"]["fm"]["properties"]
     assert fm["patience"]["default"] == 20 and fm["patience"]["minimum"] == 1
+
+
+def test_a_diverged_training_is_a_result(repo, tmp_path):
+    """RE at a time step where BAOAB is unstable (omega dt near 3) blows up while
+    sampling: the train step still succeeds, writing a model marked unusable with the
+    reason; fm_re started from it is unusable too; the simulate step writes no frames
+    and an unstable status; evaluate records NaN metrics and the reason."""
+    t = tmp_path
+    coupled = f"--config {repo / 'config' / 'smoke.yaml'} --system double_well_coupled"
+    run = "--n-train 1000 --seed 0"
+    assert cli(f"sample {coupled} --temperature 3 --out {t}/aa.npz") == 0
+    assert cli(f"map {coupled} --mapping x1 --input {t}/aa.npz --out {t}/cg.npz") == 0
+    assert cli(f"fit-prior {coupled} --data {t}/cg.npz {run} --out {t}/prior.json") == 0
+    base = f"train {coupled} --data {t}/cg.npz --prior {t}/prior.json {run} --dt 3.0"
+    ckpt = t / "ckpt" / "re.ckpt.npz"
+    assert cli(f"{base} --method re --checkpoint {ckpt} --out-dir {t}/re") == 0
+    model = read_json(t / "re" / "model.json")
+    assert model["usable"] is False and "blew up" in model["unusable_reason"]
+    assert not ckpt.exists() and "blew up" in (t / "re" / "train_log.csv").read_text()
+    assert cli(f"{base} --method fm_re --init-model {t}/re --out-dir {t}/fm_re") == 0
+    assert "start model" in read_json(t / "fm_re" / "model.json")["unusable_reason"]
+    sim = f"simulate {coupled} --model {t}/re --data {t}/cg.npz --dt 3.0 --out-dir {t}/sim"
+    assert cli(sim) == 0
+    status = read_json(t / "sim" / "status.json")
+    assert status["stable"] is False and "unusable" in status["reason"]
+    assert load_dataset(t / "sim" / "samples.npz")[0]["positions"].shape == (0, 1, 1)
+    assert cli(
+        f"evaluate {coupled} --samples {t}/sim/samples.npz --status {t}/sim/status.json "
+        f"--mapping x1 --method re {run} --dt 3.0 --temperature 3 --model {t}/re "
+        f"--out {t}/sim/metrics.json"
+    ) == 0  # fmt: skip
+    record = read_json(t / "sim" / "metrics.json")
+    assert record["metrics"]["stable"] == 0.0 and math.isnan(record["metrics"]["pmf_wrmse_kT"])
+    assert "unusable" in record["unstable_reason"]

@@ -35,7 +35,7 @@ def score_x1(x, groups, kT=3.0):
 
     system = get_system("double_well", {})
     target = exact_target(system, system.evaluation_settings(), kT)
-    return score_profile(x, groups, target, np.random.default_rng(0), n_boot=300)
+    return score_profile(x, groups, target, np.random.default_rng(0), n_boot=300)[:4]
 
 
 def test_pmf_metric_separates_right_from_wrong_samples():
@@ -91,10 +91,10 @@ def test_surface_metrics_of_a_sample_against_itself_and_a_shifted_one():
     grid = SurfaceGrid(60, 24, 5.0, AlanineDipeptide.basins, AlanineDipeptide.basin_names)
     a, b = draw(40_000), draw(40_000)
     groups = np.arange(40_000) // 400
-    same, same_ci, _, _ = score_surface(a, groups, b, groups, grid, rng, n_boot=200)
+    same, same_ci, _, _, _ = score_surface(a, groups, b, groups, grid, rng, n_boot=200)
     shifted = a.copy()
     shifted[:, 1] = np.angle(np.exp(1j * (a[:, 1] + np.radians(30))))
-    off, off_ci, _, _ = score_surface(shifted, groups, b, groups, grid, rng, n_boot=200)
+    off, off_ci, _, _, _ = score_surface(shifted, groups, b, groups, grid, rng, n_boot=200)
     assert same["fes_wrmse_kT"] < 0.1 and same_ci["fes_wrmse_kT"][0] < 0.1
     assert abs(same["dF_alpha_R_err_kT"]) < 0.05
     assert np.isnan(same["dF_alpha_L_err_kT"])  # never visited: no free energy to compare
@@ -179,3 +179,39 @@ def test_quadrature_pmf_of_a_model_matches_its_simulated_pmf(tmp_path):
     assert abs(m["quad_pmf_wrmse_kT"] - m["pmf_wrmse_kT"]) < 0.03
     lo, hi = ci["dF_right_err_kT"]
     assert lo - 0.01 < m["quad_dF_right_err_kT"] < hi + 0.01
+
+
+def test_rmse_is_corrected_for_histogram_noise():
+    """Samples of a 5 % stretched double well, 2,000 at a time: the raw weighted
+    RMSE carries the histogram noise (about sqrt(80 bins / 2,000) = 0.2 kT) on top
+    of the true error, which quadrature of the stretched density gives exactly
+    (0.225 kT). The corrected RMSE is unbiased to within 0.03 kT (measured: 0.212)
+    where the raw one is not (0.304), and its CI holds the true error in at least 17
+    of 20 repeats (measured: 20)."""
+    from cgflow.analysis.fes import score_profile
+    from cgflow.steps.evaluate import exact_target
+
+    system = get_system("double_well", {})
+    kT, stretch = 3.0, 1.05
+    target = exact_target(system, system.evaluation_settings(), kT)
+    grid, _, cdf = system.exact_profile(kT)
+    stretched = np.diff(np.interp(target.edges / stretch, grid, cdf, left=0.0, right=1.0))
+    p_true = {
+        "bins": np.append(stretched, 1 - stretched.sum())[None],
+        "basins": target.p_basins[None],
+    }
+    truth = float(target.metrics(p_true)["pmf_wrmse_kT"][0])
+    x_all = (
+        stretch
+        * system.sample_exact(kT, ExactSettings(n_samples=100_000, seed=4))["positions"][:, 0, 0]
+    )
+    rng = np.random.default_rng(0)
+    corrected, raw, covered = [], [], 0
+    for x in x_all.reshape(50, 2000)[:20]:
+        m, ci, _, _, r = score_profile(x, np.arange(2000) // 20, target, rng, n_boot=300)
+        corrected.append(m["pmf_wrmse_kT"])
+        raw.append(r["pmf_wrmse_kT"])
+        covered += ci["pmf_wrmse_kT"][0] <= truth <= ci["pmf_wrmse_kT"][1]
+    assert 0.1 < truth < 0.3
+    assert abs(np.mean(corrected) - truth) < 0.03 and np.mean(raw) > truth + 0.05
+    assert covered >= 17

@@ -43,7 +43,7 @@ def test_schema_defaults_and_bounds_come_from_the_dataclasses():
         "description": "peak Adam learning rate",
     }
     sim = schema["properties"]["systems"]["additionalProperties"]["properties"]["simulation"]
-    assert sim["properties"]["thermostat"]["enum"] == ["langevin", "nose_hoover"]
+    assert sim["properties"]["thermostat"]["enum"] == ["langevin", "nose_hoover", "brownian"]
     assert sim["properties"]["dt"]["items"]["exclusiveMinimum"] == 0
     assert schema["properties"]["methods"]["propertyNames"]["enum"] == sorted(methods.REGISTRY)
 
@@ -81,7 +81,7 @@ def test_each_system_reports_the_metrics_it_declares(system_type):
     pos = _positions(system, cg_map)
     assert system.cv(cg_map)(pos).shape == (len(pos), len(system.cv_names))
     samples = {"positions": pos}
-    metrics, cis, draws, curves, _ = score(
+    metrics, cis, draws, curves, _, _ = score(
         system, cg_map, settings, samples, system.kT(3.0), pos[::-1]
     )
     assert set(metrics) == set(system.metric_names) and curves

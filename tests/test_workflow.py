@@ -88,12 +88,21 @@ def test_smoke_study_end_to_end(workdir):
     summary = pd.read_csv(workdir / "results" / "summary.csv")
     assert list(summary.columns) == COLUMNS
     models = summary[summary.method == "fm"]
-    # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 1 dt; 9 metrics each: 4
+    # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 2 dt; 9 metrics each: 4
     # of the simulation, the same 4 of the model's PMF by quadrature, and stable
     sampled = {"pmf_wrmse_kT", "pmf_rmse_kT", "js_divergence", "dF_right_err_kT"}
-    assert len(models) == (4 + 1) * 9
+    assert len(models) == (4 + 2) * 9
     assert set(models.metric) == {"stable"} | sampled | {f"quad_{m}" for m in sampled}
-    assert models[models.metric.isin(sampled)].ci_low.notna().all()
+    # dt 3.0 is deliberately unstable: every method's run there is recorded as such
+    unstable = summary[(summary.metric == "stable") & (summary.dt == 3.0)]
+    assert set(unstable.method) == {"prior", "fm", "re", "fm_re"} and (unstable.value == 0).all()
+    stable_runs = summary[(summary.metric == "stable") & (summary.value == 1)].run_dir
+    ok = models[models.run_dir.isin(stable_runs)]
+    assert ok[ok.metric.isin(sampled)].ci_low.notna().all()
+    re_model = read_json(
+        workdir / "results/double_well_coupled/x1/T3/re/n1000_s0/dt3/model/model.json"
+    )
+    assert re_model["usable"] is False  # RE diverged at dt 3: a result, not a crash
     assert set(summary[summary.method == "reference"].system) == {
         "double_well",
         "double_well_coupled",
@@ -114,13 +123,13 @@ def test_smoke_study_end_to_end(workdir):
     test, test_meta = load_dataset(data / "heavy_atoms" / "T300" / "test" / "cg.npz")
     assert train["positions"].shape == test["positions"].shape
     assert not np.allclose(train["positions"][-1], test["positions"][-1])  # independent runs
-    for run_dir in models.run_dir.unique():
+    for run_dir in ok.run_dir.unique():
         folder = workdir / run_dir
         samples, meta = load_dataset(folder / "samples.npz")
         assert samples["positions"].ndim == 3 and samples["positions"].shape[1:] == (1, 1)
         status = read_json(folder / "status.json")
         assert {"stable", "steps_done", "wall_time_s", "steps_per_second"} <= set(status)
-    rmse = models[models.metric == "pmf_rmse_kT"].value
+    rmse = ok[ok.metric == "pmf_rmse_kT"].value
     assert np.all(np.isfinite(rmse)) and rmse.max() < 2.0
     for fig in (
         "free_energy_double_well_x1_T3.png",
@@ -152,9 +161,9 @@ def test_smoke_study_end_to_end(workdir):
     (workdir / "config" / "changed.yaml").write_text(yaml.safe_dump(cfg))
     plan = snakemake(workdir, "-n", "--configfile", "config/changed.yaml")
     assert planned_jobs(plan.stdout + plan.stderr) == {
-        "train_at_dt": 1,  # double_well_coupled's re
-        "simulate_cg": 5,  # that model, and double_well's 2 methods x 2 n_train at dt 0.1
-        "evaluate": 5,
+        "train_at_dt": 2,  # double_well_coupled's re at its 2 time steps
+        "simulate_cg": 6,  # those models, and double_well's 2 methods x 2 n_train at dt 0.1
+        "evaluate": 6,
         "aggregate": 1,
         "all": 1,
     }

@@ -301,14 +301,18 @@ def _profiles_1d(ref, models):
     for ax, dt in zip(axes[0], dts, strict=True):
         ax.plot(ref["centres"], ref["pmf_reference_kT"], "k-", lw=2.5, label="exact")
         for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["n_train"])):
-            if run["dt"] == dt:
+            if run["dt"] != dt:
+                continue
+            label = f"{run['method']} n={run['n_train']}"
+            if "pmf_model_kT" in c:  # the simulation's PMF (none when it blew up)
+                (line,) = ax.plot(c["centres"], c["pmf_model_kT"], lw=1.2, label=label)
+                label = None
+            if "pmf_quadrature_kT" in c:  # the model's own PMF, dashed
+                color = line.get_color() if label is None else None
                 ax.plot(
-                    c["centres"],
-                    c["pmf_model_kT"],
-                    lw=1.2,
-                    label=f"{run['method']} n={run['n_train']}",
+                    c["centres"], c["pmf_quadrature_kT"], "--", lw=0.8, color=color, label=label
                 )
-        ax.set_title(f"dt = {dt}" if dt is not None else "")
+        ax.set_title(f"dt = {dt} (dashed: the model's PMF by quadrature)" if dt is not None else "")
         ax.set_xlabel("CG coordinate")
         ax.set_ylim(-0.5, 10)
     axes[0][0].set_ylabel("PMF / kT")

@@ -147,11 +147,40 @@ def basin_errors(p, p_ref, names, n_samples=None) -> dict[str, np.ndarray]:
     return {f"dF_{name}_err_kT": err[..., k] for k, name in enumerate(names[1:])}
 
 
+def debias_rmse(point: float, draws: np.ndarray) -> tuple[float, np.ndarray]:
+    """An RMSE measured through noisy histograms is biased upwards: its square
+    holds the noise variance on top of the squared error. A bootstrap draw adds that
+    noise once more, so draws of the squared error reflected about the point,
+    2 M^2 - M*^2, are draws of the noise-free squared error (the basic bootstrap on
+    the squared scale); a negative one means "no error above the noise" and counts
+    as 0. Returns the corrected point (from the mean draw) and the corrected draws."""
+    m2 = float(point) ** 2
+    d2 = np.asarray(draws, float) ** 2
+    with np.errstate(invalid="ignore"):
+        corrected = np.sqrt(np.maximum(2.0 * m2 - d2, 0.0))
+        value = (
+            float(np.sqrt(max(2.0 * m2 - np.nanmean(d2), 0.0))) if np.isfinite(d2).any() else np.nan
+        )
+    return value, corrected
+
+
 def with_ci(point: dict[str, np.ndarray], draws: dict[str, np.ndarray], alpha: float = 0.05):
-    """Point values, percentile CIs and draws of each metric, as plain types."""
-    values = {k: float(np.asarray(v).ravel()[0]) for k, v in point.items()}
-    cis = {k: stats.percentile_ci(draws[k], alpha) for k in point}
-    return values, cis, {k: np.asarray(draws[k], float) for k in point}
+    """Point values, 95 % CIs and draws of each metric, as plain types.
+
+    RMSE metrics (``*rmse*``) are corrected for the noise of the histograms
+    (``debias_rmse``); their raw values are returned under ``raw``. The others are
+    plain values with percentile CIs.
+    """
+    values, out, raw = {}, {}, {}
+    for k, v in point.items():
+        value = float(np.asarray(v).ravel()[0])
+        d = np.asarray(draws[k], float)
+        if "rmse" in k:
+            raw[k] = value
+            value, d = debias_rmse(value, d)
+        values[k], out[k] = value, d
+    cis = {k: stats.percentile_ci(d, alpha) for k, d in out.items()}
+    return values, cis, out, raw
 
 
 # --- a 1-D profile against its exact distribution ----------------------------------
@@ -246,14 +275,15 @@ def _bin_mass(edges, grid, cdf_grid) -> np.ndarray:
 
 def score_profile(x, groups, target: ExactTarget, rng, n_boot: int = stats.N_BOOT):
     """Score samples x (n,) of a 1-D CV, in ``groups`` (n,), against its exact
-    distribution: point metrics, 95 % CIs and bootstrap draws over the groups, and
-    curves for figures."""
+    distribution: point metrics, 95 % CIs and bootstrap draws over the groups,
+    curves for figures, and the raw (not noise-corrected) RMSEs."""
     binned = Binned.of(target.bin(x), target.n_bins, groups)
     point = target.metrics(binned.whole(), binned.sizes())
     weights = stats.resample_weights(binned.n_groups, n_boot, rng)
     draws = target.metrics(binned.draws(weights), binned.sizes(weights))
-    values, cis, draws = with_ci(point, draws)
-    return values, cis, draws, target.curves(binned.whole()["bins"][0], binned.sizes()[0])
+    values, cis, draws, raw = with_ci(point, draws)
+    curves = target.curves(binned.whole()["bins"][0], binned.sizes()[0])
+    return values, cis, draws, curves, raw
 
 
 def score_quadrature(energy: np.ndarray, grid: np.ndarray, kT: float, target: ExactTarget):
@@ -269,8 +299,8 @@ def score_quadrature(energy: np.ndarray, grid: np.ndarray, kT: float, target: Ex
         "basins": np.maximum(_bin_mass(cuts, model.grid, model.cdf), tiny)[None],
     }
     values = {f"quad_{k}": float(v[0]) for k, v in target.metrics(p).items()}
-    curve = target.curves(p["bins"][0])["pmf_model_kT"]
-    return values, {"pmf_quadrature_kT": curve}
+    curves = target.curves(p["bins"][0])
+    return values, {"centres": curves["centres"], "pmf_quadrature_kT": curves["pmf_model_kT"]}
 
 
 # --- a 2-D surface of two angles against reference samples --------------------------
@@ -346,7 +376,8 @@ def score_surface(angles, groups, ref_angles, ref_groups, grid: SurfaceGrid, rng
     """Score samples of two angles (n, 2), in ``groups``, against reference samples
     in ``ref_groups``: point metrics, 95 % CIs and bootstrap draws (model groups
     resampled with ``rng``, reference groups with the fixed ``REFERENCE_SEED`` so that
-    draws of models scored against the same reference are paired), and curves."""
+    draws of models scored against the same reference are paired), curves, and the
+    raw (not noise-corrected) RMSEs."""
     model = Binned.of(grid.bin(angles), grid.n_bins, groups)
     ref = Binned.of(grid.bin(ref_angles), grid.n_bins, ref_groups)
     point = grid.metrics(model.whole(), ref.whole(), model.sizes())
@@ -355,8 +386,8 @@ def score_surface(angles, groups, ref_angles, ref_groups, grid: SurfaceGrid, rng
         ref.n_groups, n_boot, np.random.default_rng(stats.REFERENCE_SEED)
     )
     draws = grid.metrics(model.draws(w_mod), ref.draws(w_ref), model.sizes(w_mod))
-    values, cis, draws = with_ci(point, draws)
-    return values, cis, draws, surface_curves(angles, ref_angles, grid.bins, names)
+    values, cis, draws, raw = with_ci(point, draws)
+    return values, cis, draws, surface_curves(angles, ref_angles, grid.bins, names), raw
 
 
 def surface_curves(angles, reference, bins: int, names=("phi", "psi")) -> dict[str, np.ndarray]:

@@ -37,3 +37,20 @@ def plot_re_log(history: list[dict], path: str | Path, title: str) -> None:
     fig.tight_layout()
     atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=100))
     plt.close(fig)
+
+
+def plot_diverged(path, title: str, reason: str) -> None:
+    """The training-log figure of a run that diverged: its reason, in words."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 2.5))
+    ax.axis("off")
+    ax.set_title(f"{title}: training diverged", color="tab:red")
+    ax.text(0.0, 0.9, "\n".join(textwrap.wrap(reason, 80)), va="top", fontsize=8)
+    atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=100))
+    plt.close(fig)

@@ -84,7 +84,9 @@ def quadrature(system, cg_map, model_dir: str, target: ExactTarget, kT: float):
 
     if cg_map.coord_matrix.shape[0] != 1 or system.dim != 1:
         raise ValueError(f"{system.type}: quadrature needs one CG bead in one dimension")
-    energy_fn, params, _ = load_model(model_dir)
+    energy_fn, params, desc = load_model(model_dir)
+    if not desc.get("usable", True):  # its training diverged: no model to score
+        return {}, {}
     grid = system.exact_profile(kT).grid[::20]
     positions = jnp.asarray(grid, jnp.float32).reshape(-1, 1, 1)
     energy = np.asarray(jax.jit(jax.vmap(lambda r: energy_fn(params, r)))(positions), float)
@@ -100,7 +102,8 @@ def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rn
     against ``reference`` positions (``surface_2d``).
 
     Returns:
-      (metrics, 95 % CIs, bootstrap draws, curves, how the frames were grouped).
+      (metrics, 95 % CIs, bootstrap draws, curves, raw RMSEs, how the frames were
+      grouped).
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     cv = system.cv(cg_map)
@@ -164,11 +167,12 @@ def evaluate_step(
                 raise ValueError(f"{system.type}: scoring needs a reference data set")
             reference = load_dataset(reference_path, required=("positions",))[0]["positions"]
         rng = np.random.default_rng(run_seed(run))
-        values, cis, draws, curves, groups = score(
+        values, cis, draws, curves, raw, groups = score(
             system, cg_map, settings, samples, kT, reference, rng, target
         )
         metrics.update(values)
         bootstrap.update(groups)
+        bootstrap["raw_rmse"] = raw
     else:
         metrics.update({k: math.nan for k in system.metric_names})
     if model_dir and target is not None:
@@ -180,6 +184,7 @@ def evaluate_step(
         "metrics": metrics,
         "ci95": {k: list(v) for k, v in cis.items()},
         "bootstrap": bootstrap,
+        "unstable_reason": None if status["stable"] else status.get("reason", "blew up"),
         "primary_metric": system.primary_metric,
         "figure_kind": system.figure_kind,
     }

@@ -30,6 +30,8 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     log = log if log is not None else sys.stderr
     device = jax_device_info("simulate", log)
     energy_fn, params, desc = load_model(model_dir)
+    if not desc.get("usable", True):
+        return _write_unusable(desc, model_dir, out_dir, device, log)
     data, _ = load_dataset(data_path, required=("positions",))
     block = study.entry["simulation"]
     integrator, run = integrator_settings(block, dt), run_settings(block)
@@ -85,6 +87,22 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     write_json(out_dir / "status.json", status)
     if checkpoint and Path(checkpoint).exists():
         Path(checkpoint).unlink()  # the results are written; the checkpoint is spent
+    return status
+
+
+def _write_unusable(desc: dict, model_dir, out_dir, device, log) -> dict:
+    """No simulation of a model whose training diverged: no frames, and a status
+    that says why (evaluation records the run as unstable)."""
+    reason = f"model unusable: {desc.get('unusable_reason', 'training diverged')}"
+    print(f"simulate: {reason}", file=log, flush=True)
+    out_dir = Path(out_dir)
+    shape = (0, desc["n_beads"], desc["dim"])
+    arrays = {"positions": np.zeros(shape), "replica": np.zeros(0, int)}
+    meta = {"kT": desc["kT"], "units": desc["units"], "n_replicas": 0, "n_saved_per_replica": 0}
+    save_dataset(out_dir / "samples.npz", arrays, meta)
+    status = {"stable": False, "reason": reason, "steps_done": 0, "wall_time_s": 0.0,
+              "model": str(model_dir), "device": device}  # fmt: skip
+    write_json(out_dir / "status.json", status)
     return status
 
 

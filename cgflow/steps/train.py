@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from cgflow import methods
+from cgflow.analysis.training import plot_diverged
 from cgflow.io import atomic_write, load_dataset, read_json
 from cgflow.methods.base import Problem
 from cgflow.methods.data import KEY_INIT, KEY_TRAIN, periodic_box, split_indices
@@ -105,11 +106,17 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         checkpoint=Path(checkpoint) if checkpoint else None,
         log=log,
     )
-    result = method.train(problem, settings, jax.random.fold_in(key, KEY_TRAIN))
+    out_dir = Path(out_dir)
+    if start_desc is not None and not start_desc.get("usable", True):
+        why = f"its start model {init_model} is unusable: {start_desc.get('unusable_reason')}"
+        return _write_unusable(desc, problem.params, why, out_dir, checkpoint, log, device)
+    try:
+        result = method.train(problem, settings, jax.random.fold_in(key, KEY_TRAIN))
+    except FloatingPointError as err:  # a diverged training is a result, not a crash
+        return _write_unusable(desc, problem.params, str(err), out_dir, checkpoint, log, device)
     desc["training"] = {**result.info, "device": device}
     if start_desc is not None:
         desc["training"]["started_from"] = str(init_model)
-    out_dir = Path(out_dir)
     write_history(out_dir / "train_log.csv", result.history)
     save_model(out_dir, desc, result.params)
     if result.plot is not None:
@@ -117,6 +124,24 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         result.plot(result.history, out_dir / "train_log.png", title)
     if checkpoint and Path(checkpoint).exists():
         Path(checkpoint).unlink()  # the model is written; the checkpoint is spent
+    return desc
+
+
+def _write_unusable(desc: dict, params, reason: str, out_dir: Path, checkpoint, log,
+                    device: dict) -> dict:  # fmt: skip
+    """Record a training that diverged: a model marked ``usable: false`` with the
+    reason (its parameters are the initial ones, kept only so the folder is complete;
+    simulation and evaluation record the run as unstable), a one-row log, and no
+    checkpoint (resuming it would diverge again)."""
+    print(f"train: {reason}; the model is recorded as unusable", file=log, flush=True)
+    desc["usable"] = False
+    desc["unusable_reason"] = reason
+    desc["training"] = {"diverged": True, "device": device}
+    write_history(out_dir / "train_log.csv", [{"diverged": 1, "reason": reason}])
+    plot_diverged(out_dir / "train_log.png", desc["method"], reason)
+    save_model(out_dir, desc, params)
+    if checkpoint and Path(checkpoint).exists():
+        Path(checkpoint).unlink()
     return desc
 
 
