@@ -174,13 +174,17 @@ def _run(args) -> int:
 
         fit_prior_step(study, args.data, args.n_train, args.seed, args.out)
     elif args.step == "train":
+        from cgflow.runtime import enable_compilation_cache
         from cgflow.steps.train import train
 
+        enable_compilation_cache()
         train(study, args.method, args.data, args.prior, args.n_train, args.seed, args.out_dir,
               dt=args.dt, init_model=args.init_model, checkpoint=args.checkpoint)  # fmt: skip
     elif args.step == "simulate":
+        from cgflow.runtime import enable_compilation_cache
         from cgflow.steps.simulate import simulate_step
 
+        enable_compilation_cache()
         status = simulate_step(study, args.model, args.data, args.dt, args.out_dir, args.checkpoint)
         print(
             f"simulate: stable={status['stable']} steps={status['steps_done']} "

@@ -68,3 +68,30 @@ def jax_device_info(step: str, log=None) -> dict:
     print(f"{step}: JAX on {info['backend']} ({info['device_kind']})", file=log, flush=True)
     warn_if_gpu_unused(step, info["backend"], log)
     return info
+
+
+CACHE_ENV = "CGFLOW_JAX_CACHE"
+DEFAULT_CACHE = ".cache/jax"
+
+
+def enable_compilation_cache(environ=None) -> str | None:
+    """Turn on JAX's persistent compilation cache, so that a job compiling the same
+    program as an earlier one (same shapes, same JAX) loads it instead.
+
+    The folder is ``$CGFLOW_JAX_CACHE``, or ``.cache/jax`` under the working folder
+    (the project, when Snakemake runs the step); ``CGFLOW_JAX_CACHE=off`` turns it
+    off. Every compiled program is cached, however quick its compilation was.
+
+    Returns:
+      the cache folder, or None when off.
+    """
+    environ = os.environ if environ is None else environ
+    folder = environ.get(CACHE_ENV, DEFAULT_CACHE)
+    if folder.strip().lower() in ("", "off", "0", "none"):
+        return None
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", os.path.abspath(folder))
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return folder

@@ -1,10 +1,14 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # Keep JAX on the CPU and quiet in tests, whatever the machine has.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One JAX compilation cache for the whole session (steps run in-process and in the
+# studies' subprocesses), outside the checkout.
+os.environ.setdefault("CGFLOW_JAX_CACHE", tempfile.mkdtemp(prefix="cgflow-jax-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -47,3 +47,25 @@ def test_jax_device_info_records_backend_and_allocation(monkeypatch):
     assert info["slurm_job_partition"] == "gpu"
     assert "simulate: JAX on cpu" in log.getvalue()
     assert "WARNING" in log.getvalue()
+
+
+def test_compilation_cache_is_on_by_default_and_can_be_turned_off(tmp_path, monkeypatch):
+    """A jitted program lands in the cache folder (CGFLOW_JAX_CACHE, default
+    .cache/jax under the working folder); 'off' leaves JAX's setting alone."""
+    import os
+    import subprocess
+    import sys
+
+    from cgflow.runtime import enable_compilation_cache
+
+    assert enable_compilation_cache({"CGFLOW_JAX_CACHE": "off"}) is None
+    code = (
+        "from cgflow.runtime import enable_compilation_cache as e; print(e());"
+        "import jax, jax.numpy as jnp;"
+        "jax.jit(lambda x: jnp.sin(x) * 2)(jnp.ones(3)).block_until_ready()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CGFLOW_JAX_CACHE"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == ".cache/jax"
+    assert any((tmp_path / ".cache" / "jax").iterdir())
