@@ -104,7 +104,7 @@ def test_surface_metrics_of_a_sample_against_itself_and_a_shifted_one():
 def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
     import pandas as pd
 
-    from cgflow.analysis.aggregate import benchmark_markdown, benchmark_table
+    from cgflow.analysis.aggregate import benchmark_markdown, benchmark_table, noise_floors
 
     run = {"system": "dw", "mapping": "x1", "temperature": 3.0, "run_dir": "r"}
     rows = []
@@ -118,12 +118,14 @@ def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
         rows.append({**key, "metric": "stable", "value": float(err is not None)})
         rows.append({**key, "metric": "pmf_rmse_kT", "value": np.nan if err is None else err})
     ref = {**run, "method": "reference", "n_train": 500, "dt": np.nan, "seed": 0}
-    rows.append({**ref, "metric": "pmf_rmse_kT", "value": 0.1})
+    rows.append({**ref, "metric": "pmf_rmse_kT", "value": 0.1, "ci_low": 0.05, "ci_high": 0.2})
     table = benchmark_table(pd.DataFrame(rows), {"dw": "pmf_rmse_kT"}, {}).set_index("method")
     assert table.loc["fm", "mean"] == 1.5 and table.loc["fm", "sd"] == pytest.approx(0.7071, 1e-3)
     assert table.loc["re", "mean"] == 0.5 and table.loc["re", "n_unstable"] == 1
     assert (table.n_seeds == 2).all() and "reference" not in table.index
-    text = benchmark_markdown(table.reset_index())
+    floors = noise_floors(pd.DataFrame(rows), {"dw": "pmf_rmse_kT"})
+    text = benchmark_markdown(table.reset_index(), floors)
+    assert "Noise floor: 0.10 [0.05, 0.20] (the training reference, 500 frames" in text
     assert "| fm | 100 | 1.50 (n=2) |" in text  # no bootstrap draws: no CI
     assert "| re | 100 | 0.50 (n=2), 1 unstable |" in text
 

@@ -94,7 +94,9 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
     claims_text = claims_markdown(verdicts).encode()
     atomic_write(out_csv.with_name("claims.md"), lambda fh: fh.write(claims_text))
     plot_claims(verdicts, figures / "claims.png")
-    text = (benchmark_markdown(table) + differences_markdown(diffs)).encode()
+    text = (
+        benchmark_markdown(table, noise_floors(df, primary)) + differences_markdown(diffs)
+    ).encode()
     atomic_write(out_csv.with_name("benchmark.md"), lambda fh: fh.write(text))
     return df
 
@@ -191,17 +193,35 @@ def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
     return pd.DataFrame(rows, columns=columns)
 
 
-def benchmark_markdown(table: pd.DataFrame) -> str:
+def noise_floors(df: pd.DataFrame, primary: dict[str, str]) -> dict[tuple, str]:
+    """Each system's noise floor (the ``reference`` rows of its primary metric) as
+    text, by (system, mapping, temperature, metric)."""
+    rows = df[(df.method == REFERENCE) & _is_primary(df, primary)]
+    out = {}
+    for r in rows.itertuples():
+        ci = f" [{r.ci_low:.2f}, {r.ci_high:.2f}]" if np.isfinite(r.ci_low) else ""
+        what = f"the training reference, {int(r.n_train)} frames, scored as a model"
+        out[(r.system, r.mapping, r.temperature, r.metric)] = f"{r.value:.2f}{ci} ({what})"
+    return out
+
+
+def benchmark_markdown(table: pd.DataFrame, floors: dict | None = None) -> str:
     """The benchmark table as Markdown: per system, rows (method, n_train), columns dt,
-    cells mean [95 % CI] over seeds."""
+    cells mean [95 % CI] over seeds, and the system's noise floor (``floors``)."""
     lines = []
+    floors = floors or {}
     groups = table.groupby(["system", "mapping", "temperature", "metric"], sort=True)
-    for (system, mapping, temperature, metric), part in groups:
+    for key, part in groups:
+        system, mapping, temperature, metric = key
         dts = sorted(part.dt.unique())
         lines += [
             f"## {system} / {mapping} / T = {temperature:g}: {metric} "
             f"(mean over seeds [95 % CI]; lower is better)",
             "",
+        ]
+        if key in floors:
+            lines += [f"Noise floor: {floors[key]}.", ""]
+        lines += [
             "| method | n_train | " + " | ".join(f"dt = {dt:g}" for dt in dts) + " |",
             "|---|---:|" + "---:|" * len(dts),
         ]
