@@ -12,6 +12,7 @@ study starts.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import jsonschema
@@ -46,6 +47,19 @@ def _with_defaults(cls):
         yield from validate_properties(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+def _non_finite(value, path=()):
+    """(path, value) of every NaN or infinite number in a config (YAML's .nan, .inf):
+    no setting of cgflow takes one, and the schema's bounds let NaN through."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _non_finite(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, (*path, i))
 
 
 def _where(path) -> str:
@@ -135,6 +149,7 @@ def validate_config(
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [f"{_where(e.absolute_path)}: {_message(e)}" for e in errors]
+    problems += [f"{_where(p)}: {v} is not a finite number" for p, v in _non_finite(config)]
     if not problems:
         for name, entry in config["systems"].items():
             problems += _system_problems(config, name, entry, partial, method_blocks)

@@ -157,3 +157,25 @@ assert config["val_fraction"] == 0.1 and config["systems"]["double_well"]["prior
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda c: c["systems"]["double_well"]["simulation"]["dt"].__setitem__(0, float("nan")),
+         "config.systems.double_well.simulation.dt[0]: nan"),
+        (lambda c: c["systems"]["double_well"]["potential"].__setitem__("c", float("nan")),
+         "config.systems.double_well.potential.c: nan"),
+        (lambda c: c["systems"]["alanine_dipeptide"]["reference"].__setitem__(
+            "production_ps", float("inf")),
+         "config.systems.alanine_dipeptide.reference.production_ps: inf"),
+    ],
+)  # fmt: skip
+def test_non_finite_numbers_are_refused(repo, change, field):
+    """YAML's .nan and .inf pass the schema's bounds (NaN compares false with every
+    bound): the config check names each one before anything runs."""
+    config = load_config(repo / "config" / "smoke.yaml")
+    change(config)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    assert f"{field} is not a finite number" in str(err.value)

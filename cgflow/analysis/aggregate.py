@@ -332,11 +332,11 @@ def _profiles_1d(ref, models):
                 ax.plot(
                     c["centres"], c["pmf_quadrature_kT"], "--", lw=0.8, color=color, label=label
                 )
-        ax.set_title(f"dt = {dt} (dashed: the model's PMF by quadrature)" if dt is not None else "")
+        ax.set_title(f"dt = {dt}" if dt is not None else "")
+        ax.legend(fontsize=6)
         ax.set_xlabel("CG coordinate")
         ax.set_ylim(-0.5, 10)
-    axes[0][0].set_ylabel("PMF / kT")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][0].set_ylabel("PMF / kT\n(solid: CG simulation, dashed: quadrature)")
     return fig
 
 
