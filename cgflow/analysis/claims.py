@@ -187,6 +187,9 @@ def plot_claims(table: pd.DataFrame, path) -> None:
         if np.isfinite(r.effect):
             err = [[r.effect - r.ci_low], [r.ci_high - r.effect]]
             ax.errorbar(r.effect, i, xerr=err, fmt="o", color=colors[r.verdict], capsize=4)
+    if table.empty:
+        ax.text(0.5, 0.5, "no claims in the config", ha="center", va="center",
+                transform=ax.transAxes)  # fmt: skip
     ax.axvline(0.0, color="k", lw=0.8)
     ax.set_yticks(
         range(len(table)), [f"{r.claim}\n({r.verdict})" for r in table.itertuples()], fontsize=7
