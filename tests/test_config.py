@@ -179,3 +179,15 @@ def test_non_finite_numbers_are_refused(repo, change, field):
     with pytest.raises(ConfigError) as err:
         validate_config(config)
     assert f"{field} is not a finite number" in str(err.value)
+
+
+def test_a_key_written_twice_is_refused(repo, tmp_path):
+    """YAML keeps the last of two equal keys without a word; the config check names
+    the key and both lines. Merge keys may still be overridden."""
+    text = (repo / "config" / "smoke.yaml").read_text()
+    assert "fm_re: *re_smoke" in text  # anchors and aliases load as before
+    load_config(repo / "config" / "config.yaml")  # it overrides a merge key: allowed
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("seeds: [0]\n", "seeds: [0]\nseeds: [1]\n", 1))
+    with pytest.raises(ConfigError, match=r"key 'seeds' appears twice \(also on line 2\)"):
+        load_config(bad)

@@ -82,6 +82,16 @@ def test_bad_config_stops_before_any_job(workdir):
     assert not (workdir / "results").exists()
 
 
+def test_duplicate_key_stops_the_workflow(workdir):
+    text = (workdir / "config" / "smoke.yaml").read_text()
+    (workdir / "config" / "dup.yaml").write_text(
+        text.replace("seeds: [0]\n", "seeds: [0]\nseeds: [1]\n", 1)
+    )
+    proc = snakemake(workdir, "-n", "--configfile", "config/dup.yaml", check=False)
+    assert proc.returncode != 0
+    assert "key 'seeds' appears twice" in proc.stdout + proc.stderr
+
+
 @pytest.mark.slow
 def test_smoke_study_end_to_end(workdir):
     snakemake(workdir, "--cores", "2", "--configfile", "config/smoke.yaml")

@@ -4,13 +4,16 @@ import json
 import os
 
 from cgflow import methods
-from cgflow.config import validate_config
+from cgflow.config import load_config, validate_config
 from cgflow.study import StudySettings, method_settings
 from cgflow.systems import get_system, reference_settings
 
 # Stop before anything runs if the config is wrong; fills in schema defaults. A cluster
 # job's own Snakemake process skips the method blocks (their modules import JAX): the
 # main process checked them, and the job's cgflow step checks its method again.
+# Snakemake's YAML loader keeps the last of a key written twice; refuse that first.
+for path in workflow.configfiles:
+    load_config(path)
 validate_config(
     config,
     workflow.source_path("../schemas/config.schema.yaml"),
