@@ -240,6 +240,23 @@ def test_interrupted_sampling_resumes(tmp_path):
     assert read_json(tmp_path / "aa.json")["n_frames"] == 20
 
 
+def test_unreadable_partial_run_is_set_aside(tmp_path):
+    """A corrupt partial file (a disk that filled up mid-write, a crash) is named on
+    the log, renamed aside (not deleted) and the run starts afresh."""
+    system_def = AlanineDipeptide(solvent="vacuum")
+    md = MDSettings(equilibration_ps=0.1, production_ps=1.0, save_interval_ps=0.1,
+                    checkpoint_interval_ps=0.5, platform="Reference", seed=2)  # fmt: skip
+    out = tmp_path / "aa.npz"
+    partial_path(out).write_bytes(b"PK\x03\x04 not a whole zip file")
+    log = io.StringIO()
+    meta = sample(system_def, md, out, log)
+    text = log.getvalue()
+    assert str(partial_path(out)) in text and "unreadable" in text and "starting afresh" in text
+    aside = partial_path(out).with_name(partial_path(out).name + ".unreadable")
+    assert aside.read_bytes().startswith(b"PK") and meta["n_frames"] == 10
+    assert meta.get("resumed_from_frame", 0) == 0
+
+
 def test_kinetic_temperature_matches_thermostat(tmp_path):
     """Instantaneous temperatures average to the set temperature (equipartition).
 

@@ -193,16 +193,32 @@ def _checkpoint(partial: Path, fingerprint: str, frames: dict, done: int, sim) -
 
 
 def _resume(partial: Path, fingerprint: str, frames: dict, sim, log) -> int:
+    """Frames done by an earlier run with this ``fingerprint`` (0 for none); its state
+    is loaded into ``sim``. An unreadable partial file is set aside (renamed with
+    suffix ``.unreadable``, not deleted) and the run starts afresh, saying so."""
     if not partial.is_file():
         return 0
-    with np.load(partial, allow_pickle=False) as data:
-        if str(data["fingerprint"]) != fingerprint:
-            print(f"sample: {partial} is from other settings; starting afresh", file=log)
-            return 0
-        done = int(data["done"])
+    try:
+        with np.load(partial, allow_pickle=False) as data:
+            if str(data["fingerprint"]) != fingerprint:
+                print(f"sample: {partial} is from other settings; starting afresh", file=log)
+                return 0
+            done = int(data["done"])
+            saved = {k: data[k] for k in frames}
+            state = data["checkpoint"].tobytes()
         for k in frames:
-            frames[k][:done] = data[k]
-        sim.context.loadCheckpoint(data["checkpoint"].tobytes())
+            frames[k][:done] = saved[k]
+        sim.context.loadCheckpoint(state)
+    except Exception as err:  # noqa: BLE001 -- any unreadable file: zip, npz, keys, shapes, OpenMM state
+        aside = partial.with_name(partial.name + ".unreadable")
+        partial.replace(aside)
+        print(
+            f"sample: the partial run {partial} is unreadable ({type(err).__name__}: {err}); "
+            f"set aside as {aside}, starting afresh",
+            file=log,
+            flush=True,
+        )
+        return 0
     print(f"sample: resuming from frame {done} ({partial})", file=log, flush=True)
     return done
 
