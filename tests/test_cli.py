@@ -263,3 +263,27 @@ def test_a_diverged_training_is_a_result(repo, tmp_path):
     record = read_json(t / "sim" / "metrics.json")
     assert record["metrics"]["stable"] == 0.0 and math.isnan(record["metrics"]["pmf_wrmse_kT"])
     assert "unusable" in record["unstable_reason"]
+
+
+def test_training_checkpoints_are_bound_to_their_inputs(repo, tmp_path):
+    """The train step's input digest changes with the data, the prior, the seed and
+    the time step, so a checkpoint left by a run on other inputs is never resumed."""
+    import jax
+
+    from cgflow.steps.train import run_inputs
+
+    rng = np.random.default_rng(0)
+    R, F = rng.normal(size=(50, 1, 1)), rng.normal(size=(50, 1, 1))
+    train_idx, val_idx = np.arange(45), np.arange(45, 50)
+    desc = {"prior": {"type": "harmonic_position", "k": [[1.0]]}, "seed": 0, "n_train": 50}
+    base = run_inputs(desc, R, F, train_idx, val_idx, None, 0.05)
+    other_prior = {**desc, "prior": {"type": "harmonic_position", "k": [[1.1]]}}
+    changed = [
+        run_inputs(desc, R + 1e-6, F, train_idx, val_idx, None, 0.05),
+        run_inputs(other_prior, R, F, train_idx, val_idx, None, 0.05),
+        run_inputs({**desc, "seed": 1}, R, F, train_idx, val_idx, None, 0.05),
+        run_inputs(desc, R, F, train_idx, val_idx, None, 0.1),
+        run_inputs(desc, R, F, train_idx, val_idx, {"w": jax.numpy.ones(2)}, 0.05),
+    ]
+    assert base == run_inputs(desc, R, F, train_idx, val_idx, None, 0.05)
+    assert len({base, *changed}) == 6

@@ -166,6 +166,12 @@ def test_re_resumes_from_its_checkpoint(tmp_path):
     log = io.StringIO()
     _harmonic_run(other, checkpoint=ckpt, log=log, stop_after=1)
     assert "other settings" in log.getvalue()
+    # nor one written with other inputs (data, prior, seed, start model: the train
+    # step's digest of them)
+    _harmonic_run(s, checkpoint=ckpt, stop_after=10, inputs="data A")
+    log = io.StringIO()
+    _harmonic_run(s, checkpoint=ckpt, log=log, stop_after=1, inputs="data B")
+    assert "other settings" in log.getvalue() and "resumed" not in log.getvalue()
 
 
 def test_re_can_keep_the_model_best_on_held_out_frames(tmp_path):

@@ -34,6 +34,9 @@ class Problem:
       start_description: that model's description.
       checkpoint: file to checkpoint to and resume from, or None.
       log: where progress goes.
+      inputs: digest of everything the result depends on beyond the method's
+        settings (data, split, prior, model description, start model): a checkpoint
+        written with other inputs is not resumed.
     """
 
     energy_fn: Callable
@@ -49,6 +52,7 @@ class Problem:
     start_description: dict | None = None
     checkpoint: Path | None = None
     log: TextIO | None = None
+    inputs: str = ""
 
 
 class Trained(NamedTuple):

@@ -123,7 +123,7 @@ def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt) -> Trainer
 
 
 def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key, log=None,
-             checkpoint=None, stop_after=None):  # fmt: skip
+             checkpoint=None, stop_after=None, inputs: str = ""):  # fmt: skip
     """Fit ``params`` of ``energy_fn`` to mapped forces.
 
     Returns:
@@ -141,7 +141,7 @@ def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key,
         keep="best",
         checkpoint_every=10,
     )
-    fp = fingerprint(s.to_dict(), [list(a.shape) for a in (*data_train, *data_val)])
+    fp = fingerprint(s.to_dict(), [list(a.shape) for a in (*data_train, *data_val)], inputs)
     return fit(trainer, params, key, schedule, checkpoint, fp, log, stop_after)
 
 
@@ -157,6 +157,7 @@ def train(problem: Problem, settings: FMSettings, key) -> Trained:
         key,
         p.log,
         p.checkpoint,
+        inputs=p.inputs,
     )
     info = {
         "settings": settings.to_dict(),

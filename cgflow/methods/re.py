@@ -299,13 +299,13 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
 
 def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RESettings,
              integrator: IntegratorSettings, key, checkpoint=None, log=None,
-             stop_after: int | None = None, R_val=None):  # fmt: skip
+             stop_after: int | None = None, R_val=None, inputs: str = ""):  # fmt: skip
     """Minimise the relative entropy of ``energy_fn`` to the reference frames ``R_ref``.
 
     Args are those of :func:`re_trainer`, plus the starting ``params``, a JAX ``key``,
     a ``checkpoint`` file (written every ``settings.checkpoint_every`` updates and
-    resumed from when written with the same settings) and ``stop_after`` updates
-    (tests).
+    resumed from when written with the same settings and ``inputs``, a digest of
+    everything else the result depends on) and ``stop_after`` updates (tests).
 
     Returns:
       (params, history): the parameters (the last, or the best on R_val) and one
@@ -327,7 +327,7 @@ def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RES
         step_name="update",
     )
     n_val = 0 if R_val is None else len(R_val)
-    fp = fingerprint(s.to_dict(), integrator.to_dict(), kT, list(R_ref.shape), n_val)
+    fp = fingerprint(s.to_dict(), integrator.to_dict(), kT, list(R_ref.shape), n_val, inputs)
     return fit(trainer, params, key, schedule, checkpoint, fp, log, stop_after)
 
 
@@ -338,7 +338,7 @@ def train(problem: Problem, settings: RESettings, key) -> Trained:
     params = p.params if p.start is None else p.start
     params, history = train_re(
         p.energy_fn, params, p.R_train, p.R_train, p.masses, p.kT, settings, p.integrator,
-        key, p.checkpoint, p.log, R_val=p.R_val,
+        key, p.checkpoint, p.log, R_val=p.R_val, inputs=p.inputs,
     )  # fmt: skip
     val = [h["val_loss"] for h in history]
     best = settings.keep == "best_held_out" and p.R_val.shape[0] and np.isfinite(val).any()

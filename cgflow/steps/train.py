@@ -19,6 +19,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from cgflow import checkpoint as ckpt
 from cgflow import methods
 from cgflow.analysis.training import plot_diverged
 from cgflow.io import atomic_write, load_dataset, read_json
@@ -105,6 +106,7 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         start_description=start_desc,
         checkpoint=Path(checkpoint) if checkpoint else None,
         log=log,
+        inputs=run_inputs(desc, R, F, train_idx, val_idx, start, dt),
     )
     out_dir = Path(out_dir)
     if start_desc is not None and not start_desc.get("usable", True):
@@ -125,6 +127,16 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
     if checkpoint and Path(checkpoint).exists():
         Path(checkpoint).unlink()  # the model is written; the checkpoint is spent
     return desc
+
+
+def run_inputs(desc: dict, R, F, train_idx, val_idx, start, dt) -> str:
+    """Digest of what a training's result depends on besides its settings: the model
+    description (prior, network, seed, n_train, species), the frames and forces of
+    its split, the start model's parameters and the time step. A checkpoint is bound
+    to it, so a rerun after an upstream change starts afresh."""
+    frames = (R[train_idx], F[train_idx], R[val_idx], F[val_idx])
+    start_digest = ckpt.array_digest(start) if start is not None else None
+    return ckpt.fingerprint(desc, ckpt.array_digest(*frames), start_digest, dt)
 
 
 def _write_unusable(desc: dict, params, reason: str, out_dir: Path, checkpoint, log,
