@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Arguments that name files a step reads: an unexpected error names them.
+FILE_ARGS = ("config", "data", "prior", "init_model", "model", "samples", "status",
+             "reference", "input", "metrics")  # fmt: skip
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -121,6 +126,20 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"cgflow {args.step}: error: {err}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:  # noqa: BLE001 -- any other failure: traceback, then one line
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        given = [
+            f"--{name.replace('_', '-')} {value}"
+            for name in FILE_ARGS
+            if (value := getattr(args, name, None)) and not isinstance(value, list)
+        ]
+        files = f" (reading {', '.join(given)})" if given else ""
+        print(f"cgflow {args.step}: error: {type(err).__name__}: {err}{files}", file=sys.stderr)
+        return 1
 
 
 # Steps that read no method settings: a config file given by hand is cut down to

@@ -287,3 +287,47 @@ def test_training_checkpoints_are_bound_to_their_inputs(repo, tmp_path):
     ]
     assert base == run_inputs(desc, R, F, train_idx, val_idx, None, 0.05)
     assert len({base, *changed}) == 6
+
+
+def test_bad_input_files_end_in_one_line_naming_the_file(smoke, tmp_path, capsys):
+    """Files of the wrong kind or with keys missing give a non-zero exit and a last
+    line that names the file, not a bare traceback."""
+    t = tmp_path
+    run = "--n-train 200 --seed 0"
+    assert cli(f"sample {smoke} --temperature 3 --out {t}/aa.npz") == 0
+    assert cli(f"map {smoke} --mapping x1 --input {t}/aa.npz --out {t}/cg.npz") == 0
+    assert cli(f"fit-prior {smoke} --data {t}/cg.npz {run} --out {t}/prior.json") == 0
+    assert cli(f"train {smoke} --method fm --data {t}/cg.npz --prior {t}/prior.json {run} "
+               f"--out-dir {t}/fm") == 0  # fmt: skip
+    capsys.readouterr()
+
+    def last_line(command):
+        code = cli(command)
+        return code, capsys.readouterr().err.strip().splitlines()[-1]
+
+    # an all-atom file given to train
+    code, line = last_line(f"train {smoke} --method fm --data {t}/aa.npz --prior {t}/prior.json "
+                           f"{run} --out-dir {t}/x")  # fmt: skip
+    assert code != 0 and f"{t}/aa.npz" in line and "not a CG data set" in line
+    # a status.json without 'stable'
+    (t / "status.json").write_text("{}")
+    sim = f"simulate {smoke} --model {t}/fm --data {t}/cg.npz --dt 0.05 --out-dir {t}/sim"
+    assert cli(sim) == 0
+    capsys.readouterr()
+    code, line = last_line(f"evaluate {smoke} --samples {t}/sim/samples.npz "
+                           f"--status {t}/status.json --mapping x1 --method fm {run} "
+                           f"--dt 0.05 --temperature 3 --out {t}/m.json")  # fmt: skip
+    assert code != 0 and f"{t}/status.json" in line
+    # a model.json without its prior, and garbage parameters
+    broken = t / "broken"
+    broken.mkdir()
+    desc = read_json(t / "fm" / "model.json")
+    desc.pop("prior")
+    (broken / "model.json").write_text(json.dumps(desc))
+    (broken / "params.msgpack").write_bytes((t / "fm" / "params.msgpack").read_bytes())
+    code, line = last_line(sim.replace(f"{t}/fm", str(broken)))
+    assert code != 0 and "model.json" in line and "prior" in line
+    (broken / "model.json").write_text((t / "fm" / "model.json").read_text())
+    (broken / "params.msgpack").write_bytes(b"\x93garbage bytes")
+    code, line = last_line(sim.replace(f"{t}/fm", str(broken)))
+    assert code != 0 and "params.msgpack" in line

@@ -179,14 +179,26 @@ def save_model(folder: str | Path, desc: dict, params) -> None:
     write_json(folder / "model.json", desc)
 
 
+MODEL_KEYS = ("kT", "n_beads", "dim", "prior", "network", "bead_masses", "species_index")
+"""What every model.json holds (load_model checks)."""
+
+
 def load_model(folder: str | Path):
     """Rebuild ``(energy_fn, params, description)`` from a model folder."""
     folder = Path(folder)
     desc = read_json(folder / "model.json")
+    missing = [k for k in MODEL_KEYS if k not in desc]
+    if missing:
+        raise ValueError(
+            f"{folder / 'model.json'}: not a cgflow model description (lacks {missing})"
+        )
     params_file = folder / "params.msgpack"
     if not params_file.is_file():
         raise FileNotFoundError(f"{params_file}: model parameters not found")
-    params = serialization.msgpack_restore(params_file.read_bytes())
+    try:
+        params = serialization.msgpack_restore(params_file.read_bytes())
+    except Exception as err:  # noqa: BLE001 -- msgpack raises several kinds
+        raise ValueError(f"{params_file}: not readable model parameters ({err})") from None
     expected = jax.eval_shape(lambda: init_params(desc, jax.random.PRNGKey(0)))
     shapes = jax.tree.map(lambda x: tuple(x.shape), (params, expected))
     if shapes[0] != shapes[1]:

@@ -153,6 +153,8 @@ def evaluate_step(
     settings = evaluation_settings(system, study.entry)
     samples, meta = load_dataset(samples_path, required=("positions",))
     status = read_json(status_path) if status_path else {"stable": True}
+    if not isinstance(status, dict) or "stable" not in status:
+        raise ValueError(f"{status_path}: not a status.json of cgflow simulate (no 'stable')")
     kT = meta["kT"]
     metrics: dict[str, float] = {"stable": float(bool(status["stable"]))}
     cis: dict[str, tuple[float, float]] = {}

@@ -15,6 +15,8 @@ def fit_prior_step(study, data_path: str, n_train: int, seed: int, out: str) -> 
     that are the system's collective variables (``system.cv_dihedrals``).
     """
     data, meta = load_dataset(data_path, required=("positions", "forces"))
+    if "mapping" not in meta or "kT" not in meta:
+        raise ValueError(f"{data_path}: not a CG data set (give the output of cgflow map)")
     train_idx, _ = split_indices(data["positions"].shape[0], n_train, study.val_fraction, seed)
     topology = meta.get("cg_topology")
     omitted = []

@@ -82,6 +82,8 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         )
     settings = method.settings(study.methods[method_name])
     data, meta = load_dataset(data_path, required=("positions", "forces"))
+    if "mapping" not in meta or "kT" not in meta:
+        raise ValueError(f"{data_path}: not a CG data set (give the output of cgflow map)")
     train_idx, val_idx = split_indices(
         data["positions"].shape[0], n_train, study.val_fraction, seed
     )
