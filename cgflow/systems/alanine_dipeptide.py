@@ -80,6 +80,11 @@ class MDSettings(Settings):
     checkpoint_interval_ps: float = setting(10.0, gt=0, doc="time between checkpoints (ps)")
     platform: str = setting("auto", choices=PLATFORMS, doc="OpenMM platform, or auto")
     seed: int = setting(0, ge=0, doc="seed of velocities and the integrator")
+    deterministic: bool = setting(
+        True,
+        doc="one seed, one trajectory: OpenMM's DeterministicForces, and one CPU thread "
+        "where the CPU platform cannot sum implicit-solvent forces deterministically",
+    )
 
     def check(self):
         _whole(
