@@ -35,6 +35,25 @@ def array_digest(*arrays) -> str:
     return h.hexdigest()[:16]
 
 
+def discard(path: str | Path | None, root: str = "checkpoints") -> None:
+    """Remove a spent checkpoint and, when it lives under a ``root`` folder (a
+    study's ``checkpoints/``), the folders it leaves empty up to and including that
+    one."""
+    if not path:
+        return
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    if root not in [p.name for p in path.parents]:
+        return
+    for folder in path.parents:
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            return
+        if folder.name == root:
+            return
+
+
 def save(path: str | Path, tree, meta: dict, arrays: dict | None = None) -> None:
     """Write ``tree`` (its leaves), ``meta`` (must hold ``fingerprint``) and named
     ``arrays`` of any shape (e.g. frames so far) to ``path``."""

@@ -297,15 +297,23 @@ def _simulation_problems(where: str, entry: dict, partial: bool) -> list[str]:
     if "n_train" in entry and "simulation" not in entry and not partial:
         return [f"{where}: 'simulation' is required when 'n_train' is given"]
     sim = entry.get("simulation")
+    problems = []
+    dts = (sim or {}).get("dt", [])
+    paths = [f"{x:g}" for x in dts if isinstance(x, (int, float))]
+    if len(set(paths)) < len(paths):
+        problems.append(
+            f"{where}.simulation.dt: {dts} holds time steps that name the same job "
+            f"({paths}); give distinct values"
+        )
     if not sim or "n_steps" not in sim:
-        return []
+        return problems
     try:
         RunSettings.from_dict(
             {k: v for k, v in sim.items() if k in RunSettings.__dataclass_fields__}
         )
     except ValueError as err:
-        return [f"{where}.{err}"]
-    return []
+        return [*problems, f"{where}.{err}"]
+    return problems
 
 
 def system_entry(config: dict, system: str) -> dict:

@@ -331,3 +331,38 @@ def test_bad_input_files_end_in_one_line_naming_the_file(smoke, tmp_path, capsys
     (broken / "params.msgpack").write_bytes(b"\x93garbage bytes")
     code, line = last_line(sim.replace(f"{t}/fm", str(broken)))
     assert code != 0 and "params.msgpack" in line
+
+
+def test_spent_checkpoints_leave_no_empty_folders(tmp_path):
+    from cgflow.checkpoint import discard
+
+    study = tmp_path / "study"
+    a = study / "checkpoints" / "dw" / "x1" / "fm" / "n1_s0" / "train.ckpt"
+    b = study / "checkpoints" / "dw" / "x1" / "re" / "n1_s0" / "train.ckpt"
+    for p in (a, b):
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"x")
+    discard(a)
+    assert not a.parent.exists() and b.exists()  # the shared folders stay for b
+    discard(b)
+    assert not (study / "checkpoints").exists() and study.is_dir()
+    loose = tmp_path / "elsewhere" / "x.ckpt"
+    loose.parent.mkdir()
+    loose.write_bytes(b"x")
+    discard(loose)  # not under checkpoints/: only the file goes
+    assert not loose.exists() and loose.parent.is_dir()
+
+
+def test_run_settings_refuse_what_would_silently_change_a_run(repo):
+    """save_every must divide n_steps (else the run is cut short), and two time steps
+    must not name the same job."""
+    from cgflow.config import ConfigError, load_config, validate_config
+
+    config = load_config(repo / "config" / "smoke.yaml")
+    config["systems"]["double_well"]["simulation"]["n_steps"] = 5010
+    with pytest.raises(ConfigError, match="n_steps: 5010 is not a multiple of save_every"):
+        validate_config(config)
+    config = load_config(repo / "config" / "smoke.yaml")
+    config["systems"]["double_well"]["simulation"]["dt"] = [0.05, 0.0500000001]
+    with pytest.raises(ConfigError, match="time steps that name the same job"):
+        validate_config(config)

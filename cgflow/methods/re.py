@@ -109,6 +109,11 @@ class RESettings(Settings):
     def check(self):
         if self.sample_steps < self.save_every:
             raise ValueError("methods.re.sample_steps must be >= save_every")
+        if self.sample_steps % self.save_every:
+            raise ValueError(
+                f"methods.re.sample_steps: {self.sample_steps} is not a multiple of "
+                f"save_every ({self.save_every})"
+            )
 
 
 SETTINGS = RESettings  # what the registry reads

@@ -94,6 +94,11 @@ class RunSettings(Settings):
                 f"simulation.save_every: {self.save_every} exceeds n_steps ({self.n_steps}); "
                 "no frame would be saved"
             )
+        if self.n_steps % self.save_every:
+            raise ValueError(
+                f"simulation.n_steps: {self.n_steps} is not a multiple of save_every "
+                f"({self.save_every}); the run would be cut short"
+            )
 
 
 def integrator_settings(block: dict, dt: float) -> IntegratorSettings:

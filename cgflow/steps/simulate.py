@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from cgflow import checkpoint as ckpt
 from cgflow.io import load_dataset, save_dataset, write_json, write_trajectory
 from cgflow.methods.data import KEY_SIMULATE, split_indices
 from cgflow.models import interaction_range, load_model
@@ -85,8 +86,7 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
         top = system.cg_topology(get_map(system, desc["mapping"]))
         write_trajectory(out_dir / "trajectory.h5", positions, top)
     write_json(out_dir / "status.json", status)
-    if checkpoint and Path(checkpoint).exists():
-        Path(checkpoint).unlink()  # the results are written; the checkpoint is spent
+    ckpt.discard(checkpoint)  # the results are written; the checkpoint is spent
     return status
 
 

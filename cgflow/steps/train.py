@@ -126,8 +126,7 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
     if result.plot is not None:
         title = f"{method_name}" + (f" dt={dt:g}" if dt is not None else "")
         result.plot(result.history, out_dir / "train_log.png", title)
-    if checkpoint and Path(checkpoint).exists():
-        Path(checkpoint).unlink()  # the model is written; the checkpoint is spent
+    ckpt.discard(checkpoint)  # the model is written; the checkpoint is spent
     return desc
 
 
@@ -154,8 +153,7 @@ def _write_unusable(desc: dict, params, reason: str, out_dir: Path, checkpoint, 
     write_history(out_dir / "train_log.csv", [{"diverged": 1, "reason": reason}])
     plot_diverged(out_dir / "train_log.png", desc["method"], reason)
     save_model(out_dir, desc, params)
-    if checkpoint and Path(checkpoint).exists():
-        Path(checkpoint).unlink()
+    ckpt.discard(checkpoint)
     return desc
 
 
