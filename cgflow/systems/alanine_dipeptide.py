@@ -82,8 +82,8 @@ class MDSettings(Settings):
     seed: int = setting(0, ge=0, doc="seed of velocities and the integrator")
     deterministic: bool = setting(
         True,
-        doc="one seed, one trajectory: OpenMM's DeterministicForces, and one CPU thread "
-        "where the CPU platform cannot sum implicit-solvent forces deterministically",
+        doc="one seed, one trajectory: OpenMM's DeterministicForces, and one thread on "
+        "the CPU platform (whose threaded sums differ from run to run)",
     )
 
     def check(self):
