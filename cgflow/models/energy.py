@@ -179,7 +179,7 @@ def save_model(folder: str | Path, desc: dict, params) -> None:
     write_json(folder / "model.json", desc)
 
 
-MODEL_KEYS = ("kT", "n_beads", "dim", "prior", "network", "bead_masses", "species_index")
+MODEL_KEYS = ("kT", "n_beads", "dim", "prior", "network")
 """What every model.json holds (load_model checks)."""
 
 
