@@ -145,6 +145,8 @@ def main(argv=None) -> int:
 # Steps that read no method settings: a config file given by hand is cut down to
 # what they read before it is checked (the OpenMM side has no JAX for method modules).
 SCOPES = {"sample": (), "map": ()}
+# Steps that compile JAX programs worth keeping in the persistent cache.
+JAX_STEPS = ("train", "simulate")
 
 
 def _json_list(text: str) -> list:
@@ -180,6 +182,10 @@ def _run(args) -> int:
     from cgflow.study import resolve
 
     study = resolve(args.config, args.system, args.settings, SCOPES.get(args.step))
+    if args.step in JAX_STEPS:
+        from cgflow.runtime import enable_compilation_cache
+
+        enable_compilation_cache()
     if args.step == "sample":
         from cgflow.steps.sample import sample_step
 
@@ -193,17 +199,13 @@ def _run(args) -> int:
 
         fit_prior_step(study, args.data, args.n_train, args.seed, args.out)
     elif args.step == "train":
-        from cgflow.runtime import enable_compilation_cache
         from cgflow.steps.train import train
 
-        enable_compilation_cache()
         train(study, args.method, args.data, args.prior, args.n_train, args.seed, args.out_dir,
               dt=args.dt, init_model=args.init_model, checkpoint=args.checkpoint)  # fmt: skip
     elif args.step == "simulate":
-        from cgflow.runtime import enable_compilation_cache
         from cgflow.steps.simulate import simulate_step
 
-        enable_compilation_cache()
         status = simulate_step(study, args.model, args.data, args.dt, args.out_dir, args.checkpoint)
         print(
             f"simulate: stable={status['stable']} steps={status['steps_done']} "

@@ -186,6 +186,13 @@ def _message(err) -> str:
     return err.message
 
 
+def system_method_names(config: dict, entry: dict) -> list[str]:
+    """The methods a system runs: those its own ``methods`` block names (each one of
+    the study's), or, without one, all of the study's."""
+    own = entry.get("methods")
+    return list(own) if own is not None else list(config["methods"])
+
+
 def _claim_problems(config: dict) -> list[str]:
     """Claims must name systems of the config and methods those systems run."""
     problems = []

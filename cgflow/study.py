@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cgflow.config import load_config, system_entry, validate_config
+from cgflow.config import load_config, system_entry, system_method_names, validate_config
 from cgflow.systems import get_system
 
 SYSTEM_KEYS = ("type", "potential", "temperatures", "mappings", "reference")
@@ -100,14 +100,13 @@ class StudySettings:
 
 
 def method_settings(config: dict, entry: dict) -> dict:
-    """Settings of the methods a system runs: the study's, with the system's on top.
-
-    A system with a ``methods`` block runs only the methods it names (each one of
-    the study's); a system without one runs all of the study's methods.
-    """
-    overrides = entry.get("methods")
-    names = list(overrides) if overrides is not None else list(config["methods"])
-    return {m: {**(config["methods"][m] or {}), **((overrides or {}).get(m) or {})} for m in names}
+    """Settings of the methods a system runs (``system_method_names``): the study's,
+    with the system's on top."""
+    overrides = entry.get("methods") or {}
+    return {
+        m: {**(config["methods"][m] or {}), **(overrides.get(m) or {})}
+        for m in system_method_names(config, entry)
+    }
 
 
 def resolve(config_path: str | None, system: str | None, settings_json: str | None,

@@ -15,6 +15,13 @@ def cli(command: str) -> int:
     return main(shlex.split(command))
 
 
+def prepare_run(study: str, t, run: str) -> None:
+    """sample -> map -> fit-prior for one run of ``study``, into folder ``t``."""
+    assert cli(f"sample {study} --temperature 3 --out {t}/aa.npz") == 0
+    assert cli(f"map {study} --mapping x1 --input {t}/aa.npz --out {t}/cg.npz") == 0
+    assert cli(f"fit-prior {study} --data {t}/cg.npz {run} --out {t}/prior.json") == 0
+
+
 @pytest.fixture
 def smoke(repo):
     return f"--config {repo / 'config' / 'smoke.yaml'} --system double_well"
@@ -140,9 +147,7 @@ def test_re_training_by_hand_needs_dt_and_start_model(repo, tmp_path, capsys):
     t = tmp_path
     coupled = f"--config {repo / 'config' / 'smoke.yaml'} --system double_well_coupled"
     run = "--n-train 1000 --seed 0"
-    assert cli(f"sample {coupled} --temperature 3 --out {t}/aa.npz") == 0
-    assert cli(f"map {coupled} --mapping x1 --input {t}/aa.npz --out {t}/cg.npz") == 0
-    assert cli(f"fit-prior {coupled} --data {t}/cg.npz {run} --out {t}/prior.json") == 0
+    prepare_run(coupled, t, run)
     base = f"train {coupled} --data {t}/cg.npz --prior {t}/prior.json {run}"
     assert cli(f"{base} --method re --out-dir {t}/re") == 2
     assert "give --dt" in capsys.readouterr().err
@@ -239,9 +244,7 @@ def test_a_diverged_training_is_a_result(repo, tmp_path):
     t = tmp_path
     coupled = f"--config {repo / 'config' / 'smoke.yaml'} --system double_well_coupled"
     run = "--n-train 1000 --seed 0"
-    assert cli(f"sample {coupled} --temperature 3 --out {t}/aa.npz") == 0
-    assert cli(f"map {coupled} --mapping x1 --input {t}/aa.npz --out {t}/cg.npz") == 0
-    assert cli(f"fit-prior {coupled} --data {t}/cg.npz {run} --out {t}/prior.json") == 0
+    prepare_run(coupled, t, run)
     base = f"train {coupled} --data {t}/cg.npz --prior {t}/prior.json {run} --dt 3.0"
     ckpt = t / "ckpt" / "re.ckpt.npz"
     assert cli(f"{base} --method re --checkpoint {ckpt} --out-dir {t}/re") == 0
@@ -294,9 +297,7 @@ def test_bad_input_files_end_in_one_line_naming_the_file(smoke, tmp_path, capsys
     line that names the file, not a bare traceback."""
     t = tmp_path
     run = "--n-train 200 --seed 0"
-    assert cli(f"sample {smoke} --temperature 3 --out {t}/aa.npz") == 0
-    assert cli(f"map {smoke} --mapping x1 --input {t}/aa.npz --out {t}/cg.npz") == 0
-    assert cli(f"fit-prior {smoke} --data {t}/cg.npz {run} --out {t}/prior.json") == 0
+    prepare_run(smoke, t, run)
     assert cli(f"train {smoke} --method fm --data {t}/cg.npz --prior {t}/prior.json {run} "
                f"--out-dir {t}/fm") == 0  # fmt: skip
     capsys.readouterr()

@@ -114,13 +114,16 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
     if isinstance(cells, str):
         return {**row, "cells": cells, "verdict": "undecided"}
     row["cells"] = "; ".join(f"n_train {c['n_train']}, dt {c['dt']:g}" for _, c in cells)
+
+    def runs(method, cell):
+        at = (part.n_train == cell["n_train"]) & (part.dt == cell["dt"])
+        return part[(part.method == method) & at]
+
     # seeds where every cell of both methods ran stably
     seeds = None
     for _, cell in cells:
         for m in (claim["method"], claim["baseline"]):
-            hit = part[
-                (part.method == m) & (part.n_train == cell["n_train"]) & (part.dt == cell["dt"])
-            ]
+            hit = runs(m, cell)
             seeds = set(hit.seed) if seeds is None else seeds & set(hit.seed)
     seeds = sorted(seeds)
     if not seeds:
@@ -129,9 +132,7 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
     effect = 0.0
     for sign, cell in cells:
         for m, s2 in ((claim["method"], sign), (claim["baseline"], -sign)):
-            hit = part[
-                (part.method == m) & (part.n_train == cell["n_train"]) & (part.dt == cell["dt"])
-            ]
+            hit = runs(m, cell)
             value_of = dict(zip(hit.seed, hit.value, strict=True))
             mapping, temperature = hit.mapping.iloc[0], hit.temperature.iloc[0]
             keys = tuple(map(str, (system, mapping, temperature, m, cell["n_train"], cell["dt"])))

@@ -45,19 +45,12 @@ def free_energy(p: np.ndarray, n_samples=None) -> np.ndarray:
         return -np.log(np.where(p > 0, p, floor))
 
 
-def shifted_rmse(f_model: np.ndarray, f_ref: np.ndarray, mask: np.ndarray) -> float:
-    """RMSE of two free energies over ``mask`` after the best constant shift (in kT)."""
-    d = (np.asarray(f_model) - np.asarray(f_ref))[mask]
-    if d.size == 0:
-        raise ValueError("no bins selected for the free-energy RMSE")
-    return float(np.sqrt(np.mean((d - d.mean()) ** 2)))
-
-
 def weighted_shifted_rms(d: np.ndarray, w: np.ndarray) -> np.ndarray:
     """sqrt(sum w (d - dbar)^2 / sum w), dbar = sum w d / sum w, along the last axis.
 
-    ``d`` may be infinite where ``w`` is 0. With w = mask it is ``shifted_rmse``;
-    with w = the reference's bin probabilities it is the probability-weighted RMSE.
+    ``d`` may be infinite where ``w`` is 0. With w = a mask of bins it is the RMSE
+    over those bins after the best constant shift; with w = the reference's bin
+    probabilities it is the probability-weighted RMSE.
     """
     w = np.asarray(w, float)
     d = np.where(w > 0, d, 0.0)
@@ -215,11 +208,10 @@ class ExactTarget:
         dens = np.exp(-(a - a.min()) / kT)
         inside = grid[dens > 1e-4]
         edges = np.linspace(inside[0], inside[-1], bins + 1)
-        p = _bin_mass(edges, grid, cdf_grid)
-        mask = p[:-1] > density_threshold * p[:-1].max()
-        cuts = np.concatenate([[grid[0]], np.asarray(basin_edges, float), [grid[-1]]])
-        p_basins = _bin_mass(cuts, grid, cdf_grid)
-        return cls(edges, p, mask, np.asarray(basin_edges, float), tuple(basin_names), p_basins)
+        basin_edges = np.asarray(basin_edges, float)
+        p = _masses(edges, basin_edges, grid, cdf_grid)
+        mask = p["bins"][:-1] > density_threshold * p["bins"][:-1].max()
+        return cls(edges, p["bins"], mask, basin_edges, tuple(basin_names), p["basins"])
 
     def bin(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Bins of CV values x (n,) in each view: the scoring bins and the basins."""
@@ -273,6 +265,13 @@ def _bin_mass(edges, grid, cdf_grid) -> np.ndarray:
     return np.append(p, max(0.0, 1.0 - p.sum()))
 
 
+def _masses(edges, basin_edges, grid, cdf_grid) -> dict[str, np.ndarray]:
+    """Probabilities of the views of ``ExactTarget.bin`` under a CDF on ``grid``: the
+    scoring bins and the basins (split at ``basin_edges``), outside last."""
+    cuts = np.concatenate([[grid[0]], basin_edges, [grid[-1]]])
+    return {"bins": _bin_mass(edges, grid, cdf_grid), "basins": _bin_mass(cuts, grid, cdf_grid)}
+
+
 def score_profile(x, groups, target: ExactTarget, rng, n_boot: int = stats.N_BOOT):
     """Score samples x (n,) of a 1-D CV, in ``groups`` (n,), against its exact
     distribution: point metrics, 95 % CIs and bootstrap draws over the groups,
@@ -292,12 +291,9 @@ def score_quadrature(energy: np.ndarray, grid: np.ndarray, kT: float, target: Ex
     from cgflow.systems.base import ExactProfile
 
     model = ExactProfile.from_free_energy(np.asarray(grid, float), np.asarray(energy, float), kT)
-    cuts = np.concatenate([[grid[0]], target.basin_edges, [grid[-1]]])
     tiny = np.finfo(float).tiny  # a bin the model gives no mass has a finite, huge error
-    p = {
-        "bins": np.maximum(_bin_mass(target.edges, model.grid, model.cdf), tiny)[None],
-        "basins": np.maximum(_bin_mass(cuts, model.grid, model.cdf), tiny)[None],
-    }
+    masses = _masses(target.edges, target.basin_edges, model.grid, model.cdf)
+    p = {k: np.maximum(v, tiny)[None] for k, v in masses.items()}
     values = {f"quad_{k}": float(v[0]) for k, v in target.metrics(p).items()}
     curves = target.curves(p["bins"][0])
     return values, {"centres": curves["centres"], "pmf_quadrature_kT": curves["pmf_model_kT"]}

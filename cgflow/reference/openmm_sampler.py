@@ -46,7 +46,7 @@ def make_simulation(topology, system, integrator, platform: str, deterministic: 
     for name in names:
         try:
             plat = mm.Platform.getPlatformByName(name)
-            props = _deterministic(plat, system) if deterministic else {}
+            props = _deterministic(plat) if deterministic else {}
             sim = app.Simulation(topology, system, integrator, plat, props)
             return sim, name
         except Exception as err:  # platform absent or no device
@@ -55,9 +55,8 @@ def make_simulation(topology, system, integrator, platform: str, deterministic: 
     raise RuntimeError("no usable OpenMM platform: " + "; ".join(errors))
 
 
-def _deterministic(plat, system) -> dict:
+def _deterministic(plat) -> dict:
     """Platform properties that make a run repeatable (see make_simulation)."""
-    del system
     names = plat.getPropertyNames()
     props = {"DeterministicForces": "true"} if "DeterministicForces" in names else {}
     if plat.getName() == "CPU":
