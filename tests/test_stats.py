@@ -88,3 +88,53 @@ def test_percentile_ci_ignores_nan_draws():
     assert np.isnan(stats.percentile_ci(np.array([np.nan, np.nan]))).all()
     lo, hi = stats.percentile_ci(np.r_[np.arange(101.0), np.nan])
     assert (lo, hi) == (2.5, 97.5)
+
+
+def test_basin_relaxation_time_of_a_two_state_chain():
+    """A two-state Markov chain that switches with probability p per frame has
+    indicator autocorrelation (1 - 2p)^k, so tau_int = (1 - 2p) / (2p): 49 frames at
+    p = 0.01. A wrong estimator (e.g. one reporting g instead of tau, 99 frames, or
+    the mean dwell time, 100) fails the bound."""
+    from types import SimpleNamespace
+
+    from cgflow.steps.evaluate import basin_relaxation
+
+    rng = np.random.default_rng(3)
+    switches = rng.random(200_000) < 0.01
+    state = np.cumsum(switches) % 2
+    system = SimpleNamespace(basin_names=("a", "b"), basins=lambda cv: cv[:, 0].astype(int))
+    out = basin_relaxation(system, state[:, None].astype(float), interval=0.5)
+    assert out["tau_frames"] == pytest.approx(49.0, rel=0.2)
+    assert out["tau"] == pytest.approx(0.5 * out["tau_frames"])
+    assert out["independent_samples"] == pytest.approx(200_000 / (2 * out["tau_frames"] + 1))
+    one_basin = basin_relaxation(system, np.zeros((100, 1)), interval=None)
+    assert np.isnan(one_basin["tau_frames"]) and one_basin["slowest_basin"] is None
+
+
+def test_bar_tries_the_other_solvers_before_giving_up(monkeypatch):
+    """pymbar's default solver can fail to converge (it did in an RE run at the
+    edge of stability): the others are tried, and when all fail the error says so."""
+    pymbar = stats._pymbar()
+    real = pymbar.other_estimators.bar
+    tried = []
+
+    def flaky(w_f, w_r, method="false-position", **kw):
+        tried.append(method)
+        if method != "bisection":
+            raise pymbar.utils.ConvergenceError("no")
+        return real(w_f, w_r, method=method, **kw)
+
+    monkeypatch.setattr(pymbar.other_estimators, "bar", flaky)
+    rng = np.random.default_rng(0)
+    # Gaussian work of variance 1 that obeys Crooks: forward mean dF + 1/2, reverse
+    # mean -dF + 1/2, here with dF = 0.5
+    df, _ = stats.bar(rng.normal(1.0, 1.0, 4000), rng.normal(0.0, 1.0, 4000))
+    assert tried == ["false-position", "self-consistent-iteration", "bisection"]
+    assert df == pytest.approx(0.5, abs=0.1)
+
+    def broken(*args, **kw):
+        raise pymbar.utils.BoundsError("no")
+
+    monkeypatch.setattr(pymbar.other_estimators, "bar", broken)
+    with pytest.raises(ValueError, match="BAR did not converge"):
+        stats.bar(np.zeros(10), np.zeros(10))

@@ -136,8 +136,25 @@ def hierarchical_mean(draws_by_unit: list[np.ndarray], rng: np.random.Generator)
 def bar(w_forward: np.ndarray, w_reverse: np.ndarray) -> tuple[float, float]:
     """Bennett acceptance ratio: the free-energy difference f1 - f0 (in kT) and its
     standard error, from the reduced work u1 - u0 on samples of state 0
-    (``w_forward``) and u0 - u1 on samples of state 1 (``w_reverse``)."""
-    out = _pymbar().other_estimators.bar(
-        np.asarray(w_forward, float), np.asarray(w_reverse, float), compute_uncertainty=True
-    )
-    return float(out["Delta_f"]), float(out["dDelta_f"])
+    (``w_forward``) and u0 - u1 on samples of state 1 (``w_reverse``).
+
+    pymbar's default root finder (false position) can fail to converge on work
+    distributions far apart or nearly identical; the other two solvers are tried
+    before giving up.
+
+    Raises:
+      ValueError: when no solver converges (no overlap to speak of).
+    """
+    pymbar = _pymbar()
+    w_forward, w_reverse = np.asarray(w_forward, float), np.asarray(w_reverse, float)
+    errors = (pymbar.utils.ConvergenceError, pymbar.utils.BoundsError, FloatingPointError)
+    for method in ("false-position", "self-consistent-iteration", "bisection"):
+        try:
+            out = pymbar.other_estimators.bar(
+                w_forward, w_reverse, compute_uncertainty=True, method=method
+            )
+        except errors:
+            continue
+        if np.isfinite(out["Delta_f"]):
+            return float(out["Delta_f"]), float(out["dDelta_f"])
+    raise ValueError("BAR did not converge with any of pymbar's solvers")

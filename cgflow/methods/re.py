@@ -259,11 +259,17 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
 
     def carry_lnz(old: REState, new: REState, u_cur_old) -> tuple[float, float]:
         """ln Z(new.gen_params) - ln Z(old.gen_params) and its standard error, by BAR
-        between the old samples (energies under both parameter sets) and the new."""
+        between the old samples (energies under both parameter sets) and the new;
+        where BAR finds no solution, the one-sided exponential average over the old
+        samples, with a NaN standard error."""
         u_gen_new = energies(old.gen_params, new.X_cg)
         w_forward = beta * (np.asarray(u_cur_old, np.float64) - np.asarray(old.U_old, np.float64))
         w_reverse = beta * (np.asarray(u_gen_new, np.float64) - np.asarray(new.U_old, np.float64))
-        df, ddf = bar(w_forward, w_reverse)
+        try:
+            df, ddf = bar(w_forward, w_reverse)
+        except ValueError:
+            df = -(logsumexp(-w_forward) - math.log(len(w_forward)))
+            ddf = math.nan
         return -df, ddf
 
     def step(state: REState, key):
