@@ -231,7 +231,7 @@ def _check_config(path) -> int:
             data
             * len(method_settings(config, entry))
             * len(entry["n_train"])
-            * len(config["seeds"])
+            * len(entry.get("seeds", config["seeds"]))
         )
         n_dt = len(entry["simulation"]["dt"])
         print(f"{name}: {n_models} trained models x {n_dt} time steps")

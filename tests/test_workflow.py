@@ -54,11 +54,32 @@ def workdir(repo, tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("config", ["config/config.yaml", "config/smoke.yaml"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        "config/config.yaml",
+        "config/smoke.yaml",
+        "config/claims.yaml",
+        "config/paper_alanine_dipeptide.yaml",
+    ],
+)
 def test_dry_run_and_lint(workdir, config):
     snakemake(workdir, "-n", "--quiet", "--configfile", config)
     lint = snakemake(workdir, "--lint", "--configfile", config)
     assert "Congratulations" in lint.stdout + lint.stderr
+
+
+def test_a_system_can_have_its_own_seeds(workdir):
+    """``seeds`` in a system's entry replaces the study's for that system only."""
+    config = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
+    config["systems"]["double_well"]["seeds"] = [3, 4]
+    (workdir / "config" / "seeds.yaml").write_text(yaml.safe_dump(config))
+    plan = snakemake(workdir, "-n", "-p", "--configfile", "config/seeds.yaml")
+    out = plan.stdout + plan.stderr
+    assert "double_well/x1/T3/fm/n200_s3/" in out and "double_well/x1/T3/fm/n200_s4/" in out
+    assert "double_well/x1/T3/fm/n200_s0/" not in out
+    assert "double_well_coupled/x1/T3/fm/n1000_s0/" in out
+    assert "double_well_coupled/x1/T3/fm/n1000_s3/" not in out
 
 
 def test_configfile_replaces_the_default_config(workdir):

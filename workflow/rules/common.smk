@@ -107,7 +107,7 @@ def runs():
             entry["mappings"],
             method_settings(config, entry),
             entry.get("n_train", []),
-            config["seeds"],
+            entry.get("seeds", config["seeds"]),
         ):
             yield dict(
                 system=system,
