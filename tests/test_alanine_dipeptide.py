@@ -348,3 +348,26 @@ def test_prior_can_leave_the_scored_dihedrals_to_the_network(tmp_path):
     bad = {"temperatures": [3], "mappings": ["x1"], "prior_cv_dihedrals": "omit"}
     with pytest.raises(ConfigError, match="prior_cv_dihedrals: omit needs a bonded prior"):
         validate_config({"methods": {"fm": {}}, "systems": {"double_well": bad}})
+
+
+def test_hydrogen_mass_repartitioning_moves_mass_from_the_bonded_heavy_atom():
+    """With ``hydrogen_mass_amu`` every hydrogen weighs that much, its heavy atom
+    the difference less, and the molecule as much as before; forces do not change."""
+
+    def masses(system):
+        return np.array(
+            [system.getParticleMass(i).value_in_unit(unit.amu) for i in range(system.getNumParticles())]
+        )
+
+    system_def = AlanineDipeptide(solvent="vacuum")
+    plain = system_def.openmm_setup()
+    heavy = system_def.openmm_setup(hydrogen_mass_amu=3.0)
+    m0, m1 = masses(plain.system), masses(heavy.system)
+    hydrogens = np.array([a.element.symbol == "H" for a in plain.topology.atoms()])
+    assert np.allclose(m1[hydrogens], 3.0)
+    assert m1.sum() == pytest.approx(m0.sum(), abs=1e-6)
+    methyl_carbon = next(
+        a.index for a in plain.topology.atoms() if a.residue.name == "ACE" and a.name == "CH3"
+    )
+    assert m1[methyl_carbon] == pytest.approx(m0[methyl_carbon] - 3 * (3.0 - m0[hydrogens][0]))
+    assert MDSettings(hydrogen_mass_amu=3.0).hydrogen_mass_amu == 3.0

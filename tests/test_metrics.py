@@ -128,9 +128,12 @@ def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
     assert table.loc["fm", "mean"] == 1.5 and table.loc["fm", "sd"] == pytest.approx(0.7071, 1e-3)
     assert table.loc["re", "mean"] == 0.5 and table.loc["re", "n_unstable"] == 1
     assert (table.n_seeds == 2).all() and "reference" not in table.index
-    floors = noise_floors(pd.DataFrame(rows), {"dw": "pmf_rmse_kT"})
+    relaxation = {"tau": 52.0, "slowest_basin": "alpha_R", "independent_samples": 24.0}
+    record = {"run": ref, "bootstrap": {"samples": {"basin_relaxation": relaxation}}}
+    floors = noise_floors(pd.DataFrame(rows), {"dw": "pmf_rmse_kT"}, [record])
     text = benchmark_markdown(table.reset_index(), floors)
     assert "Noise floor: 0.10 [0.05, 0.20] (the training reference, 500 frames" in text
+    assert "training run: tau = 52 ps (alpha_R), 24 independent basin samples" in text
     assert "| fm | 100 | 1.50 (n=2) |" in text  # no bootstrap draws: no CI
     assert "| re | 100 | 0.50 (n=2), 1 unstable |" in text
 

@@ -95,7 +95,7 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
     atomic_write(out_csv.with_name("claims.md"), lambda fh: fh.write(claims_text))
     plot_claims(verdicts, figures / "claims.png")
     text = (
-        benchmark_markdown(table, noise_floors(df, primary)) + differences_markdown(diffs)
+        benchmark_markdown(table, noise_floors(df, primary, records)) + differences_markdown(diffs)
     ).encode()
     atomic_write(out_csv.with_name("benchmark.md"), lambda fh: fh.write(text))
     return df
@@ -193,16 +193,43 @@ def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
     return pd.DataFrame(rows, columns=columns)
 
 
-def noise_floors(df: pd.DataFrame, primary: dict[str, str]) -> dict[tuple, str]:
+def noise_floors(df: pd.DataFrame, primary: dict[str, str], records=()) -> dict[tuple, str]:
     """Each system's noise floor (the ``reference`` rows of its primary metric) as
-    text, by (system, mapping, temperature, metric)."""
+    text, by (system, mapping, temperature, metric), with the basin relaxation time
+    of the reference runs where they are time series (``records``: metrics.json)."""
     rows = df[(df.method == REFERENCE) & _is_primary(df, primary)]
+    relaxation = {
+        (r["run"]["system"], r["run"]["mapping"], r["run"]["temperature"]): r["bootstrap"]
+        for r in records
+        if r["run"]["method"] == REFERENCE
+    }
     out = {}
     for r in rows.itertuples():
         ci = f" [{r.ci_low:.2f}, {r.ci_high:.2f}]" if np.isfinite(r.ci_low) else ""
         what = f"the training reference, {int(r.n_train)} frames, scored as a model"
-        out[(r.system, r.mapping, r.temperature, r.metric)] = f"{r.value:.2f}{ci} ({what})"
+        text = f"{r.value:.2f}{ci} ({what})"
+        info = relaxation.get((r.system, r.mapping, r.temperature), {})
+        text += _relaxation_text(info)
+        out[(r.system, r.mapping, r.temperature, r.metric)] = text
     return out
+
+
+def _relaxation_text(bootstrap: dict) -> str:
+    """The reference runs' basin relaxation time, as a clause (empty when the
+    reference is not a time series or visits one basin only)."""
+    parts = []
+    for side, label in (("samples", "training"), ("reference", "test")):
+        br = (bootstrap.get(side) or {}).get("basin_relaxation") or {}
+        tau = br.get("tau")
+        if tau is None or not np.isfinite(tau):
+            continue
+        parts.append(
+            f"{label} run: tau = {tau:.3g} ps ({br['slowest_basin']}), "
+            f"{br['independent_samples']:.0f} independent basin samples"
+        )
+    if not parts:
+        return ""
+    return "; basin occupancy autocorrelation time, " + "; ".join(parts)
 
 
 def benchmark_markdown(table: pd.DataFrame, floors: dict | None = None) -> str:

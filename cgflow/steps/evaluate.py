@@ -18,7 +18,7 @@ from cgflow.analysis.fes import (
     score_surface,
 )
 from cgflow.io import load_dataset, read_json, save_dataset, write_json
-from cgflow.systems import evaluation_settings, get_map
+from cgflow.systems import evaluation_settings, get_map, reference_settings
 
 RUN_KEYS = ("system", "mapping", "method", "n_train", "seed", "dt", "temperature", "run_dir")
 MAX_GROUPS = 200
@@ -41,9 +41,47 @@ def time_blocks(system, cv_values: np.ndarray) -> tuple[np.ndarray, int]:
     return stats.block_labels(n, length), int(length)
 
 
-def groups_of(system, samples: dict, cv_values: np.ndarray) -> tuple[np.ndarray, dict]:
+def basin_relaxation(system, cv_values: np.ndarray, interval: float | None) -> dict:
+    """How slowly a time series moves between the system's basins: the integrated
+    autocorrelation time tau of each basin's occupancy indicator (pymbar's
+    statistical inefficiency g = 1 + 2 tau), the largest over the basins visited.
+
+    Args:
+      cv_values: (n_frames, n_cv) CV values of consecutive frames.
+      interval: time between frames (None: report frames only).
+
+    Returns:
+      ``tau_frames`` (the slowest basin's), ``tau`` (times ``interval``; NaN without
+      it), ``slowest_basin``, ``n_frames`` and ``independent_samples``: n_frames / g,
+      the effectively independent basin samples the run holds (a few tens at least
+      for basin free energies to mean much).
+    """
+    basins = np.asarray(system.basins(cv_values))
+    taus = {}
+    for b, name in enumerate(system.basin_names):
+        indicator = (basins == b).astype(float)
+        if 0 < indicator.mean() < 1:
+            taus[name] = (stats.statistical_inefficiency(indicator) - 1.0) / 2.0
+    n = len(basins)
+    if not taus:
+        return {"tau_frames": math.nan, "tau": math.nan, "slowest_basin": None,
+                "n_frames": n, "independent_samples": math.nan}  # fmt: skip
+    slowest = max(taus, key=taus.get)
+    tau = taus[slowest]
+    return {
+        "tau_frames": tau,
+        "tau": tau * interval if interval else math.nan,
+        "slowest_basin": slowest,
+        "n_frames": n,
+        "independent_samples": n / (2.0 * tau + 1.0),
+    }
+
+
+def groups_of(system, samples: dict, cv_values: np.ndarray,
+              frame_interval: float | None = None) -> tuple[np.ndarray, dict]:  # fmt: skip
     """Bootstrap groups of a data set: its CG replicas where it has them (each an
-    independent chain), else blocks of its time series."""
+    independent chain), else blocks of its time series (with the series' basin
+    relaxation time, ``frame_interval`` being the time between its frames)."""
     if "replica" in samples:
         replica = np.asarray(samples["replica"])
         return replica, {"groups": "replicas", "n_groups": int(replica.max()) + 1}
@@ -52,6 +90,7 @@ def groups_of(system, samples: dict, cv_values: np.ndarray) -> tuple[np.ndarray,
         "groups": "time blocks",
         "n_groups": int(labels.max()) + 1,
         "block_length": length,
+        "basin_relaxation": basin_relaxation(system, cv_values, frame_interval),
     }
 
 
@@ -96,7 +135,7 @@ def quadrature(system, cg_map, model_dir: str, target: ExactTarget, kT: float):
 
 
 def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rng=None,
-          target: ExactTarget | None = None):  # fmt: skip
+          target: ExactTarget | None = None, frame_interval: float | None = None):  # fmt: skip
     """The system's metrics for CG ``samples`` (``positions``, and ``replica`` where
     they come from CG replicas): against the exact profile (``profile_1d``) or
     against ``reference`` positions (``surface_2d``).
@@ -108,14 +147,14 @@ def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rn
     rng = rng if rng is not None else np.random.default_rng(0)
     cv = system.cv(cg_map)
     values = cv(samples["positions"])
-    groups, info = groups_of(system, samples, values)
+    groups, info = groups_of(system, samples, values, frame_interval)
     if system.figure_kind == "profile_1d":
         target = target if target is not None else exact_target(system, settings, kT)
         return (*score_profile(values[:, 0], groups, target, rng), {"samples": info})
     if reference is None:
         raise ValueError(f"{system.type}: scoring needs reference positions")
     ref_values = cv(reference)
-    ref_groups, ref_info = groups_of(system, {}, ref_values)
+    ref_groups, ref_info = groups_of(system, {}, ref_values, frame_interval)
     grid = surface_grid(system, settings)
     scored = score_surface(values, groups, ref_values, ref_groups, grid, rng, names=system.cv_names)
     return (*scored, {"samples": info, "reference": ref_info})
@@ -169,8 +208,9 @@ def evaluate_step(
                 raise ValueError(f"{system.type}: scoring needs a reference data set")
             reference = load_dataset(reference_path, required=("positions",))[0]["positions"]
         rng = np.random.default_rng(run_seed(run))
+        interval = getattr(reference_settings(system, study.entry), "save_interval_ps", None)
         values, cis, draws, curves, raw, groups = score(
-            system, cg_map, settings, samples, kT, reference, rng, target
+            system, cg_map, settings, samples, kT, reference, rng, target, interval
         )
         metrics.update(values)
         bootstrap.update(groups)

@@ -32,9 +32,8 @@ def sample_step(study, temperature: float, out: str, log=None, part: str = "trai
         ref = dataclasses.replace(ref, seed=ref.seed + TEST_SEED_OFFSET)
     temperature = float(temperature)
     if system.reference_kind == "openmm":
-        return sample_openmm(
-            system.openmm_setup(), temperature, ref, out, log, {**system.describe(), "part": part}
-        )
+        setup = system.openmm_setup(getattr(ref, "hydrogen_mass_amu", None))
+        return sample_openmm(setup, temperature, ref, out, log, {**system.describe(), "part": part})
     kT = system.kT(temperature)
     arrays = system.sample_exact(kT, ref)
     meta = {
