@@ -1,4 +1,5 @@
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -8,7 +9,16 @@ import pytest
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # One JAX compilation cache for the whole session (steps run in-process and in the
 # studies' subprocesses), outside the checkout.
-os.environ.setdefault("CGFLOW_JAX_CACHE", tempfile.mkdtemp(prefix="cgflow-jax-cache-"))
+_CACHE = None
+if "CGFLOW_JAX_CACHE" not in os.environ:
+    _CACHE = os.environ["CGFLOW_JAX_CACHE"] = tempfile.mkdtemp(prefix="cgflow-jax-cache-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's compilation cache (one made here, not one given)."""
+    if _CACHE is not None:
+        shutil.rmtree(_CACHE, ignore_errors=True)
+
 
 REPO = Path(__file__).resolve().parents[1]
 
