@@ -355,9 +355,8 @@ def test_hydrogen_mass_repartitioning_moves_mass_from_the_bonded_heavy_atom():
     the difference less, and the molecule as much as before; forces do not change."""
 
     def masses(system):
-        return np.array(
-            [system.getParticleMass(i).value_in_unit(unit.amu) for i in range(system.getNumParticles())]
-        )
+        n = system.getNumParticles()
+        return np.array([system.getParticleMass(i).value_in_unit(unit.amu) for i in range(n)])
 
     system_def = AlanineDipeptide(solvent="vacuum")
     plain = system_def.openmm_setup()

@@ -138,3 +138,17 @@ def test_bar_tries_the_other_solvers_before_giving_up(monkeypatch):
     monkeypatch.setattr(pymbar.other_estimators, "bar", broken)
     with pytest.raises(ValueError, match="BAR did not converge"):
         stats.bar(np.zeros(10), np.zeros(10))
+
+
+def test_re_lnz_falls_back_to_the_exponential_average(monkeypatch):
+    from cgflow.methods import re as re_method
+
+    def no_bar(*args):
+        raise ValueError("BAR did not converge")
+
+    w = np.random.default_rng(1).normal(2.0, 1.0, 5000)
+    with_bar, se = re_method.lnz_difference(w, np.random.default_rng(2).normal(-1.0, 1.0, 5000))
+    assert with_bar == pytest.approx(-1.5, abs=0.1) and np.isfinite(se)
+    monkeypatch.setattr(re_method, "bar", no_bar)
+    fallback, se = re_method.lnz_difference(w, w)
+    assert fallback == pytest.approx(-1.5, abs=0.1) and np.isnan(se)  # -dF, dF = 2 - 1/2

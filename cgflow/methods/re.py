@@ -194,6 +194,18 @@ def optimizer(settings: RESettings) -> optax.GradientTransformation:
     return opt
 
 
+def lnz_difference(w_forward: np.ndarray, w_reverse: np.ndarray) -> tuple[float, float]:
+    """ln Z1 - ln Z0 and its standard error from reduced works between two sample
+    sets (as ``stats.bar``); where BAR finds no solution, the one-sided exponential
+    average over the samples of state 0, with a NaN standard error."""
+    try:
+        df, ddf = bar(w_forward, w_reverse)
+    except ValueError:
+        df = -(logsumexp(-w_forward) - math.log(len(w_forward)))
+        ddf = math.nan
+    return -df, ddf
+
+
 def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
                integrator: IntegratorSettings, opt, R_val=None) -> Trainer:  # fmt: skip
     """RE as init/step over REState; each step is one parameter update.
@@ -265,12 +277,7 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
         u_gen_new = energies(old.gen_params, new.X_cg)
         w_forward = beta * (np.asarray(u_cur_old, np.float64) - np.asarray(old.U_old, np.float64))
         w_reverse = beta * (np.asarray(u_gen_new, np.float64) - np.asarray(new.U_old, np.float64))
-        try:
-            df, ddf = bar(w_forward, w_reverse)
-        except ValueError:
-            df = -(logsumexp(-w_forward) - math.log(len(w_forward)))
-            ddf = math.nan
-        return -df, ddf
+        return lnz_difference(w_forward, w_reverse)
 
     def step(state: REState, key):
         t_sim, resimulated, anchor, lnz_se = 0.0, False, state.lnz_anchor, math.nan

@@ -86,8 +86,11 @@ class MDSettings(Settings):
     platform: str = setting("auto", choices=PLATFORMS, doc="OpenMM platform, or auto")
     seed: int = setting(0, ge=0, doc="seed of velocities and the integrator")
     hydrogen_mass_amu: float | None = setting(
-        None, gt=1.0, lt=5.0, doc="hydrogen mass repartitioning (amu, e.g. 3 or 4 at 4 fs); "
-        "null: the force field's masses"
+        None,
+        gt=1.0,
+        lt=5.0,
+        doc="hydrogen mass repartitioning (amu, e.g. 3 or 4 at 4 fs); "
+        "null: the force field's masses",
     )
     deterministic: bool = setting(
         True,
