@@ -255,3 +255,22 @@ def test_re_averages_its_parameters_when_asked():
     assert 1.0 < k_avg < k_last - 0.04
     with pytest.raises(ValueError, match="ema_decay"):
         RESettings(ema_decay=1.0)
+
+
+def test_re_can_keep_the_model_whose_samples_are_closest_to_held_out_frames():
+    """Held-out frames from k = 2, between RE's start (k = 1) and the training
+    frames' k = 4: the squared MMD of the (reweighted) CG samples to them falls, then
+    rises as RE passes k = 2, so keep=best_sample_score returns a model near k = 2
+    while keep=last goes on past it."""
+    kT = 1.5
+    R_val = np.random.default_rng(5).normal(0, np.sqrt(kT / 2.0), (2000, 1, 1))
+    s = RESettings(learning_rate=0.05, n_updates=40, n_replicas=32, equilibration_steps=20,
+                   sample_steps=200, save_every=5)  # fmt: skip
+    k_last, history, _ = _harmonic_run(s, R_val=R_val)
+    mmd = np.array([h["val_mmd"] for h in history])
+    assert np.all(np.isfinite(mmd)) and np.isfinite(history[0]["val_srel"])
+    assert k_last > 2.6 and mmd[-1] > mmd.min() + 2e-3
+    best = RESettings(**{**s.__dict__, "keep": "best_sample_score"})
+    k_best, h_best, _ = _harmonic_run(best, R_val=R_val)
+    assert [h["val_loss"] for h in h_best] == [h["val_mmd"] for h in h_best]
+    assert k_best == pytest.approx(2.0, rel=0.2), k_best

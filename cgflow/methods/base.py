@@ -37,6 +37,9 @@ class Problem:
       inputs: digest of everything the result depends on beyond the method's
         settings (data, split, prior, model description, start model): a checkpoint
         written with other inputs is not resumed.
+      features: ``features(positions) -> (n, k)``, the system's collective variables
+        as NumPy features (angles as cos and sin), for sample-based scores; None:
+        the flat positions.
     """
 
     energy_fn: Callable
@@ -53,6 +56,7 @@ class Problem:
     checkpoint: Path | None = None
     log: TextIO | None = None
     inputs: str = ""
+    features: Callable | None = None
 
 
 class Trained(NamedTuple):

@@ -44,6 +44,7 @@ import numpy as np
 import optax
 from scipy.special import logsumexp
 
+from cgflow.analysis import mmd
 from cgflow.analysis.stats import bar
 from cgflow.analysis.training import plot_re_log
 from cgflow.checkpoint import fingerprint
@@ -53,7 +54,7 @@ from cgflow.settings import Settings, setting
 from cgflow.simulate.replicas import Replicas, replica_runner
 from cgflow.simulate.settings import IntegratorSettings
 
-RE_KEEP = ("last", "best_held_out")
+RE_KEEP = ("last", "best_held_out", "best_sample_score")
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,12 @@ class RESettings(Settings):
       keep: ``last``: the parameters after ``n_updates`` (the protocol of Thaler et
         al.); ``best_held_out``: those with the lowest relative entropy on the
         run's validation frames, beta <U>_val + ln Z (early stopping; its estimate
-        carries the noise of ln Z, so on a flat curve it may stop early).
+        carries the noise of ln Z, so on a flat curve it may stop early);
+        ``best_sample_score``: those whose CG samples (reweighted to them) are
+        closest to the validation frames in the system's collective variables,
+        by the squared MMD (``val_mmd``, logged in every mode): a score that looks
+        at where the samples are, so a model exploiting its integrator's error
+        cannot fool it.
     """
 
     block = "methods.re"
@@ -102,8 +108,9 @@ class RESettings(Settings):
     keep: str = setting(
         "last",
         choices=RE_KEEP,
-        doc="last (after n_updates, as Thaler et al.), or best_held_out (lowest relative "
-        "entropy on the validation split)",
+        doc="last (after n_updates, as Thaler et al.), best_held_out (lowest relative "
+        "entropy on the validation split) or best_sample_score (CG samples closest to the "
+        "validation frames in the collective variables, squared MMD)",
     )
 
     def check(self):
@@ -207,7 +214,8 @@ def lnz_difference(w_forward: np.ndarray, w_reverse: np.ndarray) -> tuple[float,
 
 
 def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
-               integrator: IntegratorSettings, opt, R_val=None) -> Trainer:  # fmt: skip
+               integrator: IntegratorSettings, opt, R_val=None,
+               features=None) -> Trainer:  # fmt: skip
     """RE as init/step over REState; each step is one parameter update.
 
     Args:
@@ -220,7 +228,11 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
       integrator: the integrator RE samples with (its dt is the one trained at).
       opt: an Optax GradientTransformation.
       R_val: held-out frames: their relative entropy beta <U>_val + ln Z is reported
-        as ``val_loss`` for the parameters each update starts from.
+        as ``val_srel``, and the squared MMD between them and the CG samples
+        (reweighted to the parameters each update starts from) as ``val_mmd``;
+        ``val_loss`` is the one ``settings.keep`` stops on.
+      features: ``features(positions) -> (n, k)`` NumPy features the MMD compares
+        (the system's collective variables); None: the flat positions.
     """
     s, beta = settings, 1.0 / kT
     R_ref = jnp.asarray(R_ref, jnp.float32)
@@ -234,6 +246,8 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
     grad_fn = re_gradient_fn(energy_fn, beta)
     energies = jax.jit(jax.vmap(energy_fn, (None, 0)))
     has_val = R_val is not None and len(R_val) > 0
+    features = features or (lambda R: np.asarray(R, float).reshape(len(R), -1))
+    sample_score = mmd.HeldOutSampleScore(R_val, features, beta) if has_val else None
     R_val = jnp.asarray(R_val if has_val else R_ref[:1], jnp.float32)
 
     @jax.jit
@@ -298,10 +312,14 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
                 anchor += dlnz_bar
             out = update(state.params, state.opt_state, state.X_cg, state.U_old, key)
             _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
-        params, opt_state, g, _, u_ref, u_val = out
+        params, opt_state, g, u_cur, u_ref, u_val = out
+        srel_val = beta * float(u_val) + anchor + dlnz if has_val else math.nan
+        mmd_val = sample_score(state.X_cg, u_cur, state.U_old) if has_val else math.nan
         metrics = {
             "loss": beta * float(u_ref) + anchor + dlnz,
-            "val_loss": beta * float(u_val) + anchor + dlnz if has_val else math.nan,
+            "val_loss": mmd_val if s.keep == "best_sample_score" else srel_val,
+            "val_srel": srel_val,
+            "val_mmd": mmd_val,
             "n_eff": n_eff,
             "n_eff_fraction": n_eff / n_samples,
             "resimulated": int(resimulated),
@@ -312,12 +330,14 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
         }
         return state._replace(params=params, opt_state=opt_state, lnz_anchor=anchor), metrics
 
-    return Trainer(init, step, lambda st: st.params, pure=False, optional=("lnz_bar_se",))
+    optional = ("lnz_bar_se", "val_srel", "val_mmd")
+    return Trainer(init, step, lambda st: st.params, pure=False, optional=optional)
 
 
 def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RESettings,
              integrator: IntegratorSettings, key, checkpoint=None, log=None,
-             stop_after: int | None = None, R_val=None, inputs: str = ""):  # fmt: skip
+             stop_after: int | None = None, R_val=None, inputs: str = "",
+             features=None):  # fmt: skip
     """Minimise the relative entropy of ``energy_fn`` to the reference frames ``R_ref``.
 
     Args are those of :func:`re_trainer`, plus the starting ``params``, a JAX ``key``,
@@ -335,11 +355,13 @@ def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RES
     """
     s = settings
     R_ref = np.asarray(R_ref)
-    trainer = re_trainer(energy_fn, R_ref, R_start, masses, kT, s, integrator, optimizer(s), R_val)
+    trainer = re_trainer(
+        energy_fn, R_ref, R_start, masses, kT, s, integrator, optimizer(s), R_val, features
+    )
     schedule = Schedule(
         name="re",
         n_checks=s.n_updates,
-        keep="best" if s.keep == "best_held_out" else "last",
+        keep="last" if s.keep == "last" else "best",
         ema_decay=s.ema_decay,
         checkpoint_every=s.checkpoint_every,
         step_name="update",
@@ -356,10 +378,10 @@ def train(problem: Problem, settings: RESettings, key) -> Trained:
     params = p.params if p.start is None else p.start
     params, history = train_re(
         p.energy_fn, params, p.R_train, p.R_train, p.masses, p.kT, settings, p.integrator,
-        key, p.checkpoint, p.log, R_val=p.R_val, inputs=p.inputs,
+        key, p.checkpoint, p.log, R_val=p.R_val, inputs=p.inputs, features=p.features,
     )  # fmt: skip
     val = [h["val_loss"] for h in history]
-    best = settings.keep == "best_held_out" and p.R_val.shape[0] and np.isfinite(val).any()
+    best = settings.keep != "last" and p.R_val.shape[0] and np.isfinite(val).any()
     info = {
         "settings": settings.to_dict(),
         "dt": p.integrator.dt,
@@ -368,7 +390,7 @@ def train(problem: Problem, settings: RESettings, key) -> Trained:
         "resimulations": int(sum(h["resimulated"] for h in history)),
         "final_loss": history[-1]["loss"],
         # the parameters kept: the last, or those before the update with the lowest
-        # held-out S_rel
+        # held-out score (S_rel or the sample MMD)
         "kept_update": int(np.nanargmin(val)) if best else len(history),
         "n_fit": int(p.R_train.shape[0]),
         "n_val": int(p.R_val.shape[0]),

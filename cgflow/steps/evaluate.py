@@ -18,7 +18,7 @@ from cgflow.analysis.fes import (
     score_surface,
 )
 from cgflow.io import load_dataset, read_json, save_dataset, write_json
-from cgflow.systems import evaluation_settings, get_map, reference_settings
+from cgflow.systems import cv_feature_values, evaluation_settings, get_map, reference_settings
 
 RUN_KEYS = ("system", "mapping", "method", "n_train", "seed", "dt", "temperature", "run_dir")
 MAX_GROUPS = 200
@@ -31,8 +31,7 @@ def time_blocks(system, cv_values: np.ndarray) -> tuple[np.ndarray, int]:
     """Block of each frame of a time series of CV values, and the block length: two
     statistical inefficiencies of the slowest of the CVs (cos and sin of angles) and
     the basin indicators."""
-    x = np.asarray(cv_values, float)
-    series = np.concatenate([np.cos(x), np.sin(x)], axis=1) if system.cv_periodic else x
+    series = cv_feature_values(system, cv_values)
     basins = np.asarray(system.basins(cv_values))
     onehot = (basins[:, None] == np.arange(len(system.basin_names))).astype(float)
     series = np.concatenate([series, onehot], axis=1)

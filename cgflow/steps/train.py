@@ -28,6 +28,7 @@ from cgflow.methods.data import KEY_INIT, KEY_TRAIN, periodic_box, split_indices
 from cgflow.models import build_energy, init_params, load_model, save_model
 from cgflow.runtime import jax_device_info
 from cgflow.simulate.settings import integrator_settings
+from cgflow.systems import cv_features
 
 # what a start model must share with the run it seeds
 SHARED_WITH_START = ("system", "mapping", "n_train", "seed", "network", "prior")
@@ -109,6 +110,7 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         checkpoint=Path(checkpoint) if checkpoint else None,
         log=log,
         inputs=run_inputs(desc, R, F, train_idx, val_idx, start, dt),
+        features=cv_features(study.build_system(), meta["mapping"]["name"]),
     )
     out_dir = Path(out_dir)
     if start_desc is not None and not start_desc.get("usable", True):

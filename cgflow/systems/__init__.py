@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from cgflow.systems.alanine_dipeptide import AlanineDipeptide
 from cgflow.systems.double_well import DoubleWell
 
@@ -40,3 +42,17 @@ def get_map(system, name: str):
     if name not in maps:
         raise ValueError(f"{system.type}: unknown mapping {name!r}; allowed: {sorted(maps)}")
     return maps[name]
+
+
+def cv_feature_values(system, cv_values: np.ndarray) -> np.ndarray:
+    """CV values as features for statistics: angles as their cos and sin (so that
+    -pi and pi are one point), other CVs as they are."""
+    x = np.asarray(cv_values, float)
+    return np.concatenate([np.cos(x), np.sin(x)], axis=1) if system.cv_periodic else x
+
+
+def cv_features(system, mapping: str):
+    """``features(positions) -> (n, k)``: the system's CVs of CG positions of map
+    ``mapping`` as features (``cv_feature_values``)."""
+    cv = system.cv(get_map(system, mapping))
+    return lambda positions: cv_feature_values(system, cv(np.asarray(positions)))
