@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # bad input, or an output folder it cannot write
         print(f"cgflow {args.step}: error: {err}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, MemoryError):

@@ -2,14 +2,19 @@
 
 Every write goes to a temporary file in the same folder and is renamed into
 place, so an interrupted step never leaves a half-written file that a later
-step would take as complete.
+step would take as complete. A data set's npz and JSON carry one write id, so a
+reader never takes the two halves of different writes for one data set (as a
+full disk between the two renames would leave); a step whose outputs belong
+together (samples.npz and status.json) records the id in each.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +58,58 @@ def read_json(path: str | Path) -> Any:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
-def save_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+WRITE_ID = "write_id"
+"""Key of a data set's write id: in its JSON, and (as ``_write_id``) in its npz."""
+
+
+def check_output_folder(folder: str | Path, expected_bytes: int, what: str) -> None:
+    """Before long work: the folder can be written and has room for the outputs.
+
+    Args:
+      folder: where the outputs go (created if missing).
+      expected_bytes: their expected size; twice that must be free (a new file is
+        written beside the old one before it replaces it).
+      what: the step, for the message.
+
+    Raises:
+      OSError: naming the folder and what is wrong, before any work is done.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".cgflow-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OSError(f"{what}: cannot write to {folder} ({err.strerror or err})") from None
+    free = shutil.disk_usage(folder).free
+    if free < 2 * expected_bytes:
+        raise OSError(
+            f"{what}: {folder} has {free / 1e6:.1f} MB free, and its outputs need about "
+            f"{expected_bytes / 1e6:.1f} MB (twice that while they replace older ones)"
+        )
+
+
+def save_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> str:
     """Write ``arrays`` to ``path`` (.npz) and ``meta`` to the JSON beside it.
 
     The JSON is written first and the npz last, so the npz (the file rules
-    declare as output) exists only once both are complete.
+    declare as output) exists only once both are complete; both carry a fresh
+    write id, which ``load_dataset`` checks.
+
+    Returns:
+      the write id.
     """
     path = Path(path)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     for k, v in arrays.items():
         if v.dtype == object:
             raise TypeError(f"array {k!r} has dtype object; cgflow stores no pickles")
-    write_json(meta_path(path), meta)
+    write_id = uuid.uuid4().hex
+    arrays["_" + WRITE_ID] = np.asarray(write_id)
+    write_json(meta_path(path), {**meta, WRITE_ID: write_id})
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    return write_id
 
 
 def load_dataset(path: str | Path, required: tuple[str, ...] = ()) -> tuple[dict, dict]:
@@ -78,10 +122,16 @@ def load_dataset(path: str | Path, required: tuple[str, ...] = ()) -> tuple[dict
             arrays = {k: data[k] for k in data.files}
     except Exception as err:  # zipfile / format errors
         raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+    stamp = arrays.pop("_" + WRITE_ID, None)
     missing = [k for k in required if k not in arrays]
     if missing:
         raise ValueError(f"{path}: missing arrays {missing}; found {sorted(arrays)}")
     meta = read_json(meta_path(path))
+    if stamp is not None and meta.get(WRITE_ID) != str(stamp):
+        raise ValueError(
+            f"{meta_path(path)} does not belong to {path} (another write left it: "
+            "was a run interrupted, or the disk full?); rerun the step that makes them"
+        )
     return arrays, meta
 
 

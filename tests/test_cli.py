@@ -137,8 +137,59 @@ def test_failed_write_keeps_existing_result(tmp_path):
     with pytest.raises(TypeError, match="no pickles"):
         save_dataset(path, {"x": np.array([object()], dtype=object)}, {"v": 2})
     arrays, meta = load_dataset(path)
-    assert arrays["x"].tolist() == [0, 1, 2] and meta == {"v": 1}
+    assert arrays["x"].tolist() == [0, 1, 2] and meta["v"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.json", "d.npz"]
+
+
+def test_the_halves_of_two_writes_are_not_read_as_one_data_set(tmp_path):
+    """A full disk between the JSON and the npz of a write leaves a new JSON beside an
+    old npz: the write ids differ and the reader says so."""
+    path = tmp_path / "d.npz"
+    save_dataset(path, {"x": np.arange(3)}, {"v": 1})
+    old_json = (tmp_path / "d.json").read_text()
+    save_dataset(path, {"x": np.arange(4)}, {"v": 2})
+    assert "_write_id" not in load_dataset(path)[0]
+    (tmp_path / "d.json").write_text(old_json)
+    with pytest.raises(ValueError, match="does not belong to"):
+        load_dataset(path)
+
+
+def test_outputs_that_cannot_be_written_stop_a_step_before_its_work(
+    smoke, tmp_path, capsys, monkeypatch
+):
+    """An output folder that cannot be made, or a disk without room for the outputs,
+    ends the step at once with one line naming the folder; a status.json of another
+    simulate run than its samples is refused by evaluate."""
+    t = tmp_path
+    run = "--n-train 200 --seed 0"
+    prepare_run(smoke, t, run)
+    (t / "a_file").write_text("")
+    train = f"train {smoke} --method fm --data {t}/cg.npz --prior {t}/prior.json {run}"
+    assert cli(f"{train} --out-dir {t}/a_file/model") == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("cgflow train: error: train: cannot write to") and "a_file" in line
+    assert cli(f"{train} --out-dir {t}/fm") == 0
+    sim = f"simulate {smoke} --model {t}/fm --data {t}/cg.npz --dt 0.05"
+    assert cli(f"{sim} --out-dir {t}/sim") == 0
+    first = read_json(t / "sim" / "status.json")
+    assert cli(f"{sim} --out-dir {t}/sim2") == 0
+    (t / "sim" / "status.json").write_text((t / "sim2" / "status.json").read_text())
+    capsys.readouterr()
+    evaluate = (f"evaluate {smoke} --samples {t}/sim/samples.npz --status {t}/sim/status.json "
+                f"--mapping x1 --method fm {run} --dt 0.05 --temperature 3 --out {t}/m.json")  # fmt: skip
+    assert cli(evaluate) == 2
+    assert "come from different simulate runs" in capsys.readouterr().err
+    assert first["samples_write_id"] != read_json(t / "sim2" / "status.json")["samples_write_id"]
+
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    capsys.readouterr()
+    assert cli(f"{sim} --out-dir {t}/sim3") == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "MB free" in line and "sim3" in line and not (t / "sim3" / "samples.npz").exists()
 
 
 def test_re_training_by_hand_needs_dt_and_start_model(repo, tmp_path, capsys):

@@ -193,6 +193,12 @@ def evaluate_step(
     status = read_json(status_path) if status_path else {"stable": True}
     if not isinstance(status, dict) or "stable" not in status:
         raise ValueError(f"{status_path}: not a status.json of cgflow simulate (no 'stable')")
+    written = status.get("samples_write_id")
+    if written is not None and written != meta.get("write_id"):
+        raise ValueError(
+            f"{status_path} and {samples_path} come from different simulate runs (one "
+            "was interrupted, or the disk was full?); rerun that simulation"
+        )
     kT = meta["kT"]
     metrics: dict[str, float] = {"stable": float(bool(status["stable"]))}
     cis: dict[str, tuple[float, float]] = {}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
-from cgflow.io import save_dataset
+from cgflow.io import check_output_folder, save_dataset
 from cgflow.reference.openmm_sampler import sample_openmm
 from cgflow.systems import reference_settings
 
@@ -33,6 +34,9 @@ def sample_step(study, temperature: float, out: str, log=None, part: str = "trai
     temperature = float(temperature)
     if system.reference_kind == "openmm":
         setup = system.openmm_setup(getattr(ref, "hydrogen_mass_amu", None))
+        # positions and forces (float32) and energies (float64) of the solute
+        size = ref.n_frames * (len(setup.solute) * 3 * 4 * 2 + 8)
+        check_output_folder(Path(out).parent, size, "sample")
         return sample_openmm(setup, temperature, ref, out, log, {**system.describe(), "part": part})
     kT = system.kT(temperature)
     arrays = system.sample_exact(kT, ref)

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from cgflow import checkpoint as ckpt
-from cgflow.io import load_dataset, save_dataset, write_json, write_trajectory
+from cgflow.io import check_output_folder, load_dataset, save_dataset, write_json, write_trajectory
 from cgflow.methods.data import KEY_SIMULATE, split_indices
 from cgflow.models import interaction_range, load_model
 from cgflow.runtime import jax_device_info
@@ -36,6 +36,9 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     data, _ = load_dataset(data_path, required=("positions",))
     block = study.entry["simulation"]
     integrator, run = integrator_settings(block, dt), run_settings(block)
+    n_saved = run.n_steps // run.save_every
+    size = n_saved * run.n_replicas * desc["n_beads"] * desc["dim"] * 4
+    check_output_folder(out_dir, 2 * size, "simulate")  # samples and trajectory
     seed, n_train = desc["seed"], desc["n_train"]
     train_idx, _ = split_indices(data["positions"].shape[0], n_train, study.val_fraction, seed)
     key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
@@ -70,7 +73,7 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
         status["ns_per_day_per_replica"] = status["time_per_day_per_replica"] / 1000.0
         status["ns_per_day_all_replicas"] = status["time_per_day_all_replicas"] / 1000.0
     out_dir = Path(out_dir)
-    save_dataset(
+    status["samples_write_id"] = save_dataset(
         out_dir / "samples.npz",
         {"positions": positions, "replica": np.repeat(np.arange(n_rep), n_t)},
         {
@@ -99,9 +102,10 @@ def _write_unusable(desc: dict, model_dir, out_dir, device, log) -> dict:
     shape = (0, desc["n_beads"], desc["dim"])
     arrays = {"positions": np.zeros(shape), "replica": np.zeros(0, int)}
     meta = {"kT": desc["kT"], "units": desc["units"], "n_replicas": 0, "n_saved_per_replica": 0}
-    save_dataset(out_dir / "samples.npz", arrays, meta)
+    write_id = save_dataset(out_dir / "samples.npz", arrays, meta)
     status = {"stable": False, "reason": reason, "steps_done": 0, "wall_time_s": 0.0,
-              "model": str(model_dir), "device": device}  # fmt: skip
+              "model": str(model_dir), "device": device,
+              "samples_write_id": write_id}  # fmt: skip
     write_json(out_dir / "status.json", status)
     return status
 

@@ -22,7 +22,7 @@ import numpy as np
 from cgflow import checkpoint as ckpt
 from cgflow import methods
 from cgflow.analysis.training import plot_diverged
-from cgflow.io import atomic_write, load_dataset, read_json
+from cgflow.io import atomic_write, check_output_folder, load_dataset, read_json
 from cgflow.methods.base import Problem
 from cgflow.methods.data import KEY_INIT, KEY_TRAIN, periodic_box, split_indices
 from cgflow.models import build_energy, init_params, load_model, save_model
@@ -62,6 +62,11 @@ def model_description(study, method, meta: dict, prior: dict, R_train, n_train: 
     return desc
 
 
+MODEL_BYTES = 20_000_000
+"""Room a training needs for its model, log, figure and checkpoint (a generous bound
+for the networks cgflow builds)."""
+
+
 def train(study, method_name: str, data_path: str, prior_path: str, n_train: int, seed: int,
           out_dir: str, dt: float | None = None, init_model: str | None = None,
           checkpoint: str | None = None, log=None) -> dict:  # fmt: skip
@@ -82,6 +87,9 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
             f"method {method_name!r} starts from a {method.start_from} model: give --init-model"
         )
     settings = method.settings(study.methods[method_name])
+    check_output_folder(out_dir, MODEL_BYTES, "train")
+    if checkpoint:
+        check_output_folder(Path(checkpoint).parent, MODEL_BYTES, "train (checkpoint)")
     data, meta = load_dataset(data_path, required=("positions", "forces"))
     if "mapping" not in meta or "kT" not in meta:
         raise ValueError(f"{data_path}: not a CG data set (give the output of cgflow map)")

@@ -53,6 +53,13 @@ def cv_feature_values(system, cv_values: np.ndarray) -> np.ndarray:
 
 def cv_features(system, mapping: str):
     """``features(positions) -> (n, k)``: the system's CVs of CG positions of map
-    ``mapping`` as features (``cv_feature_values``)."""
-    cv = system.cv(get_map(system, mapping))
-    return lambda positions: cv_feature_values(system, cv(np.asarray(positions)))
+    ``mapping`` as features (``cv_feature_values``). The map is looked up at the
+    first call, so a step whose method never calls it does not build it."""
+    cv = []
+
+    def features(positions):
+        if not cv:
+            cv.append(system.cv(get_map(system, mapping)))
+        return cv_feature_values(system, cv[0](np.asarray(positions)))
+
+    return features
