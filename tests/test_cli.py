@@ -175,8 +175,10 @@ def test_outputs_that_cannot_be_written_stop_a_step_before_its_work(
     assert cli(f"{sim} --out-dir {t}/sim2") == 0
     (t / "sim" / "status.json").write_text((t / "sim2" / "status.json").read_text())
     capsys.readouterr()
-    evaluate = (f"evaluate {smoke} --samples {t}/sim/samples.npz --status {t}/sim/status.json "
-                f"--mapping x1 --method fm {run} --dt 0.05 --temperature 3 --out {t}/m.json")  # fmt: skip
+    evaluate = (
+        f"evaluate {smoke} --samples {t}/sim/samples.npz --status {t}/sim/status.json "
+        f"--mapping x1 --method fm {run} --dt 0.05 --temperature 3 --out {t}/m.json"
+    )
     assert cli(evaluate) == 2
     assert "come from different simulate runs" in capsys.readouterr().err
     assert first["samples_write_id"] != read_json(t / "sim2" / "status.json")["samples_write_id"]
