@@ -95,3 +95,37 @@ def enable_compilation_cache(environ=None) -> str | None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return folder
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a new allocation now (Linux
+    ``MemAvailable``; else free pages), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(need_bytes: float, what: str, detail: str = "") -> None:
+    """Refuse, before allocating, a step whose estimated memory exceeds what the
+    machine has available.
+
+    Raises:
+      ValueError: (the settings ask too much) with the estimate, what it counts
+        (``detail``) and the memory available.
+    """
+    have = available_memory()
+    if have is None or need_bytes <= have:
+        return
+    why = f" ({detail})" if detail else ""
+    raise ValueError(
+        f"{what} would need about {need_bytes / 1e9:.2f} GB{why}, and this machine has "
+        f"{have / 1e9:.2f} GB available; make the run smaller"
+    )

@@ -420,3 +420,34 @@ def test_run_settings_refuse_what_would_silently_change_a_run(repo):
     config["systems"]["double_well"]["simulation"]["dt"] = [0.05, 0.0500000001]
     with pytest.raises(ConfigError, match="time steps that name the same job"):
         validate_config(config)
+
+
+def test_a_run_too_big_for_memory_is_refused_before_it_allocates(repo, tmp_path, capsys):
+    """n_replicas: 10^9 once ended in a SIGABRT from XLA: simulate and RE training
+    now estimate their memory from the settings and refuse with the estimate and
+    what the machine has."""
+    import yaml
+
+    from cgflow.simulate.settings import sampling_memory
+
+    config = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
+    config["systems"]["double_well"]["simulation"]["n_replicas"] = 10**9
+    config["methods"]["re"]["n_replicas"] = 10**9
+    config["systems"]["double_well"]["methods"]["re"] = {}
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(config))
+    study = f"--config {path} --system double_well"
+    run = "--n-train 200 --seed 0"
+    t = tmp_path
+    prepare_run(study, t, run)
+    train = f"train {study} --data {t}/cg.npz --prior {t}/prior.json {run}"
+    assert cli(f"{train} --method fm --out-dir {t}/fm") == 0
+    capsys.readouterr()
+    assert cli(f"simulate {study} --model {t}/fm --data {t}/cg.npz --dt 0.05 --out-dir {t}/s") == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "simulate would need about" in line and "GB available" in line
+    assert "1000000000 replicas" in line and not (t / "s" / "samples.npz").exists()
+    assert cli(f"{train} --method re --dt 0.05 --out-dir {t}/re") == 2
+    assert "train re would need about" in capsys.readouterr().err
+    # the estimate counts the frames and a force evaluation per replica
+    assert sampling_memory(10, 100, 5, 3, 32) == 5 * 4 * 10 * 100 * 5 * 3 + 4 * 10 * 25 * 32 * 16

@@ -52,7 +52,7 @@ from cgflow.methods.base import Problem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
 from cgflow.settings import Settings, setting
 from cgflow.simulate.replicas import Replicas, replica_runner
-from cgflow.simulate.settings import IntegratorSettings
+from cgflow.simulate.settings import IntegratorSettings, sampling_memory
 
 RE_KEEP = ("last", "best_held_out", "best_sample_score")
 
@@ -112,6 +112,11 @@ class RESettings(Settings):
         "entropy on the validation split) or best_sample_score (CG samples closest to the "
         "validation frames in the collective variables, squared MMD)",
     )
+
+    def memory_bytes(self, n_beads: int, dim: int, width: int) -> int:
+        """Peak memory of the CG sampling of one re-simulation (an estimate)."""
+        n_saved = self.sample_steps // self.save_every
+        return sampling_memory(self.n_replicas, n_saved, n_beads, dim, width)
 
     def check(self):
         if self.sample_steps < self.save_every:

@@ -111,3 +111,31 @@ def run_settings(block: dict) -> RunSettings:
     """The run settings of a ``simulation`` config block."""
     keys = set(RunSettings.__dataclass_fields__)
     return RunSettings.from_dict({k: v for k, v in block.items() if k in keys})
+
+
+FRAME_COPIES = 5
+"""Copies of the saved frames a run holds at its peak: on the device, on the host,
+reordered by replica, in the npz buffer and in the MDTraj trajectory."""
+PAIR_INTERMEDIATES = 16
+"""Per bead pair and network feature, the float32 values a force evaluation keeps
+for its backward pass (a generous count for the networks cgflow builds)."""
+
+
+def sampling_memory(n_replicas: int, n_saved: int, n_beads: int, dim: int, width: int) -> int:
+    """Bytes a CG sampling run needs at its peak (an estimate, for refusing runs that
+    cannot fit before they allocate): its saved frames, in ``FRAME_COPIES`` copies,
+    plus one force evaluation of all replicas (every bead pair, ``width`` features).
+
+    Args:
+      n_replicas, n_saved: replicas, and frames saved per replica.
+      n_beads, dim: beads and their dimension.
+      width: the network's widest layer (features or hidden units), 1 for none.
+    """
+    frames = 4 * n_replicas * n_saved * n_beads * dim
+    working = 4 * n_replicas * n_beads * n_beads * max(width, 1) * PAIR_INTERMEDIATES
+    return int(FRAME_COPIES * frames + working)
+
+
+def network_width(network: dict) -> int:
+    """The widest layer of a model description's ``network`` block."""
+    return int(max([network.get("features", 1), *network.get("hidden", [1])]))

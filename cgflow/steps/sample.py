@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cgflow.io import check_output_folder, save_dataset
 from cgflow.reference.openmm_sampler import sample_openmm
+from cgflow.runtime import check_memory
 from cgflow.systems import reference_settings
 
 TEST_SEED_OFFSET = 1_000_003
@@ -37,6 +38,8 @@ def sample_step(study, temperature: float, out: str, log=None, part: str = "trai
         # positions and forces (float32) and energies (float64) of the solute
         size = ref.n_frames * (len(setup.solute) * 3 * 4 * 2 + 8)
         check_output_folder(Path(out).parent, size, "sample")
+        # the frames in memory, a checkpoint's copy and the npz buffer
+        check_memory(3 * size, "sample", f"{ref.n_frames} frames of {len(setup.solute)} atoms")
         return sample_openmm(setup, temperature, ref, out, log, {**system.describe(), "part": part})
     kT = system.kT(temperature)
     arrays = system.sample_exact(kT, ref)

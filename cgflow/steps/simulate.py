@@ -12,9 +12,14 @@ from cgflow import checkpoint as ckpt
 from cgflow.io import check_output_folder, load_dataset, save_dataset, write_json, write_trajectory
 from cgflow.methods.data import KEY_SIMULATE, split_indices
 from cgflow.models import interaction_range, load_model
-from cgflow.runtime import jax_device_info
+from cgflow.runtime import check_memory, jax_device_info
 from cgflow.simulate.langevin import simulate_langevin
-from cgflow.simulate.settings import integrator_settings, run_settings
+from cgflow.simulate.settings import (
+    integrator_settings,
+    network_width,
+    run_settings,
+    sampling_memory,
+)
 from cgflow.systems import get_map
 
 
@@ -38,6 +43,9 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     integrator, run = integrator_settings(block, dt), run_settings(block)
     n_saved = run.n_steps // run.save_every
     size = n_saved * run.n_replicas * desc["n_beads"] * desc["dim"] * 4
+    need = sampling_memory(run.n_replicas, n_saved, desc["n_beads"], desc["dim"],
+                           network_width(desc["network"]))  # fmt: skip
+    check_memory(need, "simulate", f"{run.n_replicas} replicas x {n_saved} saved frames")
     check_output_folder(out_dir, 2 * size, "simulate")  # samples and trajectory
     seed, n_train = desc["seed"], desc["n_train"]
     train_idx, _ = split_indices(data["positions"].shape[0], n_train, study.val_fraction, seed)

@@ -26,8 +26,8 @@ from cgflow.io import atomic_write, check_output_folder, load_dataset, read_json
 from cgflow.methods.base import Problem
 from cgflow.methods.data import KEY_INIT, KEY_TRAIN, periodic_box, split_indices
 from cgflow.models import build_energy, init_params, load_model, save_model
-from cgflow.runtime import jax_device_info
-from cgflow.simulate.settings import integrator_settings
+from cgflow.runtime import check_memory, jax_device_info
+from cgflow.simulate.settings import integrator_settings, network_width
 from cgflow.systems import cv_features
 
 # what a start model must share with the run it seeds
@@ -99,6 +99,10 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
     R, F = data["positions"], data["forces"]
     desc = model_description(study, method, meta, read_json(prior_path), R[train_idx], n_train,
                              seed, periodic_box(data, meta))  # fmt: skip
+    if hasattr(settings, "memory_bytes"):  # methods that sample say what that takes
+        width = network_width(desc["network"])
+        need = settings.memory_bytes(desc["n_beads"], desc["dim"], width) + R.nbytes + F.nbytes
+        check_memory(need, f"train {method_name}", "its CG samples and the data set")
     device = jax_device_info("train", log)
     energy_fn = build_energy(desc)
     key = jax.random.PRNGKey(seed)
