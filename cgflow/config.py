@@ -36,7 +36,14 @@ class ConfigError(ValueError):
     """The study configuration is invalid; the message lists every problem."""
 
 
+def _strict_integer(checker, instance) -> bool:
+    """JSON Schema's ``integer`` admits 1.0; cgflow's counts, sizes and seeds do not
+    (``n_train: [100.0]`` would name its jobs ``n100.0``)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 def _with_defaults(cls):
+    """``cls`` filling in defaults as it validates, with strict integers."""
     validate_properties = cls.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -46,7 +53,8 @@ def _with_defaults(cls):
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+    checker = cls.TYPE_CHECKER.redefine("integer", _strict_integer)
+    return jsonschema.validators.extend(cls, {"properties": set_defaults}, type_checker=checker)
 
 
 def _non_finite(value, path=()):
@@ -172,6 +180,8 @@ def validate_config(
     problems = [f"{_where(e.absolute_path)}: {_message(e)}" for e in errors]
     problems += [f"{_where(p)}: {v} is not a finite number" for p, v in _non_finite(config)]
     if not problems:
+        if method_blocks:
+            problems += _study_method_problems(config)
         for name, entry in config["systems"].items():
             problems += _system_problems(config, name, entry, partial, method_blocks)
         problems += _claim_problems(config)
@@ -269,6 +279,20 @@ def _size_problems(where: str, entry: dict, n_ref: int) -> list[str]:
             problems.append(
                 f"{where}.n_train[{i}]: need at least 2 frames (training plus validation)"
             )
+    return problems
+
+
+def _study_method_problems(config: dict) -> list[str]:
+    """The study's method blocks build their settings (the schema's ``integer`` lets
+    1.0 through, and cross-field rules are the settings classes' own)."""
+    problems = []
+    for m, block in config["methods"].items():
+        if m in methods.REGISTRY:
+            try:
+                methods.get(m).settings(block)
+            except (TypeError, ValueError) as err:
+                problems.append(f"config.{err}" if str(err).startswith("methods.") else
+                                f"config.methods.{m}: {err}")  # fmt: skip
     return problems
 
 

@@ -105,9 +105,9 @@ class DoubleWell(Settings):
     evaluation_settings = ProfileEvaluation
 
     def __post_init__(self):
+        super().__post_init__()  # types and bounds first: c and d are numbers
         object.__setattr__(self, "c", float(self.c))
         object.__setattr__(self, "d", float(self.d))
-        super().__post_init__()
 
     def n_reference_frames(self, reference: ExactSettings) -> int:
         return reference.n_samples
