@@ -72,9 +72,22 @@ def load_draws(metric_files: list[str], records: list[dict]) -> dict[tuple, dict
     return out
 
 
+RECORD_KEYS = ("run", "metrics", "primary_metric", "figure_kind")
+"""What every metrics.json of cgflow evaluate holds."""
+
+
+def _metrics_record(path: str) -> dict:
+    """A metrics.json, checked to be one (ValueError naming the file)."""
+    record = read_json(path)
+    missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise ValueError(f"{path}: not a metrics.json of cgflow evaluate (lacks {missing})")
+    return record
+
+
 def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
                    order: list[str] = (), claims: list[dict] = ()) -> pd.DataFrame:  # fmt: skip
-    records = [read_json(f) for f in metric_files]
+    records = [_metrics_record(f) for f in metric_files]
     df = collect(records)
     draws = load_draws(metric_files, records)
     primary = primary_metrics(records)

@@ -38,7 +38,13 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     energy_fn, params, desc = load_model(model_dir)
     if not desc.get("usable", True):
         return _write_unusable(desc, model_dir, out_dir, device, log)
-    data, _ = load_dataset(data_path, required=("positions",))
+    data, data_meta = load_dataset(data_path, required=("positions",))
+    mapping = (data_meta.get("mapping") or {}).get("name") if isinstance(data_meta, dict) else None
+    if mapping != desc["mapping"]:
+        raise ValueError(
+            f"{data_path}: not the CG data set the model was trained on (its map is "
+            f"{mapping!r}, the model's {desc['mapping']!r}; give the output of cgflow map)"
+        )
     block = study.entry["simulation"]
     integrator, run = integrator_settings(block, dt), run_settings(block)
     n_saved = run.n_steps // run.save_every
