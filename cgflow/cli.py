@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, required=True)
     p.add_argument("--out", required=True, help="metrics.json")
 
+    p = sub.add_parser(
+        "bench",
+        help="time a fixed synthetic workload (start-up, CG sampling, FM, RE) as JSON",
+    )
+    p.add_argument("--out", default="bench.json", help="JSON file to write (default bench.json)")
+    p.add_argument("--quick", action="store_true", help="a short run (for tests)")
+    p.add_argument(
+        "--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="print ratios of two JSON files"
+    )
     p = sub.add_parser("aggregate", help="summary.csv and figures from metrics files")
     p.add_argument("--out", required=True, help="summary CSV")
     p.add_argument("--figures", required=True, help="folder for figures")
@@ -171,6 +180,8 @@ def _run(args) -> int:
 
         print(json.dumps(load_schema(), indent=2))
         return 0
+    if args.step == "bench":
+        return _bench(args)
     if args.step == "aggregate":
         from cgflow import methods
         from cgflow.analysis.aggregate import aggregate_step
@@ -214,6 +225,29 @@ def _run(args) -> int:
         )
     elif args.step == "evaluate":
         _evaluate(study, args)
+    return 0
+
+
+def _bench(args) -> int:
+    import json
+    from pathlib import Path
+
+    from cgflow import bench
+
+    if args.compare:
+        before, after = (json.loads(Path(p).read_text()) for p in args.compare)
+        print("\n".join(bench.compare(before, after)))
+        return 0
+    result = bench.run_bench(Path(args.out), args.quick)
+    s, up = result["sampling"], result["startup"]
+    print(
+        f"bench: light job {up['light_job_s']:.2f} s, JAX job imports "
+        f"{up['jax_job_imports_s']:.2f} s; sampling {s['schnet']['ns_per_day_summed']:.0f} "
+        f"ns/day summed (SchNet), {s['prior']['ns_per_day_summed']:.0f} (prior); FM "
+        f"{result['fm']['frames_per_s']:.0f} frames/s; RE {result['re']['wall_per_update_s']:.2f}"
+        f" s/update -> {args.out}",
+        file=sys.stderr,
+    )
     return 0
 
 

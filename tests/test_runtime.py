@@ -69,3 +69,28 @@ def test_compilation_cache_is_on_by_default_and_can_be_turned_off(tmp_path, monk
                          capture_output=True, text=True, check=True)  # fmt: skip
     assert out.stdout.strip() == ".cache/jax"
     assert any((tmp_path / ".cache" / "jax").iterdir())
+
+
+def test_bench_compares_two_runs_as_speed_ups(tmp_path, capsys):
+    """cgflow bench --compare prints each figure's speed-up (> 1: faster), whichever
+    way the figure improves."""
+    import json
+
+    from cgflow.cli import main
+
+    def result(scale):
+        return {
+            "startup": {"light_job_s": 2.0 * scale, "jax_job_imports_s": 6.0 * scale},
+            "sampling": {
+                "prior": {"steps_per_s_summed": 1000.0 / scale},
+                "schnet": {"steps_per_s_summed": 100.0 / scale},
+            },  # fmt: skip
+            "fm": {"frames_per_s": 500.0 / scale},
+            "re": {"wall_per_update_s": 4.0 * scale, "simulating_per_update_s": 3.0 * scale},
+        }
+
+    (tmp_path / "a.json").write_text(json.dumps(result(1.0)))
+    (tmp_path / "b.json").write_text(json.dumps(result(0.5)))
+    assert main(["bench", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 7 and all(line.endswith("speed-up x2.00") for line in lines)

@@ -1,0 +1,246 @@
+"""``cgflow bench``: a fixed synthetic workload timed piece by piece, written as JSON.
+
+The workload is the alanine dipeptide CG model of the default study (10 heavy-atom
+beads, the bonded prior, SchNet with 32 features, 2 interactions, 16 radial basis
+functions, cutoff 0.5 nm) on synthetic frames: the shipped structure's beads with
+Gaussian noise of 0.01 nm (seed 0), so it needs no reference run. It measures
+
+- start-up: a light step (``cgflow check-config``) and a JAX step's imports and
+  device query, each as a fresh process (median of three);
+- CG sampling: BAOAB steps per second of 32 replicas, for the prior alone and for
+  prior + SchNet, per replica and summed, with ns/day at 2 fs, after compilation;
+- FM: training frames per second (batch 64) after compilation;
+- RE: wall time per update and its simulating share (32 replicas, 1,000 steps per
+  re-simulation, reweighting in between).
+
+Absolute times drift on shared machines; compare two files (``--compare``) made on
+the same machine close in time, as ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_REPLICAS = 32
+DT_PS = 0.002
+NETWORK = {"type": "schnet", "features": 32, "interactions": 2, "rbf": 16, "cutoff": 0.5}
+
+
+def machine() -> dict:
+    """CPU model, cores, Python and JAX versions, JAX backend and device."""
+    import jax
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "affinity_cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "device": jax.devices()[0].device_kind,
+    }
+
+
+def _median_time(command: list[str], repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def startup(config: Path) -> dict:
+    light = [sys.executable, "-m", "cgflow.cli", "check-config", str(config)]
+    jax_job = [sys.executable, "-c",
+               "import cgflow.steps.simulate, cgflow.steps.train, jax; jax.devices()"]  # fmt: skip
+    return {"light_job_s": _median_time(light), "jax_job_imports_s": _median_time(jax_job)}
+
+
+def workload():
+    """The model description, prior, parameters and synthetic frames of the workload."""
+    import jax
+    import mdtraj
+
+    from cgflow.mapping.topology import bonded_terms
+    from cgflow.models import build_energy, fit_prior, init_params
+    from cgflow.systems import get_map
+    from cgflow.systems.alanine_dipeptide import AlanineDipeptide
+
+    system = AlanineDipeptide(solvent="vacuum")
+    cg_map = get_map(system, "heavy_atoms")
+    top = system.cg_topology(cg_map)
+    terms = bonded_terms(cg_map.n_beads, [(a.index, b.index) for a, b in top.bonds])
+    x0 = np.asarray(cg_map.coord_matrix) @ mdtraj.load(str(system.pdb_path())).xyz[0]
+    rng = np.random.default_rng(0)
+    frames = (x0[None] + rng.normal(0, 0.01, (2000, *x0.shape))).astype(np.float32)
+    kT = system.kT(300.0)
+    prior = fit_prior("bonded", frames, kT, terms)
+    meta = cg_map.metadata()
+    desc = {
+        "n_beads": cg_map.n_beads,
+        "dim": 3,
+        "kT": kT,
+        "prior": prior,
+        "network": NETWORK,
+        "species_names": meta["species_names"],
+        "species_index": meta["species_index"],
+    }
+    params = init_params(desc, jax.random.PRNGKey(0))
+    return desc, build_energy, params, frames, np.asarray(cg_map.bead_masses), kT
+
+
+def sampling(desc, build_energy, params, frames, masses, kT, steps: int) -> dict:
+    """BAOAB steps per second of N_REPLICAS replicas (the simulator's replica runner),
+    timed after a first, compiling call."""
+    import jax
+
+    from cgflow.simulate.replicas import replica_runner
+    from cgflow.simulate.settings import IntegratorSettings
+
+    out = {}
+    for label, network in (("prior", {"type": "none"}), ("schnet", NETWORK)):
+        energy_fn = build_energy({**desc, "network": network})
+        p = params if network["type"] != "none" else {}
+        integrator = IntegratorSettings(dt=DT_PS, friction=10.0)
+        runner = replica_runner(energy_fn, kT, integrator, desc["n_beads"], 50, 1)
+        reps = runner.init(jax.random.PRNGKey(1), frames[:N_REPLICAS], masses, p)
+        reps = runner.advance(reps, p, steps)  # compiles (the step count is traced)
+        jax.block_until_ready(reps.state.position)
+        t = time.perf_counter()
+        reps = runner.advance(reps, p, steps)
+        jax.block_until_ready(reps.state.position)
+        per_replica = steps / (time.perf_counter() - t)
+        out[label] = {
+            "steps_per_s_per_replica": per_replica,
+            "steps_per_s_summed": per_replica * N_REPLICAS,
+            "ns_per_day_summed": per_replica * N_REPLICAS * DT_PS * 86400 / 1000,
+        }
+    return out
+
+
+def fm_speed(desc, build_energy, params, frames, steps: int) -> dict:
+    import jax
+    import optax
+
+    from cgflow.methods.fm import fm_trainer
+
+    energy_fn = build_energy(desc)
+    forces = np.random.default_rng(1).normal(0, 100, frames.shape).astype(np.float32)
+    data = (frames[:1800], forces[:1800])
+    val = (frames[1800:], forces[1800:])
+    trainer = fm_trainer(energy_fn, data, val, 64, optax.adam(1e-3))
+    state = trainer.init(params, jax.random.PRNGKey(2))
+    step = jax.jit(trainer.step)  # as the training driver runs a pure step
+    keys = jax.random.split(jax.random.PRNGKey(3), steps + 1)
+    state, _ = step(state, keys[0])  # compile
+    jax.block_until_ready(trainer.params(state))
+    t = time.perf_counter()
+    for i in range(steps):
+        state, _ = step(state, keys[i + 1])
+    jax.block_until_ready(trainer.params(state))
+    return {"frames_per_s": 64 * steps / (time.perf_counter() - t)}
+
+
+def re_speed(desc, build_energy, params, frames, masses, kT, updates: int) -> dict:
+    import io
+
+    import jax
+
+    from cgflow.methods.re import RESettings, re_timing, train_re
+    from cgflow.simulate.settings import IntegratorSettings
+
+    s = RESettings(learning_rate=0.003, n_updates=updates, n_replicas=N_REPLICAS,
+                   equilibration_steps=200, sample_steps=1000, save_every=10,
+                   neff_threshold=0.9, ref_batch_size=1024)  # fmt: skip
+    _, history = train_re(
+        build_energy(desc), params, frames, frames, masses, kT, s,
+        IntegratorSettings(dt=DT_PS, friction=10.0), jax.random.PRNGKey(4), log=io.StringIO(),
+    )  # fmt: skip
+    timing = re_timing(history)
+    return {
+        "wall_per_update_s": timing["wall_per_update_s"],
+        "simulating_per_update_s": timing["simulating_per_update_s"],
+        "simulating_share": timing["simulating_share"],
+        "resimulations": int(sum(h["resimulated"] for h in history)),
+        "updates": len(history),
+    }
+
+
+CONFIG = """\
+methods: {fm: {}}
+systems:
+  double_well:
+    temperatures: [3.0]
+    mappings: [x1]
+    n_train: [100]
+    simulation: {dt: [0.01], n_steps: 1000}
+"""
+"""The config the light job checks (a small study)."""
+
+
+def run_bench(out: Path, quick: bool = False) -> dict:
+    """Run the workload and write ``out`` (JSON)."""
+    import tempfile
+
+    from cgflow.runtime import enable_compilation_cache
+
+    enable_compilation_cache()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "bench.yaml"
+        config.write_text(CONFIG)
+        result = {"machine": machine(), "quick": quick, "startup": startup(config)}
+    desc, build_energy, params, frames, masses, kT = workload()
+    result["sampling"] = sampling(
+        desc, build_energy, params, frames, masses, kT, 500 if quick else 5000
+    )
+    result["fm"] = fm_speed(desc, build_energy, params, frames, 20 if quick else 300)
+    result["re"] = re_speed(desc, build_energy, params, frames, masses, kT, 3 if quick else 12)
+    result["bench_wall_s"] = time.perf_counter() - t0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+FIGURES = (
+    ("startup", "light_job_s", "lower"),
+    ("startup", "jax_job_imports_s", "lower"),
+    ("sampling.prior", "steps_per_s_summed", "higher"),
+    ("sampling.schnet", "steps_per_s_summed", "higher"),
+    ("fm", "frames_per_s", "higher"),
+    ("re", "wall_per_update_s", "lower"),
+    ("re", "simulating_per_update_s", "lower"),
+)
+
+
+def compare(before: dict, after: dict) -> list[str]:
+    """One line per figure: before, after, and the speed-up (> 1 is faster)."""
+    lines = []
+    for section, key, better in FIGURES:
+        a, b = before, after
+        for part in section.split("."):
+            a, b = a[part], b[part]
+        x, y = a[key], b[key]
+        speedup = (x / y) if better == "lower" else (y / x)
+        lines.append(f"{section}.{key}: {x:.4g} -> {y:.4g}  speed-up x{speedup:.2f}")
+    return lines
