@@ -46,7 +46,6 @@ class MMDScore:
         self.y = np.asarray(y, float)
         self.h2 = float(h2)
         self.k_yy = float(np.exp(-_sq_dists(self.y, self.y) / (2 * self.h2)).mean())
-        self._x_id = None
 
     def set_samples(self, x: np.ndarray) -> None:
         x = np.asarray(x, float)
@@ -74,24 +73,22 @@ class HeldOutSampleScore:
     Args:
       R_val: held-out frames (m, beads, dim).
       features: ``features(positions) -> (m, k)``.
-      beta: 1 / kT of the reweighting.
     """
 
-    def __init__(self, R_val: np.ndarray, features, beta: float):
+    def __init__(self, R_val: np.ndarray, features):
         y = features(np.asarray(R_val))
         self.score = MMDScore(y, bandwidth(y))
-        self.features, self.beta = features, float(beta)
+        self.features = features
         self._samples, self._idx = None, None
 
-    def __call__(self, X_cg, u_cur, u_gen) -> float:
-        """For CG samples ``X_cg`` drawn with energies ``u_gen`` and ``u_cur`` under
-        the current parameters; NaN when the weights are not finite."""
+    def __call__(self, X_cg, w) -> float:
+        """For CG samples ``X_cg`` with reweighting weights ``w`` (one per sample, as
+        RE's ``reweight`` gives them); NaN when the weights are not finite."""
         if self._samples is not X_cg:  # a new sample set: kernel terms once
             self._idx = subsample(len(X_cg))
             self.score.set_samples(self.features(np.asarray(X_cg)[self._idx]))
             self._samples = X_cg
-        du = np.asarray(u_cur, np.float64)[self._idx] - np.asarray(u_gen, np.float64)[self._idx]
-        logw = -self.beta * du
-        if not np.all(np.isfinite(logw)):
+        w = np.asarray(w, np.float64)[self._idx]
+        if not np.all(np.isfinite(w)) or not np.sum(w) > 0:
             return float("nan")
-        return self.score(np.exp(logw - logw.max()))
+        return self.score(w)

@@ -252,7 +252,7 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
     energies = jax.jit(jax.vmap(energy_fn, (None, 0)))
     has_val = R_val is not None and len(R_val) > 0
     features = features or (lambda R: np.asarray(R, float).reshape(len(R), -1))
-    sample_score = mmd.HeldOutSampleScore(R_val, features, beta) if has_val else None
+    sample_score = mmd.HeldOutSampleScore(R_val, features) if has_val else None
     R_val = jnp.asarray(R_val if has_val else R_ref[:1], jnp.float32)
 
     @jax.jit
@@ -303,7 +303,7 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
         stale = None
         if not state.resim_needed:  # reweight the samples we have to the current parameters
             out = update(state.params, state.opt_state, state.X_cg, state.U_old, key)
-            _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
+            w, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
             if n_eff < s.neff_threshold * n_samples:
                 stale = (state, out[3])  # ln Z is carried to the new samples by BAR
                 state = state._replace(resim_needed=True)
@@ -316,10 +316,10 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
                 dlnz_bar, lnz_se = carry_lnz(stale[0], state, stale[1])
                 anchor += dlnz_bar
             out = update(state.params, state.opt_state, state.X_cg, state.U_old, key)
-            _, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
-        params, opt_state, g, u_cur, u_ref, u_val = out
+            w, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
+        params, opt_state, g, _, u_ref, u_val = out
         srel_val = beta * float(u_val) + anchor + dlnz if has_val else math.nan
-        mmd_val = sample_score(state.X_cg, u_cur, state.U_old) if has_val else math.nan
+        mmd_val = sample_score(state.X_cg, w) if has_val else math.nan
         metrics = {
             "loss": beta * float(u_ref) + anchor + dlnz,
             "val_loss": mmd_val if s.keep == "best_sample_score" else srel_val,
