@@ -56,8 +56,29 @@ def test_verdicts_follow_the_ci():
     tol = table.loc["tolerates dt"]
     assert tol.effect == pytest.approx(-0.34) and tol.verdict == "holds"
     assert "dt 0.1" in tol.cells and "dt 0.01" in tol.cells
+    assert tol.far_effect == pytest.approx(0.13 - 0.40) and tol.far_ci_high < 0
     text = claims_markdown(table.reset_index())
     assert "| better with little data |" in text and "**holds**" in text
+
+
+def test_degrading_less_but_no_better_at_the_worse_end_does_not_hold():
+    # RE grows less along dt (0.05 vs 0.35) but is worse than FM at every dt
+    errors = {
+        ("fm", 1000, 0.01): 0.05, ("fm", 1000, 0.1): 0.40,
+        ("re", 1000, 0.01): 0.50, ("re", 1000, 0.1): 0.55,
+    }  # fmt: skip
+    df, primary, draws = study(errors)
+    row = claims_table([claim(kind="degrades_less")], df, primary, draws).iloc[0]
+    assert row.effect == pytest.approx(-0.30) and row.ci_high < 0
+    assert row.far_effect == pytest.approx(0.15) and row.far_ci_low > 0
+    assert row.verdict == "does not hold"
+    # tied at the worse end: the noise decides nothing there
+    errors[("re", 1000, 0.1)] = 0.40
+    errors[("re", 1000, 0.01)] = 0.30
+    df, primary, draws = study(errors, noise=0.05)
+    row = claims_table([claim(kind="degrades_less")], df, primary, draws).iloc[0]
+    assert row.ci_high < 0 and row.far_ci_low < 0 < row.far_ci_high
+    assert row.verdict == "undecided"
 
 
 def test_a_claim_the_noise_cannot_decide_is_undecided():
@@ -95,3 +116,18 @@ def test_config_claims_must_name_runs_of_the_config():
                          "kind": "worse"}]  # fmt: skip
     with pytest.raises(ConfigError, match=r"claims\[0\]\.kind"):
         validate_config(config)
+
+
+def test_paired_differences_agree_with_a_better_claim():
+    """benchmark.md's paired differences and the claims table are one computation."""
+    from cgflow.analysis.aggregate import paired_differences
+
+    df, primary, draws = study(ERRORS)
+    diffs = paired_differences(df, primary, draws, order=["fm", "re"])
+    d = diffs[(diffs.n_train == 100) & (diffs.dt == 0.01)].iloc[0]
+    assert (d.method, d.baseline) == ("re", "fm")
+    row = claims_table([claim(n_train="min")], df, primary, draws).iloc[0]
+    assert d["mean"] == pytest.approx(row.effect) == pytest.approx(-0.20)
+    # same draws, other resampling seeds: the CIs agree to bootstrap noise
+    assert abs(d.ci_low - row.ci_low) < 0.02 and abs(d.ci_high - row.ci_high) < 0.02
+    assert bool(d.excludes_zero)

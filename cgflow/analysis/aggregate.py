@@ -21,6 +21,7 @@ from cgflow.analysis.claims import (  # noqa: E402
     claims_markdown,
     claims_table,
     group_rng,
+    paired_effect,
     plot_claims,
     run_key,
     seed_draws,
@@ -184,19 +185,14 @@ def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
             if not seeds:
                 continue
             k = dict(zip(cell, keys, strict=True))
-            per = []
-            for m in (method, baseline):
-                rk = tuple(str(k[c]) for c in ("system", "mapping", "temperature")) + (
-                    m,
-                    str(k["n_train"]),
-                    str(k["dt"]),
-                )
-                per.append(seed_draws(draws, rk, seeds, k["metric"], by_method[m].to_dict()))
-            diff = [a - b for a, b in zip(*per, strict=True)]
-            lo, hi = stats.percentile_ci(
-                stats.hierarchical_mean(diff, group_rng(keys + (method, baseline)))
+            where = tuple(str(k[c]) for c in ("system", "mapping", "temperature"))
+            terms = [
+                (sign, where + (m, str(k["n_train"]), str(k["dt"])), by_method[m].to_dict())
+                for sign, m in ((1.0, method), (-1.0, baseline))
+            ]
+            mean, lo, hi = paired_effect(
+                terms, seeds, k["metric"], draws, group_rng(keys + (method, baseline))
             )
-            mean = float(np.mean([by_method[method][s] - by_method[baseline][s] for s in seeds]))
             rows.append(
                 {**k, "method": method, "baseline": baseline, "mean": mean, "ci_low": lo,
                  "ci_high": hi, "n_seeds": len(seeds), "excludes_zero": bool(lo > 0 or hi < 0)}
