@@ -105,8 +105,9 @@ def _cells(claim: dict, part: pd.DataFrame) -> list[tuple[float, dict]] | str:
     return [(1.0, cells[0]), (-1.0, cells[1])]
 
 
-def paired_effect(terms: list, seeds: list, metric: str, draws: dict,
-                  rng: np.random.Generator) -> tuple[float, float, float]:
+def paired_effect(
+    terms: list, seeds: list, metric: str, draws: dict, rng: np.random.Generator
+) -> tuple[float, float, float]:
     """Mean over ``seeds`` and 95 % CI of a signed sum of runs' ``metric``.
 
     ``terms``: (sign, keys, value_of) with ``keys`` a cell's GROUP values as text and
