@@ -1,15 +1,19 @@
 """The 2-D double well of Schoeberl, Zabaras & Koutsourelakis (2020), with coupling.
 
-    U(x1, x2) = x1^4/4 - 3 x1^2 + x1 + (d/2) (x2 - c g(x1))^2
+    U(x1, x2) = V(x1) + (d(x1)/2) (x2 - c g(x1))^2,   V(x1) = x1^4/4 - 3 x1^2 + x1,
 
-in reduced units (k_B = 1, mass 1, energy and kT in the same unit).  The CG
-coordinate is x1.  Integrating out x2 gives the exact PMF along x1,
+with the stiffness d(x1) = d (1 + a x1^2), in reduced units (k_B = 1, mass 1, energy
+and kT in the same unit).  The CG coordinate is x1.  Integrating out x2 (a Gaussian
+of mean c g(x1) and variance kT / d(x1)) gives the exact PMF along x1,
 
-    A(x1) = x1^4/4 - 3 x1^2 + x1 + const,
+    A(x1, beta) = V(x1) + (kT/2) ln(1 + a x1^2) + const(beta),
 
-for every c, d and kT, because the x2 integral is a Gaussian of fixed width.
-With c = 0 the mapped force -dU/dx1 equals the mean force exactly; with c > 0 it
-carries zero-mean noise d (x2 - c g) c g'(x1), as mapped forces do in molecules.
+for every c and d. With a = 0 (the default) it is V itself at every temperature;
+with a > 0 the x2 entropy makes it temperature dependent, the exact test case of
+energy matching: the conditional all-atom energy is <U | x1> = V(x1) + kT/2 and its
+variance (kT)^2/2, for any c, d and a. With c = 0 and a = 0 the mapped force
+-dU/dx1 equals the mean force exactly; otherwise it carries zero-mean noise, as
+mapped forces do in molecules.
 
 The "all-atom" configuration is stored as two 1-D particles, x1 and x2
 (positions of shape (frames, 2, 1)), so the CG map x1 is an ordinary slice map.
@@ -86,6 +90,11 @@ class DoubleWell(Settings):
     c: float = setting(0.0, doc="coupling strength of x2 to g(x1)")
     d: float = setting(1.0, gt=0, doc="stiffness of x2")
     coupling: str = setting("sin", choices=tuple(COUPLINGS), doc="the function g")
+    a: float = setting(
+        0.0,
+        ge=0,
+        doc="stiffness slope: d(x1) = d (1 + a x1^2); a > 0 makes the PMF temperature dependent",
+    )
 
     type = "double_well"
     units = REDUCED
@@ -108,12 +117,14 @@ class DoubleWell(Settings):
         super().__post_init__()  # types and bounds first: c and d are numbers
         object.__setattr__(self, "c", float(self.c))
         object.__setattr__(self, "d", float(self.d))
+        object.__setattr__(self, "a", float(self.a))
 
     def n_reference_frames(self, reference: ExactSettings) -> int:
         return reference.n_samples
 
     def describe(self) -> dict:
-        return {"type": self.type, "c": self.c, "d": self.d, "coupling": self.coupling}
+        return {"type": self.type, "c": self.c, "d": self.d, "coupling": self.coupling,
+                "a": self.a}  # fmt: skip
 
     @staticmethod
     def kT(temperature: float) -> float:
@@ -121,20 +132,42 @@ class DoubleWell(Settings):
         return float(temperature)
 
     # --- the "all-atom" force field -------------------------------------------------
+    def stiffness(self, x1):
+        """d(x1) = d (1 + a x1^2) and its derivative."""
+        x1 = np.asarray(x1, float)
+        return self.d * (1.0 + self.a * x1**2), 2.0 * self.d * self.a * x1
+
     def energy(self, positions):
         """U for positions (..., 2, 1); returns shape (...)."""
         x1, x2 = positions[..., 0, 0], positions[..., 1, 0]
         g, _ = COUPLINGS[self.coupling]
-        return pmf_x1(x1) + 0.5 * self.d * (x2 - self.c * g(x1)) ** 2
+        stiffness, _ = self.stiffness(x1)
+        return pmf_x1(x1) + 0.5 * stiffness * (x2 - self.c * g(x1)) ** 2
 
     def forces(self, positions):
         """-dU/dx for positions (..., 2, 1); returns the same shape."""
         x1, x2 = positions[..., 0, 0], positions[..., 1, 0]
         g, dg = COUPLINGS[self.coupling]
+        stiffness, slope = self.stiffness(x1)
         stretch = x2 - self.c * g(x1)
-        f1 = -dpmf_x1(x1) + self.d * stretch * self.c * dg(x1)
-        f2 = -self.d * stretch
+        f1 = -dpmf_x1(x1) - 0.5 * slope * stretch**2 + stiffness * stretch * self.c * dg(x1)
+        f2 = -stiffness * stretch
         return np.stack([f1, f2], axis=-1)[..., None]
+
+    def free_energy_x1(self, x1, kT: float):
+        """The exact PMF A(x1, beta) = V + (kT/2) ln(1 + a x1^2), up to a function of kT."""
+        x1 = np.asarray(x1, float)
+        return pmf_x1(x1) + 0.5 * kT * np.log1p(self.a * x1**2)
+
+    @staticmethod
+    def mean_energy_x1(x1, kT: float):
+        """<U | x1> at kT, = d(beta A)/d beta: V(x1) + kT/2 (the x2 equipartition)."""
+        return pmf_x1(x1) + 0.5 * kT
+
+    @staticmethod
+    def energy_variance_x1(x1, kT: float):
+        """Var(U | x1) at kT, = -d^2(beta A)/d beta^2: (kT)^2 / 2 at every x1."""
+        return np.full(np.shape(x1), 0.5 * kT**2)
 
     # --- CG maps and the collective variable -----------------------------------------
     def mappings(self) -> dict[str, LinearMap]:
@@ -163,7 +196,7 @@ class DoubleWell(Settings):
         if kT <= 0:
             raise ValueError(f"double_well: kT must be > 0, got {kT}")
         x = self.x1_grid(kT)
-        return ExactProfile.from_free_energy(x, pmf_x1(x), kT)
+        return ExactProfile.from_free_energy(x, self.free_energy_x1(x, kT), kT)
 
     def exact_cdf_x1(self, kT: float):
         """Exact CDF of x1 as a callable (for statistical tests and binning)."""
@@ -181,7 +214,8 @@ class DoubleWell(Settings):
         n = reference.n_samples
         x1 = np.interp(rng.uniform(size=n), cdf, x)
         g, _ = COUPLINGS[self.coupling]
-        x2 = self.c * g(x1) + np.sqrt(kT / self.d) * rng.standard_normal(n)
+        stiffness, _ = self.stiffness(x1)
+        x2 = self.c * g(x1) + np.sqrt(kT / stiffness) * rng.standard_normal(n)
         positions = np.stack([x1, x2], axis=-1)[..., None]
         return {
             "positions": positions,
