@@ -40,6 +40,12 @@ class Problem:
       features: ``features(positions) -> (n, k)``, the system's collective variables
         as NumPy features (angles as cos and sin), for sample-based scores; None:
         the flat positions.
+      free_energy_fn: ``A(params, R, kT) -> scalar`` of a temperature-aware model
+        (methods declared ``temperatures="training"``), else None.
+      U_train, U_val: the frames' all-atom potential energies (n,), (m,), for methods
+        declared ``aa_energies``; else None.
+      kT_train, kT_val: the thermal energy each frame was sampled at (n,), (m,), for
+        methods trained across temperatures; else None (all at ``kT``).
     """
 
     energy_fn: Callable
@@ -57,6 +63,11 @@ class Problem:
     log: TextIO | None = None
     inputs: str = ""
     features: Callable | None = None
+    free_energy_fn: Callable | None = None
+    U_train: np.ndarray | None = None
+    U_val: np.ndarray | None = None
+    kT_train: np.ndarray | None = None
+    kT_val: np.ndarray | None = None
 
 
 class Trained(NamedTuple):

@@ -1,7 +1,10 @@
 """CG energy models: energy = fitted prior + neural network, one pure function."""
 
 from cgflow.models.energy import (
+    at_temperature,
     build_energy,
+    build_free_energy,
+    is_temperature_aware,
     init_params,
     interaction_range,
     load_model,
@@ -10,7 +13,10 @@ from cgflow.models.energy import (
 from cgflow.models.prior import fit_prior, prior_energy
 
 __all__ = [
+    "at_temperature",
     "build_energy",
+    "build_free_energy",
+    "is_temperature_aware",
     "init_params",
     "interaction_range",
     "load_model",

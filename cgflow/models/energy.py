@@ -13,8 +13,17 @@ with species embeddings and a smooth cosine envelope; for molecules).
       "box": [Lx, Ly, Lz] or absent,                  # periodic box (nm), liquids
       "prior": {...},                                 # see cgflow.models.prior
       "network": {"type": "mlp", "hidden": [...], "activation": str,
-                  "input_shift": [...], "input_scale": [...]},
+                  "input_shift": [...], "input_scale": [...],
+                  "temperature": {"kT_shift": float, "kT_scale": float}},  # optional
     }
+
+A network with a ``temperature`` entry is a free energy A(R, kT): it reads the
+standardised thermal energy (kT - kT_shift) / kT_scale beside the coordinates (the
+MLP as one more input, SchNet as a learned shift of every bead's embedding). The
+prior stays a temperature-independent energy E(R), so A = E(R) + network(R, kT).
+``build_free_energy`` gives A(params, R, kT); ``build_energy`` fixes kT at the
+description's ``kT``, the temperature the model is simulated at, so every model has
+the same signature for the CG simulator.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from pathlib import Path
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import serialization
 
 from cgflow.io import atomic_write, read_json, write_json
@@ -73,7 +83,7 @@ class SchNetEnergy(nn.Module):
     cutoff: float = 0.5
 
     @nn.compact
-    def __call__(self, R, species, edges=None, displacement=None):
+    def __call__(self, R, species, edges=None, displacement=None, temperature=None):
         n = R.shape[0]
         if edges is None:
             receivers, senders = jnp.nonzero(~jnp.eye(n, dtype=bool), size=n * (n - 1))
@@ -92,6 +102,8 @@ class SchNetEnergy(nn.Module):
         gamma = 0.5 / (mu[1] - mu[0]) ** 2
         expanded = jnp.exp(-gamma * (d[:, None] - mu) ** 2)
         h = nn.Embed(self.n_species, self.features)(species)
+        if temperature is not None:  # a free energy A(R, kT): kT shifts every embedding
+            h = h + nn.Dense(self.features, name="temperature")(jnp.reshape(temperature, (1, 1)))
         for _ in range(self.interactions):
             w = nn.Dense(self.features)(shifted_softplus(nn.Dense(self.features)(expanded)))
             w = w * envelope[:, None]
@@ -122,14 +134,25 @@ def interaction_range(desc: dict) -> float | None:
     return float({**SCHNET_DEFAULTS, **desc["network"]}["cutoff"])
 
 
-def build_energy(desc: dict):
-    """Return the pure ``energy_fn(params, R) -> scalar`` for a model description.
+def is_temperature_aware(desc: dict) -> bool:
+    """Whether a model is a free energy A(R, kT) (its network reads kT)."""
+    return "temperature" in desc.get("network", {})
 
-    Args:
-      desc: model description (see module docstring).
 
-    Returns:
-      energy_fn taking network params and positions R of shape (n_beads, dim).
+def _temperature_feature(desc: dict):
+    """kT -> the standardised input the network reads, or None (no kT input)."""
+    t = desc["network"].get("temperature")
+    if t is None:
+        return None
+    shift, scale = float(t["kT_shift"]), float(t["kT_scale"])
+    return lambda kT: (jnp.asarray(kT, jnp.float32) - shift) / scale
+
+
+def build_free_energy(desc: dict):
+    """Return the pure ``free_energy_fn(params, R, kT, neighbor=None) -> scalar``.
+
+    For a temperature-aware model (``network.temperature``) the network reads kT; for
+    any other, kT is ignored (its energy is the same at every temperature).
     """
     box = desc.get("box")
     if box is not None and desc["network"]["type"] == "mlp":
@@ -139,25 +162,48 @@ def build_energy(desc: dict):
         )
     prior = prior_energy(desc["prior"], box)
     if desc["network"]["type"] == "none":
-        return lambda params, R: prior(R)
+        return lambda params, R, kT, neighbor=None: prior(R)
     module = _network(desc)
+    t_feature = _temperature_feature(desc)
     if desc["network"]["type"] == "schnet":
         species = jnp.asarray(desc["species_index"])
         displacement = geometry.displacement_fn(box)  # minimum image in a box
 
-        def energy_fn(params, R, neighbor=None):
+        def free_energy_fn(params, R, kT, neighbor=None):
             edges = neighbor.idx if neighbor is not None else None
-            return prior(R) + module.apply(params, R, species, edges, displacement)
+            t = t_feature(kT) if t_feature is not None else None
+            return prior(R) + module.apply(params, R, species, edges, displacement, t)
 
-        return energy_fn
+        return free_energy_fn
     shift = jnp.asarray(desc["network"]["input_shift"]).reshape(-1)
     scale = jnp.asarray(desc["network"]["input_scale"]).reshape(-1)
 
-    def energy_fn(params, R):
+    def free_energy_fn(params, R, kT, neighbor=None):
+        del neighbor
         features = (R.reshape(-1) - shift) / scale
+        if t_feature is not None:
+            features = jnp.concatenate([features, t_feature(kT)[None]])
         return prior(R) + module.apply(params, features)
 
-    return energy_fn
+    return free_energy_fn
+
+
+def build_energy(desc: dict):
+    """Return the pure ``energy_fn(params, R) -> scalar`` for a model description
+    (``energy_fn(params, R, neighbor)`` for SchNet): the free energy at the
+    description's ``kT``.
+
+    Args:
+      desc: model description (see module docstring).
+
+    Returns:
+      energy_fn taking network params and positions R of shape (n_beads, dim).
+    """
+    free_energy_fn = build_free_energy(desc)
+    kT = float(desc["kT"]) if is_temperature_aware(desc) else None  # else not read
+    if desc["network"]["type"] == "schnet":
+        return lambda params, R, neighbor=None: free_energy_fn(params, R, kT, neighbor)
+    return lambda params, R: free_energy_fn(params, R, kT)
 
 
 def init_params(desc: dict, key):
@@ -167,8 +213,10 @@ def init_params(desc: dict, key):
     if desc["network"]["type"] == "schnet":
         # a spread-out dummy configuration: init must not see coincident beads
         R = jnp.arange(desc["n_beads"] * 3.0).reshape(-1, 3) * 0.1
-        return module.init(key, R, jnp.asarray(desc["species_index"]))
-    return module.init(key, jnp.zeros((desc["n_beads"] * desc["dim"],)))
+        t = jnp.zeros(()) if is_temperature_aware(desc) else None
+        return module.init(key, R, jnp.asarray(desc["species_index"]), None, None, t)
+    n_in = desc["n_beads"] * desc["dim"] + int(is_temperature_aware(desc))
+    return module.init(key, jnp.zeros((n_in,)))
 
 
 def save_model(folder: str | Path, desc: dict, params) -> None:
@@ -183,8 +231,22 @@ MODEL_KEYS = ("kT", "n_beads", "dim", "prior", "network")
 """What every model.json holds (load_model checks)."""
 
 
-def load_model(folder: str | Path):
-    """Rebuild ``(energy_fn, params, description)`` from a model folder."""
+def at_temperature(desc: dict, kT: float) -> dict:
+    """The description of a model run at ``kT``: a temperature-aware model's ``kT``
+    is set to it; any other must have been trained at that kT (ValueError)."""
+    if is_temperature_aware(desc):
+        return {**desc, "kT": float(kT)}
+    if not np.isclose(float(desc["kT"]), float(kT), rtol=1e-9, atol=0.0):
+        raise ValueError(
+            f"the model was trained at kT {desc['kT']} and does not read the temperature: "
+            f"it cannot be run at kT {kT}"
+        )
+    return desc
+
+
+def load_model(folder: str | Path, kT: float | None = None):
+    """Rebuild ``(energy_fn, params, description)`` from a model folder; with ``kT``,
+    the model at that thermal energy (see :func:`at_temperature`)."""
     folder = Path(folder)
     desc = read_json(folder / "model.json")
     missing = [k for k in MODEL_KEYS if k not in desc]
@@ -203,4 +265,6 @@ def load_model(folder: str | Path):
     shapes = jax.tree.map(lambda x: tuple(x.shape), (params, expected))
     if shapes[0] != shapes[1]:
         raise ValueError(f"{params_file}: parameters do not match {folder / 'model.json'}")
+    if kT is not None:
+        desc = at_temperature(desc, kT)
     return build_energy(desc), params, desc

@@ -1,0 +1,249 @@
+"""Energy matching (Duschatko et al. 2024): a free energy A(R, beta) trained on the
+mapped forces and on the all-atom potential energy, at several temperatures at once.
+
+For a CG map R = M(x) the exact CG free energy satisfies
+
+    -grad_R A(R, beta) = <f_mapped | R>_beta        (the mean force, as in FM)
+    d(beta A)/d beta   = <U_AA | R>_beta + c(beta)  (the conditional all-atom energy)
+
+with c(beta) independent of R (A is defined up to a function of beta). So every
+reference frame i at kT_i gives two unbiased labels, its mapped force F_i and its
+all-atom energy U_i, and the loss
+
+    L = w_F <|F_i + grad_R A(R_i, beta_i)|^2> / (D sigma_F^2)
+      + w_E <(r_i - rbar_{T(i)})^2> / sigma_U^2,   r_i = U_i - d(beta A)/d beta (R_i, beta_i)
+
+is minimised by the exact A at every training temperature (D = beads x dim). The
+offsets c(beta) are profiled out: each temperature's residuals are centred on their
+mean within the batch (the offset that minimises the loss), so only the R-dependence
+of d(beta A)/d beta is learned, which is all the relation fixes. d(beta A)/d beta
+comes from forward-mode AD in beta (``jax.jvp``). sigma_F^2 and sigma_U^2 are the
+variance of the training forces' components and the within-temperature variance of
+the training energies, so both terms start near 1 and the weights say what counts.
+
+Mini-batches are stratified: each step draws ``batch_size / K`` frames (with
+replacement) from each of the K training temperatures, so each temperature's offset
+has frames to be centred on. The driver averages the parameters (EMA), validates the
+loss on the held-out frames of every temperature, stops early and keeps the best, as
+for FM.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from cgflow.checkpoint import fingerprint
+from cgflow.methods.base import Problem, Trained
+from cgflow.methods.driver import Schedule, Trainer, fit
+from cgflow.methods.fm import FMSettings
+from cgflow.settings import setting
+
+
+@dataclass(frozen=True)
+class EMSettings(FMSettings):
+    """Hyperparameters of energy matching (the ``methods.em`` config block): FM's
+    optimiser and stopping settings, and the weights of the two terms.
+
+    Attributes:
+      force_weight: w_F, the weight of the force term.
+      energy_weight: w_E, the weight of the energy term (0: FM on the temperatures
+        pooled, with the temperature as an input).
+    """
+
+    block = "methods.em"
+
+    force_weight: float = setting(1.0, ge=0, doc="weight of the force term")
+    energy_weight: float = setting(1.0, ge=0, doc="weight of the all-atom energy term")
+
+    def check(self) -> None:
+        if self.force_weight == 0 and self.energy_weight == 0:
+            raise ValueError(f"{self.block}: force_weight and energy_weight are both 0")
+
+
+SETTINGS = EMSettings
+
+
+class EMState(NamedTuple):
+    """Energy-matching state.
+
+    Attributes:
+      params: model parameters (pytree).
+      opt_state: the optimiser's state.
+    """
+
+    params: object
+    opt_state: object
+
+
+class Frames(NamedTuple):
+    """Frames of several temperatures, concatenated.
+
+    Attributes:
+      R, F: positions and mapped forces (n, beads, dim).
+      U: all-atom potential energies (n,).
+      kT: thermal energy of each frame (n,).
+      group: index of each frame's temperature, 0..K-1 (n,).
+    """
+
+    R: jnp.ndarray
+    F: jnp.ndarray
+    U: jnp.ndarray
+    kT: jnp.ndarray
+    group: jnp.ndarray
+
+
+def beta_derivative(free_energy_fn):
+    """``d(params, R, kT) -> d(beta A)/d beta`` at beta = 1/kT, by ``jax.jvp`` in beta."""
+
+    def d_beta_a(params, R, kT):
+        beta = 1.0 / kT
+        _, tangent = jax.jvp(lambda b: b * free_energy_fn(params, R, 1.0 / b), (beta,), (1.0,))
+        return tangent
+
+    return d_beta_a
+
+
+def em_loss_fn(free_energy_fn, n_groups: int, sigma_f2: float, sigma_u2: float,
+               force_weight: float, energy_weight: float):  # fmt: skip
+    """``loss(params, frames) -> (total, (force_term, energy_term))``, per frame means."""
+    grad_r = jax.vmap(jax.grad(free_energy_fn, argnums=1), (None, 0, 0))
+    d_beta_a = jax.vmap(beta_derivative(free_energy_fn), (None, 0, 0))
+
+    def loss(params, f: Frames):
+        force = jnp.mean((f.F + grad_r(params, f.R, f.kT)) ** 2) / sigma_f2
+        r = f.U - d_beta_a(params, f.R, f.kT)
+        count = jax.ops.segment_sum(jnp.ones_like(r), f.group, n_groups)
+        mean = jax.ops.segment_sum(r, f.group, n_groups) / jnp.maximum(count, 1.0)
+        energy = jnp.mean((r - mean[f.group]) ** 2) / sigma_u2
+        return force_weight * force + energy_weight * energy, (force, energy)
+
+    return loss
+
+
+def within_group_variance(values: np.ndarray, group: np.ndarray) -> float:
+    """Variance of ``values`` about their group's mean, pooled over groups."""
+    values = np.asarray(values, float)
+    centred = values.copy()
+    for g in np.unique(group):
+        centred[group == g] -= values[group == g].mean()
+    return float(np.mean(centred**2))
+
+
+def frames_of(R, F, U, kT, group) -> Frames:
+    return Frames(
+        jnp.asarray(R, jnp.float32),
+        jnp.asarray(F, jnp.float32),
+        jnp.asarray(U, jnp.float32),
+        jnp.asarray(kT, jnp.float32),
+        jnp.asarray(group, jnp.int32),
+    )
+
+
+def em_trainer(free_energy_fn, train: Frames, val: Frames, batch_size: int, opt,
+               scales: tuple[float, float], weights: tuple[float, float]) -> Trainer:  # fmt: skip
+    """Energy matching as init/step over EMState.
+
+    Args:
+      free_energy_fn: ``A(params, R, kT) -> scalar``.
+      train, val: Frames (validation may be empty: then the training frames are scored).
+      batch_size: frames per step, split evenly over the temperatures.
+      opt: an Optax GradientTransformation.
+      scales: (sigma_F^2, sigma_U^2).
+      weights: (w_F, w_E).
+    """
+    group = np.asarray(train.group)
+    n_groups = int(group.max()) + 1
+    starts = np.array([np.flatnonzero(group == g)[0] for g in range(n_groups)])
+    sizes = np.array([np.sum(group == g) for g in range(n_groups)])
+    if not np.all(np.diff(group) >= 0):
+        raise ValueError("em: training frames must be ordered by temperature")
+    per_group = max(1, batch_size // n_groups)
+    if val.R.shape[0] == 0:
+        val = train
+    loss = em_loss_fn(free_energy_fn, n_groups, *scales, *weights)
+    grad_fn = jax.value_and_grad(loss, has_aux=True)
+    starts_j, sizes_j = jnp.asarray(starts), jnp.asarray(sizes)
+
+    def init(params, key):
+        del key
+        return EMState(params, opt.init(params))
+
+    def step(state: EMState, key):
+        offsets = jax.random.randint(key, (n_groups, per_group), 0, sizes_j[:, None])
+        idx = (starts_j[:, None] + offsets).reshape(-1)
+        batch = jax.tree.map(lambda a: a[idx], train)
+        (value, (force, energy)), g = grad_fn(state.params, batch)
+        updates, opt_state = opt.update(g, state.opt_state, state.params)
+        metrics = {"train_loss": value, "force_loss": force, "energy_loss": energy}
+        return EMState(optax.apply_updates(state.params, updates), opt_state), metrics
+
+    val_loss = jax.jit(lambda p: loss(p, val)[0])
+    return Trainer(init, step, lambda st: st.params, pure=True, validate=val_loss)
+
+
+def train(problem: Problem, settings: EMSettings, key) -> Trained:
+    """The registry's entry: EM on the training frames of every training temperature."""
+    from cgflow.methods.fm import optimizer
+
+    p = problem
+    if p.free_energy_fn is None or p.U_train is None or p.kT_train is None:
+        raise ValueError(
+            "em needs the all-atom energies and temperatures of its frames and a "
+            "temperature-aware model (the train step provides them for methods that "
+            "train across temperatures)"
+        )
+    temperatures = np.unique(p.kT_train)
+    group_of = {float(t): i for i, t in enumerate(temperatures)}
+    g_train = np.array([group_of[float(t)] for t in p.kT_train])
+    g_val = np.array([group_of.get(float(t), 0) for t in p.kT_val])
+    order = np.argsort(g_train, kind="stable")
+    tr = frames_of(p.R_train[order], p.F_train[order], p.U_train[order], p.kT_train[order],
+                   g_train[order])  # fmt: skip
+    va = frames_of(p.R_val, p.F_val, p.U_val, p.kT_val, g_val)
+    sigma_f2 = float(np.var(p.F_train))
+    sigma_u2 = within_group_variance(p.U_train, g_train)
+    if not (sigma_f2 > 0 and sigma_u2 > 0):
+        raise ValueError(
+            f"em: the training forces or energies do not vary (variances {sigma_f2}, {sigma_u2})"
+        )
+    s = settings
+    trainer = em_trainer(p.free_energy_fn, tr, va, s.batch_size, optimizer(s),
+                         (sigma_f2, sigma_u2), (s.force_weight, s.energy_weight))  # fmt: skip
+    schedule = Schedule(
+        name="em",
+        n_checks=max(1, s.max_steps // s.eval_every),
+        steps_per_check=s.eval_every,
+        ema_decay=s.ema_decay,
+        patience=s.patience,
+        keep="best",
+        checkpoint_every=10,
+    )
+    fp = fingerprint(s.to_dict(), [list(np.shape(a)) for a in (*tr, *va)], p.inputs)
+    params, history = fit(trainer, p.params, key, schedule, p.checkpoint, fp, p.log)
+    batch = max(1, s.batch_size // len(temperatures)) * len(temperatures)
+    steps = int(history[-1]["step"]) if history else 0
+    info = {
+        "settings": s.to_dict(),
+        "checks": len(history),
+        "best_val_loss": min((h["val_loss"] for h in history), default=math.nan),
+        "n_fit": int(p.R_train.shape[0]),
+        "n_val": int(p.R_val.shape[0]),
+        "kT_train": [float(t) for t in temperatures],
+        "n_fit_per_kT": [int(np.sum(g_train == g)) for g in range(len(temperatures))],
+        "sigma_F2": sigma_f2,
+        "sigma_U2": sigma_u2,
+        # one force and one beta-derivative (and their parameter gradients) per frame
+        "cost": {
+            "force_evaluations": steps * batch,
+            "energy_derivative_evaluations": steps * batch,
+            "wall_time_s": history[-1]["wall_time_s"] if history else 0.0,
+        },
+    }
+    return Trained(params, history, info)

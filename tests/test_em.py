@@ -1,0 +1,156 @@
+"""Energy matching: the temperature-aware model, d(beta A)/d beta by jax.jvp, and the
+EM loss on the variable-stiffness double well, whose A(x1, beta) is known exactly."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cgflow.methods import em
+from cgflow.methods.base import Problem
+from cgflow.models import at_temperature, build_energy, build_free_energy, init_params
+from cgflow.systems import get_system
+from cgflow.systems.double_well import ExactSettings, pmf_x1
+
+A_SLOPE = 0.5
+SYSTEM = {"potential": {"c": 2.0, "d": 1.5, "a": A_SLOPE}}
+
+
+def mlp_description(kT=2.0, temperature=True):
+    net = {"type": "mlp", "hidden": [16, 16], "activation": "softplus",
+           "input_shift": [0.0], "input_scale": [2.0]}  # fmt: skip
+    if temperature:
+        net["temperature"] = {"kT_shift": 3.0, "kT_scale": 1.0}
+    prior = {"type": "harmonic_position", "x0": [[0.0]], "k": [[0.1]]}
+    return {"kT": kT, "n_beads": 1, "dim": 1, "prior": prior, "network": net}
+
+
+def test_a_temperature_aware_model_reads_kt_and_its_energy_fixes_it():
+    desc = mlp_description()
+    params = init_params(desc, jax.random.PRNGKey(0))
+    A = build_free_energy(desc)
+    R = jnp.array([[0.7]])
+    assert float(A(params, R, 2.0)) != pytest.approx(float(A(params, R, 4.0)))
+    assert float(build_energy(desc)(params, R)) == pytest.approx(float(A(params, R, 2.0)))
+    at4 = at_temperature(desc, 4.0)
+    assert float(build_energy(at4)(params, R)) == pytest.approx(float(A(params, R, 4.0)))
+    plain = mlp_description(temperature=False)
+    with pytest.raises(ValueError, match="does not read the temperature"):
+        at_temperature(plain, 4.0)
+    assert at_temperature(plain, 2.0) == plain
+
+
+def test_schnet_takes_the_temperature_as_an_input():
+    desc = {
+        "kT": 2.5, "n_beads": 3, "dim": 3, "prior": {"type": "none"},
+        "species_names": ["A", "B"], "species_index": [0, 1, 0],
+        "network": {"type": "schnet", "features": 8, "interactions": 1, "rbf": 4,
+                    "cutoff": 0.6, "temperature": {"kT_shift": 2.5, "kT_scale": 0.5}},
+    }  # fmt: skip
+    params = init_params(desc, jax.random.PRNGKey(1))
+    A = build_free_energy(desc)
+    R = jnp.array([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0], [0.3, 0.3, 0.1]])
+    a2, a3 = float(A(params, R, 2.0)), float(A(params, R, 3.0))
+    assert np.isfinite(a2) and a2 != pytest.approx(a3)
+
+
+def test_beta_derivative_by_jvp_equals_a_finite_difference():
+    desc = mlp_description()
+    params = init_params(desc, jax.random.PRNGKey(2))
+    A = build_free_energy(desc)
+    d_beta_a = jax.jit(em.beta_derivative(A))
+    for x, kT in ((-1.3, 2.0), (0.4, 3.0), (2.1, 4.5)):
+        R = jnp.array([[x]])
+        beta, h = 1.0 / kT, 1e-3
+
+        def beta_a(b, R=R):
+            return b * float(A(params, R, 1.0 / b))
+
+        fd = (beta_a(beta + h) - beta_a(beta - h)) / (2 * h)
+        assert float(d_beta_a(params, R, kT)) == pytest.approx(fd, rel=2e-3, abs=2e-3)
+        # not A itself: the derivative carries beta dA/dbeta
+        assert abs(float(A(params, R, kT)) - fd) > 1e-2
+
+
+def exact_frames(kTs, n, seed=0):
+    """Exact variable-stiffness samples at each kT, as EM's Frames (x1 only)."""
+    system = get_system("double_well", SYSTEM)
+    parts = []
+    for g, kT in enumerate(kTs):
+        d = system.sample_exact(kT, ExactSettings(n_samples=n, seed=seed + g))
+        parts.append((d["positions"][:, :1], d["forces"][:, :1], d["energies"],
+                      np.full(n, kT), np.full(n, g)))  # fmt: skip
+    return em.frames_of(*(np.concatenate(x) for x in zip(*parts, strict=True)))
+
+
+def exact_free_energy(params, R, kT):
+    """The exact A(x1, beta) as a model (params: an energetic error's size)."""
+    x = R[0, 0]
+    v = 0.25 * x**4 - 3.0 * x**2 + x  # pmf_x1, in JAX
+    return v + 0.5 * kT * jnp.log1p(A_SLOPE * x**2) + params["err"] * x**2
+
+
+def test_the_exact_free_energy_has_zero_em_loss_in_expectation():
+    """On exact samples the exact A leaves only label noise: the force and energy
+    residuals have zero mean in every x1 bin and the energy residual's variance is
+    (kT)^2/2. An energetic error of 0.3 x1^2 is detected; d(beta A)/d beta is V."""
+    kTs = (2.0, 4.0)
+    frames = exact_frames(kTs, 40_000)
+    grad_r = jax.vmap(jax.grad(exact_free_energy, argnums=1), (None, 0, 0))
+    d_beta_a = jax.vmap(em.beta_derivative(exact_free_energy), (None, 0, 0))
+    x = np.asarray(frames.R[:, 0, 0])
+
+    def binned_means(params, exact=False):
+        force = np.asarray(frames.F + grad_r(params, frames.R, frames.kT))[:, 0, 0]
+        r = np.asarray(frames.U - d_beta_a(params, frames.R, frames.kT))
+        out = []
+        for g, kT in enumerate(kTs):
+            sel = np.asarray(frames.group) == g
+            r_g = r[sel] - r[sel].mean()
+            edges = np.quantile(x[sel], np.linspace(0, 1, 9))
+            idx = np.clip(np.digitize(x[sel], edges) - 1, 0, 7)
+            for b in range(8):
+                m = idx == b
+                for res in (force[sel][m], r_g[m]):
+                    out.append(res.mean() / (res.std() / np.sqrt(m.sum())))
+            if exact:
+                assert r_g.var() == pytest.approx(0.5 * kT**2, rel=0.05)
+        return np.array(out)
+
+    z = binned_means({"err": 0.0}, exact=True)
+    assert np.all(np.abs(z) < 4.5), z
+    assert np.max(np.abs(binned_means({"err": 0.3}))) > 10
+    grid = jnp.linspace(-3.0, 3.0, 13).reshape(-1, 1, 1)
+    for kT in kTs:
+        d = d_beta_a({"err": 0.0}, grid, jnp.full(13, kT))
+        np.testing.assert_allclose(np.asarray(d), pmf_x1(np.asarray(grid[:, 0, 0])), atol=2e-4)
+    # the loss: the exact model sits at the noise floor, an error lifts it
+    loss = jax.jit(em.em_loss_fn(exact_free_energy, 2, 1.0, 1.0, 1.0, 1.0))
+    assert float(loss({"err": 0.3}, frames)[0]) > float(loss({"err": 0.0}, frames)[0]) + 0.5
+
+
+def test_em_training_is_finite_and_repeatable():
+    kTs = (2.0, 4.0)
+    train, val = exact_frames(kTs, 300, seed=0), exact_frames(kTs, 100, seed=10)
+    desc = mlp_description(kT=3.0)
+    params = init_params(desc, jax.random.PRNGKey(0))
+    problem = Problem(
+        energy_fn=build_energy(desc), params=params,
+        R_train=np.asarray(train.R), F_train=np.asarray(train.F),
+        R_val=np.asarray(val.R), F_val=np.asarray(val.F), masses=np.ones(1), kT=3.0,
+        free_energy_fn=build_free_energy(desc),
+        U_train=np.asarray(train.U), U_val=np.asarray(val.U),
+        kT_train=np.asarray(train.kT), kT_val=np.asarray(val.kT),
+    )  # fmt: skip
+    settings = em.EMSettings(max_steps=200, eval_every=50, batch_size=64)
+    a = em.train(problem, settings, jax.random.PRNGKey(5))
+    b = em.train(problem, settings, jax.random.PRNGKey(5))
+    leaves_a, leaves_b = jax.tree.leaves(a.params), jax.tree.leaves(b.params)
+    assert all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b, strict=True))
+    assert all(np.all(np.isfinite(x)) for x in leaves_a)
+    h = a.history
+    assert {"force_loss", "energy_loss", "val_loss"} <= set(h[0])
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+    assert a.info["kT_train"] == [2.0, 4.0] and a.info["n_fit_per_kT"] == [300, 300]
+    with pytest.raises(ValueError, match="both 0"):
+        em.EMSettings(force_weight=0.0, energy_weight=0.0)
