@@ -4,9 +4,9 @@ from cgflow.models.energy import (
     at_temperature,
     build_energy,
     build_free_energy,
-    is_temperature_aware,
     init_params,
     interaction_range,
+    is_temperature_aware,
     load_model,
     save_model,
 )
