@@ -64,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit-prior", help="fit the prior on a run's training split")
     _study_args(p)
-    p.add_argument("--data", required=True, help="CG data set (.npz)")
+    p.add_argument(
+        "--data", required=True, nargs="+",
+        help="CG data set (.npz); several (one per temperature) for a model trained across "
+        "temperatures: the budget is shared over them",
+    )  # fmt: skip
     p.add_argument("--n-train", type=_pos_int, required=True)
     p.add_argument("--seed", type=_nonneg_int, required=True)
     p.add_argument("--out", required=True, help="prior JSON")
@@ -72,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a CG model by one method")
     _study_args(p)
     p.add_argument("--method", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument(
+        "--data", required=True, nargs="+",
+        help="CG data set (.npz); one per training temperature for methods trained across "
+        "temperatures (em)",
+    )  # fmt: skip
     p.add_argument("--prior", required=True)
     p.add_argument("--n-train", type=_pos_int, required=True)
     p.add_argument("--seed", type=_nonneg_int, required=True)
@@ -86,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model folder (model.json, params.msgpack)")
     p.add_argument("--data", required=True, help="CG data set (start frames)")
     p.add_argument("--dt", type=_pos_float, required=True)
+    p.add_argument(
+        "--temperature", type=_pos_float,
+        help="simulate at this temperature (a temperature-aware model; default: the model's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--transfer", action="store_true",
+        help="allow a model that does not read the temperature to run at another one "
+        "(the no-transfer baseline)",
+    )  # fmt: skip
     p.add_argument("--out-dir", required=True)
     p.add_argument("--checkpoint", help="checkpoint file: written, and resumed from")
 
@@ -208,16 +225,19 @@ def _run(args) -> int:
     elif args.step == "fit-prior":
         from cgflow.steps.prior import fit_prior_step
 
-        fit_prior_step(study, args.data, args.n_train, args.seed, args.out)
+        data = args.data if len(args.data) > 1 else args.data[0]
+        fit_prior_step(study, data, args.n_train, args.seed, args.out)
     elif args.step == "train":
         from cgflow.steps.train import train
 
-        train(study, args.method, args.data, args.prior, args.n_train, args.seed, args.out_dir,
+        data = args.data if len(args.data) > 1 else args.data[0]
+        train(study, args.method, data, args.prior, args.n_train, args.seed, args.out_dir,
               dt=args.dt, init_model=args.init_model, checkpoint=args.checkpoint)  # fmt: skip
     elif args.step == "simulate":
         from cgflow.steps.simulate import simulate_step
 
-        status = simulate_step(study, args.model, args.data, args.dt, args.out_dir, args.checkpoint)
+        status = simulate_step(study, args.model, args.data, args.dt, args.out_dir, args.checkpoint,
+                               temperature=args.temperature, transfer=args.transfer)  # fmt: skip
         print(
             f"simulate: stable={status['stable']} steps={status['steps_done']} "
             f"wall={status['wall_time_s']:.1f}s",

@@ -226,6 +226,11 @@ def _claim_problems(config: dict) -> list[str]:
                 )
         if claim["method"] == claim["baseline"]:
             problems.append(f"{where}: method and baseline are both {claim['method']!r}")
+        t = claim.get("temperature", "min")
+        temps = entry.get("temperatures") or []
+        if not isinstance(t, str) and not any(math.isclose(t, u) for u in temps):
+            problems.append(f"{where}.temperature: {t} is not one of {claim['system']}'s "
+                            f"temperatures {temps}")  # fmt: skip
     return problems
 
 
@@ -321,7 +326,56 @@ def _method_problems(
             problems.append(
                 f"{where}: {m} starts from the {start} model, so it needs {start} as well"
             )
+    problems += _temperature_problems(where, entry, runs, partial)
     return problems
+
+
+def training_temperatures(entry: dict) -> list[float]:
+    """The temperatures methods trained across temperatures train on."""
+    held = [float(t) for t in entry.get("held_out_temperatures") or []]
+    return [t for t in entry["temperatures"] if not any(math.isclose(t, h) for h in held)]
+
+
+def _temperature_problems(where: str, entry: dict, runs: set, partial: bool) -> list[str]:
+    """Held-out temperatures are temperatures of the system; methods trained across
+    temperatures have at least two to train on; fm_nearest has something to do."""
+    if partial or "temperatures" not in entry or "n_train" not in entry:
+        return []
+    problems = []
+    temps = [float(t) for t in entry["temperatures"]]
+    held = entry.get("held_out_temperatures") or []
+    for i, t in enumerate(held):
+        if not any(math.isclose(t, u) for u in temps):
+            problems.append(
+                f"{where}.held_out_temperatures[{i}]: {t} is not one of temperatures {temps}"
+            )
+    for m in sorted(runs):
+        method = methods.REGISTRY.get(m)
+        if method is not None and method.temperatures == "training":
+            problems += _across_problems(where, entry, m)
+        if method is not None and method.temperatures == "nearest":
+            if not held:
+                problems.append(f"{where}: {m} runs at held-out temperatures; there are none")
+            if method.model_of not in runs:
+                problems.append(f"{where}: {m} uses the {method.model_of} model, so it needs "
+                                f"{method.model_of} as well")  # fmt: skip
+    return problems
+
+
+def _across_problems(where: str, entry: dict, m: str) -> list[str]:
+    """A method trained across temperatures has two or more, and 2 frames each."""
+    training = training_temperatures(entry)
+    if len(training) < 2:
+        return [
+            f"{where}: {m} trains one model across temperatures and needs at least two "
+            f"training temperatures (temperatures less held_out_temperatures); it has {training}"
+        ]
+    return [
+        f"{where}.n_train[{i}]: {m} splits {n} frames over {len(training)} temperatures, "
+        "fewer than 2 each"
+        for i, n in enumerate(entry.get("n_train", []))
+        if n // len(training) < 2
+    ]
 
 
 def _simulation_problems(where: str, entry: dict, partial: bool) -> list[str]:

@@ -9,15 +9,18 @@ from cgflow.analysis.stats import N_BOOT
 
 
 def study(errors: dict, noise: float = 0.02, seeds=(0, 1, 2)):
-    """Rows and bootstrap draws of synthetic runs: errors[(method, n_train, dt)] is the
-    mean error; each seed adds a small offset, each draw noise around the run's value."""
+    """Rows and bootstrap draws of synthetic runs: errors[(method, n_train, dt)] (or
+    errors[(method, n_train, dt, temperature)]) is the mean error; each seed adds a
+    small offset, each draw noise around the run's value."""
     rng = np.random.default_rng(0)
     rows, draws = [], {}
-    for (method, n, dt), err in errors.items():
+    for cell, err in errors.items():
+        method, n, dt, temperature = (*cell, 3.0)[:4]
         for seed in seeds:
             value = err + 0.01 * (seed - 1)
-            run = {"system": "dw", "mapping": "x1", "temperature": 3.0, "method": method,
-                   "n_train": n, "dt": dt, "seed": seed, "run_dir": "r"}  # fmt: skip
+            run = {"system": "dw", "mapping": "x1", "temperature": temperature,
+                   "method": method, "n_train": n, "dt": dt, "seed": seed,
+                   "run_dir": "r"}  # fmt: skip
             rows.append({**run, "metric": "pmf_wrmse_kT", "value": value})
             draws[run_key(run)] = {"pmf_wrmse_kT": value + noise * rng.standard_normal(N_BOOT)}
     return pd.DataFrame(rows), {"dw": "pmf_wrmse_kT"}, draws
@@ -131,3 +134,23 @@ def test_paired_differences_agree_with_a_better_claim():
     # same draws, other resampling seeds: the CIs agree to bootstrap noise
     assert abs(d.ci_low - row.ci_low) < 0.02 and abs(d.ci_high - row.ci_high) < 0.02
     assert bool(d.excludes_zero)
+
+
+def test_a_claim_picks_its_temperature():
+    """EM vs the nearest-temperature FM model at a held-out temperature: rows at other
+    temperatures do not mix in."""
+    errors = {
+        ("em", 1000, 0.01, 2.0): 0.10, ("fm", 1000, 0.01, 2.0): 0.05,
+        ("em", 1000, 0.01, 3.0): 0.12, ("fm", 1000, 0.01, 3.0): 0.50,
+    }  # fmt: skip
+    df, primary, draws = study(errors)
+    table = claims_table(
+        [claim(method="em", temperature=3.0), claim(method="em", temperature="min")],
+        df, primary, draws,
+    )  # fmt: skip
+    held, low = table.iloc[0], table.iloc[1]
+    assert held.effect == pytest.approx(-0.38) and held.verdict == "holds"
+    assert held.cells.startswith("T 3, ")
+    assert low.effect == pytest.approx(0.05) and low.verdict == "does not hold"
+    row = claims_table([claim(method="em", temperature=5.0)], df, primary, draws).iloc[0]
+    assert row.verdict == "undecided" and "no runs at temperature 5" in row.cells

@@ -191,3 +191,22 @@ def test_a_key_written_twice_is_refused(repo, tmp_path):
     bad.write_text(text.replace("seeds: [0]\n", "seeds: [0]\nseeds: [1]\n", 1))
     with pytest.raises(ConfigError, match=r"key 'seeds' appears twice \(also on line 2\)"):
         load_config(bad)
+
+
+def test_temperature_settings_of_em_and_fm_nearest(default_config):
+    thermal = default_config["systems"]["double_well_thermal"]
+    thermal["held_out_temperatures"] = [3.5]
+    check_fails(default_config, "double_well_thermal.held_out_temperatures[0]: 3.5 is not one")
+    thermal["held_out_temperatures"] = [2.0, 3.0]
+    check_fails(default_config, "em trains one model across temperatures and needs at least two")
+    thermal["held_out_temperatures"] = []
+    check_fails(default_config, "fm_nearest runs at held-out temperatures; there are none")
+    thermal["held_out_temperatures"] = [3.0]
+    thermal["n_train"] = [3]
+    check_fails(default_config, "n_train[0]: em splits 3 frames over 2 temperatures")
+    thermal["n_train"] = [1000]
+    thermal["methods"] = {"em": {}, "fm_nearest": {}}
+    check_fails(default_config, "fm_nearest uses the fm model, so it needs fm as well")
+    thermal["methods"] = {"fm": {}, "em": {}, "fm_nearest": {}}
+    default_config["claims"][-1]["temperature"] = 5.0
+    check_fails(default_config, "claims[6].temperature: 5.0 is not one of")

@@ -119,10 +119,11 @@ def test_smoke_study_end_to_end(workdir):
     summary = pd.read_csv(workdir / "results" / "summary.csv")
     assert list(summary.columns) == COLUMNS
     models = summary[summary.method == "fm"]
-    # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 2 dt; 9 metrics each: 4
-    # of the simulation, the same 4 of the model's PMF by quadrature, and stable
+    # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 2 dt; thermal: 3 temperatures
+    # x 1 dt; 9 metrics each: 4 of the simulation, the same 4 of the model's PMF by
+    # quadrature, and stable
     sampled = {"pmf_wrmse_kT", "pmf_rmse_kT", "js_divergence", "dF_right_err_kT"}
-    assert len(models) == (4 + 2) * 9
+    assert len(models) == (4 + 2 + 3) * 9
     assert set(models.metric) == {"stable"} | sampled | {f"quad_{m}" for m in sampled}
     # dt 3.0 is deliberately unstable: every method's run there is recorded as such
     unstable = summary[(summary.metric == "stable") & (summary.dt == 3.0)]
@@ -137,8 +138,29 @@ def test_smoke_study_end_to_end(workdir):
     assert set(summary[summary.method == "reference"].system) == {
         "double_well",
         "double_well_coupled",
+        "double_well_thermal",
         "alanine_dipeptide",
     }
+    # energy matching: one model of kT 2 and 4, simulated and scored at 2, 3 and 4;
+    # the FM model of kT 2 run at the held-out 3 (fm_nearest)
+    thermal = summary[(summary.system == "double_well_thermal") & (summary.metric == "stable")]
+    assert sorted(thermal[thermal.method == "em"].temperature) == [2.0, 3.0, 4.0]
+    assert list(thermal[thermal.method == "fm_nearest"].temperature) == [3.0]
+    em_rows = summary[(summary.system == "double_well_thermal") & (summary.method == "em")]
+    energy_err = em_rows[em_rows.metric == "quad_energy_wrmse_kT"]
+    assert len(energy_err) == 3 and np.isfinite(energy_err.value).all()
+    em_model = read_json(
+        workdir / "results/double_well_thermal/x1/multiT/em/n600_s0/model/model.json"
+    )
+    assert [s["kT"] for s in em_model["train_sets"]] == [2.0, 4.0]
+    assert [s["n_train"] for s in em_model["train_sets"]] == [300, 300]
+    assert em_model["network"]["temperature"] == {"kT_shift": 3.0, "kT_scale": 1.0}
+    held = workdir / "results/double_well_thermal/x1/T3"
+    assert read_json(held / "em/n600_s0/dt0.02/status.json")["kT"] == 3.0
+    assert read_json(held / "fm_nearest/n600_s0/dt0.02/status.json")["kT"] == 3.0
+    assert (
+        "T2/fm/n600_s0/model" in read_json(held / "fm_nearest/n600_s0/dt0.02/status.json")["model"]
+    )
     ala = summary[summary.system == "alanine_dipeptide"]
     assert set(ala.metric) == {
         "stable", "fes_wrmse_kT", "fes_rmse_kT", "hist_mse", "js_divergence",
@@ -165,6 +187,7 @@ def test_smoke_study_end_to_end(workdir):
     for fig in (
         "free_energy_double_well_x1_T3.png",
         "free_energy_double_well_coupled_x1_T3.png",
+        "free_energy_double_well_thermal_x1_T3.png",
         "error_vs_n_train.png",
         "error_vs_dt.png",
         "free_energy_alanine_dipeptide_heavy_atoms_T300.png",

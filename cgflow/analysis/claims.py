@@ -5,6 +5,8 @@ primary metric (an error: lower is better), over the seeds both ran stably:
 
 - ``kind: better``: the difference method - baseline at one (n_train, dt) cell
   (``n_train``, ``dt``: ``min``, ``max`` or a value). Negative: the method is better.
+- for a system at several temperatures, ``temperature`` (``min``, ``max`` or a
+  value) picks the one compared.
 - ``kind: degrades_less``: how much more the method's error grows than the
   baseline's along an axis: along ``dt`` from its smallest to its largest value
   (at ``n_train``), along ``n_train`` from its largest to its smallest (at ``dt``):
@@ -105,6 +107,18 @@ def _cells(claim: dict, part: pd.DataFrame) -> list[tuple[float, dict]] | str:
     return [(1.0, cells[0]), (-1.0, cells[1])]
 
 
+def _at_temperature(claim: dict, part: pd.DataFrame):
+    """The rows at the claim's temperature and a prefix naming it for systems at
+    several; (None, why) when there are no runs at it."""
+    if not len(part):
+        return part, ""
+    temperature = _pick(part.temperature.unique(), claim.get("temperature", "min"))
+    if temperature is None:
+        return None, f"no runs at temperature {claim['temperature']}"
+    where = f"T {temperature:g}, " if part.temperature.nunique() > 1 else ""
+    return part[part.temperature == temperature], where
+
+
 def paired_effect(
     terms: list, seeds: list, metric: str, draws: dict, rng: np.random.Generator
 ) -> tuple[float, float, float]:
@@ -133,10 +147,13 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
                n_seeds=0)  # fmt: skip
     part = df[(df.system == system) & (df.metric == metric)]
     part = part[part.method.isin([claim["method"], claim["baseline"]]) & np.isfinite(part.value)]
+    part, where = _at_temperature(claim, part)
+    if part is None:
+        return {**row, "cells": where, "verdict": "undecided"}
     cells = _cells(claim, part) if len(part) else "no runs of these methods"
     if isinstance(cells, str):
         return {**row, "cells": cells, "verdict": "undecided"}
-    row["cells"] = "; ".join(f"n_train {c['n_train']}, dt {c['dt']:g}" for _, c in cells)
+    row["cells"] = where + "; ".join(f"n_train {c['n_train']}, dt {c['dt']:g}" for _, c in cells)
 
     def runs(method, cell):
         at = (part.n_train == cell["n_train"]) & (part.dt == cell["dt"])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 ENERGY, GENERATOR = "energy", "generator"
 DATA_KINDS = ("cg", "none")
+TEMPERATURE_KINDS = ("one", "training", "nearest")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,15 @@ class Method:
         (sampled directly).
       reads: config blocks of the system entry the training reads besides the
         system's definition; ``block.key`` names one key of a block.
+      temperatures: ``one``: a model per temperature, trained on that temperature's
+        data; ``training``: one temperature-aware model trained on the data of all
+        the system's training temperatures (``temperatures`` less
+        ``held_out_temperatures``), simulated and scored at every temperature;
+        ``nearest``: not trained, the ``model_of`` method's model of the nearest
+        training temperature, simulated and scored at the held-out temperatures
+        (what no transfer gives).
+      aa_energies: trains on the all-atom potential energies of the frames too.
+      model_of: for ``temperatures="nearest"``, the method whose model is used.
     """
 
     name: str
@@ -53,12 +63,24 @@ class Method:
     aa_energy: bool = False
     produces: str = ENERGY
     reads: tuple[str, ...] = ("network",)
+    temperatures: str = "one"
+    aa_energies: bool = False
+    model_of: str | None = None
 
     def __post_init__(self):
         if self.data not in DATA_KINDS:
             raise ValueError(f"method {self.name}: data {self.data!r} not in {DATA_KINDS}")
         if self.produces not in (ENERGY, GENERATOR):
             raise ValueError(f"method {self.name}: produces {self.produces!r}")
+        if self.temperatures not in TEMPERATURE_KINDS:
+            raise ValueError(f"method {self.name}: temperatures {self.temperatures!r}")
+        if (self.temperatures == "nearest") != (self.model_of is not None):
+            raise ValueError(f"method {self.name}: model_of goes with temperatures='nearest'")
+
+    @property
+    def trained(self) -> bool:
+        """Whether the method trains a model of its own (else it uses ``model_of``'s)."""
+        return self.model_of is None
 
     def _module(self):
         return importlib.import_module(self.module)
@@ -106,6 +128,22 @@ REGISTRY: dict[str, Method] = {
             per_dt=True,
             start_from="fm",
             reads=("network", *_INTEGRATOR),
+        ),
+        Method(
+            "em",
+            "cgflow.methods.em",
+            "energy matching: a free energy A(R, kT) on the mapped forces and the all-atom "
+            "energies of all training temperatures",
+            temperatures="training",
+            aa_energies=True,
+        ),
+        Method(
+            "fm_nearest",
+            "cgflow.methods.nearest",
+            "the fm model of the nearest training temperature, run at a held-out one (no transfer)",
+            temperatures="nearest",
+            model_of="fm",
+            reads=(),
         ),
     )
 }

@@ -38,6 +38,15 @@ def split_indices(n_frames: int, n_train: int, val_fraction: float, seed: int):
     return np.sort(chosen[n_val:]), np.sort(chosen[:n_val])
 
 
+def budget_shares(n_train: int, n_sets: int) -> list[int]:
+    """``n_train`` frames shared over ``n_sets`` data sets (one per temperature) as
+    evenly as they go, the remainder to the first: a model trained across
+    temperatures gets the same data budget in total as one trained at one."""
+    if n_sets < 1:
+        raise ValueError("need at least one data set")
+    return [n_train // n_sets + (1 if k < n_train % n_sets else 0) for k in range(n_sets)]
+
+
 def periodic_box(data: dict, meta: dict):
     """The box lengths a periodic data set was sampled in (constant volume), or None."""
     if not meta.get("periodic"):

@@ -231,12 +231,17 @@ MODEL_KEYS = ("kT", "n_beads", "dim", "prior", "network")
 """What every model.json holds (load_model checks)."""
 
 
-def at_temperature(desc: dict, kT: float) -> dict:
+def at_temperature(desc: dict, kT: float, transfer: bool = False) -> dict:
     """The description of a model run at ``kT``: a temperature-aware model's ``kT``
-    is set to it; any other must have been trained at that kT (ValueError)."""
+    is set to it; any other must have been trained at that kT (ValueError), unless
+    ``transfer``: then it runs as it is at ``kT`` (its energy unchanged; the
+    description records ``trained_at_kT``)."""
     if is_temperature_aware(desc):
         return {**desc, "kT": float(kT)}
-    if not np.isclose(float(desc["kT"]), float(kT), rtol=1e-9, atol=0.0):
+    same = np.isclose(float(desc["kT"]), float(kT), rtol=1e-9, atol=0.0)
+    if transfer and not same:
+        return {**desc, "kT": float(kT), "trained_at_kT": float(desc["kT"])}
+    if not same:
         raise ValueError(
             f"the model was trained at kT {desc['kT']} and does not read the temperature: "
             f"it cannot be run at kT {kT}"
@@ -244,7 +249,7 @@ def at_temperature(desc: dict, kT: float) -> dict:
     return desc
 
 
-def load_model(folder: str | Path, kT: float | None = None):
+def load_model(folder: str | Path, kT: float | None = None, transfer: bool = False):
     """Rebuild ``(energy_fn, params, description)`` from a model folder; with ``kT``,
     the model at that thermal energy (see :func:`at_temperature`)."""
     folder = Path(folder)
@@ -266,5 +271,5 @@ def load_model(folder: str | Path, kT: float | None = None):
     if shapes[0] != shapes[1]:
         raise ValueError(f"{params_file}: parameters do not match {folder / 'model.json'}")
     if kT is not None:
-        desc = at_temperature(desc, kT)
+        desc = at_temperature(desc, kT, transfer)
     return build_energy(desc), params, desc

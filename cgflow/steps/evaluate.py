@@ -118,19 +118,53 @@ def quadrature(system, cg_map, model_dir: str, target: ExactTarget, kT: float):
     import jax
     import jax.numpy as jnp
 
-    from cgflow.models import load_model
+    from cgflow.models import is_temperature_aware, load_model
 
     if cg_map.coord_matrix.shape[0] != 1 or system.dim != 1:
         raise ValueError(f"{system.type}: quadrature needs one CG bead in one dimension")
-    energy_fn, params, desc = load_model(model_dir)
+    # at the scored kT: a temperature-aware model reads it, any other is scored as it
+    # is (for fm_nearest, away from the temperature it was trained at)
+    energy_fn, params, desc = load_model(model_dir, kT=kT, transfer=True)
     if not desc.get("usable", True):  # its training diverged: no model to score
         return {}, {}
-    grid = system.exact_profile(kT).grid[::20]
+    profile = system.exact_profile(kT)
+    grid = profile.grid[::20]
     positions = jnp.asarray(grid, jnp.float32).reshape(-1, 1, 1)
     energy = np.asarray(jax.jit(jax.vmap(lambda r: energy_fn(params, r)))(positions), float)
     if not np.all(np.isfinite(energy)):
         return {}, {}
-    return score_quadrature(energy, grid, kT, target)
+    values, curves = score_quadrature(energy, grid, kT, target)
+    if is_temperature_aware(desc) and callable(getattr(system, "mean_energy_x1", None)):
+        weights = np.exp(-(profile.free_energy[::20] - profile.free_energy.min()) / kT)
+        values_e, curves_e = _mean_energy_error(desc, params, positions, grid, kT, system,
+                                                weights / weights.sum())  # fmt: skip
+        values.update(values_e)
+        curves.update(curves_e)
+    return values, curves
+
+
+def _mean_energy_error(desc, params, positions, grid, kT, system, weights):
+    """A temperature-aware model's conditional all-atom energy, d(beta A)/d beta,
+    against the exact <U | x> on ``grid``, both up to a constant (the offset c(beta)
+    is not learned): the probability-weighted RMSE in kT after the weighted mean
+    difference is removed (``quad_energy_wrmse_kT``), and both curves."""
+    import jax
+
+    from cgflow.methods.em import beta_derivative
+    from cgflow.models import build_free_energy
+
+    d_beta_a = jax.jit(jax.vmap(beta_derivative(build_free_energy(desc)), (None, 0, None)))
+    model = np.asarray(d_beta_a(params, positions, float(kT)), float)
+    exact = np.asarray(system.mean_energy_x1(grid, kT), float)
+    diff = model - exact
+    offset = float(np.sum(weights * diff))
+    error = float(np.sqrt(np.sum(weights * (diff - offset) ** 2)) / kT)
+    curves = {
+        "mean_energy_grid": np.asarray(grid, float),
+        "mean_energy_model_kT": (model - offset) / kT,
+        "mean_energy_exact_kT": exact / kT,
+    }
+    return {"quad_energy_wrmse_kT": error}, curves
 
 
 def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rng=None,

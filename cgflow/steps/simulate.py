@@ -24,7 +24,8 @@ from cgflow.systems import get_map
 
 
 def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str,
-                  checkpoint: str | None = None, log=None) -> dict:  # fmt: skip
+                  checkpoint: str | None = None, log=None, temperature: float | None = None,
+                  transfer: bool = False) -> dict:  # fmt: skip
     """Simulate a trained model at time step ``dt``; write samples.npz and status.json.
 
     Replicas start from frames of the run's own training split. Bonds of a bonded
@@ -32,10 +33,16 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     is also written as ``trajectory.h5`` (MDTraj), and ``status.json`` gives ns/day
     per replica and summed over replicas. With a ``checkpoint`` file, a killed run
     restarted with the same settings continues where it was.
+
+    At ``temperature`` (default: the model's own) a temperature-aware model runs at
+    that kT; any other model only with ``transfer`` (run as it is: the no-transfer
+    baseline). Replicas start from the training split of ``data_path``: for a model
+    trained across temperatures, its share of the budget at that data set's kT.
     """
     log = log if log is not None else sys.stderr
     device = jax_device_info("simulate", log)
-    energy_fn, params, desc = load_model(model_dir)
+    kT = study.build_system().kT(temperature) if temperature is not None else None
+    energy_fn, params, desc = load_model(model_dir, kT=kT, transfer=transfer)
     if not desc.get("usable", True):
         return _write_unusable(desc, model_dir, out_dir, device, log)
     data, data_meta = load_dataset(data_path, required=("positions",))
@@ -53,7 +60,7 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
                            network_width(desc["network"]))  # fmt: skip
     check_memory(need, "simulate", f"{run.n_replicas} replicas x {n_saved} saved frames")
     check_output_folder(out_dir, 2 * size, "simulate")  # samples and trajectory
-    seed, n_train = desc["seed"], desc["n_train"]
+    seed, n_train = desc["seed"], start_budget(desc, data_meta, data_path)
     train_idx, _ = split_indices(data["positions"].shape[0], n_train, study.val_fraction, seed)
     key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
     key, pick = jax.random.split(key)
@@ -105,6 +112,21 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     write_json(out_dir / "status.json", status)
     ckpt.discard(checkpoint)  # the results are written; the checkpoint is spent
     return status
+
+
+def start_budget(desc: dict, data_meta: dict, data_path) -> int:
+    """The n_train whose training split the replicas start from: the run's, or for a
+    model trained across temperatures its share at the data set's kT."""
+    sets = desc.get("train_sets")
+    if not sets:
+        return desc["n_train"]
+    for s in sets:
+        if np.isclose(float(s["kT"]), float(data_meta["kT"])):
+            return int(s["n_train"])
+    raise ValueError(
+        f"{data_path}: its kT {data_meta['kT']} is none of the model's training "
+        f"temperatures {[s['kT'] for s in sets]}: start from one of those data sets"
+    )
 
 
 def _write_unusable(desc: dict, model_dir, out_dir, device, log) -> dict:

@@ -15,6 +15,7 @@ import csv
 import io
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -24,8 +25,14 @@ from cgflow import methods
 from cgflow.analysis.training import plot_diverged
 from cgflow.io import atomic_write, check_output_folder, load_dataset, read_json
 from cgflow.methods.base import Problem
-from cgflow.methods.data import KEY_INIT, KEY_TRAIN, periodic_box, split_indices
-from cgflow.models import build_energy, init_params, load_model, save_model
+from cgflow.methods.data import (
+    KEY_INIT,
+    KEY_TRAIN,
+    budget_shares,
+    periodic_box,
+    split_indices,
+)
+from cgflow.models import build_energy, build_free_energy, init_params, load_model, save_model
 from cgflow.runtime import check_memory, jax_device_info
 from cgflow.simulate.settings import integrator_settings, network_width
 from cgflow.systems import cv_features
@@ -74,34 +81,35 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
 
     Methods declared ``per_dt`` take the CG time step ``dt`` they train at; those
     declared ``start_from`` take that method's model folder ``init_model``. A
-    ``checkpoint`` file is written during training and resumed from.
+    ``checkpoint`` file is written during training and resumed from. Methods trained
+    across temperatures take one data set per training temperature (``data_path`` a
+    list): the budget ``n_train`` is shared over them, the model reads kT (its
+    ``network.temperature``), and its description records the sets (``train_sets``).
     """
     log = log if log is not None else sys.stderr
     method = methods.get(method_name)
-    if method_name not in study.methods:
-        raise ValueError(f"method {method_name!r} is not configured in config.methods")
-    if method.per_dt and dt is None:
-        raise ValueError(f"method {method_name!r} trains at a CG time step: give --dt")
-    if method.start_from and not init_model:
-        raise ValueError(
-            f"method {method_name!r} starts from a {method.start_from} model: give --init-model"
-        )
+    paths = [data_path] if isinstance(data_path, (str, Path)) else list(data_path)
+    _check_request(study, method, paths, dt, init_model)
+    across = method.temperatures == "training"
     settings = method.settings(study.methods[method_name])
     check_output_folder(out_dir, MODEL_BYTES, "train")
     if checkpoint:
         check_output_folder(Path(checkpoint).parent, MODEL_BYTES, "train (checkpoint)")
-    data, meta = load_dataset(data_path, required=("positions", "forces"))
-    if "mapping" not in meta or "kT" not in meta:
-        raise ValueError(f"{data_path}: not a CG data set (give the output of cgflow map)")
-    train_idx, val_idx = split_indices(
-        data["positions"].shape[0], n_train, study.val_fraction, seed
-    )
-    R, F = data["positions"], data["forces"]
-    desc = model_description(study, method, meta, read_json(prior_path), R[train_idx], n_train,
-                             seed, periodic_box(data, meta))  # fmt: skip
+    frames = _training_frames(study, paths, n_train, seed, method.aa_energies)
+    meta, data = frames.meta, frames.first
+    desc = model_description(study, method, meta, read_json(prior_path), frames.R_train,
+                             n_train, seed, periodic_box(data, meta))  # fmt: skip
+    if across:
+        kTs = np.array(frames.kTs)
+        desc["kT"] = float(kTs.mean())  # where it runs unless told another temperature
+        desc["network"]["temperature"] = {
+            "kT_shift": float(kTs.mean()),
+            "kT_scale": float(max(kTs.std(), 1e-6 * kTs.mean())),
+        }
+        desc["train_sets"] = frames.sets
     if hasattr(settings, "memory_bytes"):  # methods that sample say what that takes
         width = network_width(desc["network"])
-        need = settings.memory_bytes(desc["n_beads"], desc["dim"], width) + R.nbytes + F.nbytes
+        need = settings.memory_bytes(desc["n_beads"], desc["dim"], width) + frames.nbytes
         check_memory(need, f"train {method_name}", "its CG samples and the data set")
     device = jax_device_info("train", log)
     energy_fn = build_energy(desc)
@@ -110,10 +118,10 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
     problem = Problem(
         energy_fn=energy_fn,
         params=init_params(desc, jax.random.fold_in(key, KEY_INIT)),
-        R_train=R[train_idx],
-        F_train=F[train_idx],
-        R_val=R[val_idx],
-        F_val=F[val_idx],
+        R_train=frames.R_train,
+        F_train=frames.F_train,
+        R_val=frames.R_val,
+        F_val=frames.F_val,
         masses=np.asarray(desc["bead_masses"]),
         kT=desc["kT"],
         integrator=integrator_settings(study.entry["simulation"], dt) if method.per_dt else None,
@@ -121,8 +129,13 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         start_description=start_desc,
         checkpoint=Path(checkpoint) if checkpoint else None,
         log=log,
-        inputs=run_inputs(desc, R, F, train_idx, val_idx, start, dt),
+        inputs=run_inputs(desc, frames.arrays(), start, dt),
         features=cv_features(study.build_system(), meta["mapping"]["name"]),
+        free_energy_fn=build_free_energy(desc) if across else None,
+        U_train=frames.U_train,
+        U_val=frames.U_val,
+        kT_train=frames.kT_train if across else None,
+        kT_val=frames.kT_val if across else None,
     )
     out_dir = Path(out_dir)
     if start_desc is not None and not start_desc.get("usable", True):
@@ -144,12 +157,106 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
     return desc
 
 
-def run_inputs(desc: dict, R, F, train_idx, val_idx, start, dt) -> str:
+def _check_request(study, method, paths: list, dt, init_model) -> None:
+    """The arguments a method needs, before anything is loaded (ValueError)."""
+    name = method.name
+    if name not in study.methods:
+        raise ValueError(f"method {name!r} is not configured in config.methods")
+    if method.per_dt and dt is None:
+        raise ValueError(f"method {name!r} trains at a CG time step: give --dt")
+    if method.start_from and not init_model:
+        raise ValueError(
+            f"method {name!r} starts from a {method.start_from} model: give --init-model"
+        )
+    if not method.trained:
+        raise ValueError(
+            f"method {name!r} trains nothing: it uses the {method.model_of} model "
+            "of the nearest training temperature"
+        )
+    if method.temperatures == "training" and len(paths) < 2:
+        raise ValueError(
+            f"method {name!r} trains across temperatures: give one --data per "
+            f"training temperature (at least two), got {len(paths)}"
+        )
+    if method.temperatures != "training" and len(paths) != 1:
+        raise ValueError(f"method {name!r} trains at one temperature: give one --data")
+
+
+class TrainingFrames(NamedTuple):
+    """A run's training and validation frames, of one temperature or several.
+
+    Attributes:
+      R_train, F_train, R_val, F_val: positions and mapped forces (n, beads, dim).
+      U_train, U_val: all-atom energies (n,), or None when not asked for.
+      kT_train, kT_val: each frame's thermal energy (n,).
+      kTs: the data sets' kT, in order.
+      sets: per data set its file, kT and budget share (n_train).
+      meta, first: the first data set's metadata and arrays.
+    """
+
+    R_train: np.ndarray
+    F_train: np.ndarray
+    R_val: np.ndarray
+    F_val: np.ndarray
+    U_train: np.ndarray | None
+    U_val: np.ndarray | None
+    kT_train: np.ndarray
+    kT_val: np.ndarray
+    kTs: list
+    sets: list
+    meta: dict
+    first: dict
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays())
+
+    def arrays(self) -> tuple:
+        return tuple(a for a in self[:8] if a is not None)
+
+
+def _training_frames(study, paths, n_train: int, seed: int, energies: bool) -> TrainingFrames:
+    """Load the data sets, split each (the budget ``n_train`` shared over several,
+    ``budget_shares``) and concatenate their training and validation frames."""
+    parts, sets, first = [], [], None
+    shares = budget_shares(n_train, len(paths)) if len(paths) > 1 else [n_train]
+    required = ("positions", "forces") + (("aa_energies",) if energies else ())
+    maps = set()
+    for path, n in zip(paths, shares, strict=True):
+        data, meta = load_dataset(path, required=required)
+        if "mapping" not in meta or "kT" not in meta:
+            raise ValueError(f"{path}: not a CG data set (give the output of cgflow map)")
+        maps.add(meta["mapping"]["name"])
+        if first is None:
+            first = (data, meta)
+        train_idx, val_idx = split_indices(data["positions"].shape[0], n, study.val_fraction, seed)
+        kT = float(meta["kT"])
+        if any(np.isclose(kT, s["kT"]) for s in sets):
+            raise ValueError(f"{path}: a second data set at kT {kT}")
+        sets.append({"data": str(path), "kT": kT, "n_train": n})
+        parts.append((data, train_idx, val_idx, kT))
+    if len(maps) > 1:
+        raise ValueError(f"{[str(p) for p in paths]}: data sets of different maps {sorted(maps)}")
+
+    def cat(key, which):
+        return np.concatenate([d[key][idx[which]] for d, *idx, _ in parts])
+
+    def kTs(which):
+        return np.concatenate([np.full(len(idx[which]), kT) for _, *idx, kT in parts])
+
+    return TrainingFrames(
+        cat("positions", 0), cat("forces", 0), cat("positions", 1), cat("forces", 1),
+        cat("aa_energies", 0) if energies else None, cat("aa_energies", 1) if energies else None,
+        kTs(0), kTs(1), [s["kT"] for s in sets], sets, first[1], first[0],
+    )  # fmt: skip
+
+
+def run_inputs(desc: dict, frames: tuple, start, dt) -> str:
     """Digest of what a training's result depends on besides its settings: the model
-    description (prior, network, seed, n_train, species), the frames and forces of
-    its split, the start model's parameters and the time step. A checkpoint is bound
-    to it, so a rerun after an upstream change starts afresh."""
-    frames = (R[train_idx], F[train_idx], R[val_idx], F[val_idx])
+    description (prior, network, seed, n_train, species), the arrays of its split
+    (frames, forces, and energies and temperatures where used), the start model's
+    parameters and the time step. A checkpoint is bound to it, so a rerun after an
+    upstream change starts afresh."""
     start_digest = ckpt.array_digest(start) if start is not None else None
     return ckpt.fingerprint(desc, ckpt.array_digest(*frames), start_digest, dt)
 

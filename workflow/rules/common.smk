@@ -4,7 +4,7 @@ import json
 import os
 
 from cgflow import methods
-from cgflow.config import load_config, validate_config
+from cgflow.config import load_config, training_temperatures, validate_config
 from cgflow.study import StudySettings, method_settings
 from cgflow.systems import get_system, reference_settings
 
@@ -20,9 +20,11 @@ validate_config(
     method_blocks=workflow.is_main_process,
 )
 
-# Methods trained once per run, and those trained at each CG time step (registry).
-TRAINED_ONCE = methods.names(per_dt=False)
-TRAINED_PER_DT = methods.names(per_dt=True)
+# Methods trained once per run, those trained at each CG time step, and those trained
+# once across the training temperatures (registry).
+TRAINED_ONCE = methods.names(per_dt=False, temperatures="one")
+TRAINED_PER_DT = methods.names(per_dt=True, temperatures="one")
+TRAINED_ACROSS = methods.names(per_dt=False, temperatures="training")
 
 
 wildcard_constraints:
@@ -60,21 +62,76 @@ def training_settings(wildcards):
 
 
 def run_folder(wildcards, method=None):
+    w = dict(wildcards.items())
     return (
         "results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}".format(
-            **{**dict(wildcards.items()), "method": method or wildcards.method}
+            **{**w, "method": method or w["method"]}
         )
     )
 
 
+def nearest_training_temperature(system, temperature):
+    """The training temperature (of ``temperatures`` less ``held_out_temperatures``)
+    nearest to ``temperature`` (the lower of two as near), as in paths."""
+    training = training_temperatures(config["systems"][system])
+    t = float(temperature)
+    return fmt(min(training, key=lambda u: (abs(u - t), u)))
+
+
 def model_folder(wildcards, method=None):
     """Model folder of a run: one per run, or one per run and dt for methods trained
-    at each time step."""
-    name = method or wildcards.method
-    parts = [run_folder(wildcards, name)]
-    if methods.get(name).per_dt:
-        parts.append(f"dt{wildcards.dt}")
+    at each time step; for methods trained across temperatures one per run of the
+    system's training temperatures (``multiT``), whatever temperature it is run at;
+    for ``nearest`` methods the ``model_of`` method's folder at the nearest training
+    temperature."""
+    w = dict(wildcards.items())
+    name = method or w["method"]
+    m = methods.get(name)
+    if m.temperatures == "nearest":
+        w["temperature"] = nearest_training_temperature(w["system"], w["temperature"])
+        return model_folder(w, m.model_of)
+    if m.temperatures == "training":
+        parts = [
+            "results/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}".format(
+                **{**w, "method": name}
+            )
+        ]
+    else:
+        parts = [run_folder(w, name)]
+    if m.per_dt:
+        parts.append(f"dt{w['dt']}")
     return os.path.join(*parts, "model")
+
+
+def training_data(wildcards):
+    """The CG data sets of a system's training temperatures (methods trained across
+    temperatures and their prior)."""
+    return [
+        "results/{system}/{mapping}/T{t}/cg.npz".format(
+            t=fmt(t), **dict(wildcards.items())
+        )
+        for t in training_temperatures(config["systems"][wildcards.system])
+    ]
+
+
+def start_data(wildcards):
+    """The data set a simulation's replicas start from: the run's own; for a model
+    trained across temperatures, or used away from its temperature, that of the
+    nearest training temperature (a held-out temperature's frames are scored on,
+    never started from)."""
+    w = dict(wildcards.items())
+    if methods.get(w["method"]).temperatures != "one":
+        w["temperature"] = nearest_training_temperature(w["system"], w["temperature"])
+    return "results/{system}/{mapping}/T{temperature}/cg.npz".format(**w)
+
+
+def temperature_option(wildcards):
+    """simulate's options for a model run at another temperature than its data's."""
+    kind = methods.get(wildcards.method).temperatures
+    if kind == "one":
+        return ""
+    option = f"--temperature {wildcards.temperature}"
+    return option + " --transfer" if kind == "nearest" else option
 
 
 def model_json(wildcards):
@@ -100,8 +157,10 @@ def start_model_option(wildcards, input):
 
 
 def runs():
-    """One dict of wildcards per trained model in the study."""
+    """One dict of wildcards per scored model in the study: every method at every
+    temperature, except ``nearest`` methods, which run at the held-out ones only."""
     for system, entry in config["systems"].items():
+        held = [float(t) for t in entry.get("held_out_temperatures") or []]
         for temperature, mapping, method, n_train, seed in itertools.product(
             entry["temperatures"],
             entry["mappings"],
@@ -109,6 +168,11 @@ def runs():
             entry.get("n_train", []),
             entry.get("seeds", config["seeds"]),
         ):
+            if (
+                methods.get(method).temperatures == "nearest"
+                and temperature not in held
+            ):
+                continue
             yield dict(
                 system=system,
                 mapping=mapping,

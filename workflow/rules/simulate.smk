@@ -2,7 +2,7 @@ rule simulate_cg:
     input:
         model=model_json,
         params=model_params,
-        data="results/{system}/{mapping}/T{temperature}/cg.npz",
+        data=start_data,
     output:
         samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",
         status="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/status.json",
@@ -17,8 +17,10 @@ rule simulate_cg:
         runtime=240,
     params:
         settings=settings("simulation"),
+        temperature=temperature_option,
         checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.ckpt",
     shell:
         "cgflow simulate --settings {params.settings:q} --model $(dirname {input.model})"
-        " --data {input.data} --dt {wildcards.dt} --checkpoint {params.checkpoint}"
+        " --data {input.data} --dt {wildcards.dt} {params.temperature}"
+        " --checkpoint {params.checkpoint}"
         " --out-dir $(dirname {output.samples}) 2> {log}"

@@ -65,3 +65,34 @@ rule train_at_dt:
         " --data {input.data} --prior {input.prior} --n-train {wildcards.n_train}"
         " --seed {wildcards.seed} --dt {wildcards.dt} {params.init}"
         " --checkpoint {params.checkpoint} --out-dir $(dirname {output.model}) 2> {log}"
+
+
+# Methods trained once on the data of all the system's training temperatures (em): one
+# temperature-aware model per run, simulated and scored at every temperature.
+rule train_across_temperatures:
+    input:
+        data=training_data,
+        prior="results/{system}/{mapping}/multiT/prior/n{n_train}_s{seed}.json",
+    output:
+        model="results/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/model/model.json",
+        params="results/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/model/params.msgpack",
+        history="results/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/model/train_log.csv",
+    log:
+        "logs/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/train.log",
+    benchmark:
+        "benchmarks/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/train.tsv"
+    wildcard_constraints:
+        method="|".join(TRAINED_ACROSS) or "(?!)",
+    conda:
+        conda_env("jax", gpu=True)
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    params:
+        settings=training_settings,
+        checkpoint="checkpoints/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/train.ckpt",
+    shell:
+        "cgflow train --settings {params.settings:q} --method {wildcards.method}"
+        " --data {input.data} --prior {input.prior} --n-train {wildcards.n_train}"
+        " --seed {wildcards.seed} --checkpoint {params.checkpoint}"
+        " --out-dir $(dirname {output.model}) 2> {log}"
