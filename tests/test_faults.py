@@ -27,6 +27,8 @@ def config_file(tmp_path: Path) -> Path:
     config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
     config["methods"]["fm"].update(max_steps=6000, eval_every=100, patience=1000)
     config["methods"]["re"].update(n_updates=60, checkpoint_every=5, sample_steps=1000)
+    config["methods"]["em"].update(max_steps=6000, eval_every=100, patience=1000)
+    config["systems"]["double_well_thermal"]["methods"]["em"] = {}
     sim = config["systems"]["double_well"]["simulation"]
     sim.update(n_steps=200_000, n_replicas=64, chunk_steps=20_000)
     config["systems"]["double_well"]["methods"]["re"] = {}
@@ -141,3 +143,32 @@ def test_killed_openmm_sampling_resumes_to_the_uninterrupted_run(prepared):
     b, _ = load_dataset(out)
     np.testing.assert_allclose(a["positions"], b["positions"], atol=1e-5)
     np.testing.assert_allclose(a["forces"], b["forces"], rtol=1e-4, atol=1e-2)
+
+
+def test_killed_energy_matching_resumes_to_the_uninterrupted_model(prepared):
+    """EM across two temperatures of the variable-stiffness double well."""
+    t, study, run_ = prepared
+    study = [*study[:3], "double_well_thermal"]
+    data = []
+    for kT in ("2", "4"):
+        for step in (
+            ["sample", *study, "--temperature", kT, "--out", f"th{kT}_aa.npz"],
+            ["map", *study, "--mapping", "x1", "--input", f"th{kT}_aa.npz",
+             "--out", f"th{kT}_cg.npz"],
+        ):  # fmt: skip
+            out = run(step, t)
+            assert out.returncode == 0, out.stderr
+        data.append(f"th{kT}_cg.npz")
+    out = run(["fit-prior", *study, "--data", *data, *run_, "--out", "th_prior.json"], t)
+    assert out.returncode == 0, out.stderr
+    args = ["train", *study, "--method", "em", "--data", *data, "--prior", "th_prior.json", *run_]
+    whole = run([*args, "--out-dir", "em_whole"], t)
+    assert whole.returncode == 0, whole.stderr
+    ckpt = t / "em.ckpt.npz"
+    out = [*args, "--out-dir", "em_killed", "--checkpoint", str(ckpt)]
+    killed_run(out, t, ckpt, random.Random("train-em"))
+    assert not (t / "em_killed" / "model.json").exists()
+    again = run(out, t)
+    assert again.returncode == 0 and "resumed" in again.stderr, again.stderr[-2000:]
+    for a, b in zip(params_of(t / "em_whole"), params_of(t / "em_killed"), strict=True):
+        np.testing.assert_array_equal(a, b)
