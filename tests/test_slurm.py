@@ -22,9 +22,13 @@ from cgflow.io import read_json
 
 pytestmark = pytest.mark.slow
 
-GPU_RULES = {"sample_reference", "sample_test_reference", "train", "train_at_dt", "simulate_cg"}
+GPU_RULES = {
+    "sample_reference", "sample_test_reference", "train", "train_at_dt",
+    "train_across_temperatures", "simulate_cg",
+}  # fmt: skip
 CPU_RULES = {
-    "map_to_cg", "map_test_to_cg", "fit_prior", "evaluate", "evaluate_reference", "aggregate",
+    "map_to_cg", "map_test_to_cg", "fit_prior", "fit_prior_across_temperatures", "evaluate",
+    "evaluate_reference", "aggregate",
 }  # fmt: skip
 BROKEN = Path("results/double_well_coupled/reference/T3/aa.npz")
 
