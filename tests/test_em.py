@@ -54,6 +54,31 @@ def test_schnet_takes_the_temperature_as_an_input():
     assert np.isfinite(a2) and a2 != pytest.approx(a3)
 
 
+@pytest.mark.parametrize("network", ["mlp", "schnet"])
+def test_the_entropy_form_is_linear_in_kt_and_its_beta_derivative_is_the_energy(network):
+    """form: entropy gives A = prior + E(R) - kT S(R): A is linear in kT, and
+    d(beta A)/d beta = prior + E(R), which is A extrapolated to kT = 0."""
+    if network == "mlp":
+        desc = mlp_description()
+        R = jnp.array([[0.7]])
+    else:
+        desc = {"kT": 2.5, "n_beads": 3, "dim": 3, "prior": {"type": "none"},
+                "species_names": ["A", "B"], "species_index": [0, 1, 0],
+                "network": {"type": "schnet", "features": 8, "interactions": 1, "rbf": 4,
+                            "cutoff": 0.6}}  # fmt: skip
+        R = jnp.array([[0.0, 0.0, 0.0], [0.3, 0.0, 0.0], [0.3, 0.3, 0.1]])
+    desc["network"]["temperature"] = {"form": "entropy", "kT_shift": 3.0, "kT_scale": 1.0}
+    params = init_params(desc, jax.random.PRNGKey(3))
+    A = build_free_energy(desc)
+    a1, a2, a4 = (float(A(params, R, t)) for t in (1.0, 2.0, 4.0))
+    assert a2 - a1 != pytest.approx(0.0, abs=1e-6)
+    assert a4 - a2 == pytest.approx(2 * (a2 - a1), rel=1e-4, abs=1e-6)  # linear in kT
+    energy = a1 - (a2 - a1)  # A at kT = 0
+    d = em.beta_derivative(A)
+    for kT in (1.5, 3.0):
+        assert float(d(params, R, kT)) == pytest.approx(energy, rel=1e-4, abs=1e-5)
+
+
 def test_beta_derivative_by_jvp_equals_a_finite_difference():
     desc = mlp_description()
     params = init_params(desc, jax.random.PRNGKey(2))

@@ -154,7 +154,9 @@ def test_smoke_study_end_to_end(workdir):
     )
     assert [s["kT"] for s in em_model["train_sets"]] == [2.0, 4.0]
     assert [s["n_train"] for s in em_model["train_sets"]] == [300, 300]
-    assert em_model["network"]["temperature"] == {"kT_shift": 3.0, "kT_scale": 1.0}
+    assert em_model["network"]["temperature"] == {
+        "form": "input", "kT_shift": 3.0, "kT_scale": 1.0,
+    }  # fmt: skip
     held = workdir / "results/double_well_thermal/x1/T3"
     assert read_json(held / "em/n600_s0/dt0.02/status.json")["kT"] == 3.0
     assert read_json(held / "fm_nearest/n600_s0/dt0.02/status.json")["kT"] == 3.0

@@ -55,12 +55,20 @@ class EMSettings(FMSettings):
       force_weight: w_F, the weight of the force term.
       energy_weight: w_E, the weight of the energy term (0: FM on the temperatures
         pooled, with the temperature as an input).
+      temperature_form: ``input``: the network reads the standardised kT beside the
+        coordinates (any temperature dependence); ``entropy``: it outputs an energy
+        and an entropy, A = E(R) - kT S(R) (see :mod:`cgflow.models.energy`).
     """
 
     block = "methods.em"
 
     force_weight: float = setting(1.0, ge=0, doc="weight of the force term")
     energy_weight: float = setting(1.0, ge=0, doc="weight of the all-atom energy term")
+    temperature_form: str = setting(
+        "input",
+        choices=("input", "entropy"),
+        doc="how the network reads kT: as an input (any dependence), or as A = E(R) - kT S(R)",
+    )
 
     def check(self) -> None:
         if self.force_weight == 0 and self.energy_weight == 0:

@@ -14,13 +14,18 @@ with species embeddings and a smooth cosine envelope; for molecules).
       "prior": {...},                                 # see cgflow.models.prior
       "network": {"type": "mlp", "hidden": [...], "activation": str,
                   "input_shift": [...], "input_scale": [...],
-                  "temperature": {"kT_shift": float, "kT_scale": float}},  # optional
+                  "temperature": {"form": "input" | "entropy",
+                                  "kT_shift": float, "kT_scale": float}},  # optional
     }
 
-A network with a ``temperature`` entry is a free energy A(R, kT): it reads the
-standardised thermal energy (kT - kT_shift) / kT_scale beside the coordinates (the
-MLP as one more input, SchNet as a learned shift of every bead's embedding). The
-prior stays a temperature-independent energy E(R), so A = E(R) + network(R, kT).
+A network with a ``temperature`` entry is a free energy A(R, kT). With ``form:
+input`` it reads the standardised thermal energy (kT - kT_shift) / kT_scale beside
+the coordinates (the MLP as one more input, SchNet as a learned shift of every
+bead's embedding): any dependence on kT. With ``form: entropy`` it has two outputs,
+an energy and an entropy, and A = E(R) - kT S(R): the form of a free energy whose
+energy and entropy do not change with temperature (so d(beta A)/d beta = E(R)
+exactly), which interpolates and extrapolates in temperature by construction. The
+prior stays a temperature-independent energy, so A = prior(R) + network(R, kT).
 ``build_free_energy`` gives A(params, R, kT); ``build_energy`` fixes kT at the
 description's ``kT``, the temperature the model is simulated at, so every model has
 the same signature for the CG simulator.
@@ -47,17 +52,20 @@ SCHNET_DEFAULTS = {"features": 32, "interactions": 2, "rbf": 16, "cutoff": 0.5}
 
 
 class MLPEnergy(nn.Module):
-    """A scalar energy from a flat feature vector: Dense-activation stack, linear head."""
+    """A scalar energy (or ``outputs`` of them) from a flat feature vector:
+    Dense-activation stack, linear head."""
 
     hidden: Sequence[int]
     activation: str = "softplus"
+    outputs: int = 1
 
     @nn.compact
     def __call__(self, x):
         act = ACTIVATIONS[self.activation]
         for width in self.hidden:
             x = act(nn.Dense(width)(x))
-        return nn.Dense(1)(x)[..., 0]
+        out = nn.Dense(self.outputs)(x)
+        return out[..., 0] if self.outputs == 1 else out
 
 
 def shifted_softplus(x):
@@ -81,6 +89,7 @@ class SchNetEnergy(nn.Module):
     interactions: int = 2
     rbf: int = 16
     cutoff: float = 0.5
+    outputs: int = 1
 
     @nn.compact
     def __call__(self, R, species, edges=None, displacement=None, temperature=None):
@@ -110,21 +119,37 @@ class SchNetEnergy(nn.Module):
             x = nn.Dense(self.features, use_bias=False)(h)
             message = jax.ops.segment_sum(w * x[senders], receivers, num_segments=n)
             h = h + nn.Dense(self.features)(shifted_softplus(nn.Dense(self.features)(message)))
-        out = nn.Dense(1)(shifted_softplus(nn.Dense(self.features // 2)(h)))
-        return jnp.sum(out)
+        out = nn.Dense(self.outputs)(shifted_softplus(nn.Dense(self.features // 2)(h)))
+        return jnp.sum(out) if self.outputs == 1 else jnp.sum(out, axis=0)
+
+
+TEMPERATURE_FORMS = ("input", "entropy")
+
+
+def _temperature_form(desc: dict) -> str | None:
+    """How a temperature-aware network reads kT (None: it does not)."""
+    t = desc.get("network", {}).get("temperature")
+    if t is None:
+        return None
+    form = t.get("form", "input")
+    if form not in TEMPERATURE_FORMS:
+        raise ValueError(f"unknown temperature form {form!r}; allowed: {list(TEMPERATURE_FORMS)}")
+    return form
 
 
 def _network(desc: dict):
     net = desc["network"]
     if net["type"] not in NETWORK_TYPES:
         raise ValueError(f"unknown network {net['type']!r}; allowed: {list(NETWORK_TYPES)}")
+    outputs = 2 if _temperature_form(desc) == "entropy" else 1
     if net["type"] == "schnet":
         cfg = {**SCHNET_DEFAULTS, **{k: net[k] for k in SCHNET_DEFAULTS if k in net}}
-        return SchNetEnergy(n_species=len(desc["species_names"]), **cfg)
+        return SchNetEnergy(n_species=len(desc["species_names"]), outputs=outputs, **cfg)
     activation = net.get("activation", "softplus")
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; allowed: {sorted(ACTIVATIONS)}")
-    return MLPEnergy(hidden=tuple(net.get("hidden", (64, 64))), activation=activation)
+    return MLPEnergy(hidden=tuple(net.get("hidden", (64, 64))), activation=activation,
+                     outputs=outputs)  # fmt: skip
 
 
 def interaction_range(desc: dict) -> float | None:
@@ -141,9 +166,9 @@ def is_temperature_aware(desc: dict) -> bool:
 
 def _temperature_feature(desc: dict):
     """kT -> the standardised input the network reads, or None (no kT input)."""
-    t = desc["network"].get("temperature")
-    if t is None:
+    if _temperature_form(desc) != "input":
         return None
+    t = desc["network"]["temperature"]
     shift, scale = float(t["kT_shift"]), float(t["kT_scale"])
     return lambda kT: (jnp.asarray(kT, jnp.float32) - shift) / scale
 
@@ -165,6 +190,9 @@ def build_free_energy(desc: dict):
         return lambda params, R, kT, neighbor=None: prior(R)
     module = _network(desc)
     t_feature = _temperature_feature(desc)
+    # form entropy: the network's (E, S) combine to E - kT S; else its one output
+    combine = (lambda out, kT: out[0] - kT * out[1]) if _temperature_form(desc) == "entropy" \
+        else (lambda out, kT: out)  # fmt: skip
     if desc["network"]["type"] == "schnet":
         species = jnp.asarray(desc["species_index"])
         displacement = geometry.displacement_fn(box)  # minimum image in a box
@@ -172,7 +200,8 @@ def build_free_energy(desc: dict):
         def free_energy_fn(params, R, kT, neighbor=None):
             edges = neighbor.idx if neighbor is not None else None
             t = t_feature(kT) if t_feature is not None else None
-            return prior(R) + module.apply(params, R, species, edges, displacement, t)
+            out = module.apply(params, R, species, edges, displacement, t)
+            return prior(R) + combine(out, kT)
 
         return free_energy_fn
     shift = jnp.asarray(desc["network"]["input_shift"]).reshape(-1)
@@ -183,7 +212,7 @@ def build_free_energy(desc: dict):
         features = (R.reshape(-1) - shift) / scale
         if t_feature is not None:
             features = jnp.concatenate([features, t_feature(kT)[None]])
-        return prior(R) + module.apply(params, features)
+        return prior(R) + combine(module.apply(params, features), kT)
 
     return free_energy_fn
 
@@ -213,9 +242,9 @@ def init_params(desc: dict, key):
     if desc["network"]["type"] == "schnet":
         # a spread-out dummy configuration: init must not see coincident beads
         R = jnp.arange(desc["n_beads"] * 3.0).reshape(-1, 3) * 0.1
-        t = jnp.zeros(()) if is_temperature_aware(desc) else None
+        t = jnp.zeros(()) if _temperature_feature(desc) is not None else None
         return module.init(key, R, jnp.asarray(desc["species_index"]), None, None, t)
-    n_in = desc["n_beads"] * desc["dim"] + int(is_temperature_aware(desc))
+    n_in = desc["n_beads"] * desc["dim"] + int(_temperature_feature(desc) is not None)
     return module.init(key, jnp.zeros((n_in,)))
 
 

@@ -103,6 +103,7 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         kTs = np.array(frames.kTs)
         desc["kT"] = float(kTs.mean())  # where it runs unless told another temperature
         desc["network"]["temperature"] = {
+            "form": getattr(settings, "temperature_form", "input"),
             "kT_shift": float(kTs.mean()),
             "kT_scale": float(max(kTs.std(), 1e-6 * kTs.mean())),
         }
