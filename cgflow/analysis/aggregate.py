@@ -414,7 +414,7 @@ def _surfaces_2d(ref, models):
 
 def plot_error_vs_dt(df: pd.DataFrame, primary: dict[str, str], figures: Path) -> None:
     """Error vs CG time step, a panel per system, a line per (method, n_train), mean
-    +- sd over seeds; a run unstable at a dt leaves a gap there."""
+    +- sd over seeds; where every seed was unstable, an x at the top of the panel."""
     _plot_error_vs(
         df,
         primary,
@@ -468,8 +468,9 @@ def _plot_error_vs(df, primary, path, x, line, label, xlabel, legend_size, decor
         part = sel[sel.system == system]
         metric = part.metric.iloc[0]
         stats = part.groupby(["method", line, x])["value"].agg(["mean", "std"])
+        unstable = 0  # lines with an unstable point: their x markers are staggered
         for (method, value), g in stats.groupby(level=[0, 1]):
-            ax.errorbar(
+            drawn = ax.errorbar(
                 g.index.get_level_values(x),
                 g["mean"],
                 yerr=g["std"].fillna(0.0),
@@ -477,6 +478,17 @@ def _plot_error_vs(df, primary, path, x, line, label, xlabel, legend_size, decor
                 capsize=3,
                 label=label(method, value),
             )
+            bad = g[g["mean"].isna()]  # every seed's run was unstable there
+            if len(bad):
+                xs = np.asarray(bad.index.get_level_values(x), float)
+                y = 0.97 - 0.04 * unstable
+                unstable += 1
+                ax.plot(xs, np.full(len(bad), y), "x", ms=7, mew=2, clip_on=False,
+                        color=drawn[0].get_color(), transform=ax.get_xaxis_transform())  # fmt: skip
+                ax.update_datalim(np.stack([xs, np.zeros_like(xs)], axis=1), updatey=False)
+                ax.autoscale_view()
+        if unstable:
+            ax.plot([], [], "x", color="0.3", mew=2, label="unstable (every seed)")
         if decorate is not None:
             decorate(ax, system, metric)
         ax.set_xlabel(xlabel)
