@@ -179,3 +179,26 @@ def test_em_training_is_finite_and_repeatable():
     assert a.info["kT_train"] == [2.0, 4.0] and a.info["n_fit_per_kT"] == [300, 300]
     with pytest.raises(ValueError, match="both 0"):
         em.EMSettings(force_weight=0.0, energy_weight=0.0)
+
+
+def test_the_offset_between_training_temperatures_is_linear_in_kt():
+    offsets = [[4.0, 2.5], [2.0, 1.5]]
+    assert em.mean_energy_offset(offsets, 3.0) == pytest.approx(2.0)
+    assert em.mean_energy_offset(offsets, 6.0) == pytest.approx(3.5)  # extrapolated
+    assert em.mean_energy_offset([[2.0, 1.5]], 3.0) == pytest.approx(1.5)
+
+
+def test_mean_energy_and_heat_capacity_of_the_exact_free_energy():
+    """The exact A with the exact offset c = kT/2 predicts <U>(T) and C = d<U>/dT of
+    the variable-stiffness double well at a held-out kT; a constant offset (what a
+    single temperature would give) misses C by the bath's 1/2."""
+    from cgflow.steps.evaluate import thermodynamics
+
+    system = get_system("double_well", SYSTEM)
+    exact = thermodynamics(exact_free_energy, {"err": 0.0}, system, 3.0, [[2.0, 1.0], [4.0, 2.0]])
+    assert abs(exact["quad_mean_energy_err_kT"]) < 1e-3
+    assert abs(exact["quad_heat_capacity_err"]) < 1e-2
+    flat = thermodynamics(exact_free_energy, {"err": 0.0}, system, 3.0, [[2.0, 1.5], [4.0, 1.5]])
+    assert flat["quad_heat_capacity_err"] == pytest.approx(-0.5, abs=1e-2)
+    wrong = thermodynamics(exact_free_energy, {"err": 0.3}, system, 3.0, [[2.0, 1.0], [4.0, 2.0]])
+    assert abs(wrong["quad_mean_energy_err_kT"]) > 0.1

@@ -147,8 +147,9 @@ def test_smoke_study_end_to_end(workdir):
     assert sorted(thermal[thermal.method == "em"].temperature) == [2.0, 3.0, 4.0]
     assert list(thermal[thermal.method == "fm_nearest"].temperature) == [3.0]
     em_rows = summary[(summary.system == "double_well_thermal") & (summary.method == "em")]
-    energy_err = em_rows[em_rows.metric == "quad_energy_wrmse_kT"]
-    assert len(energy_err) == 3 and np.isfinite(energy_err.value).all()
+    for metric in ("quad_energy_wrmse_kT", "quad_mean_energy_err_kT", "quad_heat_capacity_err"):
+        rows = em_rows[em_rows.metric == metric]
+        assert len(rows) == 3 and np.isfinite(rows.value).all(), metric
     em_model = read_json(
         workdir / "results/double_well_thermal/x1/multiT/em/n600_s0/model/model.json"
     )

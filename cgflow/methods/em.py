@@ -135,6 +135,34 @@ def em_loss_fn(free_energy_fn, n_groups: int, sigma_f2: float, sigma_u2: float,
     return loss
 
 
+def energy_offsets(free_energy_fn, params, frames: Frames, kTs) -> list[list[float]]:
+    """The offset c(beta) = <U - d(beta A)/d beta> over each training temperature's
+    frames, for the parameters kept: [[kT, c], ...]. A predicts <U | R> only up to
+    it; with these, ``mean_energy_offset`` gives c at any kT."""
+    d_beta_a = jax.jit(jax.vmap(beta_derivative(free_energy_fn), (None, 0, 0)))
+    out = []
+    for g, kT in enumerate(kTs):
+        sel = np.asarray(frames.group) == g
+        r = np.asarray(frames.U)[sel] - np.asarray(d_beta_a(params, frames.R[sel], frames.kT[sel]))
+        out.append([float(kT), float(np.mean(r))])
+    return out
+
+
+def mean_energy_offset(offsets, kT: float) -> float:
+    """c(kT) through the training temperatures' offsets, linear in kT (extrapolated
+    linearly beyond them). Exact when the model's d(beta A)/d beta does not change
+    with T (the entropy form: c = <U - E(R)> is then kT-linear for a harmonic bath,
+    as in the variable-stiffness double well); for the input form it also carries
+    the network's own R-independent kT dependence, which nothing in the loss fixes."""
+    t, c = (np.asarray(v, float) for v in zip(*offsets, strict=True))
+    order = np.argsort(t)
+    t, c = t[order], c[order]
+    if len(t) == 1:
+        return float(c[0])
+    k = int(np.clip(np.searchsorted(t, kT) - 1, 0, len(t) - 2))
+    return float(c[k] + (c[k + 1] - c[k]) * (kT - t[k]) / (t[k + 1] - t[k]))
+
+
 def within_group_variance(values: np.ndarray, group: np.ndarray) -> float:
     """Variance of ``values`` about their group's mean, pooled over groups."""
     values = np.asarray(values, float)
@@ -247,6 +275,7 @@ def train(problem: Problem, settings: EMSettings, key) -> Trained:
         "n_fit_per_kT": [int(np.sum(g_train == g)) for g in range(len(temperatures))],
         "sigma_F2": sigma_f2,
         "sigma_U2": sigma_u2,
+        "energy_offsets": energy_offsets(p.free_energy_fn, params, tr, temperatures),
         # one force and one beta-derivative (and their parameter gradients) per frame
         "cost": {
             "force_evaluations": steps * batch,

@@ -140,7 +140,50 @@ def quadrature(system, cg_map, model_dir: str, target: ExactTarget, kT: float):
                                                 weights / weights.sum())  # fmt: skip
         values.update(values_e)
         curves.update(curves_e)
+        offsets = desc.get("training", {}).get("energy_offsets")
+        if offsets:
+            from cgflow.models import build_free_energy
+
+            values.update(thermodynamics(build_free_energy(desc), params, system, kT, offsets))
     return values, curves
+
+
+def thermodynamics(free_energy_fn, params, system, kT: float, offsets, h: float = 0.02) -> dict:
+    """A free energy A(params, R, kT)'s prediction of the mean all-atom energy <U>(T)
+    and the heat capacity C = d<U>/dT (k_B = 1) of the ensemble, by quadrature
+    along the CV, against the exact ones: <U> = <d(beta A)/d beta>_A + c(beta), c
+    through the training temperatures' offsets (``em.mean_energy_offset``); C by
+    central differences (kT +- h kT). Metrics: ``quad_mean_energy_err_kT`` (in kT)
+    and ``quad_heat_capacity_err`` (in k_B)."""
+    import jax
+    import jax.numpy as jnp
+
+    from cgflow.methods.em import beta_derivative, mean_energy_offset
+
+    A = free_energy_fn
+    d_beta_a = jax.jit(jax.vmap(beta_derivative(A), (None, 0, None)))
+    free = jax.jit(jax.vmap(A, (None, 0, None)))
+
+    def predicted(t):
+        grid = system.exact_profile(t).grid[::20]
+        R = jnp.asarray(grid, jnp.float32).reshape(-1, 1, 1)
+        a = np.asarray(free(params, R, float(t)), float)
+        w = np.exp(-(a - a.min()) / t)
+        w /= w.sum()
+        return float(np.sum(w * np.asarray(d_beta_a(params, R, float(t)), float))) + \
+            mean_energy_offset(offsets, t)  # fmt: skip
+
+    def exact(t):
+        prof = system.exact_profile(t)
+        w = np.exp(-(prof.free_energy - prof.free_energy.min()) / t)
+        return float(np.sum(w * system.mean_energy_x1(prof.grid, t)) / np.sum(w))
+
+    dt = h * kT
+    heat = [(f(kT + dt) - f(kT - dt)) / (2 * dt) for f in (predicted, exact)]
+    return {
+        "quad_mean_energy_err_kT": (predicted(kT) - exact(kT)) / kT,
+        "quad_heat_capacity_err": heat[0] - heat[1],
+    }
 
 
 def _mean_energy_error(desc, params, positions, grid, kT, system, weights):
