@@ -184,6 +184,26 @@ def test_malformed_pdb(tmp_path):
         AlanineDipeptide(pdb=str(bad)).load_structure()
 
 
+def test_a_structure_of_coincident_atoms_is_refused_at_validation(tmp_path):
+    """A PDB with the right atoms all at the origin passes the residue check but would
+    give OpenMM infinite forces: config validation names the file and the atoms."""
+    from cgflow.config import ConfigError, validate_config
+
+    good = AlanineDipeptide().pdb_path().read_text().splitlines()
+    zeroed = [
+        line[:30] + f"{0.0:8.3f}{0.0:8.3f}{0.0:8.3f}" + line[54:]
+        if line.startswith(("ATOM", "HETATM")) else line
+        for line in good
+    ]  # fmt: skip
+    bad = tmp_path / "zero.pdb"
+    bad.write_text("\n".join(zeroed) + "\n")
+    entry = {"potential": {"pdb": str(bad)}, "temperatures": [300], "mappings": ["heavy_atoms"]}
+    with pytest.raises(ConfigError, match=r"zero.pdb: atoms 0 and 1 are 0 nm apart"):
+        validate_config({"systems": {"alanine_dipeptide": entry}, "methods": {"fm": {}}})
+    with pytest.raises(ValueError, match="not a structure to start from"):
+        AlanineDipeptide(pdb=str(bad)).load_structure()
+
+
 class StopAt(io.StringIO):
     """A log that interrupts the run once it reports a given frame."""
 

@@ -221,24 +221,42 @@ class AlanineDipeptide(Settings):
             )
         return obj
 
+    def _check_coordinates(self, xyz_nm: np.ndarray) -> None:
+        """Refuse a structure with two atoms closer than 0.05 nm (e.g. all at the
+        origin): OpenMM would start from infinite forces."""
+        xyz = np.asarray(xyz_nm, float)
+        d = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
+        d[np.diag_indices(len(xyz))] = np.inf
+        i, j = np.unravel_index(np.argmin(d), d.shape)
+        if not np.all(np.isfinite(xyz)) or d[i, j] < 0.05:
+            raise ValueError(
+                f"alanine_dipeptide: {self.pdb_path()}: atoms {min(i, j)} and {max(i, j)} "
+                f"are {d[i, j]:.3g} nm apart: not a structure to start from (coordinates "
+                "missing or all alike?)"
+            )
+
     def load_structure(self):
         """(topology, positions) of the solute for OpenMM."""
         import openmm.app as app
+        import openmm.unit as unit
 
         pdb = self._read_pdb(
             app.PDBFile,
             lambda p: [r.name for r in p.topology.residues()],
             lambda p: p.topology.getNumAtoms(),
         )
+        self._check_coordinates(pdb.positions.value_in_unit(unit.nanometer))
         return pdb.topology, pdb.positions
 
     def load_topology(self):
         """MDTraj topology of the solute (no OpenMM needed: the JAX-side steps use it)."""
         import mdtraj as md
 
-        return self._read_pdb(
-            md.load_topology, lambda t: [r.name for r in t.residues], lambda t: t.n_atoms
+        traj = self._read_pdb(
+            md.load, lambda t: [r.name for r in t.topology.residues], lambda t: t.n_atoms
         )
+        self._check_coordinates(traj.xyz[0])
+        return traj.topology
 
     def forcefield_object(self):
         import openmm.app as app
