@@ -330,19 +330,27 @@ def test_training_checkpoints_are_bound_to_their_inputs(repo, tmp_path):
 
     rng = np.random.default_rng(0)
     R, F = rng.normal(size=(50, 1, 1)), rng.normal(size=(50, 1, 1))
-    train_idx, val_idx = np.arange(45), np.arange(45, 50)
+    U = rng.normal(size=50)
+
+    def split(R, F, U=None):
+        tr, va = slice(0, 45), slice(45, 50)
+        return (R[tr], F[tr], R[va], F[va]) + (() if U is None else (U[tr], U[va]))
+
     desc = {"prior": {"type": "harmonic_position", "k": [[1.0]]}, "seed": 0, "n_train": 50}
-    base = run_inputs(desc, R, F, train_idx, val_idx, None, 0.05)
+    base = run_inputs(desc, split(R, F), None, 0.05)
     other_prior = {**desc, "prior": {"type": "harmonic_position", "k": [[1.1]]}}
     changed = [
-        run_inputs(desc, R + 1e-6, F, train_idx, val_idx, None, 0.05),
-        run_inputs(other_prior, R, F, train_idx, val_idx, None, 0.05),
-        run_inputs({**desc, "seed": 1}, R, F, train_idx, val_idx, None, 0.05),
-        run_inputs(desc, R, F, train_idx, val_idx, None, 0.1),
-        run_inputs(desc, R, F, train_idx, val_idx, {"w": jax.numpy.ones(2)}, 0.05),
+        run_inputs(desc, split(R + 1e-6, F), None, 0.05),
+        run_inputs(other_prior, split(R, F), None, 0.05),
+        run_inputs({**desc, "seed": 1}, split(R, F), None, 0.05),
+        run_inputs(desc, split(R, F), None, 0.1),
+        run_inputs(desc, split(R, F), {"w": jax.numpy.ones(2)}, 0.05),
+        # the all-atom energies of a method that trains on them (em)
+        run_inputs(desc, split(R, F, U), None, 0.05),
+        run_inputs(desc, split(R, F, U + 1e-6), None, 0.05),
     ]
-    assert base == run_inputs(desc, R, F, train_idx, val_idx, None, 0.05)
-    assert len({base, *changed}) == 6
+    assert base == run_inputs(desc, split(R, F), None, 0.05)
+    assert len({base, *changed}) == 8
 
 
 def test_bad_input_files_end_in_one_line_naming_the_file(smoke, tmp_path, capsys):
