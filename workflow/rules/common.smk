@@ -130,8 +130,8 @@ def temperature_option(wildcards):
     kind = methods.get(wildcards.method).temperatures
     if kind == "one":
         return ""
-    option = f"--temperature {wildcards.temperature}"
-    return option + " --transfer" if kind == "nearest" else option
+    transfer = " --transfer" if kind == "nearest" else ""
+    return f"--temperature {wildcards.temperature}{transfer}"
 
 
 def model_json(wildcards):
