@@ -173,7 +173,9 @@ def validate_config(
     schema = load_schema(schema_path, known)
     if partial:
         del schema["properties"]["methods"]["minProperties"]
-        system = schema["properties"]["systems"]["additionalProperties"]["properties"]
+        entry = schema["properties"]["systems"]["additionalProperties"]
+        entry["required"] = [k for k in entry["required"] if k != "temperatures"]
+        system = entry["properties"]
         del system["simulation"]["required"]
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))

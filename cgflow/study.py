@@ -18,8 +18,12 @@ from pathlib import Path
 from cgflow.config import load_config, system_entry, system_method_names, validate_config
 from cgflow.systems import get_system
 
-SYSTEM_KEYS = ("type", "potential", "temperatures", "mappings", "reference")
-"""Entry keys that every step sees: what the system is and how its reference is made."""
+SYSTEM_KEYS = ("type", "potential", "mappings", "reference")
+"""Entry keys that every step sees: what the system is and how its reference is made.
+The list of ``temperatures`` is not among them: a step gets its one temperature from
+the ``temperature`` wildcard (and a model trained across temperatures its data sets
+from the DAG), so adding a temperature to a system adds that temperature's jobs and
+reruns none of the others."""
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,25 @@ def test_smoke_study_end_to_end(workdir):
         "aggregate": 1,
         "all": 1,
     }
+    # A new (held-out) temperature adds its own jobs only: its reference, FM there,
+    # and em and fm_nearest run there; em's model (of kT 2 and 4) is not retrained.
+    cfg = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
+    thermal = cfg["systems"]["double_well_thermal"]
+    thermal["temperatures"].append(5.0)
+    thermal["held_out_temperatures"].append(5.0)
+    (workdir / "config" / "hotter.yaml").write_text(yaml.safe_dump(cfg))
+    plan = snakemake(workdir, "-n", "--configfile", "config/hotter.yaml")
+    assert planned_jobs(plan.stdout + plan.stderr) == {
+        "sample_reference": 1,
+        "map_to_cg": 1,
+        "evaluate_reference": 1,
+        "fit_prior": 1,
+        "train": 1,  # fm at kT 5
+        "simulate_cg": 3,  # fm, em and fm_nearest (fm of kT 4) at kT 5
+        "evaluate": 3,
+        "aggregate": 1,
+        "all": 1,
+    }
 
 
 def planned_jobs(text: str) -> dict:
