@@ -112,11 +112,44 @@ def save_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) ->
     return write_id
 
 
+def check_arrays(path, arrays: dict) -> None:
+    """The arrays every step reads, checked for what they must be (ValueError naming
+    the file): ``positions`` and ``forces`` (frames, beads >= 1, dim >= 1) of real
+    numbers, alike in shape, finite; energies one finite number per frame."""
+    frames = None
+    for key in ("positions", "forces"):
+        if key not in arrays:
+            continue
+        a = arrays[key]
+        if a.ndim != 3 or a.shape[1] < 1 or a.shape[2] < 1:
+            raise ValueError(f"{path}: {key} has shape {a.shape}; needs (frames, beads, dim) "
+                             "with at least one bead and one dimension")  # fmt: skip
+        if not np.issubdtype(a.dtype, np.floating):
+            raise ValueError(f"{path}: {key} has dtype {a.dtype}; needs floating point")
+        if not np.all(np.isfinite(a)):
+            bad = int(np.sum(~np.all(np.isfinite(a), axis=(1, 2))))
+            raise ValueError(f"{path}: {key} holds NaN or infinity in {bad} frame(s)")
+        if frames is not None and a.shape != arrays["positions"].shape:
+            raise ValueError(f"{path}: forces {a.shape} and positions "
+                             f"{arrays['positions'].shape} differ in shape")  # fmt: skip
+        frames = a.shape[0]
+    for key in ("energies", "aa_energies"):
+        if key in arrays and frames is not None:
+            e = arrays[key]
+            if e.shape != (frames,) or not np.all(np.isfinite(e)):
+                raise ValueError(f"{path}: {key} must be {frames} finite numbers, one per "
+                                 f"frame (shape {e.shape})")  # fmt: skip
+
+
 def load_dataset(path: str | Path, required: tuple[str, ...] = ()) -> tuple[dict, dict]:
-    """Read an npz (no pickles) and its JSON metadata; check ``required`` keys exist."""
+    """Read an npz (no pickles) and its JSON metadata; check ``required`` keys exist
+    and the standard arrays' shapes, types and finiteness (``check_arrays``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: data set not found")
+    with path.open("rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+            raise ValueError(f"{path}: not an .npz file (no zip archive at its start)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -126,6 +159,7 @@ def load_dataset(path: str | Path, required: tuple[str, ...] = ()) -> tuple[dict
     missing = [k for k in required if k not in arrays]
     if missing:
         raise ValueError(f"{path}: missing arrays {missing}; found {sorted(arrays)}")
+    check_arrays(path, arrays)
     meta = read_json(meta_path(path))
     if stamp is not None and meta.get(WRITE_ID) != str(stamp):
         raise ValueError(

@@ -459,3 +459,40 @@ def test_a_run_too_big_for_memory_is_refused_before_it_allocates(repo, tmp_path,
     assert "train re would need about" in capsys.readouterr().err
     # the estimate counts the frames and a force evaluation per replica
     assert sampling_memory(10, 100, 5, 3, 32) == 5 * 4 * 10 * 100 * 5 * 3 + 4 * 10 * 25 * 32 * 16
+
+
+def test_data_sets_and_models_are_checked_for_what_they_must_hold(tmp_path):
+    """Zero-width positions, NaN frames, random bytes as .npz and a prior term of the
+    wrong shape each end in an error naming the file (they were accepted, or gave an
+    unrelated message)."""
+    import jax
+
+    from cgflow.io import load_dataset, save_dataset
+    from cgflow.models import init_params, load_model, save_model
+
+    def refused(arrays, match):
+        save_dataset(tmp_path / "d.npz", arrays, {"kT": 3.0})
+        with pytest.raises(ValueError, match=match):
+            load_dataset(tmp_path / "d.npz")
+
+    x = np.zeros((5, 1, 1))
+    refused({"positions": np.zeros((5, 0, 1))}, r"d.npz: positions has shape \(5, 0, 1\)")
+    refused({"positions": x, "forces": np.zeros((5, 2, 1))}, "differ in shape")
+    refused({"positions": np.where(np.arange(5)[:, None, None] == 2, np.nan, x)},
+            r"d.npz: positions holds NaN or infinity in 1 frame")  # fmt: skip
+    refused({"positions": x, "aa_energies": np.zeros(4)}, "aa_energies must be 5 finite")
+    refused({"positions": x.astype(int)}, "needs floating point")
+    save_dataset(tmp_path / "ok.npz", {"positions": np.zeros((0, 1, 1))}, {"kT": 3.0})
+    assert load_dataset(tmp_path / "ok.npz")[0]["positions"].shape == (0, 1, 1)  # no frames
+    (tmp_path / "r.npz").write_bytes(np.random.default_rng(0).bytes(300))
+    (tmp_path / "r.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"r.npz: not an .npz file"):
+        load_dataset(tmp_path / "r.npz")
+    prior = {"type": "harmonic_position", "k": [[1.0, 2.0, 3.0]], "x0": [[0.0]]}
+    desc = {"kT": 3.0, "n_beads": 1, "dim": 1, "network": {"type": "none"}, "prior": prior}
+    save_model(tmp_path / "m", desc, init_params(desc, jax.random.PRNGKey(0)))
+    with pytest.raises(ValueError, match=r"model.json: prior k has shape \(1, 3\)"):
+        load_model(tmp_path / "m")
+    desc["prior"]["k"] = [[1.0]]
+    save_model(tmp_path / "m", desc, init_params(desc, jax.random.PRNGKey(0)))
+    assert load_model(tmp_path / "m")[2]["prior"]["k"] == [[1.0]]

@@ -278,6 +278,31 @@ def at_temperature(desc: dict, kT: float, transfer: bool = False) -> dict:
     return desc
 
 
+def prior_shape_problem(desc: dict) -> str | None:
+    """What is wrong with the shapes of a description's prior terms (None: nothing):
+    per-coordinate arrays of (n_beads, dim), index lists within the beads, one
+    parameter per indexed term. Broadcasting would otherwise accept a wrong prior."""
+    prior, n, dim = desc["prior"], int(desc["n_beads"]), int(desc["dim"])
+    if not isinstance(prior, dict) or "type" not in prior:
+        return "prior is not a prior description (no type)"
+    if prior["type"] == "harmonic_position":
+        for key in ("k", "x0"):
+            shape = np.shape(prior.get(key))
+            if shape != (n, dim):
+                return f"prior {key} has shape {shape}; the model has ({n}, {dim})"
+    if prior["type"] == "bonded":
+        for term, width in (("bonds", 2), ("angles", 3), ("dihedrals", 4),
+                            ("narrow_dihedrals", 4), ("repulsion", 2)):  # fmt: skip
+            block = prior.get(term) or {"idx": []}
+            idx = np.asarray(block.get("idx", []), int).reshape(-1, width)
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                return f"prior {term} index beads outside 0..{n - 1}"
+            for key in ("k", "x0", "a", "b", "sigma"):
+                if key in block and len(block[key]) != len(idx):
+                    return f"prior {term} has {len(block[key])} {key} for {len(idx)} terms"
+    return None
+
+
 def load_model(folder: str | Path, kT: float | None = None, transfer: bool = False):
     """Rebuild ``(energy_fn, params, description)`` from a model folder; with ``kT``,
     the model at that thermal energy (see :func:`at_temperature`)."""
@@ -295,6 +320,9 @@ def load_model(folder: str | Path, kT: float | None = None, transfer: bool = Fal
         params = serialization.msgpack_restore(params_file.read_bytes())
     except Exception as err:  # noqa: BLE001 -- msgpack raises several kinds
         raise ValueError(f"{params_file}: not readable model parameters ({err})") from None
+    problem = prior_shape_problem(desc)
+    if problem:
+        raise ValueError(f"{folder / 'model.json'}: {problem}")
     expected = jax.eval_shape(lambda: init_params(desc, jax.random.PRNGKey(0)))
     shapes = jax.tree.map(lambda x: tuple(x.shape), (params, expected))
     if shapes[0] != shapes[1]:
