@@ -41,8 +41,8 @@ import optax
 
 from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
-from cgflow.methods.driver import Schedule, Trainer, fit
-from cgflow.methods.fm import FMSettings
+from cgflow.methods.driver import Trainer, fit
+from cgflow.methods.fm import FMSettings, FMState, optimizer, validated_schedule
 from cgflow.settings import setting
 
 
@@ -76,18 +76,6 @@ class EMSettings(FMSettings):
 
 
 SETTINGS = EMSettings
-
-
-class EMState(NamedTuple):
-    """Energy-matching state.
-
-    Attributes:
-      params: model parameters (pytree).
-      opt_state: the optimiser's state.
-    """
-
-    params: object
-    opt_state: object
 
 
 class Frames(NamedTuple):
@@ -184,7 +172,7 @@ def frames_of(R, F, U, kT, group) -> Frames:
 
 def em_trainer(free_energy_fn, train: Frames, val: Frames, batch_size: int, opt,
                scales: tuple[float, float], weights: tuple[float, float]) -> Trainer:  # fmt: skip
-    """Energy matching as init/step over EMState.
+    """Energy matching as init/step over FMState (parameters, optimiser state).
 
     Args:
       free_energy_fn: ``A(params, R, kT) -> scalar``.
@@ -209,16 +197,16 @@ def em_trainer(free_energy_fn, train: Frames, val: Frames, batch_size: int, opt,
 
     def init(params, key):
         del key
-        return EMState(params, opt.init(params))
+        return FMState(params, opt.init(params))
 
-    def step(state: EMState, key):
+    def step(state: FMState, key):
         offsets = jax.random.randint(key, (n_groups, per_group), 0, sizes_j[:, None])
         idx = (starts_j[:, None] + offsets).reshape(-1)
         batch = jax.tree.map(lambda a: a[idx], train)
         (value, (force, energy)), g = grad_fn(state.params, batch)
         updates, opt_state = opt.update(g, state.opt_state, state.params)
         metrics = {"train_loss": value, "force_loss": force, "energy_loss": energy}
-        return EMState(optax.apply_updates(state.params, updates), opt_state), metrics
+        return FMState(optax.apply_updates(state.params, updates), opt_state), metrics
 
     val_loss = jax.jit(lambda p: loss(p, val)[0])
     return Trainer(init, step, lambda st: st.params, pure=True, validate=val_loss)
@@ -226,8 +214,6 @@ def em_trainer(free_energy_fn, train: Frames, val: Frames, batch_size: int, opt,
 
 def train(problem: Problem, settings: EMSettings, key) -> Trained:
     """The registry's entry: EM on the training frames of every training temperature."""
-    from cgflow.methods.fm import optimizer
-
     p = problem
     if p.free_energy_fn is None or p.U_train is None or p.kT_train is None:
         raise ValueError(
@@ -252,15 +238,7 @@ def train(problem: Problem, settings: EMSettings, key) -> Trained:
     s = settings
     trainer = em_trainer(p.free_energy_fn, tr, va, s.batch_size, optimizer(s),
                          (sigma_f2, sigma_u2), (s.force_weight, s.energy_weight))  # fmt: skip
-    schedule = Schedule(
-        name="em",
-        n_checks=max(1, s.max_steps // s.eval_every),
-        steps_per_check=s.eval_every,
-        ema_decay=s.ema_decay,
-        patience=s.patience,
-        keep="best",
-        checkpoint_every=10,
-    )
+    schedule = validated_schedule(s, "em")
     fp = fingerprint(s.to_dict(), [list(np.shape(a)) for a in (*tr, *va)], p.inputs)
     params, history = fit(trainer, p.params, key, schedule, p.checkpoint, fp, p.log)
     batch = max(1, s.batch_size // len(temperatures)) * len(temperatures)

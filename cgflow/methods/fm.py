@@ -60,7 +60,7 @@ SETTINGS = FMSettings  # what the registry reads
 
 
 class FMState(NamedTuple):
-    """Force-matching state.
+    """Force-matching state (energy matching's too).
 
     Attributes:
       params: model parameters (pytree).
@@ -87,6 +87,22 @@ def optimizer(settings: FMSettings) -> optax.GradientTransformation:
         settings.learning_rate, settings.max_steps, alpha=settings.final_lr_fraction
     )
     return optax.adam(schedule)
+
+
+def validated_schedule(settings: FMSettings, name: str) -> Schedule:
+    """How the driver runs FM and methods with its settings (em): checks of
+    ``eval_every`` steps up to ``max_steps``, the parameter average validated after
+    each, early stopping after ``patience`` checks, the best average kept."""
+    s = settings
+    return Schedule(
+        name=name,
+        n_checks=max(1, s.max_steps // s.eval_every),
+        steps_per_check=s.eval_every,
+        ema_decay=s.ema_decay,
+        patience=s.patience,
+        keep="best",
+        checkpoint_every=10,
+    )
 
 
 def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt) -> Trainer:
@@ -132,15 +148,7 @@ def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key,
     """
     s = settings
     trainer = fm_trainer(energy_fn, data_train, data_val, s.batch_size, optimizer(s))
-    schedule = Schedule(
-        name="fm",
-        n_checks=max(1, s.max_steps // s.eval_every),
-        steps_per_check=s.eval_every,
-        ema_decay=s.ema_decay,
-        patience=s.patience,
-        keep="best",
-        checkpoint_every=10,
-    )
+    schedule = validated_schedule(s, "fm")
     fp = fingerprint(s.to_dict(), [list(a.shape) for a in (*data_train, *data_val)], inputs)
     return fit(trainer, params, key, schedule, checkpoint, fp, log, stop_after)
 

@@ -164,25 +164,23 @@ def thermodynamics(free_energy_fn, params, system, kT: float, offsets, h: float 
     d_beta_a = jax.jit(jax.vmap(beta_derivative(A), (None, 0, None)))
     free = jax.jit(jax.vmap(A, (None, 0, None)))
 
-    def predicted(t):
-        grid = system.exact_profile(t).grid[::20]
-        R = jnp.asarray(grid, jnp.float32).reshape(-1, 1, 1)
+    def mean_energies(t):
+        """(predicted, exact) <U> at kT t, on one exact profile's grid."""
+        prof = system.exact_profile(t)
+        R = jnp.asarray(prof.grid[::20], jnp.float32).reshape(-1, 1, 1)
         a = np.asarray(free(params, R, float(t)), float)
         w = np.exp(-(a - a.min()) / t)
-        w /= w.sum()
-        return float(np.sum(w * np.asarray(d_beta_a(params, R, float(t)), float))) + \
-            mean_energy_offset(offsets, t)  # fmt: skip
-
-    def exact(t):
-        prof = system.exact_profile(t)
+        model = float(np.sum(w * np.asarray(d_beta_a(params, R, float(t)), float)) / w.sum())
         w = np.exp(-(prof.free_energy - prof.free_energy.min()) / t)
-        return float(np.sum(w * system.mean_energy_x1(prof.grid, t)) / np.sum(w))
+        exact = float(np.sum(w * system.mean_energy_x1(prof.grid, t)) / np.sum(w))
+        return np.array([model + mean_energy_offset(offsets, t), exact])
 
     dt = h * kT
-    heat = [(f(kT + dt) - f(kT - dt)) / (2 * dt) for f in (predicted, exact)]
+    low, mid, high = (mean_energies(t) for t in (kT - dt, kT, kT + dt))
+    heat = (high - low) / (2 * dt)
     return {
-        "quad_mean_energy_err_kT": (predicted(kT) - exact(kT)) / kT,
-        "quad_heat_capacity_err": heat[0] - heat[1],
+        "quad_mean_energy_err_kT": float(mid[0] - mid[1]) / kT,
+        "quad_heat_capacity_err": float(heat[0] - heat[1]),
     }
 
 
