@@ -2,13 +2,18 @@
 
 The split comes from NumPy seeded with the run's seed, so steps without JAX agree on
 it; JAX keys are folded from ``PRNGKey(seed)`` with one tag per use.
+``training_frames`` loads and splits a run's data sets (one, or one per temperature)
+the same way for the fit-prior and train steps.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
+
+from cgflow.io import load_dataset
 
 # fold_in tags so each use of a run's seed draws independent numbers
 KEY_INIT, KEY_TRAIN, KEY_SIMULATE = 1, 2, 3
@@ -55,3 +60,75 @@ def periodic_box(data: dict, meta: dict):
         raise ValueError("the data set is periodic but holds no box")
     lengths = np.diagonal(np.asarray(data["box"]), axis1=-2, axis2=-1)
     return np.asarray(lengths, float).mean(axis=0).tolist()
+
+
+class TrainingFrames(NamedTuple):
+    """A run's training and validation frames, of one temperature or several.
+
+    Attributes:
+      R_train, F_train, R_val, F_val: positions and mapped forces (n, beads, dim).
+      U_train, U_val: all-atom energies (n,), or None when not asked for.
+      kT_train, kT_val: each frame's thermal energy (n,).
+      kTs: the data sets' kT, in order.
+      sets: per data set its file, kT and budget share (n_train).
+      meta, first: the first data set's metadata and arrays.
+    """
+
+    R_train: np.ndarray
+    F_train: np.ndarray
+    R_val: np.ndarray
+    F_val: np.ndarray
+    U_train: np.ndarray | None
+    U_val: np.ndarray | None
+    kT_train: np.ndarray
+    kT_val: np.ndarray
+    kTs: list
+    sets: list
+    meta: dict
+    first: dict
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays())
+
+    def arrays(self) -> tuple:
+        return tuple(a for a in self[:8] if a is not None)
+
+
+def training_frames(
+    paths, n_train: int, val_fraction: float, seed: int, energies: bool = False
+) -> TrainingFrames:
+    """Load the CG data sets, split each as a one-temperature run would be (the
+    budget ``n_train`` shared over several, ``budget_shares``) and concatenate their
+    training and validation frames; ``energies``: their all-atom energies too."""
+    parts, sets, first = [], [], None
+    shares = budget_shares(n_train, len(paths)) if len(paths) > 1 else [n_train]
+    required = ("positions", "forces") + (("aa_energies",) if energies else ())
+    maps = set()
+    for path, n in zip(paths, shares, strict=True):
+        data, meta = load_dataset(path, required=required)
+        if "mapping" not in meta or "kT" not in meta:
+            raise ValueError(f"{path}: not a CG data set (give the output of cgflow map)")
+        maps.add(meta["mapping"]["name"])
+        if first is None:
+            first = (data, meta)
+        train_idx, val_idx = split_indices(data["positions"].shape[0], n, val_fraction, seed)
+        kT = float(meta["kT"])
+        if any(np.isclose(kT, s["kT"]) for s in sets):
+            raise ValueError(f"{path}: a second data set at kT {kT}")
+        sets.append({"data": str(path), "kT": kT, "n_train": n})
+        parts.append((data, train_idx, val_idx, kT))
+    if len(maps) > 1:
+        raise ValueError(f"{[str(p) for p in paths]}: data sets of different maps {sorted(maps)}")
+
+    def cat(key, which):
+        return np.concatenate([d[key][idx[which]] for d, *idx, _ in parts])
+
+    def kTs(which):
+        return np.concatenate([np.full(len(idx[which]), kT) for _, *idx, kT in parts])
+
+    return TrainingFrames(
+        cat("positions", 0), cat("forces", 0), cat("positions", 1), cat("forces", 1),
+        cat("aa_energies", 0) if energies else None, cat("aa_energies", 1) if energies else None,
+        kTs(0), kTs(1), [s["kT"] for s in sets], sets, first[1], first[0],
+    )  # fmt: skip

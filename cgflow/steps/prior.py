@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cgflow.io import load_dataset, write_json
-from cgflow.methods.data import budget_shares, periodic_box, split_indices
+from cgflow.io import write_json
+from cgflow.methods.data import periodic_box, training_frames
 from cgflow.models import fit_prior
 from cgflow.systems import get_map
 
@@ -28,23 +28,9 @@ def fit_prior_step(study, data_path, n_train: int, seed: int, out: str) -> dict:
     carries the temperature dependence.
     """
     paths = [data_path] if isinstance(data_path, (str, Path)) else list(data_path)
-    sets = []
-    for path in paths:
-        data, meta = load_dataset(path, required=("positions", "forces"))
-        if "mapping" not in meta or "kT" not in meta:
-            raise ValueError(f"{path}: not a CG data set (give the output of cgflow map)")
-        sets.append((path, data, meta))
-    maps = {m["mapping"]["name"] for _, _, m in sets}
-    if len(maps) > 1:
-        raise ValueError(f"{[str(p) for p in paths]}: data sets of different maps {sorted(maps)}")
-    shares = budget_shares(n_train, len(sets)) if len(sets) > 1 else [n_train]
-    positions, fitted_on = [], []
-    for (path, data, _), n in zip(sets, shares, strict=True):
-        train_idx, _ = split_indices(data["positions"].shape[0], n, study.val_fraction, seed)
-        positions.append(data["positions"][train_idx])
-        fitted_on.append({"data": str(path), "n_train": n, "n_frames": int(train_idx.size)})
-    _, data, meta = sets[0]
-    kT = float(np.mean([m["kT"] for _, _, m in sets]))
+    frames = training_frames(paths, n_train, study.val_fraction, seed)
+    meta, data = frames.meta, frames.first
+    kT = float(np.mean(frames.kTs))
     topology = meta.get("cg_topology")
     omitted = []
     if study.entry.get("prior_cv_dihedrals", "fit") == "omit" and topology:
@@ -55,13 +41,18 @@ def fit_prior_step(study, data_path, n_train: int, seed: int, out: str) -> dict:
         topology = {**topology, "dihedrals": dihedrals}
     prior = fit_prior(
         study.entry["prior"],
-        np.concatenate(positions),
+        frames.R_train,
         kT,
         topology,
         periodic_box(data, meta),
     )
     prior["omitted_dihedrals"] = [list(q) for q in omitted]
-    if len(sets) == 1:
+    fitted_on = [
+        {"data": f["data"], "n_train": f["n_train"],
+         "n_frames": int(np.sum(frames.kT_train == f["kT"]))}
+        for f in frames.sets
+    ]  # fmt: skip
+    if len(fitted_on) == 1:
         prior["fitted_on"] = {**fitted_on[0], "seed": seed}
     else:
         prior["fitted_on"] = {"sets": fitted_on, "n_train": n_train, "seed": seed, "kT": kT}

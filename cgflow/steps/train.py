@@ -15,7 +15,6 @@ import csv
 import io
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -23,15 +22,9 @@ import numpy as np
 from cgflow import checkpoint as ckpt
 from cgflow import methods
 from cgflow.analysis.training import plot_diverged
-from cgflow.io import atomic_write, check_output_folder, load_dataset, read_json
+from cgflow.io import atomic_write, check_output_folder, read_json
 from cgflow.methods.base import Problem
-from cgflow.methods.data import (
-    KEY_INIT,
-    KEY_TRAIN,
-    budget_shares,
-    periodic_box,
-    split_indices,
-)
+from cgflow.methods.data import KEY_INIT, KEY_TRAIN, periodic_box, training_frames
 from cgflow.models import build_energy, build_free_energy, init_params, load_model, save_model
 from cgflow.runtime import check_memory, jax_device_info
 from cgflow.simulate.settings import integrator_settings, network_width
@@ -95,7 +88,7 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
     check_output_folder(out_dir, MODEL_BYTES, "train")
     if checkpoint:
         check_output_folder(Path(checkpoint).parent, MODEL_BYTES, "train (checkpoint)")
-    frames = _training_frames(study, paths, n_train, seed, method.aa_energies)
+    frames = training_frames(paths, n_train, study.val_fraction, seed, method.aa_energies)
     meta, data = frames.meta, frames.first
     desc = model_description(study, method, meta, read_json(prior_path), frames.R_train,
                              n_train, seed, periodic_box(data, meta))  # fmt: skip
@@ -181,75 +174,6 @@ def _check_request(study, method, paths: list, dt, init_model) -> None:
         )
     if method.temperatures != "training" and len(paths) != 1:
         raise ValueError(f"method {name!r} trains at one temperature: give one --data")
-
-
-class TrainingFrames(NamedTuple):
-    """A run's training and validation frames, of one temperature or several.
-
-    Attributes:
-      R_train, F_train, R_val, F_val: positions and mapped forces (n, beads, dim).
-      U_train, U_val: all-atom energies (n,), or None when not asked for.
-      kT_train, kT_val: each frame's thermal energy (n,).
-      kTs: the data sets' kT, in order.
-      sets: per data set its file, kT and budget share (n_train).
-      meta, first: the first data set's metadata and arrays.
-    """
-
-    R_train: np.ndarray
-    F_train: np.ndarray
-    R_val: np.ndarray
-    F_val: np.ndarray
-    U_train: np.ndarray | None
-    U_val: np.ndarray | None
-    kT_train: np.ndarray
-    kT_val: np.ndarray
-    kTs: list
-    sets: list
-    meta: dict
-    first: dict
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.arrays())
-
-    def arrays(self) -> tuple:
-        return tuple(a for a in self[:8] if a is not None)
-
-
-def _training_frames(study, paths, n_train: int, seed: int, energies: bool) -> TrainingFrames:
-    """Load the data sets, split each (the budget ``n_train`` shared over several,
-    ``budget_shares``) and concatenate their training and validation frames."""
-    parts, sets, first = [], [], None
-    shares = budget_shares(n_train, len(paths)) if len(paths) > 1 else [n_train]
-    required = ("positions", "forces") + (("aa_energies",) if energies else ())
-    maps = set()
-    for path, n in zip(paths, shares, strict=True):
-        data, meta = load_dataset(path, required=required)
-        if "mapping" not in meta or "kT" not in meta:
-            raise ValueError(f"{path}: not a CG data set (give the output of cgflow map)")
-        maps.add(meta["mapping"]["name"])
-        if first is None:
-            first = (data, meta)
-        train_idx, val_idx = split_indices(data["positions"].shape[0], n, study.val_fraction, seed)
-        kT = float(meta["kT"])
-        if any(np.isclose(kT, s["kT"]) for s in sets):
-            raise ValueError(f"{path}: a second data set at kT {kT}")
-        sets.append({"data": str(path), "kT": kT, "n_train": n})
-        parts.append((data, train_idx, val_idx, kT))
-    if len(maps) > 1:
-        raise ValueError(f"{[str(p) for p in paths]}: data sets of different maps {sorted(maps)}")
-
-    def cat(key, which):
-        return np.concatenate([d[key][idx[which]] for d, *idx, _ in parts])
-
-    def kTs(which):
-        return np.concatenate([np.full(len(idx[which]), kT) for _, *idx, kT in parts])
-
-    return TrainingFrames(
-        cat("positions", 0), cat("forces", 0), cat("positions", 1), cat("forces", 1),
-        cat("aa_energies", 0) if energies else None, cat("aa_energies", 1) if energies else None,
-        kTs(0), kTs(1), [s["kT"] for s in sets], sets, first[1], first[0],
-    )  # fmt: skip
 
 
 def run_inputs(desc: dict, frames: tuple, start, dt) -> str:
