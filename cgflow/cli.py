@@ -89,6 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-model", help="start model folder (methods that start from one)")
     p.add_argument("--checkpoint", help="checkpoint file: written, and resumed from")
 
+    p = sub.add_parser(
+        "train-generator", help="fit a data-free generator (rkl) at one temperature, no data"
+    )
+    _study_args(p)
+    p.add_argument("--method", required=True)
+    p.add_argument("--temperature", type=_pos_float, required=True)
+    p.add_argument("--mapping", required=True, help="the CG map its samples are mapped by")
+    p.add_argument("--seed", type=_nonneg_int, required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--checkpoint", help="checkpoint file: written, and resumed from")
+
+    p = sub.add_parser("generate", help="draw CG samples from a trained generator")
+    _study_args(p)
+    p.add_argument("--model", required=True, help="generator folder (model.json, params.msgpack)")
+    p.add_argument(
+        "--n-samples", type=_pos_int,
+        help="draws (default: as many as a CG simulation of the system saves frames)",
+    )  # fmt: skip
+    p.add_argument("--out-dir", required=True)
+
     p = sub.add_parser("simulate", help="Langevin simulation of a trained model")
     _study_args(p)
     p.add_argument("--model", required=True, help="model folder (model.json, params.msgpack)")
@@ -172,7 +192,7 @@ def main(argv=None) -> int:
 # what they read before it is checked (the OpenMM side has no JAX for method modules).
 SCOPES = {"sample": (), "map": ()}
 # Steps that compile JAX programs worth keeping in the persistent cache.
-JAX_STEPS = ("train", "simulate")
+JAX_STEPS = ("train", "simulate", "train-generator", "generate")
 
 
 def _json_list(text: str) -> list:
@@ -214,6 +234,12 @@ def _run(args) -> int:
         from cgflow.runtime import enable_compilation_cache
 
         enable_compilation_cache()
+    _run_step(study, args)
+    return 0
+
+
+def _run_step(study, args) -> None:
+    """Run one DAG step with the study's validated settings."""
     if args.step == "sample":
         from cgflow.steps.sample import sample_step
 
@@ -233,6 +259,15 @@ def _run(args) -> int:
         data = args.data if len(args.data) > 1 else args.data[0]
         train(study, args.method, data, args.prior, args.n_train, args.seed, args.out_dir,
               dt=args.dt, init_model=args.init_model, checkpoint=args.checkpoint)  # fmt: skip
+    elif args.step == "train-generator":
+        from cgflow.steps.generate import train_generator
+
+        train_generator(study, args.method, args.temperature, args.mapping, args.seed,
+                        args.out_dir, args.checkpoint)  # fmt: skip
+    elif args.step == "generate":
+        from cgflow.steps.generate import generate_step
+
+        generate_step(study, args.model, args.n_samples, args.out_dir)
     elif args.step == "simulate":
         from cgflow.steps.simulate import simulate_step
 
@@ -245,7 +280,6 @@ def _run(args) -> int:
         )
     elif args.step == "evaluate":
         _evaluate(study, args)
-    return 0
 
 
 def _bench(args) -> int:
@@ -281,14 +315,19 @@ def _check_config(path) -> int:
         if "n_train" not in entry:
             print(f"{name}: {data} reference data sets (no training)")
             continue
-        n_models = (
-            data
-            * len(method_settings(config, entry))
-            * len(entry["n_train"])
-            * len(entry.get("seeds", config["seeds"]))
-        )
+        from cgflow import methods
+
+        seeds = len(entry.get("seeds", config["seeds"]))
+        names = list(method_settings(config, entry))
+        free = [m for m in names if methods.get(m).data == "none"]
+        n_models = data * (len(names) - len(free)) * len(entry["n_train"]) * seeds
         n_dt = len(entry["simulation"]["dt"])
-        print(f"{name}: {n_models} trained models x {n_dt} time steps")
+        line = f"{name}: {n_models} trained models x {n_dt} time steps"
+        if free:
+            line += (
+                f"; {data * len(free) * seeds} data-free generators, sampled ({', '.join(free)})"
+            )
+        print(line)
     print(f"{path}: valid")
     return 0
 

@@ -220,19 +220,40 @@ def _claim_problems(config: dict) -> list[str]:
             if "n_train" in entry
             else []
         )
+        problems += _claim_kind_problems(where, claim)
         for key in ("method", "baseline"):
-            if claim[key] not in runs:
+            if key in claim and claim[key] not in runs and claim[key] != "reference":
                 problems.append(
                     f"{where}.{key}: {claim['system']} runs no method {claim[key]!r} "
-                    f"(it runs {sorted(runs)})"
+                    f"(it runs {sorted(runs)}, and 'reference' is the noise floor)"
                 )
-        if claim["method"] == claim["baseline"]:
+        if claim["method"] == claim.get("baseline"):
             problems.append(f"{where}: method and baseline are both {claim['method']!r}")
         t = claim.get("temperature", "min")
         temps = entry.get("temperatures") or []
         if not isinstance(t, str) and not any(math.isclose(t, u) for u in temps):
             problems.append(f"{where}.temperature: {t} is not one of {claim['system']}'s "
                             f"temperatures {temps}")  # fmt: skip
+    return problems
+
+
+def _claim_kind_problems(where: str, claim: dict) -> list[str]:
+    """What each kind of claim needs: a baseline (all but at_least), a threshold
+    (at_least), a margin > 0 (within)."""
+    kind = claim.get("kind", "better")
+    problems = []
+    if kind == "at_least":
+        if "threshold" not in claim:
+            problems.append(f"{where}: an at_least claim needs a threshold")
+        if "baseline" in claim:
+            problems.append(f"{where}.baseline: an at_least claim has no baseline")
+        return problems
+    if "baseline" not in claim:
+        problems.append(f"{where}: a {kind} claim needs a baseline")
+    if kind == "within" and not claim.get("margin", 0) > 0:
+        problems.append(f"{where}.margin: a within claim needs a margin > 0")
+    if "threshold" in claim:
+        problems.append(f"{where}.threshold: only an at_least claim has one")
     return problems
 
 
@@ -273,8 +294,25 @@ def _system_problems(
             "collective variables are dihedrals"
         )
     problems += _method_problems(config, where, entry, partial, method_blocks)
+    problems += _data_free_problems(config, where, entry, system)
     problems += _simulation_problems(where, entry, partial)
     return problems
+
+
+def _data_free_problems(config: dict, where: str, entry: dict, system) -> list[str]:
+    """Data-free methods query the all-atom energy in JAX: the system must give it
+    (a system without n_train runs no methods)."""
+    if "n_train" not in entry:
+        return []
+    runs = entry["methods"] if "methods" in entry else config.get("methods") or {}
+    return [
+        f"{where}: {m} needs the all-atom energy in JAX, which {system.type} does not "
+        "provide; run it on a system that does (double_well)"
+        for m in runs
+        if m in methods.REGISTRY
+        and methods.get(m).data == "none"
+        and not getattr(system, "jax_energy", False)
+    ]
 
 
 def _size_problems(where: str, entry: dict, n_ref: int) -> list[str]:

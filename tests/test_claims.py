@@ -154,3 +154,83 @@ def test_a_claim_picks_its_temperature():
     assert low.effect == pytest.approx(0.05) and low.verdict == "does not hold"
     row = claims_table([claim(method="em", temperature=5.0)], df, primary, draws).iloc[0]
     assert row.verdict == "undecided" and "no runs at temperature 5" in row.cells
+
+
+def with_reference(errors: dict, reference: float, noise: float = 0.02):
+    """``study`` plus a one-seed reference row (n_train 20000, dt NaN), as
+    evaluate_reference writes it."""
+    df, primary, draws = study(errors, noise)
+    run = {"system": "dw", "mapping": "x1", "temperature": 3.0, "method": "reference",
+           "n_train": 20000, "dt": float("nan"), "seed": 0, "run_dir": "r"}  # fmt: skip
+    df = pd.concat([df, pd.DataFrame([{**run, "metric": "pmf_wrmse_kT", "value": reference}])])
+    rng = np.random.default_rng(1)
+    draws[run_key(run)] = {"pmf_wrmse_kT": reference + noise * rng.standard_normal(N_BOOT)}
+    return df, primary, draws
+
+
+def test_a_within_claim_compares_a_generator_with_the_noise_floor_and_with_fm():
+    """A data-free generator (its one cell: n_train 0, dt 0) against the one-seed
+    reference and against FM at the claim's cell; the verdict is against the margin."""
+    errors = {**ERRORS, ("rkl", 0, 0.0): 0.10}
+    df, primary, draws = with_reference(errors, reference=0.06, noise=0.005)
+    table = claims_table(
+        [
+            claim(name="close to the floor", method="rkl", baseline="reference", kind="within",
+                  margin=0.1),  # 0.10 - 0.06 = 0.04 < 0.1
+            claim(name="too far from the floor", method="rkl", baseline="reference",
+                  kind="within", margin=0.02),  # 0.04 > 0.02
+            claim(name="as good as fm", method="rkl", baseline="fm", kind="within", margin=0.1,
+                  n_train="min"),  # 0.10 - 0.50: far below the margin
+        ],
+        df, primary, draws,
+    ).set_index("claim")  # fmt: skip
+    close = table.loc["close to the floor"]
+    assert close.effect == pytest.approx(0.04) and close.verdict == "holds"
+    assert close.n_seeds == 3 and "rkl: no data, sampled" in close.cells
+    assert table.loc["too far from the floor"].verdict == "does not hold"
+    fm = table.loc["as good as fm"]
+    assert fm.effect == pytest.approx(-0.40) and fm.verdict == "holds"
+    assert "n_train 100, dt 0.01" in fm.cells
+
+
+def test_an_at_least_claim_checks_a_metric_against_its_threshold():
+    rows, draws = [], {}
+    rng = np.random.default_rng(2)
+    for seed in (0, 1, 2):
+        run = {"system": "dw", "mapping": "x1", "temperature": 3.0, "method": "rkl",
+               "n_train": 0, "dt": 0.0, "seed": seed, "run_dir": "r"}  # fmt: skip
+        rows.append({**run, "metric": "latent_corr_x1", "value": 0.9 + 0.01 * seed})
+        draws[run_key(run)] = {"latent_corr_x1": 0.9 + 0.01 * seed
+                               + 0.005 * rng.standard_normal(N_BOOT)}  # fmt: skip
+    df = pd.DataFrame(rows)
+    base = {"name": "cv", "system": "dw", "method": "rkl", "kind": "at_least",
+            "metric": "latent_corr_x1", "n_train": "max", "dt": "min"}  # fmt: skip
+    table = claims_table(
+        [{**base, "threshold": 0.8}, {**base, "name": "cv high", "threshold": 0.95},
+         {**base, "name": "cv edge", "threshold": 0.91}],
+        df, {"dw": "pmf_wrmse_kT"}, draws,
+    ).set_index("claim")  # fmt: skip
+    assert table.loc["cv"].effect == pytest.approx(0.91) and table.loc["cv"].verdict == "holds"
+    assert table.loc["cv high"].verdict == "does not hold"
+    assert table.loc["cv edge"].verdict == "undecided"
+    assert "latent_corr_x1" in claims_markdown(table.reset_index())
+
+
+def test_claims_of_each_kind_need_what_they_compare_with():
+    from cgflow.config import ConfigError, load_config, validate_config
+
+    config = load_config("config/smoke.yaml")
+    system = next(iter(config["systems"]))
+    method = next(iter(config["methods"]))
+    config["claims"] = [
+        {"name": "a", "system": system, "method": method, "kind": "within"},
+        {"name": "b", "system": system, "method": method, "kind": "at_least"},
+        {"name": "c", "system": system, "method": method, "baseline": "reference",
+         "kind": "within"},
+    ]  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    text = str(err.value)
+    assert "claims[0]: a within claim needs a baseline" in text
+    assert "claims[1]: an at_least claim needs a threshold" in text
+    assert "claims[2].margin: a within claim needs a margin > 0" in text

@@ -208,5 +208,8 @@ def test_temperature_settings_of_em_and_fm_nearest(default_config):
     thermal["methods"] = {"em": {}, "fm_nearest": {}}
     check_fails(default_config, "fm_nearest uses the fm model, so it needs fm as well")
     thermal["methods"] = {"fm": {}, "em": {}, "fm_nearest": {}}
-    default_config["claims"][-1]["temperature"] = 5.0
-    check_fails(default_config, "claims[6].temperature: 5.0 is not one of")
+    k = max(
+        i for i, c in enumerate(default_config["claims"]) if c["system"] == "double_well_thermal"
+    )
+    default_config["claims"][k]["temperature"] = 5.0
+    check_fails(default_config, f"claims[{k}].temperature: 5.0 is not one of")

@@ -128,3 +128,79 @@ def test_the_double_well_bound_lies_above_minus_ln_z():
     gap = history[-1]["bound"] + log_z
     assert gap > -0.05  # a bound: L >= -ln Z up to the sampling noise of a check's mean
     assert history[-1]["log_z_estimate"] < log_z + 0.05
+
+
+@pytest.mark.parametrize(("d", "log_z"), [(1.0, 5.7519), (10.0, 4.6006), (100.0, 3.4493)])
+def test_the_double_well_gives_its_exact_ln_z_and_its_energy_in_jax(d, log_z):
+    """The system's ln Z (kT 3, any c) is the issue's, and its JAX energy is its
+    NumPy energy, with the variable stiffness too."""
+    system = get_system("double_well", {"potential": {"c": 2.0, "d": d}})
+    assert system.log_partition(3.0) == pytest.approx(log_z, abs=1e-4)
+    thermal = get_system("double_well", {"potential": {"c": 2.0, "d": d, "a": 1.0}})
+    probe = 2.0 * np.random.default_rng(0).normal(size=(6, 2))
+    energy = jax.vmap(thermal.aa_energy_jax())(jnp.asarray(probe))
+    np.testing.assert_allclose(np.asarray(energy), thermal.energy(probe.reshape(6, 2, 1)),
+                               rtol=1e-5, atol=1e-4)  # fmt: skip
+
+
+def test_a_training_killed_after_a_checkpoint_resumes_to_the_same_generator(tmp_path):
+    settings = rkl.RKLSettings(latent_dim=1, hidden=8, samples_per_step=32, steps=400,
+                               log_every=50)  # fmt: skip
+    key, ck = jax.random.PRNGKey(3), tmp_path / "rkl.ckpt"
+    args = (gaussian_energy, 1, 1.0, settings, key)
+    _, whole, _ = rkl.train_rkl(*args)
+    rkl.train_rkl(*args, checkpoint=ck, fingerprint="f", stop_after=5)
+    assert ck.is_file()
+    _, resumed, history = rkl.train_rkl(*args, checkpoint=ck, fingerprint="f")
+    assert history[-1]["step"] == 400
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_train_generator_and_generate_write_what_evaluate_scores(tmp_path):
+    """The DAG's two steps: a generator folder, then samples with latent variables and
+    a status giving the gap to the exact ln Z; evaluate adds the CV scores."""
+    from cgflow.steps.evaluate import evaluate_step
+    from cgflow.steps.generate import generate_step, train_generator
+    from cgflow.study import StudySettings
+
+    config = {
+        "seeds": [0], "val_fraction": 0.1,
+        "methods": {"rkl": {"steps": 600, "samples_per_step": 128, "log_every": 100,
+                            "learning_rate": 0.003}},
+        "systems": {"dw": {"type": "double_well", "potential": {"c": 2.0, "d": 1.0},
+                           "temperatures": [3.0], "mappings": ["x1"],
+                           "simulation": {"dt": [0.05], "n_steps": 100, "save_every": 10,
+                                          "n_replicas": 400}}},
+    }  # fmt: skip
+    from cgflow.config import validate_config
+
+    study = StudySettings.from_config(validate_config(config), "dw")
+    desc = train_generator(study, "rkl", 3.0, "x1", 0, tmp_path / "model")
+    assert desc["n_train"] == 0 and desc["training"]["energy_evaluations"] == 600 * 128
+    assert desc["training"]["exact_log_z"] == pytest.approx(5.7519, abs=1e-4)
+    assert (tmp_path / "model" / "train_log.png").is_file()
+    status = generate_step(study, tmp_path / "model", None, tmp_path / "dt0")
+    assert status["n_samples"] == 400 * 10  # as many as a simulation saves
+    assert status["stable"] and status["gap"] > -3 * status["bound_se"]  # a KL: >= 0
+    assert sum(status["basin_fractions"].values()) == pytest.approx(1.0)
+    run = {"system": "dw", "mapping": "x1", "method": "rkl", "n_train": 0, "seed": 0,
+           "dt": 0.0, "temperature": 3.0, "run_dir": str(tmp_path / "dt0")}  # fmt: skip
+    metrics = evaluate_step(study, tmp_path / "dt0" / "samples.npz", run,
+                            str(tmp_path / "dt0" / "metrics.json"),
+                            str(tmp_path / "dt0" / "status.json"))  # fmt: skip
+    assert 0 <= metrics["latent_corr_x1"] <= 1 and metrics["latent_mi_x1"] >= 0
+    assert metrics["bound_gap"] == pytest.approx(status["gap"])
+    assert np.isfinite(metrics["pmf_wrmse_kT"])
+
+
+def test_a_data_free_method_on_a_system_without_a_jax_energy_is_refused():
+    from cgflow.config import ConfigError, load_config, validate_config
+
+    config = load_config("config/smoke.yaml")
+    config["methods"]["rkl"] = {}
+    entry = config["systems"]["alanine_dipeptide"]
+    entry.update(methods={"rkl": {}}, n_train=[100],
+                 simulation={"dt": [0.002], "n_steps": 100, "save_every": 10})  # fmt: skip
+    with pytest.raises(ConfigError, match="rkl needs the all-atom energy in JAX"):
+        validate_config(config)

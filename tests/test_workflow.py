@@ -198,12 +198,18 @@ def test_smoke_study_end_to_end(workdir):
         assert (workdir / "results" / "figures" / fig).stat().st_size > 10_000
     table = pd.read_csv(workdir / "results" / "benchmark.csv")
     coupled = table[table.system == "double_well_coupled"]
-    assert set(coupled.method) == {"prior", "fm", "re", "fm_re"}
+    assert set(coupled.method) == {"prior", "fm", "re", "fm_re", "rkl"}
     assert "alanine_dipeptide" not in set(table.system)  # smoke: reference data only
     text = (workdir / "results" / "benchmark.md").read_text()
     assert "| fm_re | 1000 |" in text and "| re - fm | 1000 |" in text
+    # the data-free generator: one cell, no data, sampled; its latent scores and gap
+    assert "| rkl | no data |" in text and "sampled (no dt)" in text
+    rkl = pd.read_csv(workdir / "results" / "summary.csv").query("method == 'rkl'")
+    assert set(rkl.n_train) == {0} and set(rkl.dt) == {0}
+    assert {"latent_corr_x1", "latent_mi_x1", "bound_gap", "p_left_reweighted"} <= set(rkl.metric)
     claims = (workdir / "results" / "claims.md").read_text()
     assert "| RE beats FM | double_well_coupled | pmf_wrmse_kT | re vs fm (better) |" in claims
+    assert "rkl vs reference (within)" in claims and "rkl vs >= 0.5 (at_least)" in claims
     assert (workdir / "results" / "figures" / "claims.png").is_file()
     diffs = pd.read_csv(workdir / "results" / "differences.csv")
     assert {"fm - prior", "re - fm", "fm_re - re"} <= set(diffs.method + " - " + diffs.baseline)

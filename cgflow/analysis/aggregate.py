@@ -258,7 +258,7 @@ def benchmark_markdown(table: pd.DataFrame, floors: dict | None = None) -> str:
         if key in floors:
             lines += [f"Noise floor: {floors[key]}.", ""]
         lines += [
-            "| method | n_train | " + " | ".join(f"dt = {dt:g}" for dt in dts) + " |",
+            "| method | n_train | " + " | ".join(map(dt_label, dts)) + " |",
             "|---|---:|" + "---:|" * len(dts),
         ]
         for (method, n_train), row in part.groupby(["method", "n_train"], sort=True):
@@ -266,9 +266,19 @@ def benchmark_markdown(table: pd.DataFrame, floors: dict | None = None) -> str:
             for dt in dts:
                 hit = row[row.dt == dt]
                 cells.append(_cell(hit.iloc[0]) if len(hit) else "")
-            lines.append(f"| {method} | {n_train} | " + " | ".join(cells) + " |")
+            lines.append(f"| {method} | {n_train_label(n_train)} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def dt_label(dt) -> str:
+    """A time step's column: dt 0 holds generators, sampled directly (no dynamics)."""
+    return "sampled (no dt)" if dt == 0 else f"dt = {dt:g}"
+
+
+def n_train_label(n_train) -> str:
+    """A data-set size as shown: n_train 0 is a data-free method's."""
+    return "no data" if n_train == 0 else str(n_train)
 
 
 def _cell(r) -> str:
@@ -298,7 +308,7 @@ def differences_markdown(diffs: pd.DataFrame) -> str:
             "(method - baseline, mean over seeds [95 % CI]; * the CI excludes 0; "
             "negative: method better)",
             "",
-            "| method - baseline | n_train | " + " | ".join(f"dt = {dt:g}" for dt in dts) + " |",
+            "| method - baseline | n_train | " + " | ".join(map(dt_label, dts)) + " |",
             "|---|---:|" + "---:|" * len(dts),
         ]
         for (method, baseline, n_train), row in part.groupby(
@@ -368,7 +378,7 @@ def _profiles_1d(ref, models):
                 ax.plot(
                     c["centres"], c["pmf_quadrature_kT"], "--", lw=0.8, color=color, label=label
                 )
-        ax.set_title(f"dt = {dt}" if dt is not None else "")
+        ax.set_title(dt_label(dt) if dt is not None else "")
         ax.legend(fontsize=6)
         ax.set_xlabel("CG coordinate")
         ax.set_ylim(-0.5, 10)
@@ -467,6 +477,11 @@ def _plot_error_vs(df, primary, path, x, line, label, xlabel, legend_size, decor
     for ax, system in zip(axes[0], systems, strict=True):
         part = sel[sel.system == system]
         metric = part.metric.iloc[0]
+        free = (part.n_train == 0) & (part.dt == 0)  # data-free generators: no x
+        for method, g in part[free].groupby("method"):
+            ax.axhline(g.value.mean(), ls="--", lw=1.2, color="tab:purple",
+                       label=f"{method} (no data, sampled)")  # fmt: skip
+        part = part[~free]
         stats = part.groupby(["method", line, x])["value"].agg(["mean", "std"])
         unstable = 0  # lines with an unstable point: their x markers are staggered
         for (method, value), g in stats.groupby(level=[0, 1]):

@@ -17,6 +17,23 @@ The CI comes from the runs' bootstrap draws (paired on the reference side, see
 ``cgflow.analysis.stats``): per seed the draws of the effect, then seeds resampled
 (a two-level bootstrap), so it holds the seed-to-seed spread and the sampling noise.
 
+Two more kinds test a method on its own:
+
+- ``kind: within``: the method's error exceeds the baseline's by less than
+  ``margin`` (non-inferiority; e.g. a data-free generator against ``reference``,
+  the training reference's own score, i.e. the noise floor, or against FM trained
+  on data). ``holds`` when the CI of method - baseline lies below the margin,
+  ``does not hold`` when it lies above it.
+- ``kind: at_least``: the method's ``metric`` (default the primary one; e.g.
+  ``latent_corr_x1``, how well a generator's latent variable tracks the CV) is at
+  least ``threshold``: ``holds`` when its CI lies above it, ``does not hold`` when
+  below.
+
+A method (or ``reference``) run in only one (n_train, dt) cell, as a data-free
+generator (n_train 0, dt 0) or the reference, is compared in that cell whatever
+the claim's ``n_train`` and ``dt``, which then pick the other side's cell; a
+single-seed ``reference`` is paired with every seed of the other side.
+
 Verdicts: ``holds`` when the CI lies below zero; ``does not hold`` when it lies
 above zero, or inside (-margin, margin) for a claim with a ``margin`` (no effect as
 large as the margin); otherwise ``undecided``. A ``degrades_less`` claim also
@@ -35,13 +52,17 @@ import pandas as pd
 
 from cgflow.analysis import stats
 
-CLAIM_KINDS = ("better", "degrades_less")
+CLAIM_KINDS = ("better", "degrades_less", "within", "at_least")
+REFERENCE = "reference"
 GROUP = ["system", "mapping", "temperature", "method", "n_train", "dt"]
 """A benchmark cell: one model configuration, over seeds."""
 COLUMNS = [
     "claim", "system", "metric", "method", "baseline", "kind", "cells", "effect",
-    "ci_low", "ci_high", "far_effect", "far_ci_low", "far_ci_high", "n_seeds", "verdict",
+    "ci_low", "ci_high", "far_effect", "far_ci_low", "far_ci_high", "n_seeds", "line",
+    "verdict",
 ]  # fmt: skip
+"""``line``: what the verdict compares the CI with: 0, a within claim's margin, an
+at_least claim's threshold."""
 
 
 def run_key(run: dict) -> tuple:
@@ -85,11 +106,33 @@ def _pick(values, which):
     return hit[0] if hit else None
 
 
+def _fixed_cells(part: pd.DataFrame) -> dict[str, dict]:
+    """{method: its one cell} for the methods of ``part`` run in a single (n_train,
+    dt) cell (data-free generators, the reference)."""
+    out = {}
+    for method, rows in part.groupby("method"):
+        cells = rows[["n_train", "dt"]].astype(str).drop_duplicates()
+        if len(cells) == 1:
+            out[method] = {"n_train": rows.n_train.iloc[0], "dt": rows.dt.iloc[0]}
+    return out
+
+
+def _same(values: pd.Series, value) -> pd.Series:
+    """values == value, NaN equal to NaN (the reference's dt)."""
+    if isinstance(value, float) and np.isnan(value):
+        return values.isna()
+    return values == value
+
+
 def _cells(claim: dict, part: pd.DataFrame) -> list[tuple[float, dict]] | str:
     """(sign, {n_train, dt}) of the cells whose differences make up the effect, or
-    why there are none."""
-    n_values, dt_values = part.n_train.unique(), part.dt.unique()
-    if claim["kind"] == "better":
+    why there are none. Cells are picked among the runs of methods run in several
+    (a method run in one is compared there, see :func:`_fixed_cells`)."""
+    fixed = _fixed_cells(part)
+    free = part[~part.method.isin(list(fixed))]
+    choose = free if len(free) else part
+    n_values, dt_values = choose.n_train.unique(), choose.dt.unique()
+    if claim["kind"] != "degrades_less":
         n, dt = _pick(n_values, claim["n_train"]), _pick(dt_values, claim["dt"])
         if n is None or dt is None:
             return f"no runs at n_train {claim['n_train']}, dt {claim['dt']}"
@@ -137,14 +180,23 @@ def paired_effect(
     return effect, lo, hi
 
 
+def _empty_row(claim: dict, metric: str) -> dict:
+    row = {k: claim.get(k) for k in ("system", "method", "baseline", "kind")}
+    row["baseline"] = row["baseline"] or ""
+    line = {"within": claim.get("margin"), "at_least": claim.get("threshold")}
+    row.update(claim=claim["name"], metric=metric, cells="", effect=np.nan, ci_low=np.nan,
+               ci_high=np.nan, far_effect=np.nan, far_ci_low=np.nan, far_ci_high=np.nan,
+               n_seeds=0, line=line.get(claim["kind"], 0.0))  # fmt: skip
+    return row
+
+
 def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) -> dict:
     """One row of the claims table (COLUMNS) for ``claim`` (a validated config entry)."""
     system = claim["system"]
-    metric = primary.get(system, "")
-    row = {k: claim.get(k) for k in ("system", "method", "baseline", "kind")}
-    row.update(claim=claim["name"], metric=metric, cells="", effect=np.nan, ci_low=np.nan,
-               ci_high=np.nan, far_effect=np.nan, far_ci_low=np.nan, far_ci_high=np.nan,
-               n_seeds=0)  # fmt: skip
+    row = _empty_row(claim, claim.get("metric") or primary.get(system, ""))
+    if claim["kind"] == "at_least":
+        return _at_least(claim, df, draws, row)
+    metric = row["metric"]
     part = df[(df.system == system) & (df.metric == metric)]
     part = part[part.method.isin([claim["method"], claim["baseline"]]) & np.isfinite(part.value)]
     part, where = _at_temperature(claim, part)
@@ -153,32 +205,20 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
     cells = _cells(claim, part) if len(part) else "no runs of these methods"
     if isinstance(cells, str):
         return {**row, "cells": cells, "verdict": "undecided"}
-    row["cells"] = where + "; ".join(f"n_train {c['n_train']}, dt {c['dt']:g}" for _, c in cells)
-
-    def runs(method, cell):
-        at = (part.n_train == cell["n_train"]) & (part.dt == cell["dt"])
-        return part[(part.method == method) & at]
-
-    # seeds where every cell of both methods ran stably
-    seeds = None
-    for _, cell in cells:
-        for m in (claim["method"], claim["baseline"]):
-            hit = runs(m, cell)
-            seeds = set(hit.seed) if seeds is None else seeds & set(hit.seed)
-    seeds = sorted(seeds)
-    if not seeds:
+    fixed = _fixed_cells(part)
+    shown = [] if set(fixed) >= {claim["method"], claim["baseline"]} else [
+        _cell_text(c) for _, c in cells]  # fmt: skip
+    shown += [f"{m}: {_cell_text(c)}" for m, c in fixed.items()]
+    row["cells"] = where + "; ".join(shown)
+    found = _paired_terms(claim, part, cells, fixed, draws)
+    if found is None:
         return {**row, "verdict": "undecided"}
-    terms = []
-    for sign, cell in cells:
-        for m, s2 in ((claim["method"], sign), (claim["baseline"], -sign)):
-            hit = runs(m, cell)
-            value_of = dict(zip(hit.seed, hit.value, strict=True))
-            mapping, temperature = hit.mapping.iloc[0], hit.temperature.iloc[0]
-            keys = tuple(map(str, (system, mapping, temperature, m, cell["n_train"], cell["dt"])))
-            terms.append((s2, keys, value_of))
-    rng = group_rng((claim["name"], system))
-    effect, lo, hi = paired_effect(terms, seeds, metric, draws, rng)
-    verdict_ = verdict(lo, hi, claim.get("margin", 0.0))
+    terms, seeds, draws = found
+    effect, lo, hi = paired_effect(terms, seeds, metric, draws, group_rng((claim["name"], system)))
+    if claim["kind"] == "within":
+        verdict_ = verdict(lo - claim["margin"], hi - claim["margin"])  # against the margin
+    else:
+        verdict_ = verdict(lo, hi, claim.get("margin", 0.0))
     if claim["kind"] == "degrades_less":
         # the worse end's cell is the first: method and baseline there
         far, flo, fhi = paired_effect(terms[:2], seeds, metric, draws, group_rng(
@@ -186,6 +226,84 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
         row.update(far_effect=far, far_ci_low=flo, far_ci_high=fhi)
         if verdict_ == "holds" and not fhi < 0:
             verdict_ = "does not hold" if flo > 0 else "undecided"
+    return {**row, "effect": effect, "ci_low": lo, "ci_high": hi, "n_seeds": len(seeds),
+            "verdict": verdict_}  # fmt: skip
+
+
+def _paired_terms(claim: dict, part: pd.DataFrame, cells, fixed: dict, draws: dict):
+    """The signed terms of a claim's effect over the seeds where every cell of both
+    sides ran stably, as (terms, seeds, draws); None without such seeds. A reference
+    of one seed pairs with every seed of the other side (its draws repeated)."""
+
+    def runs(method, cell):
+        cell = fixed.get(method, cell)
+        at = _same(part.n_train, cell["n_train"]) & _same(part.dt, cell["dt"])
+        return part[(part.method == method) & at]
+
+    sides = (claim["method"], claim["baseline"])
+    broadcast = sides[1] == REFERENCE and part[part.method == REFERENCE].seed.nunique() == 1
+    seeds = None
+    for _, cell in cells:
+        for m in sides[: 1 if broadcast else 2]:
+            hit = set(runs(m, cell).seed)
+            seeds = hit if seeds is None else seeds & hit
+    seeds = sorted(seeds)
+    if not seeds:
+        return None
+    terms = []
+    for sign, cell in cells:
+        for m, s2 in ((sides[0], sign), (sides[1], -sign)):
+            hit, c = runs(m, cell), fixed.get(m, cell)
+            keys = tuple(map(str, (claim["system"], hit.mapping.iloc[0], hit.temperature.iloc[0],
+                                   m, c["n_train"], c["dt"])))  # fmt: skip
+            value_of = dict(zip(hit.seed, hit.value, strict=True))
+            if m == REFERENCE and broadcast:
+                ((ref_seed, value),) = value_of.items()
+                value_of = dict.fromkeys(seeds, value)
+                if keys + (str(ref_seed),) in draws:
+                    found = draws[keys + (str(ref_seed),)]
+                    draws = {**draws, **{keys + (str(s),): found for s in seeds}}
+            terms.append((s2, keys, value_of))
+    return terms, seeds, draws
+
+
+def _cell_text(cell: dict) -> str:
+    n, dt = cell["n_train"], cell["dt"]
+    n_text = "no data" if n == 0 else f"n_train {n}"
+    dt_text = "sampled" if dt == 0 else ("" if isinstance(dt, float) and np.isnan(dt) else
+                                          f"dt {dt:g}")  # fmt: skip
+    return ", ".join(t for t in (n_text, dt_text) if t)
+
+
+def _at_least(claim: dict, df: pd.DataFrame, draws: dict, row: dict) -> dict:
+    """An ``at_least`` claim: the method's ``metric`` mean over seeds, its CI, and
+    whether the CI lies above ``threshold``."""
+    metric = claim.get("metric") or row["metric"]
+    row = {**row, "metric": metric, "baseline": f">= {claim['threshold']:g}"}
+    part = df[(df.system == claim["system"]) & (df.metric == metric)
+              & (df.method == claim["method"]) & np.isfinite(df.value)]  # fmt: skip
+    part, where = _at_temperature(claim, part)
+    if part is None or not len(part):
+        return {**row, "cells": where or f"no runs with {metric}", "verdict": "undecided"}
+    fixed = _fixed_cells(part)
+    if claim["method"] in fixed:
+        cell = fixed[claim["method"]]
+    else:
+        cell = {"n_train": _pick(part.n_train.unique(), claim["n_train"]),
+                "dt": _pick(part.dt.unique(), claim["dt"])}  # fmt: skip
+    hit = part[_same(part.n_train, cell["n_train"]) & _same(part.dt, cell["dt"])]
+    row["cells"] = where + _cell_text(cell)
+    seeds = sorted(hit.seed)
+    if not seeds:
+        return {**row, "verdict": "undecided"}
+    keys = tuple(map(str, (claim["system"], hit.mapping.iloc[0], hit.temperature.iloc[0],
+                           claim["method"], cell["n_train"], cell["dt"])))  # fmt: skip
+    value_of = dict(zip(hit.seed, hit.value, strict=True))
+    effect, lo, hi = paired_effect([(1.0, keys, value_of)], seeds, metric, draws,
+                                   group_rng((claim["name"], claim["system"])))  # fmt: skip
+    t = claim["threshold"]
+    verdict_ = "undecided" if not (np.isfinite(lo) and np.isfinite(hi)) else (
+        "holds" if lo > t else "does not hold" if hi < t else "undecided")  # fmt: skip
     return {**row, "effect": effect, "ci_low": lo, "ci_high": hi, "n_seeds": len(seeds),
             "verdict": verdict_}  # fmt: skip
 
@@ -203,7 +321,9 @@ def claims_markdown(table: pd.DataFrame) -> str:
         "mean over seeds; negative favours the method. 95 % CI: seeds resampled, then "
         "each seed's paired bootstrap draws. For a degrades_less claim, 'at the worse "
         "end' is the plain method - baseline difference at the axis's hardest cell; the "
-        "claim holds only when both CIs lie below zero.",
+        "claim holds only when both CIs lie below zero. A within claim holds when the CI "
+        "lies below its margin; an at_least claim's effect is the metric itself, and it "
+        "holds when the CI lies above the threshold (baseline column).",
         "",
         "| claim | system | metric | method vs baseline | cells | effect [95 % CI] "
         "| at the worse end [95 % CI] | seeds | verdict |",
@@ -237,9 +357,12 @@ def plot_claims(table: pd.DataFrame, path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * n + 1.4))
     colors = {"holds": "tab:green", "does not hold": "tab:red", "undecided": "tab:gray"}
     for i, r in enumerate(table.itertuples()):
-        if np.isfinite(r.effect):
-            err = [[r.effect - r.ci_low], [r.ci_high - r.effect]]
-            ax.errorbar(r.effect, i, xerr=err, fmt="o", color=colors[r.verdict], capsize=4)
+        if np.isfinite(r.effect):  # drawn against the claim's line: left is in its favour
+            sign = -1.0 if r.kind == "at_least" else 1.0
+            x, lo, hi = (sign * (v - r.line) for v in (r.effect, r.ci_low, r.ci_high))
+            lo, hi = min(lo, hi), max(lo, hi)
+            ax.errorbar(x, i, xerr=[[x - lo], [hi - x]], fmt="o", color=colors[r.verdict],
+                        capsize=4)  # fmt: skip
     if table.empty:
         ax.text(0.5, 0.5, "no claims in the config", ha="center", va="center",
                 transform=ax.transAxes)  # fmt: skip
@@ -248,7 +371,10 @@ def plot_claims(table: pd.DataFrame, path) -> None:
         range(len(table)), [f"{r.claim}\n({r.verdict})" for r in table.itertuples()], fontsize=7
     )
     ax.invert_yaxis()
-    ax.set_xlabel("effect: method - baseline (negative favours the method)")
+    ax.set_xlabel(
+        "effect against the claim's line (method - baseline, less a within claim's margin;\n"
+        "threshold - metric for at_least): negative favours the claim"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

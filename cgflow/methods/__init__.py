@@ -145,6 +145,17 @@ REGISTRY: dict[str, Method] = {
             model_of="fm",
             reads=(),
         ),
+        Method(
+            "rkl",
+            "cgflow.methods.rkl",
+            "data-free: a latent-variable generator fitted by reverse KL to the all-atom "
+            "Boltzmann density, no simulation data; sampled, not simulated",
+            data="none",
+            network=False,
+            aa_energy=True,
+            produces=GENERATOR,
+            reads=(),
+        ),
     )
 }
 

@@ -25,15 +25,20 @@ Importance weights w = exp(-beta U(x)) r(z|x) / (q(x|z) q(z)) give ln Z >= ln me
 (in expectation) and an effective sample size (sum w)^2 / sum w^2 per step; the
 training log records L, its parts, the ESS, beta and the energy evaluations used.
 
-This module holds the method's mathematics and its trainer on an energy given as a
-JAX function of flat all-atom coordinates (``energy_fn(x) -> scalar``).
+This module holds the method's mathematics, its trainer on an energy given as a
+JAX function of flat all-atom coordinates (``energy_fn(x) -> scalar``), and its
+``train(problem, settings, key)`` for the registry (a :class:`GeneratorProblem`:
+the energy, not data). A trained generator is a folder like a model's:
+``model.json`` (its description, ``generator`` block) and ``params.msgpack``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from pathlib import Path
+from typing import NamedTuple, TextIO
 
 import flax.linen as nn
 import jax
@@ -41,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cgflow.methods.base import Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
 from cgflow.settings import Settings, setting
 
@@ -60,6 +66,8 @@ class RKLSettings(Settings):
       anneal_fraction: share of the steps over which beta rises to its target.
       beta_start_fraction: beta at the start, as a fraction of the target.
       min_log_sigma: floor of the decoder's and encoder's log standard deviations.
+      init_scale: the decoder's standard deviation at the start, so that the first
+        samples cover the region the energy is explored in.
       log_every: steps per logged check.
     """
 
@@ -77,6 +85,9 @@ class RKLSettings(Settings):
         0.1, gt=0, le=1, doc="beta at the start as a fraction of the target"
     )
     min_log_sigma: float = setting(-7.0, doc="floor of the log standard deviations")
+    init_scale: float = setting(
+        2.0, gt=0, doc="decoder standard deviation at the start (coordinate units)"
+    )
     log_every: int = setting(200, ge=1, doc="steps per logged check")
 
 
@@ -151,7 +162,8 @@ def draw(gen: Generator, params, key, n: int):
 
 def bound_terms(gen: Generator, energy_fn, params, key, n: int, beta):
     """Per-sample terms of L at inverse temperature ``beta``: a dict of (n,) arrays
-    ``beta_u``, ``log_q_x_given_z``, ``log_q_z``, ``log_r_z_given_x`` and ``l``."""
+    ``beta_u``, ``log_q_x_given_z``, ``log_q_z``, ``log_r_z_given_x`` and ``l``, and
+    the draws ``z`` (n, k) and ``x`` (n, D)."""
     z, x, log_qxz, log_qz = draw(gen, params, key, n)
     m, log_s = gen.encoder.apply(params["encoder"], x)
     log_r = log_normal(z, m, log_s)
@@ -162,6 +174,8 @@ def bound_terms(gen: Generator, energy_fn, params, key, n: int, beta):
         "log_q_z": log_qz,
         "log_r_z_given_x": log_r,
         "l": beta_u + log_qxz + log_qz - log_r,
+        "z": z,
+        "x": x,
     }
 
 
@@ -271,3 +285,120 @@ def sample(gen: Generator, params, key, n: int) -> dict[str, np.ndarray]:
     """n draws of (z, x) from the generator: z (n, k), x (n, D)."""
     z, x, _, _ = draw(gen, params, key, n)
     return {"z": np.asarray(z), "x": np.asarray(x)}
+
+
+@dataclass(frozen=True)
+class GeneratorProblem:
+    """What a data-free method trains on: the all-atom energy, no data.
+
+    Attributes:
+      energy_fn: ``energy_fn(x) -> scalar``, x the flat all-atom coordinates (D,).
+      data_dim: D.
+      kT: thermal energy of the target exp(-U / kT).
+      checkpoint: file to checkpoint to and resume from, or None.
+      log: where progress goes.
+      inputs: digest of what the result depends on beyond the settings (the system
+        and kT): a checkpoint written with other inputs is not resumed.
+      log_z: the exact ln Z of the target where the system knows it (the gap
+        L + ln Z is then logged), else None.
+    """
+
+    energy_fn: Callable
+    data_dim: int
+    kT: float
+    checkpoint: Path | None = None
+    log: TextIO | None = None
+    inputs: str = ""
+    log_z: float | None = None
+
+
+def train(problem: GeneratorProblem, settings: RKLSettings, key) -> Trained:
+    """The registry's entry: fit the generator to exp(-U / kT) of ``problem``."""
+    from cgflow.checkpoint import fingerprint
+
+    fp = fingerprint(settings.to_dict(), problem.inputs, problem.data_dim)
+    gen, params, history = train_rkl(problem.energy_fn, problem.data_dim, 1.0 / problem.kT,
+                                     settings, key, x_scale=settings.init_scale,
+                                     log=problem.log, checkpoint=problem.checkpoint,
+                                     fingerprint=fp)  # fmt: skip
+    if problem.log_z is not None:  # the gap is a KL once beta is at its target
+        for row in history:
+            at_target = np.isclose(row["beta"], 1.0 / problem.kT, rtol=1e-5)
+            row["gap"] = row["bound"] + problem.log_z if at_target else float("nan")
+    last = history[-1]
+    info = {
+        "method": "rkl",
+        "steps": int(last["step"]),
+        "energy_evaluations": int(last["energy_evaluations"]),
+        "final_bound": float(last["bound"]),
+        "final_ess_fraction": float(last["ess_fraction"]),
+        "wall_time_s": float(last["wall_time_s"]),
+    }
+    if problem.log_z is not None:
+        info["exact_log_z"] = problem.log_z
+    return Trained(params, history, info, plot_history)
+
+
+def description(settings: RKLSettings, data_dim: int) -> dict:
+    """The ``generator`` block of a generator's model.json."""
+    s = settings
+    return {"type": "latent_gaussian", "latent_dim": s.latent_dim, "hidden": s.hidden,
+            "min_log_sigma": s.min_log_sigma, "data_dim": int(data_dim)}  # fmt: skip
+
+
+def load_generator(folder) -> tuple[Generator, object, dict]:
+    """``(generator, params, description)`` from a generator's folder."""
+    from flax import serialization
+
+    from cgflow.io import read_json
+
+    folder = Path(folder)
+    desc = read_json(folder / "model.json")
+    block = desc.get("generator")
+    if not isinstance(block, dict) or block.get("type") != "latent_gaussian":
+        raise ValueError(f"{folder / 'model.json'}: not a cgflow generator (no generator block)")
+    s = RKLSettings(latent_dim=block["latent_dim"], hidden=block["hidden"],
+                    min_log_sigma=block["min_log_sigma"])  # fmt: skip
+    gen = make_generator(s, block["data_dim"])
+    params_file = folder / "params.msgpack"
+    if not params_file.is_file():
+        raise FileNotFoundError(f"{params_file}: generator parameters not found")
+    params = serialization.msgpack_restore(params_file.read_bytes())
+    expected = jax.eval_shape(lambda: init_generator(gen, jax.random.PRNGKey(0)))
+    shapes = jax.tree.map(lambda x: tuple(x.shape), (params, expected))
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"{params_file}: parameters do not match {folder / 'model.json'}")
+    return gen, params, desc
+
+
+def plot_history(history: list[dict], path, title: str) -> None:
+    """The reverse-KL log: the bound L (and the gap L + ln Z where known), the ESS of
+    the importance weights, and beta, against the energy evaluations spent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cgflow.io import atomic_write
+
+    n = [h["energy_evaluations"] for h in history]
+    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
+    axes[0].plot(n, [h["bound"] for h in history], lw=1, label="bound L")
+    axes[0].plot(n, [-h["log_z_estimate"] for h in history], lw=1, label="-ln mean w")
+    axes[0].set_ylabel("nats")
+    axes[0].legend(fontsize=7)
+    if "gap" in history[0]:
+        twin = axes[0].twinx()
+        twin.semilogy(n, [max(h["gap"], 1e-4) if h["gap"] == h["gap"] else np.nan
+                          for h in history], "k:", lw=1)  # fmt: skip
+        twin.set_ylabel("gap L + ln Z (dotted)")
+    axes[1].plot(n, [h["ess_fraction"] for h in history], lw=1)
+    axes[1].set_ylabel("ESS / samples")
+    axes[1].set_ylim(0, 1.05)
+    axes[2].plot(n, [h["beta"] for h in history], lw=1)
+    axes[2].set_ylabel("beta")
+    axes[2].set_xlabel("all-atom energy and force evaluations")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=100))
+    plt.close(fig)

@@ -208,6 +208,33 @@ def _mean_energy_error(desc, params, positions, grid, kT, system, weights):
     return {"quad_energy_wrmse_kT": error}, curves
 
 
+def generator_metrics(status: dict) -> tuple[dict, dict]:
+    """What a generator's sampling measured (its status.json), as metrics: the gap
+    L + ln Z to the exact ln Z (``bound_gap``, with its CI) and the basin
+    occupancies, as drawn (``p_<basin>``) and importance-reweighted
+    (``p_<basin>_reweighted``). Empty for simulations."""
+    if not (status.get("generator") and status["stable"]):
+        return {}, {}
+    metrics, cis = {}, {}
+    if "gap" in status:
+        metrics["bound_gap"] = status["gap"]
+        cis["bound_gap"] = tuple(status["gap_ci95"])
+    for suffix, block in (("", "basin_fractions"), ("_reweighted", "basin_fractions_reweighted")):
+        for basin, fraction in status.get(block, {}).items():
+            metrics[f"p_{basin}{suffix}"] = fraction
+    return metrics, cis
+
+
+def _latent(system, cg_map, samples: dict, run: dict):
+    """CV discovery scores of a generator's samples (:mod:`cgflow.analysis.latent`)."""
+    from cgflow.analysis.latent import latent_scores
+
+    cv_values = system.cv(cg_map)(samples["positions"])
+    rng = np.random.default_rng(run_seed(run) + 1)
+    return latent_scores(samples["latent"], cv_values, system.cv_names, system.cv_periodic,
+                         samples["replica"], rng)  # fmt: skip
+
+
 def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rng=None,
           target: ExactTarget | None = None, frame_interval: float | None = None):  # fmt: skip
     """The system's metrics for CG ``samples`` (``positions``, and ``replica`` where
@@ -295,8 +322,15 @@ def evaluate_step(
         metrics.update(values)
         bootstrap.update(groups)
         bootstrap["raw_rmse"] = raw
+        if "latent" in samples:  # a generator's latent variables against the CVs
+            latent = _latent(system, cg_map, samples, run)
+            for part, found in zip((metrics, cis, draws), latent, strict=True):
+                part.update(found)
     else:
         metrics.update({k: math.nan for k in system.metric_names})
+    generated, generated_cis = generator_metrics(status)
+    metrics.update(generated)
+    cis.update(generated_cis)
     if model_dir and target is not None:
         quad, quad_curve = quadrature(system, cg_map, model_dir, target, kT)
         metrics.update(quad)

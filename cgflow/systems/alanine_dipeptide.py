@@ -175,6 +175,7 @@ class AlanineDipeptide(Settings):
     reference_kind = "openmm"
     has_topology = True
     periodic = False
+    jax_energy = False  # the amber14 force field in JAX: not yet (see issue 16)
     cv_names = ("phi", "psi")
     cv_periodic = True
     basin_names = ("beta", "alpha_R", "alpha_L")

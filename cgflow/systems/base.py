@@ -72,6 +72,9 @@ class System(Protocol):
       has_topology: CG maps have an MDTraj topology (``cg_topology``): bonded
         priors, trajectories any viewer opens.
       periodic: CG models live in the periodic box of the data set.
+      jax_energy: ``aa_energy_jax()`` gives the all-atom energy as a JAX function
+        of flat all-atom coordinates (data-free methods need it), and
+        ``log_partition(kT)`` its exact ln Z where known (else None).
       cv_names: the collective variables the free energy is scored on.
       cv_periodic: whether they are angles in (-pi, pi].
       basin_names: the metastable states whose free energies (relative to the
@@ -89,6 +92,7 @@ class System(Protocol):
     reference_kind: ClassVar[str]
     has_topology: ClassVar[bool]
     periodic: ClassVar[bool]
+    jax_energy: ClassVar[bool]
     cv_names: ClassVar[tuple[str, ...]]
     cv_periodic: ClassVar[bool]
     basin_names: ClassVar[tuple[str, ...]]
@@ -137,6 +141,8 @@ def check_declarations(system_cls) -> list[str]:
             problems.append(f"reference_kind {system_cls.reference_kind} needs {method}()")
     if system_cls.figure_kind == "profile_1d" and not hasattr(system_cls, "basin_edges"):
         problems.append("figure_kind profile_1d needs basin_edges (the exact basin split)")
+    if system_cls.jax_energy and not callable(getattr(system_cls, "aa_energy_jax", None)):
+        problems.append("jax_energy needs aa_energy_jax()")
     if system_cls.has_topology and not callable(getattr(system_cls, "cg_topology", None)):
         problems.append("has_topology needs cg_topology()")
     return problems

@@ -103,6 +103,7 @@ class DoubleWell(Settings):
     reference_kind = "exact"
     has_topology = False
     periodic = False
+    jax_energy = True
     cv_names = ("x1",)
     cv_periodic = False
     basin_names = ("left", "right")
@@ -153,6 +154,31 @@ class DoubleWell(Settings):
         f1 = -dpmf_x1(x1) - 0.5 * slope * stretch**2 + stiffness * stretch * self.c * dg(x1)
         f2 = -stiffness * stretch
         return np.stack([f1, f2], axis=-1)[..., None]
+
+    def aa_energy_jax(self):
+        """The all-atom energy as a JAX function of the flat coordinates (x1, x2),
+        for methods that query the force field themselves (reverse KL)."""
+        import jax.numpy as jnp
+
+        g = {"sin": jnp.sin, "tanh": jnp.tanh}[self.coupling]
+        c, d, a = self.c, self.d, self.a
+
+        def energy(flat):
+            x1, x2 = flat[0], flat[1]
+            v = 0.25 * x1**4 - 3.0 * x1**2 + x1
+            return v + 0.5 * d * (1.0 + a * x1**2) * (x2 - c * g(x1)) ** 2
+
+        return energy
+
+    def log_partition(self, kT: float) -> float:
+        """Exact ln Z = ln of the integral of exp(-U/kT) over (x1, x2): x2 is
+        Gaussian given x1, so Z = int exp(-V/kT) sqrt(2 pi kT / d(x1)) dx1 (by the
+        trapezoid rule on the fine grid); for any c."""
+        x = self.x1_grid(kT)
+        stiffness, _ = self.stiffness(x)
+        log_f = -pmf_x1(x) / kT + 0.5 * np.log(2.0 * np.pi * kT / stiffness)
+        top = log_f.max()
+        return float(top + np.log(np.trapezoid(np.exp(log_f - top), x)))
 
     def free_energy_x1(self, x1, kT: float):
         """The exact PMF A(x1, beta) = V + (kT/2) ln(1 + a x1^2), up to a function of kT."""

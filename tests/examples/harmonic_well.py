@@ -39,6 +39,7 @@ class HarmonicWell(Settings):
     reference_kind = "exact"
     has_topology = False
     periodic = False
+    jax_energy = False
     cv_names = ("x1",)
     cv_periodic = False
     basin_names = ("well",)

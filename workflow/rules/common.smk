@@ -22,9 +22,13 @@ validate_config(
 
 # Methods trained once per run, those trained at each CG time step, and those trained
 # once across the training temperatures (registry).
-TRAINED_ONCE = methods.names(per_dt=False, temperatures="one")
+TRAINED_ONCE = methods.names(per_dt=False, temperatures="one", data="cg")
 TRAINED_PER_DT = methods.names(per_dt=True, temperatures="one")
 TRAINED_ACROSS = methods.names(per_dt=False, temperatures="training")
+# Data-free methods (no data, n_train 0) and the methods sampled directly rather
+# than simulated (their samples sit under dt0: no time step).
+DATA_FREE = methods.names(data="none")
+SIMULATED = methods.names(produces="energy")
 
 
 wildcard_constraints:
@@ -156,16 +160,32 @@ def start_model_option(wildcards, input):
     return f"--init-model $(dirname {input.init})" if input.init else ""
 
 
+def run_sizes(method, entry):
+    """The n_train values a method runs at: the system's, or 0 for a data-free one
+    (a system without n_train trains nothing: its reference only)."""
+    if "n_train" not in entry:
+        return []
+    return [0] if methods.get(method).data == "none" else entry["n_train"]
+
+
+def run_dts(method, entry):
+    """The time steps a method's model is run at: the system's, or 0 (no dynamics)
+    for a generator, which is sampled directly."""
+    if methods.get(method).produces != "energy":
+        return [0]
+    return entry["simulation"]["dt"]
+
+
 def runs():
     """One dict of wildcards per scored model in the study: every method at every
-    temperature, except ``nearest`` methods, which run at the held-out ones only."""
+    temperature, except ``nearest`` methods, which run at the held-out ones only;
+    data-free methods once per seed (n_train 0)."""
     for system, entry in config["systems"].items():
         held = [float(t) for t in entry.get("held_out_temperatures") or []]
-        for temperature, mapping, method, n_train, seed in itertools.product(
+        for temperature, mapping, method, seed in itertools.product(
             entry["temperatures"],
             entry["mappings"],
             method_settings(config, entry),
-            entry.get("n_train", []),
             entry.get("seeds", config["seeds"]),
         ):
             if (
@@ -173,14 +193,15 @@ def runs():
                 and temperature not in held
             ):
                 continue
-            yield dict(
-                system=system,
-                mapping=mapping,
-                temperature=fmt(temperature),
-                method=method,
-                n_train=n_train,
-                seed=seed,
-            )
+            for n_train in run_sizes(method, entry):
+                yield dict(
+                    system=system,
+                    mapping=mapping,
+                    temperature=fmt(temperature),
+                    method=method,
+                    n_train=n_train,
+                    seed=seed,
+                )
 
 
 def datasets():
@@ -197,7 +218,7 @@ def all_metrics():
         for d in datasets()
     ]
     for run in runs():
-        for dt in config["systems"][run["system"]]["simulation"]["dt"]:
+        for dt in run_dts(run["method"], config["systems"][run["system"]]):
             path = "results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/metrics.json"
             files.append(path.format(dt=fmt(dt), **run))
     return files

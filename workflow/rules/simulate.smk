@@ -10,6 +10,8 @@ rule simulate_cg:
         "logs/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.log",
     benchmark:
         "benchmarks/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.tsv"
+    wildcard_constraints:
+        method="|".join(SIMULATED),
     conda:
         conda_env("jax", gpu=True)
     resources:
@@ -23,4 +25,31 @@ rule simulate_cg:
         "cgflow simulate --settings {params.settings:q} --model $(dirname {input.model})"
         " --data {input.data} --dt {wildcards.dt} {params.temperature}"
         " --checkpoint {params.checkpoint}"
+        " --out-dir $(dirname {output.samples}) 2> {log}"
+
+
+# Generators (rkl) are sampled, not simulated: as many independent draws as a CG
+# simulation saves frames, under dt0 (no time step).
+rule generate:
+    input:
+        model="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/model.json",
+        params="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/params.msgpack",
+    output:
+        samples="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/samples.npz",
+        status="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/status.json",
+    log:
+        "logs/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/generate.log",
+    benchmark:
+        "benchmarks/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/generate.tsv"
+    wildcard_constraints:
+        method="|".join(DATA_FREE) or "(?!)",
+    conda:
+        conda_env("jax", gpu=True)
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        settings=settings("simulation"),
+    shell:
+        "cgflow generate --settings {params.settings:q} --model $(dirname {input.model})"
         " --out-dir $(dirname {output.samples}) 2> {log}"

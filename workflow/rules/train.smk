@@ -96,3 +96,32 @@ rule train_across_temperatures:
         " --data {input.data} --prior {input.prior} --n-train {wildcards.n_train}"
         " --seed {wildcards.seed} --checkpoint {params.checkpoint}"
         " --out-dir $(dirname {output.model}) 2> {log}"
+
+
+# Data-free methods (rkl): one generator per temperature and seed, fitted to the
+# all-atom Boltzmann density; no data set, no prior, n_train 0.
+rule train_generator:
+    output:
+        model="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/model.json",
+        params="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/params.msgpack",
+        history="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/train_log.csv",
+        figure="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/train_log.png",
+    log:
+        "logs/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/train.log",
+    benchmark:
+        "benchmarks/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/train.tsv"
+    wildcard_constraints:
+        method="|".join(DATA_FREE) or "(?!)",
+    conda:
+        conda_env("jax", gpu=True)
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    params:
+        settings=training_settings,
+        checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/train.ckpt",
+    shell:
+        "cgflow train-generator --settings {params.settings:q} --method {wildcards.method}"
+        " --temperature {wildcards.temperature} --mapping {wildcards.mapping}"
+        " --seed {wildcards.seed} --checkpoint {params.checkpoint}"
+        " --out-dir $(dirname {output.model}) 2> {log}"

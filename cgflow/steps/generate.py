@@ -1,0 +1,184 @@
+"""Data-free methods: ``train-generator`` fits a generator to the all-atom Boltzmann
+density at one temperature (no data read); ``generate`` draws CG samples from it.
+
+A generator is sampled, not simulated: its samples are independent draws, mapped to
+CG coordinates by the run's map, written as a ``samples.npz`` that the evaluate step
+scores like any simulation's, with the latent variables z beside them (the
+collective variables the method discovers). The samples are grouped into
+``GROUPS`` bootstrap groups of independent draws.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from cgflow import checkpoint as ckpt
+from cgflow import methods
+from cgflow.io import check_output_folder, save_dataset, write_json
+from cgflow.mapping import apply_map
+from cgflow.methods.data import KEY_SIMULATE, KEY_TRAIN
+from cgflow.models import save_model
+from cgflow.runtime import jax_device_info
+from cgflow.simulate.settings import run_settings
+from cgflow.systems import get_map
+
+GROUPS = 200
+"""Bootstrap groups of a generator's samples (each group independent draws)."""
+MODEL_BYTES = 20_000_000
+
+
+def energy_of(system) -> tuple:
+    """The system's all-atom energy in JAX and its flat dimension; ValueError naming
+    the system when it has none."""
+    if not system.jax_energy:
+        raise ValueError(
+            f"{system.type}: data-free methods need the all-atom energy in JAX, which this "
+            "system does not provide"
+        )
+    return system.aa_energy_jax(), system.n_atoms * system.dim
+
+
+def train_generator(study, method_name: str, temperature: float, mapping: str, seed: int,
+                    out_dir: str, checkpoint: str | None = None, log=None) -> dict:  # fmt: skip
+    """Fit ``method_name`` (a data-free method) at ``temperature``; write its folder:
+    ``model.json`` (``generator`` block, ``kT``, ``mapping``, ``n_train`` 0),
+    ``params.msgpack``, ``train_log.csv`` and ``train_log.png``."""
+    from cgflow.steps.train import write_history
+
+    log = log if log is not None else sys.stderr
+    method = methods.get(method_name)
+    if method.data != "none":
+        raise ValueError(f"method {method_name!r} learns from data: use cgflow train")
+    if method_name not in study.methods:
+        raise ValueError(f"method {method_name!r} is not configured in config.methods")
+    system = study.build_system()
+    get_map(system, mapping)  # a clear error for an unknown map, before training
+    energy_fn, data_dim = energy_of(system)
+    settings = method.settings(study.methods[method_name])
+    check_output_folder(out_dir, MODEL_BYTES, "train-generator")
+    if checkpoint:
+        check_output_folder(Path(checkpoint).parent, MODEL_BYTES, "train-generator (checkpoint)")
+    kT = system.kT(temperature)
+    device = jax_device_info("train-generator", log)
+    log_z = system.log_partition(kT) if callable(getattr(system, "log_partition", None)) else None
+    module = method._module()
+    problem = module.GeneratorProblem(
+        energy_fn=energy_fn,
+        data_dim=data_dim,
+        kT=kT,
+        checkpoint=Path(checkpoint) if checkpoint else None,
+        log=log,
+        inputs=ckpt.fingerprint(system.describe(), kT, mapping),
+        log_z=log_z,
+    )
+    result = method.train(
+        problem, settings, jax.random.fold_in(jax.random.PRNGKey(seed), KEY_TRAIN)
+    )
+    desc = {
+        "system": study.system,
+        "mapping": mapping,
+        "kT": kT,
+        "method": method_name,
+        "n_train": 0,
+        "seed": seed,
+        "units": system.units,
+        "generator": module.description(settings, data_dim),
+        "training": {**result.info, "device": device},
+    }
+    out = Path(out_dir)
+    write_history(out / "train_log.csv", result.history)
+    save_model(out, desc, result.params)
+    result.plot(result.history, out / "train_log.png", f"{method_name} kT={kT:g}")
+    ckpt.discard(checkpoint)
+    return desc
+
+
+def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, log=None) -> dict:
+    """Draw ``n_samples`` from a generator (None: as many as a CG simulation of the
+    system saves frames, replicas times saved frames each, so that both are scored
+    on samples of one size); write ``samples.npz`` (CG ``positions``,
+    ``latent`` z, ``log_weight`` ln w = -(beta U + ln q(x|z) + ln q(z) - ln r(z|x)),
+    ``replica``: the bootstrap group) and ``status.json`` (the bound L over the
+    samples with its standard error, the gap L + ln Z where ln Z is known, the
+    importance-weight ESS, the left/right occupancy where the system has basins, and
+    the force evaluations the training spent). The basin occupancies are given as
+    drawn and reweighted by the self-normalised importance weights (exact in the
+    limit of many samples); the samples themselves are scored as drawn."""
+    from cgflow.methods import rkl
+
+    log = log if log is not None else sys.stderr
+    device = jax_device_info("generate", log)
+    gen, params, desc = rkl.load_generator(model_dir)
+    if n_samples is None:
+        run = run_settings(study.entry["simulation"])
+        n_samples = run.n_replicas * (run.n_steps // run.save_every)
+    system = study.build_system()
+    energy_fn, data_dim = energy_of(system)
+    if data_dim != gen.data_dim:
+        raise ValueError(
+            f"{model_dir}: the generator makes {gen.data_dim} coordinates; {system.type} has "
+            f"{data_dim}"
+        )
+    cg_map = get_map(system, desc["mapping"])
+    check_output_folder(out_dir, 4 * n_samples * (data_dim + gen.latent_dim + 2) + 10**6,
+                        "generate")  # fmt: skip
+    t0 = time.perf_counter()
+    key = jax.random.fold_in(jax.random.PRNGKey(desc["seed"]), KEY_SIMULATE)
+    beta = 1.0 / desc["kT"]
+    terms_fn = jax.jit(lambda p, k: rkl.bound_terms(gen, energy_fn, p, k, n_samples, beta))
+    terms = terms_fn(params, key)
+    z, x = terms["z"], terms["x"]
+    l_values = np.asarray(terms["l"], float)
+    log_z_est, ess = (float(v) for v in rkl.log_z_and_ess(terms))
+    aa = np.asarray(x, float).reshape(n_samples, system.n_atoms, system.dim)
+    cg_positions = apply_map(cg_map, aa)[0]
+    wall = time.perf_counter() - t0
+    finite = bool(np.all(np.isfinite(cg_positions)) and np.all(np.isfinite(l_values)))
+    bound, bound_se = float(l_values.mean()), float(l_values.std(ddof=1) / np.sqrt(n_samples))
+    status = {
+        "stable": finite,
+        "reason": None if finite else "the generator produced non-finite coordinates",
+        "generator": True,
+        "n_samples": n_samples,
+        "wall_time_s": wall,
+        "steps_done": 0,
+        "bound": bound,
+        "bound_se": bound_se,
+        "log_z_estimate": log_z_est,
+        "ess_fraction": ess / n_samples,
+        "energy_evaluations": desc["training"]["energy_evaluations"],
+        "model": str(model_dir),
+        "device": device,
+    }
+    if "exact_log_z" in desc["training"]:
+        gap = bound + desc["training"]["exact_log_z"]
+        status.update(exact_log_z=desc["training"]["exact_log_z"], gap=gap,
+                      gap_ci95=[gap - 1.96 * bound_se, gap + 1.96 * bound_se])  # fmt: skip
+    cv = system.cv(cg_map)(cg_positions)
+    basins = np.asarray(system.basins(cv))
+    w = np.exp(-(l_values - l_values.min()))  # importance weights, self-normalised
+    w /= w.sum()
+    status["basin_fractions"] = {
+        name: float(np.mean(basins == b)) for b, name in enumerate(system.basin_names)
+    }
+    status["basin_fractions_reweighted"] = {
+        name: float(np.sum(w[basins == b])) for b, name in enumerate(system.basin_names)
+    }
+    arrays = {
+        "positions": cg_positions.astype(np.float32),
+        "latent": np.asarray(z, np.float32),
+        "log_weight": (-l_values).astype(np.float32),
+        "replica": np.arange(n_samples) % GROUPS,
+    }
+    meta = {"kT": desc["kT"], "units": desc["units"], "generator": True,
+            "n_replicas": GROUPS}  # fmt: skip
+    status["samples_write_id"] = save_dataset(Path(out_dir) / "samples.npz", arrays, meta)
+    write_json(Path(out_dir) / "status.json", status)
+    print(f"generate: {n_samples} samples, bound {bound:.4f} +- {bound_se:.4f}, "
+          f"ESS {status['ess_fraction']:.3f}", file=log, flush=True)  # fmt: skip
+    return status
