@@ -307,7 +307,7 @@ def _data_free_problems(config: dict, where: str, entry: dict, system) -> list[s
     runs = entry["methods"] if "methods" in entry else config.get("methods") or {}
     return [
         f"{where}: {m} needs the all-atom energy in JAX, which {system.type} does not "
-        "provide; run it on a system that does (double_well)"
+        "provide with these settings (double_well always; alanine_dipeptide in vacuum)"
         for m in runs
         if m in methods.REGISTRY
         and methods.get(m).data == "none"

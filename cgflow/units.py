@@ -8,3 +8,6 @@ MOLECULAR = {"length": "nm", "time": "ps", "energy": "kJ/mol", "mass": "amu", "t
 
 REDUCED = {"length": "reduced", "time": "reduced", "energy": "reduced (k_B = 1)", "mass": "reduced"}
 """The units of toy potentials: k_B = 1, so the temperature is kT."""
+
+KJ_PER_KCAL = 4.184
+"""kJ per kcal (thermochemical calorie): JAX MD's force fields work in kcal/mol."""

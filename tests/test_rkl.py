@@ -200,6 +200,7 @@ def test_a_data_free_method_on_a_system_without_a_jax_energy_is_refused():
     config = load_config("config/smoke.yaml")
     config["methods"]["rkl"] = {}
     entry = config["systems"]["alanine_dipeptide"]
+    entry["potential"]["solvent"] = "implicit"  # JAX MD converts no implicit solvent
     entry.update(methods={"rkl": {}}, n_train=[100],
                  simulation={"dt": [0.002], "n_steps": 100, "save_every": 10})  # fmt: skip
     with pytest.raises(ConfigError, match="rkl needs the all-atom energy in JAX"):

@@ -34,7 +34,7 @@ import numpy as np
 from cgflow.mapping.linear import LinearMap, aggregate_constraints, slice_map
 from cgflow.settings import Settings, setting
 from cgflow.systems.base import OpenMMSetup
-from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
+from cgflow.units import KJ_PER_KCAL, MOLAR_GAS_CONSTANT, MOLECULAR
 
 FORCEFIELDS = {
     "amber14": {
@@ -175,7 +175,7 @@ class AlanineDipeptide(Settings):
     reference_kind = "openmm"
     has_topology = True
     periodic = False
-    jax_energy = False  # the amber14 force field in JAX: not yet (see issue 16)
+    n_atoms = 22
     cv_names = ("phi", "psi")
     cv_periodic = True
     basin_names = ("beta", "alpha_R", "alpha_L")
@@ -301,6 +301,52 @@ class AlanineDipeptide(Settings):
                 topology, nonbondedMethod=app.NoCutoff, constraints=constraints, **masses
             )
         return OpenMMSetup(topology, positions, system, np.arange(22), self.load_topology())
+
+    @property
+    def jax_energy(self) -> bool:
+        """In vacuum the force field has a JAX form (``aa_energy_jax``); JAX MD's
+        converter has no implicit solvent or PME."""
+        return self.solvent == "vacuum"
+
+    def aa_energy_jax(self, precision: str = "single"):
+        """The all-atom energy in JAX, for data-free methods: ``energy(flat) -> kJ/mol``
+        with ``flat`` the 22 atoms' coordinates in nm (66,), the OpenMM System of this
+        force field in vacuum converted by JAX MD (``convert_openmm_system``, all pairs:
+        no cutoff). Built without constraints: a generator proposes every coordinate,
+        so the bonds to hydrogen keep their harmonic terms. ``precision="double"``
+        needs JAX's x64 mode (tests against OpenMM)."""
+        if self.solvent != "vacuum":
+            raise ValueError(
+                f"alanine_dipeptide: the all-atom energy in JAX exists in vacuum only (JAX MD "
+                f"converts no implicit solvent or PME); solvent is {self.solvent!r}"
+            )
+        import warnings
+
+        import jax.numpy as jnp
+        import openmm.app as app
+        from jax_md.mm_forcefields.amber.energy import energy as amber_energy
+        from jax_md.mm_forcefields.io.openmm import convert_openmm_system
+        from jax_md.mm_forcefields.nonbonded.electrostatics import CutoffCoulomb
+
+        topology, positions = self.load_structure()
+        system = self.forcefield_object().createSystem(
+            topology, nonbondedMethod=app.NoCutoff, constraints=None
+        )
+        with warnings.catch_warnings():  # JAX MD's int32 scatter under x64, and its
+            warnings.simplefilter("ignore", FutureWarning)  # float64 requests without x64
+            warnings.simplefilter("ignore", UserWarning)
+            mm = convert_openmm_system(system, topology, positions, None, precision=precision)
+            energy_fn, neighbor_fn, _, _ = amber_energy(
+                mm.params, mm.topology, None, coulomb_options=CutoffCoulomb(r_cut=1e4),
+                nb_options=mm.nb_options,
+            )  # fmt: skip
+            pairs = neighbor_fn.allocate(jnp.asarray(mm.positions))  # no cutoff: all pairs
+
+        def energy(flat):
+            angstrom = 10.0 * jnp.reshape(flat, (-1, 3))
+            return KJ_PER_KCAL * energy_fn(angstrom, pairs)["etotal"]
+
+        return energy
 
     def constrained_pairs(self, topology=None) -> list[tuple[int, int]]:
         """Solute atom pairs held at fixed distance by the chosen constraints."""

@@ -74,7 +74,8 @@ class System(Protocol):
       periodic: CG models live in the periodic box of the data set.
       jax_energy: ``aa_energy_jax()`` gives the all-atom energy as a JAX function
         of flat all-atom coordinates (data-free methods need it), and
-        ``log_partition(kT)`` its exact ln Z where known (else None).
+        ``log_partition(kT)`` its exact ln Z where known; a property of the
+        instance where it depends on the settings (alanine: vacuum only).
       cv_names: the collective variables the free energy is scored on.
       cv_periodic: whether they are angles in (-pi, pi].
       basin_names: the metastable states whose free energies (relative to the
