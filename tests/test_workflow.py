@@ -198,7 +198,7 @@ def test_smoke_study_end_to_end(workdir):
         assert (workdir / "results" / "figures" / fig).stat().st_size > 10_000
     table = pd.read_csv(workdir / "results" / "benchmark.csv")
     coupled = table[table.system == "double_well_coupled"]
-    assert set(coupled.method) == {"prior", "fm", "re", "fm_re", "rkl"}
+    assert set(coupled.method) == {"prior", "fm", "re", "fm_re", "rkl", "rkl_flow"}
     assert "alanine_dipeptide" not in set(table.system)  # smoke: reference data only
     text = (workdir / "results" / "benchmark.md").read_text()
     assert "| fm_re | 1000 |" in text and "| re - fm | 1000 |" in text

@@ -325,7 +325,9 @@ def differences_markdown(diffs: pd.DataFrame) -> str:
                     f"{r['mean']:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
                     + (" *" if r.excludes_zero else "")
                 )
-            lines.append(f"| {method} - {baseline} | {n_train} | " + " | ".join(cells) + " |")
+            lines.append(
+                f"| {method} - {baseline} | {n_train_label(n_train)} | " + " | ".join(cells) + " |"
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -156,6 +156,17 @@ REGISTRY: dict[str, Method] = {
             produces=GENERATOR,
             reads=(),
         ),
+        Method(
+            "rkl_flow",
+            "cgflow.methods.rkl_flow",
+            "data-free: a normalizing flow (affine couplings) fitted by reverse KL to the "
+            "all-atom Boltzmann density; exact density, no encoder bound; sampled",
+            data="none",
+            network=False,
+            aa_energy=True,
+            produces=GENERATOR,
+            reads=(),
+        ),
     )
 }
 

@@ -84,3 +84,28 @@ class Trained(NamedTuple):
     history: list[dict]
     info: dict
     plot: Callable | None = None
+
+
+@dataclass(frozen=True)
+class GeneratorProblem:
+    """What a data-free method trains on: the all-atom energy, no data.
+
+    Attributes:
+      energy_fn: ``energy_fn(x) -> scalar``, x the flat all-atom coordinates (D,).
+      data_dim: D.
+      kT: thermal energy of the target exp(-U / kT).
+      checkpoint: file to checkpoint to and resume from, or None.
+      log: where progress goes.
+      inputs: digest of what the result depends on beyond the settings (the system
+        and kT): a checkpoint written with other inputs is not resumed.
+      log_z: the exact ln Z of the target where the system knows it (the gap
+        L + ln Z is then logged), else None.
+    """
+
+    energy_fn: Callable
+    data_dim: int
+    kT: float
+    checkpoint: Path | None = None
+    log: TextIO | None = None
+    inputs: str = ""
+    log_z: float | None = None

@@ -35,10 +35,9 @@ the energy, not data). A trained generator is a folder like a model's:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -46,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cgflow.methods.base import Trained
+from cgflow.methods.base import GeneratorProblem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
 from cgflow.settings import Settings, setting
 
@@ -217,14 +216,20 @@ class RKLState(NamedTuple):
     step: jnp.ndarray
 
 
-def rkl_trainer(gen: Generator, energy_fn, beta_target: float, settings: RKLSettings) -> Trainer:
-    """Reverse KL as init/step over RKLState (a pure step, scanned by the driver)."""
+def rkl_trainer(terms_fn, beta_target: float, settings) -> Trainer:
+    """Reverse KL as init/step over RKLState (a pure step, scanned by the driver).
+
+    ``terms_fn(params, key, n, beta)`` gives the per-sample terms of the objective
+    (a dict with ``l``, the sample's contribution, whose mean is minimised, and
+    ``beta_u``; ``z`` and ``x`` are left out of the log). Shared by every data-free
+    generator; ``settings`` needs learning_rate, steps, samples_per_step and the
+    annealing fields of :class:`RKLSettings`."""
     s = settings
     opt = optax.adam(optax.cosine_decay_schedule(s.learning_rate, s.steps, alpha=0.01))
     beta_of = beta_schedule(s, beta_target)
 
     def loss(params, key, beta):
-        terms = bound_terms(gen, energy_fn, params, key, s.samples_per_step, beta)
+        terms = terms_fn(params, key, s.samples_per_step, beta)
         return jnp.mean(terms["l"]), terms
 
     grad_fn = jax.value_and_grad(loss, has_aux=True)
@@ -238,11 +243,10 @@ def rkl_trainer(gen: Generator, energy_fn, beta_target: float, settings: RKLSett
         (value, terms), g = grad_fn(state.params, key, beta)
         updates, opt_state = opt.update(g, state.opt_state, state.params)
         log_z, ess = log_z_and_ess(terms)
+        parts = {k: jnp.mean(v) for k, v in terms.items() if k not in ("l", "z", "x", "log_q_z")}
         metrics = {
             "bound": value,
-            "beta_u": jnp.mean(terms["beta_u"]),
-            "log_q_x_given_z": jnp.mean(terms["log_q_x_given_z"]),
-            "log_r_z_given_x": jnp.mean(terms["log_r_z_given_x"]),
+            **parts,
             "log_z_estimate": log_z,
             "ess_fraction": ess / s.samples_per_step,
             "beta": beta,
@@ -251,6 +255,27 @@ def rkl_trainer(gen: Generator, energy_fn, beta_target: float, settings: RKLSett
         return new, metrics
 
     return Trainer(init, step, lambda st: st.params, pure=True)
+
+
+def fit_generator(terms_fn, params, beta_target: float, settings, key, log=None,
+                  checkpoint=None, fingerprint: str = "",
+                  stop_after: int | None = None):  # fmt: skip
+    """Train a generator's ``params`` by reverse KL with the shared driver; returns
+    (params, history) with ``energy_evaluations`` counted in each row."""
+    s = settings
+    schedule = Schedule(
+        name=getattr(s, "block", "rkl").split(".")[-1],
+        n_checks=max(1, s.steps // s.log_every),
+        steps_per_check=s.log_every,
+        keep="last",
+        checkpoint_every=5,
+    )
+    trainer = rkl_trainer(terms_fn, beta_target, s)
+    params, history = fit(trainer, params, key, schedule, checkpoint, fingerprint, log,
+                          stop_after)  # fmt: skip
+    for row in history:
+        row["energy_evaluations"] = int(row["step"]) * s.samples_per_step
+    return params, history
 
 
 def train_rkl(energy_fn, data_dim: int, beta_target: float, settings: RKLSettings, key,
@@ -262,22 +287,15 @@ def train_rkl(energy_fn, data_dim: int, beta_target: float, settings: RKLSetting
     (L), its parts, ``log_z_estimate``, ``ess_fraction``, ``beta`` and
     ``energy_evaluations`` (energies and forces computed so far).
     """
-    s = settings
-    gen = make_generator(s, data_dim)
+    gen = make_generator(settings, data_dim)
     k_init, k_train = jax.random.split(key)
     params = init_generator(gen, k_init, x_scale)
-    schedule = Schedule(
-        name="rkl",
-        n_checks=max(1, s.steps // s.log_every),
-        steps_per_check=s.log_every,
-        keep="last",
-        checkpoint_every=5,
-    )
-    trainer = rkl_trainer(gen, energy_fn, beta_target, s)
-    params, history = fit(trainer, params, k_train, schedule, checkpoint, fingerprint, log,
-                          stop_after)  # fmt: skip
-    for row in history:
-        row["energy_evaluations"] = int(row["step"]) * s.samples_per_step
+
+    def terms_fn(p, k, n, beta):
+        return bound_terms(gen, energy_fn, p, k, n, beta)
+
+    params, history = fit_generator(terms_fn, params, beta_target, settings, k_train, log,
+                                    checkpoint, fingerprint, stop_after)  # fmt: skip
     return gen, params, history
 
 
@@ -287,47 +305,28 @@ def sample(gen: Generator, params, key, n: int) -> dict[str, np.ndarray]:
     return {"z": np.asarray(z), "x": np.asarray(x)}
 
 
-@dataclass(frozen=True)
-class GeneratorProblem:
-    """What a data-free method trains on: the all-atom energy, no data.
-
-    Attributes:
-      energy_fn: ``energy_fn(x) -> scalar``, x the flat all-atom coordinates (D,).
-      data_dim: D.
-      kT: thermal energy of the target exp(-U / kT).
-      checkpoint: file to checkpoint to and resume from, or None.
-      log: where progress goes.
-      inputs: digest of what the result depends on beyond the settings (the system
-        and kT): a checkpoint written with other inputs is not resumed.
-      log_z: the exact ln Z of the target where the system knows it (the gap
-        L + ln Z is then logged), else None.
-    """
-
-    energy_fn: Callable
-    data_dim: int
-    kT: float
-    checkpoint: Path | None = None
-    log: TextIO | None = None
-    inputs: str = ""
-    log_z: float | None = None
-
-
 def train(problem: GeneratorProblem, settings: RKLSettings, key) -> Trained:
     """The registry's entry: fit the generator to exp(-U / kT) of ``problem``."""
     from cgflow.checkpoint import fingerprint
 
     fp = fingerprint(settings.to_dict(), problem.inputs, problem.data_dim)
-    gen, params, history = train_rkl(problem.energy_fn, problem.data_dim, 1.0 / problem.kT,
-                                     settings, key, x_scale=settings.init_scale,
-                                     log=problem.log, checkpoint=problem.checkpoint,
-                                     fingerprint=fp)  # fmt: skip
+    _, params, history = train_rkl(problem.energy_fn, problem.data_dim, 1.0 / problem.kT,
+                                   settings, key, x_scale=settings.init_scale,
+                                   log=problem.log, checkpoint=problem.checkpoint,
+                                   fingerprint=fp)  # fmt: skip
+    return trained(problem, params, history, "rkl")
+
+
+def trained(problem: GeneratorProblem, params, history: list[dict], method: str) -> Trained:
+    """A data-free generator's result: the gap L + ln Z in its log where ln Z is known
+    (once beta is at its target), and what the model records of its training."""
     if problem.log_z is not None:  # the gap is a KL once beta is at its target
         for row in history:
             at_target = np.isclose(row["beta"], 1.0 / problem.kT, rtol=1e-5)
             row["gap"] = row["bound"] + problem.log_z if at_target else float("nan")
     last = history[-1]
     info = {
-        "method": "rkl",
+        "method": method,
         "steps": int(last["step"]),
         "energy_evaluations": int(last["energy_evaluations"]),
         "final_bound": float(last["bound"]),

@@ -21,6 +21,7 @@ from cgflow import checkpoint as ckpt
 from cgflow import methods
 from cgflow.io import check_output_folder, save_dataset, write_json
 from cgflow.mapping import apply_map
+from cgflow.methods.base import GeneratorProblem
 from cgflow.methods.data import KEY_SIMULATE, KEY_TRAIN
 from cgflow.models import save_model
 from cgflow.runtime import jax_device_info
@@ -67,7 +68,7 @@ def train_generator(study, method_name: str, temperature: float, mapping: str, s
     device = jax_device_info("train-generator", log)
     log_z = system.log_partition(kT) if callable(getattr(system, "log_partition", None)) else None
     module = method._module()
-    problem = module.GeneratorProblem(
+    problem = GeneratorProblem(
         energy_fn=energy_fn,
         data_dim=data_dim,
         kT=kT,
@@ -109,11 +110,15 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
     the force evaluations the training spent). The basin occupancies are given as
     drawn and reweighted by the self-normalised importance weights (exact in the
     limit of many samples); the samples themselves are scored as drawn."""
-    from cgflow.methods import rkl
+    from cgflow.io import read_json
 
     log = log if log is not None else sys.stderr
     device = jax_device_info("generate", log)
-    gen, params, desc = rkl.load_generator(model_dir)
+    name = read_json(Path(model_dir) / "model.json").get("method")
+    if name not in methods.REGISTRY or methods.get(name).data != "none":
+        raise ValueError(f"{model_dir}: not a data-free generator (method {name!r})")
+    module = methods.get(name)._module()  # its load_generator, bound_terms, log_z_and_ess
+    gen, params, desc = module.load_generator(model_dir)
     if n_samples is None:
         run = run_settings(study.entry["simulation"])
         n_samples = run.n_replicas * (run.n_steps // run.save_every)
@@ -130,11 +135,11 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
     t0 = time.perf_counter()
     key = jax.random.fold_in(jax.random.PRNGKey(desc["seed"]), KEY_SIMULATE)
     beta = 1.0 / desc["kT"]
-    terms_fn = jax.jit(lambda p, k: rkl.bound_terms(gen, energy_fn, p, k, n_samples, beta))
+    terms_fn = jax.jit(lambda p, k: module.bound_terms(gen, energy_fn, p, k, n_samples, beta))
     terms = terms_fn(params, key)
     z, x = terms["z"], terms["x"]
     l_values = np.asarray(terms["l"], float)
-    log_z_est, ess = (float(v) for v in rkl.log_z_and_ess(terms))
+    log_z_est, ess = (float(v) for v in module.log_z_and_ess(terms))
     aa = np.asarray(x, float).reshape(n_samples, system.n_atoms, system.dim)
     cg_positions = apply_map(cg_map, aa)[0]
     wall = time.perf_counter() - t0
