@@ -184,6 +184,12 @@ def test_train_generator_and_generate_write_what_evaluate_scores(tmp_path):
     assert status["n_samples"] == 400 * 10  # as many as a simulation saves
     assert status["stable"] and status["gap"] > -3 * status["bound_se"]  # a KL: >= 0
     assert sum(status["basin_fractions"].values()) == pytest.approx(1.0)
+    assert (tmp_path / "dt0" / "latent.png").stat().st_size > 5_000  # z against x1
+    stiffer = dict(config, systems={"dw": {**config["systems"]["dw"],
+                                           "potential": {"c": 2.0, "d": 25.0}}})  # fmt: skip
+    other = StudySettings.from_config(validate_config(stiffer), "dw")
+    with pytest.raises(ValueError, match="the generator was trained on"):
+        generate_step(other, tmp_path / "model", 10, tmp_path / "other")
     run = {"system": "dw", "mapping": "x1", "method": "rkl", "n_train": 0, "seed": 0,
            "dt": 0.0, "temperature": 3.0, "run_dir": str(tmp_path / "dt0")}  # fmt: skip
     metrics = evaluate_step(study, tmp_path / "dt0" / "samples.npz", run,

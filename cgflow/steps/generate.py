@@ -89,6 +89,7 @@ def train_generator(study, method_name: str, temperature: float, mapping: str, s
         "seed": seed,
         "units": system.units,
         "generator": module.description(settings, data_dim),
+        "potential": system.describe(),
         "training": {**result.info, "device": device},
     }
     out = Path(out_dir)
@@ -123,6 +124,11 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
         run = run_settings(study.entry["simulation"])
         n_samples = run.n_replicas * (run.n_steps // run.save_every)
     system = study.build_system()
+    if desc.get("potential", system.describe()) != system.describe():
+        raise ValueError(
+            f"{model_dir}: the generator was trained on {desc['potential']}, not on this "
+            f"config's {system.describe()}"
+        )
     energy_fn, data_dim = energy_of(system)
     if data_dim != gen.data_dim:
         raise ValueError(
@@ -183,7 +189,39 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
     meta = {"kT": desc["kT"], "units": desc["units"], "generator": True,
             "n_replicas": GROUPS}  # fmt: skip
     status["samples_write_id"] = save_dataset(Path(out_dir) / "samples.npz", arrays, meta)
+    plot_latent(arrays["latent"], cv, system.cv_names, Path(out_dir) / "latent.png",
+                f"{name} kT={desc['kT']:g}")  # fmt: skip
     write_json(Path(out_dir) / "status.json", status)
     print(f"generate: {n_samples} samples, bound {bound:.4f} +- {bound_se:.4f}, "
           f"ESS {status['ess_fraction']:.3f}", file=log, flush=True)  # fmt: skip
     return status
+
+
+def plot_latent(latent: np.ndarray, cv: np.ndarray, cv_names, path: Path, title: str,
+                max_points: int = 20_000) -> None:  # fmt: skip
+    """The learned latent space coloured by each CV: a panel per CV, the first two
+    latent dimensions as axes (one: the CV against z)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cgflow.io import atomic_write
+
+    n = min(len(latent), max_points)
+    z, c = latent[:n], cv[:n]
+    fig, axes = plt.subplots(1, len(cv_names), figsize=(4.2 * len(cv_names), 3.6), squeeze=False)
+    for ax, name, values in zip(axes[0], cv_names, c.T, strict=True):
+        if z.shape[1] >= 2:
+            shown = ax.scatter(z[:, 0], z[:, 1], c=values, s=2, cmap="twilight"
+                               if name in ("phi", "psi") else "viridis")  # fmt: skip
+            fig.colorbar(shown, ax=ax, label=name)
+            ax.set_ylabel("z2")
+        else:
+            ax.scatter(z[:, 0], values, s=1, alpha=0.3)
+            ax.set_ylabel(name)
+        ax.set_xlabel("z1")
+        ax.set_title(f"{title}: latent vs {name}", fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    plt.close(fig)

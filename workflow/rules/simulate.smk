@@ -37,6 +37,7 @@ rule generate:
     output:
         samples="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/samples.npz",
         status="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/status.json",
+        latent="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/latent.png",
     log:
         "logs/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/generate.log",
     benchmark:
