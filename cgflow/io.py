@@ -169,16 +169,20 @@ def load_dataset(path: str | Path, required: tuple[str, ...] = ()) -> tuple[dict
     return arrays, meta
 
 
-def write_trajectory(path: str | Path, positions: np.ndarray, topology, time=None) -> None:
+def write_trajectory(path: str | Path, positions: np.ndarray, topology, time=None,
+                     box=None) -> None:  # fmt: skip
     """An MDTraj HDF5 trajectory (frames, atoms, 3) in nm with its topology (and frame
-    ``time`` in ps), written to a temporary file and renamed into place (MDTraj
-    writes by file name)."""
+    ``time`` in ps, and the periodic ``box`` of each frame (frames, 3, 3) in nm),
+    written to a temporary file and renamed into place (MDTraj writes by file name)."""
     import mdtraj
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.h5")
+    cell = None if box is None else np.asarray(box, np.float32)
     traj = mdtraj.Trajectory(np.asarray(positions, np.float32), topology, time=time)
+    if cell is not None:
+        traj.unitcell_vectors = cell
     traj.save_hdf5(str(tmp), force_overwrite=True)
     tmp.replace(path)
 

@@ -1,0 +1,200 @@
+"""Liquid water in a periodic box (Thaler, Stupp & Zavadlav 2022, their second system):
+rigid TIP3P or SPC/E molecules with PME at a fixed density, mapped to one bead per
+molecule.
+
+The box is cubic, its edge set by ``n_molecules`` and ``density_g_cm3`` (NVT at a
+fixed density, which the issue allows in place of an NPT equilibration): the
+molecules start on a cubic lattice with random orientations, and the reference
+sampler minimises and equilibrates them. The water is rigid (SETTLE), so the
+forces between the atoms of a molecule are internal to its bead: the map that sums
+a molecule's atomic forces is the exact force map for the centre-of-mass bead, and
+for the oxygen bead too (D M^T = 1 in both; a rigid translation of the molecule
+moves either bead point by the same vector).
+
+Not yet in ``cgflow.systems.SYSTEMS``: its structural evaluation (RDF and ADF,
+:mod:`cgflow.analysis.structure`) and periodic CG models enter the DAG next
+(issue 17); this module gives the reference, the maps and the CG topology.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from cgflow.mapping.linear import LinearMap, group_map, slice_map
+from cgflow.settings import Settings, setting
+from cgflow.systems.alanine_dipeptide import MDSettings
+from cgflow.systems.base import OpenMMSetup
+from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
+
+AVOGADRO = 6.02214076e23
+WATER_MODELS = {
+    # force field file, O-H length (nm), H-O-H angle (degrees)
+    "tip3p": ("amber14/tip3p.xml", 0.09572, 104.52),
+    "spce": ("amber14/spce.xml", 0.1, 109.47),
+}
+MASSES = {"O": 15.99943, "H": 1.007947}
+
+
+@dataclass(frozen=True)
+class WaterMD(MDSettings):
+    """Reference MD of the water box (the system's ``reference`` block)."""
+
+    block = "water.reference"
+
+    equilibration_ps: float = setting(20.0, ge=0, doc="simulated before saving (ps)")
+    production_ps: float = setting(100.0, gt=0, doc="saved run length (ps)")
+    save_interval_ps: float = setting(0.1, gt=0, doc="time between saved frames (ps)")
+
+
+@dataclass(frozen=True)
+class Water(Settings):
+    """A cubic box of rigid water (the ``potential`` block).
+
+    Attributes:
+      model: tip3p or spce.
+      n_molecules: molecules in the box.
+      density_g_cm3: mass density, which fixes the box edge.
+      cutoff_nm: real-space cutoff of PME and Lennard-Jones; less than half the box.
+      seed: seed of the start lattice's orientations.
+    """
+
+    block = "water.potential"
+
+    model: str = setting("tip3p", choices=tuple(WATER_MODELS), doc="water model")
+    n_molecules: int = setting(256, ge=8, doc="molecules in the box")
+    density_g_cm3: float = setting(0.997, gt=0, doc="mass density (g/cm^3): fixes the box")
+    cutoff_nm: float = setting(0.9, gt=0, doc="real-space cutoff (nm)")
+    seed: int = setting(0, ge=0, doc="seed of the start orientations")
+
+    type = "water"
+    units = MOLECULAR
+    dim = 3
+    reference_kind = "openmm"
+    has_topology = True
+    periodic = True
+    jax_energy = False
+    reference_settings = WaterMD
+
+    def check(self):
+        if self.cutoff_nm >= 0.5 * self.box_nm:
+            raise ValueError(
+                f"water: cutoff_nm {self.cutoff_nm} must be below half the box edge "
+                f"({self.box_nm:.3f} nm for {self.n_molecules} molecules at "
+                f"{self.density_g_cm3} g/cm^3)"
+            )
+
+    @property
+    def n_atoms(self) -> int:
+        return 3 * self.n_molecules
+
+    @property
+    def box_nm(self) -> float:
+        """Edge of the cubic box (nm) holding n_molecules at density_g_cm3."""
+        grams = self.n_molecules * (MASSES["O"] + 2 * MASSES["H"]) / AVOGADRO
+        return (grams / self.density_g_cm3) ** (1.0 / 3.0) * 1e7  # cm -> nm
+
+    def describe(self) -> dict:
+        return {"type": self.type, **asdict(self)}
+
+    @staticmethod
+    def kT(temperature: float) -> float:
+        return MOLAR_GAS_CONSTANT * float(temperature)
+
+    def n_reference_frames(self, reference: WaterMD) -> int:
+        return reference.n_frames
+
+    # --- structure and force field --------------------------------------------------
+    def start_positions(self) -> np.ndarray:
+        """(n_atoms, 3) nm: molecules on a cubic lattice filling the box, each in the
+        model's geometry with a random orientation (atoms O, H1, H2 per molecule)."""
+        _, r_oh, angle = WATER_MODELS[self.model]
+        half = math.radians(angle) / 2
+        local = np.array([[0.0, 0.0, 0.0],
+                          [r_oh * math.sin(half), 0.0, r_oh * math.cos(half)],
+                          [-r_oh * math.sin(half), 0.0, r_oh * math.cos(half)]])  # fmt: skip
+        per_side = math.ceil(self.n_molecules ** (1.0 / 3.0))
+        spacing = self.box_nm / per_side
+        grid = np.stack(np.meshgrid(*[np.arange(per_side)] * 3, indexing="ij"), -1).reshape(-1, 3)
+        centres = (grid[: self.n_molecules] + 0.5) * spacing
+        rng = np.random.default_rng(self.seed)
+        q = rng.standard_normal((self.n_molecules, 4))
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        return np.concatenate(
+            [c + local @ _rotation(qi).T for c, qi in zip(centres, q, strict=True)]
+        )
+
+    def topology(self):
+        """OpenMM topology: one HOH residue (O, H1, H2) per molecule, with the box."""
+        import openmm.app as app
+        import openmm.unit as unit
+        from openmm import Vec3
+
+        top = app.Topology()
+        chain = top.addChain()
+        o, h = app.Element.getBySymbol("O"), app.Element.getBySymbol("H")
+        for _ in range(self.n_molecules):
+            res = top.addResidue("HOH", chain)
+            a_o = top.addAtom("O", o, res)
+            a_h1, a_h2 = top.addAtom("H1", h, res), top.addAtom("H2", h, res)
+            top.addBond(a_o, a_h1)
+            top.addBond(a_o, a_h2)
+        edge = self.box_nm
+        top.setPeriodicBoxVectors([Vec3(edge, 0, 0), Vec3(0, edge, 0), Vec3(0, 0, edge)] *
+                                  unit.nanometer)  # fmt: skip
+        return top
+
+    def openmm_setup(self, hydrogen_mass_amu: float | None = None) -> OpenMMSetup:
+        """Rigid water with PME (and a long-range dispersion correction); every atom
+        is saved."""
+        import mdtraj as md
+        import openmm.app as app
+        import openmm.unit as unit
+
+        if hydrogen_mass_amu is not None:
+            raise ValueError("water: hydrogen mass repartitioning does not apply to rigid water")
+        top = self.topology()
+        ff = app.ForceField(WATER_MODELS[self.model][0])
+        system = ff.createSystem(top, nonbondedMethod=app.PME,
+                                 nonbondedCutoff=self.cutoff_nm * unit.nanometer,
+                                 constraints=app.HBonds, rigidWater=True)  # fmt: skip
+        positions = self.start_positions() * unit.nanometer
+        return OpenMMSetup(top, positions, system, np.arange(self.n_atoms),
+                           md.Topology.from_openmm(top))  # fmt: skip
+
+    # --- CG maps ----------------------------------------------------------------------
+    def mappings(self) -> dict[str, LinearMap]:
+        """``com``: a bead at each molecule's centre of mass; ``oxygen``: at its
+        oxygen. Both take the molecule's summed atomic force (exact for rigid water)."""
+        masses = np.tile([MASSES["O"], MASSES["H"], MASSES["H"]], self.n_molecules)
+        groups = [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(self.n_molecules)]
+        names = ["W"] * self.n_molecules
+        com = group_map("com", groups, masses, names, species=["W"] * self.n_molecules)
+        oxygen = slice_map("oxygen", self.n_atoms, [3 * i for i in range(self.n_molecules)],
+                           names, [masses[g].sum() for g in groups])  # fmt: skip
+        summed = LinearMap("oxygen", oxygen.coord_matrix, com.force_matrix, oxygen.bead_names,
+                           com.bead_masses, "sum", ("W",) * self.n_molecules)  # fmt: skip
+        return {"com": com, "oxygen": summed}
+
+    def cg_topology(self, cg_map: LinearMap):
+        """MDTraj topology of the beads: one residue ``SOL`` with one atom ``W`` each."""
+        import mdtraj as md
+
+        top = md.Topology()
+        chain = top.add_chain()
+        oxygen = md.element.oxygen
+        for i in range(cg_map.coord_matrix.shape[0]):
+            top.add_atom("W", oxygen, top.add_residue("SOL", chain, resSeq=i + 1))
+        return top
+
+
+def _rotation(q: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a unit quaternion (w, x, y, z)."""
+    w, x, y, z = q
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])  # fmt: skip

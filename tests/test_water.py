@@ -1,0 +1,141 @@
+"""Liquid water: the box, the reference, the force maps, and the structural metrics
+(g(r), ADF) on cases with known answers."""
+
+import math
+
+import numpy as np
+import openmm as mm
+import openmm.unit as unit
+import pytest
+
+from cgflow.analysis.structure import adf, adf_counts, rdf
+from cgflow.io import load_dataset, write_trajectory
+from cgflow.mapping import apply_map
+from cgflow.systems.water import Water, WaterMD
+
+
+def small_box(**kw):
+    return Water(**{"n_molecules": 64, "cutoff_nm": 0.6, **kw})
+
+
+def test_the_box_holds_its_density_and_the_lattice_its_molecules():
+    w = small_box()
+    grams = 64 * 18.01528 / 6.02214076e23
+    assert grams / (w.box_nm * 1e-7) ** 3 == pytest.approx(0.997, rel=1e-4)
+    x = w.start_positions().reshape(64, 3, 3)
+    r_oh = np.linalg.norm(x[:, 1:] - x[:, :1], axis=-1)
+    np.testing.assert_allclose(r_oh, 0.09572, atol=1e-9)
+    assert x.min() > -0.1 and x.max() < w.box_nm + 0.1
+    with pytest.raises(ValueError, match="cutoff_nm 0.9 must be below half the box"):
+        Water(n_molecules=64, cutoff_nm=0.9)
+
+
+@pytest.mark.parametrize("mapping", ["com", "oxygen"])
+def test_the_summed_force_map_is_minus_the_gradient_along_a_rigid_translation(mapping):
+    """For rigid water, moving one molecule rigidly by delta changes U by -F_I . delta
+    with F_I the molecule's summed atomic force (constraint forces are internal):
+    the map's force passes a central finite difference of OpenMM's energy (Reference
+    platform, double precision); the oxygen's force alone fails it."""
+    w = small_box(model="spce")
+    setup = w.openmm_setup()
+    ctx = mm.Context(setup.system, mm.VerletIntegrator(0.001),
+                     mm.Platform.getPlatformByName("Reference"))  # fmt: skip
+    ctx.setPositions(setup.positions)
+    mm.LocalEnergyMinimizer.minimize(ctx, maxIterations=200)
+    state = ctx.getState(getPositions=True, getForces=True)
+    x = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    f = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+    cg = w.mappings()[mapping]
+    _, F = apply_map(cg, x[None], f[None])
+    rng = np.random.default_rng(0)
+    h = 1e-5
+    for molecule in (0, 17, 42):
+        delta = rng.standard_normal(3)
+        delta *= h / np.linalg.norm(delta)
+
+        def energy(sign, molecule=molecule, delta=delta):
+            moved = x.copy()
+            moved[3 * molecule : 3 * molecule + 3] += sign * delta
+            ctx.setPositions(moved * unit.nanometer)
+            return (
+                ctx.getState(getEnergy=True)
+                .getPotentialEnergy()
+                .value_in_unit(unit.kilojoule_per_mole)
+            )
+
+        derivative = (energy(1) - energy(-1)) / (2 * h)  # dU along delta / |delta|
+        mapped = -F[0, molecule] @ delta / h
+        oxygen_only = -f[3 * molecule] @ delta / h
+        assert mapped == pytest.approx(derivative, abs=1e-3 * np.abs(F[0, molecule]).max())
+        assert abs(oxygen_only - derivative) > 1.0  # a wrong map fails by far
+
+
+def test_a_short_reference_run_is_liquid_water(tmp_path):
+    """64 TIP3P molecules, 2 ps at 300 K: kinetic temperature near 300 K, potential
+    energy near TIP3P's -41 kJ/mol per molecule, and the CG g(r) peaking at the
+    O-O first shell (about 0.28 nm)."""
+    import io
+
+    from cgflow.reference.openmm_sampler import sample_openmm
+
+    w = small_box()
+    md = WaterMD(equilibration_ps=2, production_ps=4, save_interval_ps=0.1, platform="CPU")
+    sample_openmm(w.openmm_setup(), 300.0, md, tmp_path / "aa.npz", io.StringIO(), w.describe())
+    data, _ = load_dataset(tmp_path / "aa.npz")
+    assert data["positions"].shape == (40, 192, 3) and data["box"].shape == (40, 3, 3)
+    assert abs(data["temperature"].mean() - 300.0) < 30.0
+    assert -46 < data["energies"].mean() / 64 < -36
+    R, _ = apply_map(w.mappings()["oxygen"], data["positions"], data["forces"])
+    r, g = rdf(R, data["box"], 0.6, 60)
+    assert 0.26 < r[np.argmax(g)] < 0.30 and g.max() > 2.0
+
+
+def ideal_gas(n_frames=100, n=64, edge=2.0, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, edge, (n_frames, n, 3))
+    return x, np.tile(np.eye(3) * edge, (n_frames, 1, 1))
+
+
+def test_the_rdf_of_an_ideal_gas_is_one():
+    """Independent uniform beads: g(r) = 1 (MDTraj normalises by the pair density);
+    each bin within 5 of its Poisson standard errors."""
+    x, box = ideal_gas()
+    r, g = rdf(x, box, 0.95, 20)
+    shell = 4 * np.pi * r**2 * (0.95 / 20)
+    expected_pairs = 100 * 64 * 63 / 2 * shell / 2.0**3
+    se = 1 / np.sqrt(expected_pairs)
+    keep = r > 0.2
+    assert np.all(np.abs(g[keep] - 1) < 5 * se[keep])
+    assert np.abs(g[keep] - 1).mean() < 0.05
+
+
+def test_the_rdf_read_back_from_a_cg_trajectory_equals_a_direct_count(tmp_path):
+    """A trajectory written with its unit cell and read back gives MDTraj the same
+    g(r) as a brute-force minimum-image pair count on the frames."""
+    import mdtraj as md
+
+    x, box = ideal_gas(n_frames=5, n=40, edge=1.5, seed=1)
+    w = Water(n_molecules=40, density_g_cm3=40 * 18.01528 / 6.02214076e23 / (1.5e-7) ** 3,
+              cutoff_nm=0.6)  # fmt: skip
+    write_trajectory(tmp_path / "cg.h5", x, w.cg_topology(w.mappings()["com"]), box=box)
+    traj = md.load(str(tmp_path / "cg.h5"))
+    np.testing.assert_allclose(traj.unitcell_lengths, 1.5, rtol=1e-6)
+    r, g = rdf(None, None, 0.7, 14, traj=traj)
+    d = x[:, None] - x[:, :, None]
+    d -= 1.5 * np.round(d / 1.5)
+    dist = np.linalg.norm(d, axis=-1)[:, *np.triu_indices(40, 1)]
+    counts = np.histogram(dist, bins=14, range=(0, 0.7))[0]
+    edges = np.linspace(0, 0.7, 15)
+    shells = 4 / 3 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    direct = counts / (5 * 40 * 39 / 2 * shells / 1.5**3)
+    np.testing.assert_allclose(g, direct, rtol=1e-4)
+
+
+def test_the_adf_of_independent_neighbours_is_half_the_sine():
+    """For an ideal gas the directions to two neighbours are independent and
+    uniform, so the angle between them has density sin(theta) / 2."""
+    x, box = ideal_gas(n_frames=40, n=300, edge=2.0, seed=2)
+    theta, density = adf(x, box, cutoff=0.4, bins=18)
+    counts = adf_counts(x, box, cutoff=0.4, bins=18).sum()
+    se = np.sqrt(np.sin(theta) / 2 / (counts * math.pi / 18))
+    assert np.all(np.abs(density - np.sin(theta) / 2) < 5 * se)
