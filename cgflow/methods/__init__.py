@@ -87,7 +87,11 @@ class Method:
 
     @property
     def settings_class(self):
-        return self._module().SETTINGS
+        """The settings class: the built-in methods' from :mod:`cgflow.methods.options`
+        (no JAX import), any other method's from its module's ``SETTINGS``."""
+        from cgflow.methods import options
+
+        return options.BY_MODULE.get(self.module) or self._module().SETTINGS
 
     def settings(self, values: dict | None):
         """The method's settings from its config block (errors name ``methods.<name>``)."""

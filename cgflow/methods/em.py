@@ -31,7 +31,6 @@ for FM.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -42,40 +41,10 @@ import optax
 from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
 from cgflow.methods.driver import Trainer, fit
-from cgflow.methods.fm import FMSettings, FMState, optimizer, validated_schedule
-from cgflow.settings import setting
+from cgflow.methods.fm import FMState, optimizer, validated_schedule
+from cgflow.methods.options import EMSettings
 
-
-@dataclass(frozen=True)
-class EMSettings(FMSettings):
-    """Hyperparameters of energy matching (the ``methods.em`` config block): FM's
-    optimiser and stopping settings, and the weights of the two terms.
-
-    Attributes:
-      force_weight: w_F, the weight of the force term.
-      energy_weight: w_E, the weight of the energy term (0: FM on the temperatures
-        pooled, with the temperature as an input).
-      temperature_form: ``input``: the network reads the standardised kT beside the
-        coordinates (any temperature dependence); ``entropy``: it outputs an energy
-        and an entropy, A = E(R) - kT S(R) (see :mod:`cgflow.models.energy`).
-    """
-
-    block = "methods.em"
-
-    force_weight: float = setting(1.0, ge=0, doc="weight of the force term")
-    energy_weight: float = setting(1.0, ge=0, doc="weight of the all-atom energy term")
-    temperature_form: str = setting(
-        "input",
-        choices=("input", "entropy"),
-        doc="how the network reads kT: as an input (any dependence), or as A = E(R) - kT S(R)",
-    )
-
-    def check(self) -> None:
-        if self.force_weight == 0 and self.energy_weight == 0:
-            raise ValueError(f"{self.block}: force_weight and energy_weight are both 0")
-
-
-SETTINGS = EMSettings
+SETTINGS = EMSettings  # defined in cgflow.methods.options, which imports no JAX
 
 
 class Frames(NamedTuple):

@@ -12,7 +12,6 @@ the best average.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -22,41 +21,9 @@ import optax
 from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
-from cgflow.settings import Settings, setting
+from cgflow.methods.options import FMSettings
 
-
-@dataclass(frozen=True)
-class FMSettings(Settings):
-    """Hyperparameters of force matching (the ``methods.fm`` config block).
-
-    Attributes:
-      learning_rate: peak Adam learning rate (cosine decay to ``final_lr_fraction``
-        of it over ``max_steps``).
-      final_lr_fraction: the learning rate's final fraction.
-      batch_size: frames per mini-batch (drawn uniformly, with replacement, each step).
-      max_steps: optimiser steps at most.
-      eval_every: steps between validation checks.
-      patience: validation checks without improvement before stopping.
-      ema_decay: decay of the parameter moving average that is validated and kept
-        (0 keeps the raw parameters).
-    """
-
-    block = "methods.fm"
-
-    learning_rate: float = setting(3e-3, gt=0, doc="peak Adam learning rate")
-    final_lr_fraction: float = setting(
-        0.01, ge=0, le=1, doc="final learning rate as a fraction of the peak (cosine decay)"
-    )
-    batch_size: int = setting(256, ge=1, doc="frames per mini-batch")
-    max_steps: int = setting(20000, ge=1, doc="optimiser steps at most")
-    eval_every: int = setting(200, ge=1, doc="steps between validation checks")
-    patience: int = setting(20, ge=1, doc="checks without improvement before stopping")
-    ema_decay: float = setting(
-        0.99, ge=0, lt=1, doc="decay of the parameter moving average that is validated"
-    )
-
-
-SETTINGS = FMSettings  # what the registry reads
+SETTINGS = FMSettings  # defined in cgflow.methods.options, which imports no JAX
 
 
 class FMState(NamedTuple):

@@ -6,20 +6,10 @@ own files (``Method.model_of``), so there are no settings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cgflow.methods.base import Problem, Trained
-from cgflow.settings import Settings
+from cgflow.methods.options import NearestSettings
 
-
-@dataclass(frozen=True)
-class NearestSettings(Settings):
-    """The ``methods.fm_nearest`` block takes no settings."""
-
-    block = "methods.fm_nearest"
-
-
-SETTINGS = NearestSettings
+SETTINGS = NearestSettings  # defined in cgflow.methods.options, which imports no JAX
 
 
 def train(problem: Problem, settings: NearestSettings, key) -> Trained:

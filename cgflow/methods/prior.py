@@ -4,23 +4,14 @@ model has to beat. Its log records how well the prior's forces match the data.""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import jax
 
 from cgflow.methods.base import Problem, Trained
 from cgflow.methods.fm import force_loss_fn
-from cgflow.settings import Settings
+from cgflow.methods.options import PriorSettings
 
-
-@dataclass(frozen=True)
-class PriorSettings(Settings):
-    """The ``methods.prior`` block takes no settings."""
-
-    block = "methods.prior"
-
-
-SETTINGS = PriorSettings
+SETTINGS = PriorSettings  # defined in cgflow.methods.options, which imports no JAX
 
 
 def train(problem: Problem, settings: PriorSettings, key) -> Trained:

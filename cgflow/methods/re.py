@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -50,85 +49,11 @@ from cgflow.analysis.training import plot_re_log
 from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
-from cgflow.settings import Settings, setting
+from cgflow.methods.options import RESettings
 from cgflow.simulate.replicas import Replicas, replica_runner
-from cgflow.simulate.settings import IntegratorSettings, sampling_memory
+from cgflow.simulate.settings import IntegratorSettings
 
-RE_KEEP = ("last", "best_held_out", "best_sample_score")
-
-
-@dataclass(frozen=True)
-class RESettings(Settings):
-    """Hyperparameters of RE training (the ``methods.re`` / ``methods.fm_re`` config block).
-
-    Attributes:
-      learning_rate: peak Adam learning rate, cosine decay to ``final_lr_fraction``
-        of it over ``n_updates``.
-      n_updates: parameter updates.
-      n_replicas: CG replicas simulated in parallel (they continue across updates).
-      equilibration_steps: steps discarded at the start of every re-simulation.
-      sample_steps: production steps per replica per re-simulation.
-      save_every: steps between kept frames.
-      neff_threshold: re-simulate when N_eff / N falls below this.
-      ref_batch_size: reference frames per update, drawn from the training split
-        without replacement (the whole split when it is smaller).
-      checkpoint_every: updates between checkpoints.
-      max_grad_norm: gradients are clipped to this global norm (0: no clipping).
-      ema_decay: the model is the exponential moving average of the parameters over
-        updates with this decay (0: the raw parameters; FM averages too).
-      keep: ``last``: the parameters after ``n_updates`` (the protocol of Thaler et
-        al.); ``best_held_out``: those with the lowest relative entropy on the
-        run's validation frames, beta <U>_val + ln Z (early stopping; its estimate
-        carries the noise of ln Z, so on a flat curve it may stop early);
-        ``best_sample_score``: those whose CG samples (reweighted to them) are
-        closest to the validation frames in the system's collective variables,
-        by the squared MMD (``val_mmd``, logged in every mode): a score that looks
-        at where the samples are, so a model exploiting its integrator's error
-        cannot fool it.
-    """
-
-    block = "methods.re"
-
-    learning_rate: float = setting(3e-3, gt=0, doc="peak Adam learning rate")
-    final_lr_fraction: float = setting(
-        0.1, ge=0, le=1, doc="final learning rate as a fraction of the peak (cosine decay)"
-    )
-    n_updates: int = setting(300, ge=1, doc="parameter updates")
-    n_replicas: int = setting(64, ge=1, doc="CG replicas, continued across updates")
-    equilibration_steps: int = setting(100, ge=0, doc="steps discarded per re-simulation")
-    sample_steps: int = setting(1000, ge=1, doc="production steps per re-simulation")
-    save_every: int = setting(10, ge=1, doc="steps between kept frames")
-    neff_threshold: float = setting(0.9, ge=0, le=1, doc="re-simulate when N_eff / N is below")
-    ref_batch_size: int = setting(1024, ge=1, doc="reference frames per update")
-    checkpoint_every: int = setting(20, ge=1, doc="updates between checkpoints")
-    max_grad_norm: float = setting(0.0, ge=0, doc="clip gradients to this norm (0: none)")
-    ema_decay: float = setting(
-        0.0, ge=0, lt=1, doc="decay of the parameter average over updates (0: none)"
-    )
-    keep: str = setting(
-        "last",
-        choices=RE_KEEP,
-        doc="last (after n_updates, as Thaler et al.), best_held_out (lowest relative "
-        "entropy on the validation split) or best_sample_score (CG samples closest to the "
-        "validation frames in the collective variables, squared MMD)",
-    )
-
-    def memory_bytes(self, n_beads: int, dim: int, width: int) -> int:
-        """Peak memory of the CG sampling of one re-simulation (an estimate)."""
-        n_saved = self.sample_steps // self.save_every
-        return sampling_memory(self.n_replicas, n_saved, n_beads, dim, width)
-
-    def check(self):
-        if self.sample_steps < self.save_every:
-            raise ValueError("methods.re.sample_steps must be >= save_every")
-        if self.sample_steps % self.save_every:
-            raise ValueError(
-                f"methods.re.sample_steps: {self.sample_steps} is not a multiple of "
-                f"save_every ({self.save_every})"
-            )
-
-
-SETTINGS = RESettings  # what the registry reads
+SETTINGS = RESettings  # defined in cgflow.methods.options, which imports no JAX
 
 
 class REState(NamedTuple):

@@ -35,7 +35,6 @@ the energy, not data). A trained generator is a folder like a model's:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,50 +46,12 @@ import optax
 
 from cgflow.methods.base import GeneratorProblem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
-from cgflow.settings import Settings, setting
+from cgflow.methods.options import RKLSettings
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
-@dataclass(frozen=True)
-class RKLSettings(Settings):
-    """Settings of the data-free reverse-KL method (the ``methods.rkl`` block).
-
-    Attributes:
-      latent_dim: dimension k of the latent CG variables z.
-      hidden: width of the two hidden layers of decoder and encoder.
-      samples_per_step: (z, x) pairs drawn per optimiser step.
-      steps: optimiser steps.
-      learning_rate: Adam learning rate (cosine decay to 1 % of it).
-      anneal_fraction: share of the steps over which beta rises to its target.
-      beta_start_fraction: beta at the start, as a fraction of the target.
-      min_log_sigma: floor of the decoder's and encoder's log standard deviations.
-      init_scale: the decoder's standard deviation at the start, so that the first
-        samples cover the region the energy is explored in.
-      log_every: steps per logged check.
-    """
-
-    block = "methods.rkl"
-
-    latent_dim: int = setting(1, ge=1, le=8, doc="dimension of the latent CG variables z")
-    hidden: int = setting(64, ge=1, doc="width of the hidden layers of decoder and encoder")
-    samples_per_step: int = setting(256, ge=2, doc="(z, x) pairs drawn per optimiser step")
-    steps: int = setting(10000, ge=1, doc="optimiser steps")
-    learning_rate: float = setting(1e-3, gt=0, doc="peak Adam learning rate")
-    anneal_fraction: float = setting(
-        0.3, ge=0, le=1, doc="share of the steps over which beta rises to the target"
-    )
-    beta_start_fraction: float = setting(
-        0.1, gt=0, le=1, doc="beta at the start as a fraction of the target"
-    )
-    min_log_sigma: float = setting(-7.0, doc="floor of the log standard deviations")
-    init_scale: float = setting(
-        2.0, gt=0, doc="decoder standard deviation at the start (coordinate units)"
-    )
-    log_every: int = setting(200, ge=1, doc="steps per logged check")
-
-
-SETTINGS = RKLSettings
+SETTINGS = RKLSettings  # defined in cgflow.methods.options, which imports no JAX
 
 
 class GaussianMLP(nn.Module):

@@ -30,7 +30,6 @@ few lines of Flax.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -40,46 +39,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from cgflow.methods.base import GeneratorProblem, Trained
+from cgflow.methods.options import FlowSettings
 from cgflow.methods.rkl import fit_generator, log_normal, log_z_and_ess, trained
-from cgflow.settings import Settings, setting
 
-
-@dataclass(frozen=True)
-class FlowSettings(Settings):
-    """Settings of the data-free flow (the ``methods.rkl_flow`` block).
-
-    Attributes:
-      n_layers: affine coupling layers (alternating halves; even, so each
-        coordinate is moved as often).
-      hidden: width of the two hidden layers of each coupling's network.
-      scale_bound: the largest |log scale| one layer applies.
-      samples_per_step, steps, learning_rate, anneal_fraction,
-        beta_start_fraction, init_scale, log_every: as for ``rkl``.
-    """
-
-    block = "methods.rkl_flow"
-
-    n_layers: int = setting(8, ge=2, le=64, doc="affine coupling layers (even)")
-    hidden: int = setting(64, ge=1, doc="width of the coupling networks' hidden layers")
-    scale_bound: float = setting(3.0, gt=0, doc="largest |log scale| of one layer")
-    samples_per_step: int = setting(256, ge=2, doc="samples drawn per optimiser step")
-    steps: int = setting(10000, ge=1, doc="optimiser steps")
-    learning_rate: float = setting(1e-3, gt=0, doc="peak Adam learning rate")
-    anneal_fraction: float = setting(
-        0.3, ge=0, le=1, doc="share of the steps over which beta rises to the target"
-    )
-    beta_start_fraction: float = setting(
-        0.1, gt=0, le=1, doc="beta at the start as a fraction of the target"
-    )
-    init_scale: float = setting(2.0, gt=0, doc="width of the base Gaussian (coordinate units)")
-    log_every: int = setting(200, ge=1, doc="steps per logged check")
-
-    def check(self):
-        if self.n_layers % 2:
-            raise ValueError(f"{self.block}.n_layers: {self.n_layers} is odd; give an even number")
-
-
-SETTINGS = FlowSettings
+SETTINGS = FlowSettings  # defined in cgflow.methods.options, which imports no JAX
 
 
 class Coupling(nn.Module):
