@@ -295,7 +295,39 @@ def _system_problems(
         )
     problems += _method_problems(config, where, entry, partial, method_blocks)
     problems += _data_free_problems(config, where, entry, system)
+    problems += _periodic_problems(where, entry, system)
     problems += _simulation_problems(where, entry, partial)
+    return problems
+
+
+def _periodic_problems(where: str, entry: dict, system) -> list[str]:
+    """A system in a periodic box takes a prior and a network that work there, with
+    ranges below half the box."""
+    if not system.periodic:
+        return []
+    problems = []
+    trains = "n_train" in entry  # else only its reference: no prior, no network
+    if trains and entry.get("prior") == "harmonic_position":
+        problems.append(
+            f"{where}.prior: harmonic_position is not defined in a periodic box; use "
+            "pair_repulsion (or bonded for molecules)"
+        )
+    net = entry.get("network") or {}
+    if trains and net.get("type", "mlp") == "mlp":
+        problems.append(
+            f"{where}.network.type: the mlp reads free-space coordinates; a periodic "
+            "system takes schnet"
+        )
+    half = 0.5 * getattr(system, "box_nm", float("inf"))
+    ranges = {
+        "network.cutoff": net.get("cutoff"),
+        "evaluation.r_max_nm": (entry.get("evaluation") or {}).get("r_max_nm"),
+    }
+    for key, value in ranges.items():
+        if value is not None and value >= half:
+            problems.append(
+                f"{where}.{key}: {value} must be below half the box edge ({half:.3f} nm)"
+            )
     return problems
 
 

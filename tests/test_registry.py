@@ -63,6 +63,10 @@ def _positions(system, cg_map, n=400, seed=0):
     if system.reference_kind == "exact":
         ref = system.reference_settings(n_samples=n, seed=seed)
         return system.sample_exact(system.kT(3.0), ref)["positions"][:, :1]  # x1 of (x1, x2)
+    if callable(getattr(system, "start_positions", None)):  # a liquid: its start lattice
+        xyz = system.start_positions()
+        aa = xyz[None] + 0.02 * rng.standard_normal((60, *xyz.shape))
+        return np.einsum("Ii,fid->fId", cg_map.coord_matrix, aa)
     import mdtraj
 
     xyz = mdtraj.load(str(system.pdb_path())).xyz[0]

@@ -8,7 +8,7 @@ import openmm as mm
 import openmm.unit as unit
 import pytest
 
-from cgflow.analysis.structure import adf, adf_counts, rdf
+from cgflow.analysis.structure import adf, adf_counts, pair_distance_counts, rdf_of_counts
 from cgflow.io import load_dataset, write_trajectory
 from cgflow.mapping import apply_map
 from cgflow.systems.water import Water, WaterMD
@@ -86,8 +86,17 @@ def test_a_short_reference_run_is_liquid_water(tmp_path):
     assert abs(data["temperature"].mean() - 300.0) < 30.0
     assert -46 < data["energies"].mean() / 64 < -36
     R, _ = apply_map(w.mappings()["oxygen"], data["positions"], data["forces"])
-    r, g = rdf(R, data["box"], 0.6, 60)
+    r, g = rdf(R, np.diag(data["box"][0]), 0.6, 60)
     assert 0.26 < r[np.argmax(g)] < 0.30 and g.max() > 2.0
+    descriptors = w.cv(w.mappings()["oxygen"])(R)
+    assert descriptors.shape == (40, len(w.cv_names)) and descriptors[:, 1].mean() > 2.0
+
+
+def rdf(x, box_lengths, r_max, bins):
+    edges = np.linspace(0.0, r_max, bins + 1)
+    counts = pair_distance_counts(x, box_lengths, edges).sum(0)
+    g = rdf_of_counts(counts, len(x), x.shape[1], edges, float(np.prod(box_lengths)))
+    return 0.5 * (edges[1:] + edges[:-1]), g
 
 
 def ideal_gas(n_frames=100, n=64, edge=2.0, seed=0):
@@ -100,7 +109,7 @@ def test_the_rdf_of_an_ideal_gas_is_one():
     """Independent uniform beads: g(r) = 1 (MDTraj normalises by the pair density);
     each bin within 5 of its Poisson standard errors."""
     x, box = ideal_gas()
-    r, g = rdf(x, box, 0.95, 20)
+    r, g = rdf(x, np.full(3, 2.0), 0.95, 20)
     shell = 4 * np.pi * r**2 * (0.95 / 20)
     expected_pairs = 100 * 64 * 63 / 2 * shell / 2.0**3
     se = 1 / np.sqrt(expected_pairs)
@@ -109,9 +118,10 @@ def test_the_rdf_of_an_ideal_gas_is_one():
     assert np.abs(g[keep] - 1).mean() < 0.05
 
 
-def test_the_rdf_read_back_from_a_cg_trajectory_equals_a_direct_count(tmp_path):
-    """A trajectory written with its unit cell and read back gives MDTraj the same
-    g(r) as a brute-force minimum-image pair count on the frames."""
+def test_cgflows_rdf_equals_mdtrajs_on_a_cg_trajectory_read_back(tmp_path):
+    """A CG trajectory written with its unit cell and read back: MDTraj's
+    compute_rdf on it equals cgflow's per-frame counts on the frames, and both a
+    brute-force minimum-image count."""
     import mdtraj as md
 
     x, box = ideal_gas(n_frames=5, n=40, edge=1.5, seed=1)
@@ -120,7 +130,9 @@ def test_the_rdf_read_back_from_a_cg_trajectory_equals_a_direct_count(tmp_path):
     write_trajectory(tmp_path / "cg.h5", x, w.cg_topology(w.mappings()["com"]), box=box)
     traj = md.load(str(tmp_path / "cg.h5"))
     np.testing.assert_allclose(traj.unitcell_lengths, 1.5, rtol=1e-6)
-    r, g = rdf(None, None, 0.7, 14, traj=traj)
+    r, g = md.compute_rdf(traj, traj.topology.select_pairs("all", "all"), r_range=(0.0, 0.7),
+                          n_bins=14, periodic=True)  # fmt: skip
+    np.testing.assert_allclose(g, rdf(x, np.full(3, 1.5), 0.7, 14)[1], rtol=1e-4)
     d = x[:, None] - x[:, :, None]
     d -= 1.5 * np.round(d / 1.5)
     dist = np.linalg.norm(d, axis=-1)[:, *np.triu_indices(40, 1)]
@@ -139,3 +151,91 @@ def test_the_adf_of_independent_neighbours_is_half_the_sine():
     counts = adf_counts(x, box, cutoff=0.4, bins=18).sum()
     se = np.sqrt(np.sin(theta) / 2 / (counts * math.pi / 18))
     assert np.all(np.abs(density - np.sin(theta) / 2) < 5 * se)
+
+
+def test_the_pair_repulsion_prior_in_a_box():
+    """Fitted sigma is the closest pair distance seen (minimum image); its energy is
+    unchanged by moving every bead by one vector and by wrapping a bead across the
+    box, and equals a direct sum."""
+    import jax.numpy as jnp
+
+    from cgflow.models.prior import fit_prior, prior_energy
+
+    x, _ = ideal_gas(n_frames=10, n=30, edge=1.5, seed=4)
+    box = np.full(3, 1.5)
+    prior = fit_prior("pair_repulsion", x, 2.5, box=box)
+    d = x[:, None] - x[:, :, None]
+    d -= 1.5 * np.round(d / 1.5)
+    dist = np.linalg.norm(d, axis=-1)[:, *np.triu_indices(30, 1)]
+    assert prior["sigma"][0][0] == pytest.approx(dist.min())
+    energy = prior_energy(prior, box)
+    R = x[0]
+    direct = 2.5 * np.sum((dist.min() / dist[0]) ** 12)
+    assert float(energy(jnp.asarray(R))) == pytest.approx(direct, rel=1e-4)
+    shifted = R + np.array([0.3, -0.7, 1.1])
+    wrapped = R.copy()
+    wrapped[3] += np.array([1.5, 0.0, -1.5])
+    for moved in (shifted, wrapped):
+        assert float(energy(jnp.asarray(moved))) == pytest.approx(direct, rel=1e-4)
+
+
+def test_evaluate_scores_a_liquid_on_its_structure(tmp_path):
+    """The evaluate step on water: one half of a short reference run scored against
+    the other gives small, finite rdf/adf errors with CIs that hold them; the same
+    frames with the molecules squeezed toward each other (a wrong liquid) score far
+    worse; the curves for the structure figure are written."""
+    import io
+
+    from cgflow.config import validate_config
+    from cgflow.io import save_dataset
+    from cgflow.reference.openmm_sampler import sample_openmm
+    from cgflow.steps.evaluate import evaluate_step
+    from cgflow.study import StudySettings
+
+    w = small_box()
+    md = WaterMD(equilibration_ps=2, production_ps=6, save_interval_ps=0.05, platform="CPU")
+    sample_openmm(w.openmm_setup(), 300.0, md, tmp_path / "aa.npz", io.StringIO(), w.describe())
+    data, _ = load_dataset(tmp_path / "aa.npz")
+    R, _ = apply_map(w.mappings()["com"], data["positions"], data["forces"])
+    save_dataset(tmp_path / "test.npz", {"positions": R[60:]}, {"kT": w.kT(300)})
+    config = validate_config({
+        "seeds": [0], "methods": {"fm": {}},
+        "systems": {"water": {"potential": {"n_molecules": 64, "cutoff_nm": 0.6},
+                              "temperatures": [300], "mappings": ["com"],
+                              "evaluation": {"r_max_nm": 0.6, "rdf_bins": 30,
+                                             "adf_frames": 30}}},
+    })  # fmt: skip
+    study = StudySettings.from_config(config, "water")
+    scores = {}
+    jitter = 0.04 * np.random.default_rng(0).standard_normal(R[:60].shape)
+    for name, frames in (("same liquid", R[:60]), ("jittered", R[:60] + jitter)):
+        samples = {"positions": frames, "replica": np.arange(60) % 6}
+        save_dataset(tmp_path / f"{name}.npz", samples, {"kT": w.kT(300)})
+        run = {"system": "water", "mapping": "com", "method": name, "n_train": 60, "seed": 0,
+               "dt": 0.002, "temperature": 300.0, "run_dir": str(tmp_path)}  # fmt: skip
+        out = tmp_path / name / "metrics.json"
+        out.parent.mkdir()
+        scores[name] = evaluate_step(study, tmp_path / f"{name}.npz", run, str(out),
+                                     reference_path=str(tmp_path / "test.npz"))  # fmt: skip
+        curves, _ = load_dataset(out.with_name("curves.npz"))
+        assert {"r", "rdf_model", "rdf_reference", "theta", "adf_model"} <= set(curves)
+    same, jittered = scores["same liquid"], scores["jittered"]
+    assert np.isfinite(same["rdf_rmse"]) and np.isfinite(same["adf_rmse"])
+    assert same["rdf_rmse"] < 0.25 and jittered["rdf_rmse"] > 2 * same["rdf_rmse"]
+    assert jittered["adf_rmse"] > 1.5 * same["adf_rmse"]
+
+
+def test_a_water_config_is_checked_for_what_works_in_a_box():
+    from cgflow.config import ConfigError, validate_config
+
+    entry = {"potential": {"n_molecules": 64, "cutoff_nm": 0.6}, "temperatures": [300],
+             "mappings": ["com"], "prior": "harmonic_position",
+             "network": {"type": "mlp"}, "n_train": [50],
+             "evaluation": {"r_max_nm": 0.7},
+             "simulation": {"dt": [0.002], "n_steps": 100, "save_every": 10}}  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        validate_config({"seeds": [0], "methods": {"fm": {}}, "systems": {"water": entry}})
+    text = str(err.value)
+    assert "water.prior: harmonic_position is not defined in a periodic box" in text
+    assert "water.network.type: the mlp reads free-space coordinates" in text
+    assert "water.evaluation.r_max_nm: 0.7 must be below half the box edge (0.621 nm)" in text

@@ -26,6 +26,7 @@ from cgflow.analysis.claims import (  # noqa: E402
     run_key,
     seed_draws,
 )
+from cgflow.analysis.names import figure_name  # noqa: E402
 from cgflow.io import atomic_write, load_dataset, read_json  # noqa: E402
 
 COLUMNS = [
@@ -351,7 +352,8 @@ def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -
         models = [(r, c) for r, c in items if r["method"] != REFERENCE]
         first_seed = min((r["seed"] for r, _ in models), default=None)
         models = [(r, c) for r, c in models if r["seed"] == first_seed]
-        draw = {"profile_1d": _profiles_1d, "surface_2d": _surfaces_2d}[kind]
+        draw = {"profile_1d": _profiles_1d, "surface_2d": _surfaces_2d,
+                "structure": _structure}[kind]  # fmt: skip
         fig = draw(ref, models)
         fig.suptitle(
             f"{system} / {mapping} / T = {temperature:g}"
@@ -359,8 +361,28 @@ def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -
         )
         if fig.get_layout_engine() is None:
             fig.tight_layout()
-        fig.savefig(figures / f"free_energy_{system}_{mapping}_T{temperature:g}.png", dpi=120)
+        name = figure_name(kind, system, mapping, temperature)
+        fig.savefig(figures / name, dpi=120)
         plt.close(fig)
+
+
+def _structure(ref, models):
+    """A liquid: g(r) and the triplet ADF of the test reference, the training
+    reference and each model at its largest n_train."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    n_max = max((r["n_train"] for r, _ in models), default=None)
+    panels = (("r", "rdf", "r / nm"), ("theta", "adf", "angle / rad"))
+    for ax, (x, key, xlabel) in zip(axes, panels, strict=True):
+        ax.plot(ref[x], ref[f"{key}_reference"], "k-", lw=2.5, label="test reference")
+        ax.plot(ref[x], ref[f"{key}_model"], "k:", lw=1.2, label="training reference")
+        for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["dt"])):
+            if run["n_train"] == n_max and f"{key}_model" in c:
+                ax.plot(c[x], c[f"{key}_model"], lw=1.2,
+                        label=f"{run['method']} n={n_max} {dt_label(run['dt'])}")  # fmt: skip
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("g(r)" if key == "rdf" else "ADF density")
+        ax.legend(fontsize=6)
+    return fig
 
 
 def _profiles_1d(ref, models):

@@ -290,6 +290,9 @@ def prior_shape_problem(desc: dict) -> str | None:
             shape = np.shape(prior.get(key))
             if shape != (n, dim):
                 return f"prior {key} has shape {shape}; the model has ({n}, {dim})"
+    if prior["type"] == "pair_repulsion":
+        if len(prior.get("species", [])) != n:
+            return f"prior species has {len(prior.get('species', []))} beads; the model has {n}"
     if prior["type"] == "bonded":
         for term, width in (("bonds", 2), ("angles", 3), ("dihedrals", 4),
                             ("narrow_dihedrals", 4), ("repulsion", 2)):  # fmt: skip

@@ -256,6 +256,13 @@ def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rn
         raise ValueError(f"{system.type}: scoring needs reference positions")
     ref_values = cv(reference)
     ref_groups, ref_info = groups_of(system, {}, ref_values, frame_interval)
+    if system.figure_kind == "structure":
+        from cgflow.analysis.structure import score_structure
+
+        box = np.full(3, system.box_nm)
+        scored = score_structure(samples["positions"], groups, reference, ref_groups, box,
+                                 settings, rng)  # fmt: skip
+        return (*scored, {"samples": info, "reference": ref_info})
     grid = surface_grid(system, settings)
     scored = score_surface(values, groups, ref_values, ref_groups, grid, rng, names=system.cv_names)
     return (*scored, {"samples": info, "reference": ref_info})

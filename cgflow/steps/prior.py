@@ -45,6 +45,7 @@ def fit_prior_step(study, data_path, n_train: int, seed: int, out: str) -> dict:
         kT,
         topology,
         periodic_box(data, meta),
+        meta["mapping"].get("species_index"),
     )
     prior["omitted_dihedrals"] = [list(q) for q in omitted]
     fitted_on = [

@@ -9,8 +9,9 @@ import numpy as np
 
 from cgflow.systems.alanine_dipeptide import AlanineDipeptide
 from cgflow.systems.double_well import DoubleWell
+from cgflow.systems.water import Water
 
-SYSTEMS = {cls.type: cls for cls in (DoubleWell, AlanineDipeptide)}
+SYSTEMS = {cls.type: cls for cls in (DoubleWell, AlanineDipeptide, Water)}
 
 
 def system_class(system_type: str):

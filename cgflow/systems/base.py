@@ -17,7 +17,7 @@ import numpy as np
 from cgflow.mapping.linear import LinearMap
 
 REFERENCE_KINDS = ("exact", "openmm")
-FIGURE_KINDS = ("profile_1d", "surface_2d")
+FIGURE_KINDS = ("profile_1d", "surface_2d", "structure")
 
 
 class OpenMMSetup(NamedTuple):
@@ -82,7 +82,8 @@ class System(Protocol):
         first) are scored; ``basins(cv values) -> (n,)`` assigns them.
       metric_names: the metrics its evaluation reports.
       primary_metric: the one the benchmark table and error plots show.
-      figure_kind: ``profile_1d`` or ``surface_2d``.
+      figure_kind: ``profile_1d``, ``surface_2d`` (scored on CV free energies) or
+        ``structure`` (a liquid, scored on g(r) and the ADF).
       reference_settings, evaluation_settings: Settings classes of its
         ``reference`` and ``evaluation`` config blocks.
     """

@@ -11,9 +11,12 @@ a molecule's atomic forces is the exact force map for the centre-of-mass bead, a
 for the oxygen bead too (D M^T = 1 in both; a rigid translation of the molecule
 moves either bead point by the same vector).
 
-Not yet in ``cgflow.systems.SYSTEMS``: its structural evaluation (RDF and ADF,
-:mod:`cgflow.analysis.structure`) and periodic CG models enter the DAG next
-(issue 17); this module gives the reference, the maps and the CG topology.
+A liquid has no slow collective variable and no basins: its models are scored on
+structure (``figure_kind`` ``structure``: the errors of g(r) and of the triplet ADF
+against the test reference, :mod:`cgflow.analysis.structure`). What the protocol
+calls its CVs are per-frame descriptors of that structure, the frame's g(r) in a
+few shells around the first peak, which RE's sample score and the evaluation's
+time blocks use.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from cgflow.mapping.linear import LinearMap, group_map, slice_map
 from cgflow.settings import Settings, setting
 from cgflow.systems.alanine_dipeptide import MDSettings
 from cgflow.systems.base import OpenMMSetup
+from cgflow.systems.pairs import pair_distance_counts
 from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
 
 AVOGADRO = 6.02214076e23
@@ -47,6 +51,40 @@ class WaterMD(MDSettings):
     equilibration_ps: float = setting(20.0, ge=0, doc="simulated before saving (ps)")
     production_ps: float = setting(100.0, gt=0, doc="saved run length (ps)")
     save_interval_ps: float = setting(0.1, gt=0, doc="time between saved frames (ps)")
+
+
+SHELLS_NM = (0.24, 0.27, 0.30, 0.33, 0.37, 0.42, 0.48, 0.56)
+"""Edges of the shells whose per-frame g(r) are the water's descriptors (the first
+peak of O-O g(r) is near 0.28 nm, the first minimum near 0.34 nm)."""
+
+
+@dataclass(frozen=True)
+class StructureEvaluation(Settings):
+    """How a liquid's structure is scored (the ``evaluation`` block).
+
+    Attributes:
+      rdf_bins: bins of g(r) over (0, r_max_nm).
+      r_max_nm: largest distance of g(r); below half the box edge.
+      r_min_nm: g(r) is scored from here on (below it both are zero).
+      adf_bins: bins of the angle over (0, pi).
+      adf_cutoff_nm: neighbours of a bead for the ADF (0.318 nm in the paper).
+      adf_frames: frames per data set the ADF is computed on (evenly spaced).
+    """
+
+    block = "water.evaluation"
+
+    rdf_bins: int = setting(80, ge=4, doc="bins of g(r)")
+    r_max_nm: float = setting(0.8, gt=0, doc="largest distance of g(r) (nm)")
+    r_min_nm: float = setting(0.2, ge=0, doc="g(r) is scored from this distance on (nm)")
+    adf_bins: int = setting(45, ge=4, doc="bins of the angle over (0, pi)")
+    adf_cutoff_nm: float = setting(0.318, gt=0, doc="neighbour cutoff of the ADF (nm)")
+    adf_frames: int = setting(200, ge=1, doc="frames per data set for the ADF")
+
+    def check(self):
+        if self.r_min_nm >= self.r_max_nm:
+            raise ValueError(
+                f"water.evaluation: r_min_nm {self.r_min_nm} must be below r_max_nm {self.r_max_nm}"
+            )
 
 
 @dataclass(frozen=True)
@@ -76,7 +114,16 @@ class Water(Settings):
     has_topology = True
     periodic = True
     jax_energy = False
+    cv_names = tuple(
+        f"g_{a:.2f}_{b:.2f}" for a, b in zip(SHELLS_NM[:-1], SHELLS_NM[1:], strict=True)
+    )
+    cv_periodic = False
+    basin_names = ()
+    metric_names = ("rdf_rmse", "adf_rmse")
+    primary_metric = "rdf_rmse"
+    figure_kind = "structure"
     reference_settings = WaterMD
+    evaluation_settings = StructureEvaluation
 
     def check(self):
         if self.cutoff_nm >= 0.5 * self.box_nm:
@@ -177,6 +224,26 @@ class Water(Settings):
         summed = LinearMap("oxygen", oxygen.coord_matrix, com.force_matrix, oxygen.bead_names,
                            com.bead_masses, "sum", ("W",) * self.n_molecules)  # fmt: skip
         return {"com": com, "oxygen": summed}
+
+    def cv(self, cg_map: LinearMap):
+        """Per-frame structure descriptors: each frame's g(r) in the shells of
+        SHELLS_NM, (n, len(cv_names)), minimum image in this box."""
+        edges = np.asarray(SHELLS_NM)
+        volume, n = self.box_nm**3, cg_map.coord_matrix.shape[0]
+        shells = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+        norm = n * (n - 1) / 2 * shells / volume
+        box = np.full(3, self.box_nm)
+
+        def descriptors(positions):
+            counts = pair_distance_counts(np.asarray(positions), box, edges)
+            return counts / norm
+
+        return descriptors
+
+    @staticmethod
+    def basins(cv_values: np.ndarray) -> np.ndarray:
+        """A liquid has no basins: every frame in none (no basin free energies)."""
+        return np.full(len(cv_values), -1)
 
     def cg_topology(self, cg_map: LinearMap):
         """MDTraj topology of the beads: one residue ``SOL`` with one atom ``W`` each."""

@@ -4,6 +4,7 @@ import json
 import os
 
 from cgflow import methods
+from cgflow.analysis.names import figure_name
 from cgflow.config import load_config, training_temperatures, validate_config
 from cgflow.study import StudySettings, method_settings
 from cgflow.systems import get_system, reference_settings
@@ -226,7 +227,13 @@ def all_metrics():
 
 def figures():
     out = [
-        "results/figures/free_energy_{system}_{mapping}_T{temperature}.png".format(**d)
+        "results/figures/"
+        + figure_name(
+            system_of(d["system"]).figure_kind,
+            d["system"],
+            d["mapping"],
+            float(d["temperature"]),
+        )
         for d in datasets()
     ]
     if any(True for _ in runs()):
