@@ -239,3 +239,27 @@ def test_a_water_config_is_checked_for_what_works_in_a_box():
     assert "water.prior: harmonic_position is not defined in a periodic box" in text
     assert "water.network.type: the mlp reads free-space coordinates" in text
     assert "water.evaluation.r_max_nm: 0.7 must be below half the box edge (0.621 nm)" in text
+
+
+def test_the_periodic_model_is_invariant_under_translation_and_wrapping():
+    """SchNet + pair_repulsion in the box, as a water model is built: the same
+    energy after every bead moves by one vector and after one bead is wrapped
+    across the box."""
+    import jax
+    import jax.numpy as jnp
+
+    from cgflow.models import build_energy, init_params
+    from cgflow.models.prior import fit_prior
+
+    x, _ = ideal_gas(n_frames=4, n=40, edge=1.5, seed=5)
+    box = [1.5, 1.5, 1.5]
+    desc = {"n_beads": 40, "dim": 3, "box": box, "species_names": ["W"],
+            "species_index": [0] * 40, "prior": fit_prior("pair_repulsion", x, 2.5, box=box),
+            "network": {"type": "schnet", "cutoff": 0.5, "features": 16}}  # fmt: skip
+    energy = build_energy(desc)
+    params = init_params(desc, jax.random.PRNGKey(0))
+    R = jnp.asarray(x[0])
+    e0 = float(energy(params, R))
+    wrapped = R.at[7].add(jnp.array([-1.5, 1.5, 0.0]))
+    for moved in (R + jnp.array([0.37, -1.1, 0.52]), wrapped):
+        assert float(energy(params, moved)) == pytest.approx(e0, rel=1e-4, abs=1e-4)
