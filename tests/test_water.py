@@ -263,3 +263,22 @@ def test_the_periodic_model_is_invariant_under_translation_and_wrapping():
     wrapped = R.at[7].add(jnp.array([-1.5, 1.5, 0.0]))
     for moved in (R + jnp.array([0.37, -1.1, 0.52]), wrapped):
         assert float(energy(params, moved)) == pytest.approx(e0, rel=1e-4, abs=1e-4)
+
+
+def test_the_benchmark_gives_cg_and_all_atom_speeds(tmp_path):
+    from cgflow.analysis.aggregate import speed_markdown
+    from cgflow.io import write_json
+    from cgflow.steps.evaluate import sampling_speed
+
+    write_json(tmp_path / "aa.json", {"ns_per_day": 49.8, "n_atoms_simulated": 768})
+    aa = sampling_speed({"stable": True}, {"source": str(tmp_path / "aa.npz")})
+    assert aa == {"kind": "aa", "ns_per_day": 49.8, "n_atoms_simulated": 768}
+    status = {"stable": True, "ns_per_day_per_replica": 10.0, "ns_per_day_all_replicas": 40.0}
+    cg = sampling_speed(status, {})
+    assert sampling_speed({"stable": True}, {}) == {}  # exact samples: nothing measured
+    run = {"system": "water", "mapping": "com", "temperature": 300.0, "method": "fm"}
+    records = [{"run": {**run, "method": "reference", "dt": float("nan")}, "speed": aa}]
+    records += [{"run": {**run, "dt": 0.004, "seed": s}, "speed": cg} for s in (0, 1)]
+    text = speed_markdown(records)
+    assert "All-atom reference MD (768 atoms): 49.8 ns/day." in text
+    assert "| fm | 0.004 | 10 | 40 |" in text

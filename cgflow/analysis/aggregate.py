@@ -110,7 +110,9 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
     atomic_write(out_csv.with_name("claims.md"), lambda fh: fh.write(claims_text))
     plot_claims(verdicts, figures / "claims.png")
     text = (
-        benchmark_markdown(table, noise_floors(df, primary, records)) + differences_markdown(diffs)
+        benchmark_markdown(table, noise_floors(df, primary, records))
+        + differences_markdown(diffs)
+        + speed_markdown(records)
     ).encode()
     atomic_write(out_csv.with_name("benchmark.md"), lambda fh: fh.write(text))
     return df
@@ -268,6 +270,38 @@ def benchmark_markdown(table: pd.DataFrame, floors: dict | None = None) -> str:
                 hit = row[row.dt == dt]
                 cells.append(_cell(hit.iloc[0]) if len(hit) else "")
             lines.append(f"| {method} | {n_train_label(n_train)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def speed_markdown(records: list[dict]) -> str:
+    """Sampling speed per system: the all-atom reference MD's ns/day, and each CG
+    model's (method, dt) ns/day per replica and summed over its replicas, mean over
+    seeds; measured where the job ran (see each run's status.json for its device)."""
+    aa, cg = {}, {}
+    for rec in records:
+        speed, run = rec.get("speed") or {}, rec["run"]
+        key = (run["system"], run["mapping"], float(run["temperature"]))
+        if speed.get("kind") == "aa":
+            aa[key] = speed
+        elif speed.get("kind") == "cg":
+            cg.setdefault(key, {}).setdefault((run["method"], float(run["dt"])), []).append(speed)
+    if not cg:
+        return ""
+    lines = []
+    for key in sorted(cg):
+        system, mapping, temperature = key
+        lines += [f"## {system} / {mapping} / T = {temperature:g}: sampling speed", ""]
+        if key in aa:
+            n = aa[key].get("n_atoms_simulated")
+            atoms = f" ({n} atoms)" if n else ""
+            lines += [f"All-atom reference MD{atoms}: {aa[key]['ns_per_day']:.3g} ns/day.", ""]
+        lines += ["| method | dt | ns/day per replica | ns/day summed over replicas |",
+                  "|---|---:|---:|---:|"]  # fmt: skip
+        for (method, dt), runs in sorted(cg[key].items()):
+            per = np.mean([r["ns_per_day_per_replica"] for r in runs])
+            total = np.mean([r["ns_per_day_all_replicas"] for r in runs])
+            lines.append(f"| {method} | {dt:g} | {per:.3g} | {total:.3g} |")
         lines.append("")
     return "\n".join(lines)
 

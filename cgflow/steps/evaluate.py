@@ -208,6 +208,27 @@ def _mean_energy_error(desc, params, positions, grid, kT, system, weights):
     return {"quad_energy_wrmse_kT": error}, curves
 
 
+def sampling_speed(status: dict, meta: dict) -> dict:
+    """How fast the scored frames were made: a CG simulation's ns/day per replica and
+    summed over replicas (its status), or for a reference data set the all-atom
+    MD's ns/day (the metadata of the all-atom set it was mapped from). Empty where
+    none was measured (exact samples, generators)."""
+    if "ns_per_day_all_replicas" in status:
+        return {"kind": "cg", "ns_per_day_per_replica": status["ns_per_day_per_replica"],
+                "ns_per_day_all_replicas": status["ns_per_day_all_replicas"]}  # fmt: skip
+    source = meta.get("source") if isinstance(meta, dict) else None
+    if source:
+        from cgflow.io import meta_path
+
+        path = meta_path(source)
+        if path.is_file():
+            aa = read_json(path)
+            if aa.get("ns_per_day") is not None:
+                return {"kind": "aa", "ns_per_day": aa["ns_per_day"],
+                        "n_atoms_simulated": aa.get("n_atoms_simulated")}  # fmt: skip
+    return {}
+
+
 def generator_metrics(status: dict) -> tuple[dict, dict]:
     """What a generator's sampling measured (its status.json), as metrics: the gap
     L + ln Z to the exact ln Z (``bound_gap``, with its CI) and the basin
@@ -344,6 +365,7 @@ def evaluate_step(
         curves.update(quad_curve)
     record = {
         "run": run,
+        "speed": sampling_speed(status, meta),
         "metrics": metrics,
         "ci95": {k: list(v) for k, v in cis.items()},
         "bootstrap": bootstrap,
