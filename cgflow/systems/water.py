@@ -35,9 +35,11 @@ from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
 
 AVOGADRO = 6.02214076e23
 WATER_MODELS = {
-    # force field file, O-H length (nm), H-O-H angle (degrees)
+    # force field file, O-H length (nm), H-O-H angle (degrees); TIP4P-Ew adds a
+    # massless virtual site M per molecule (OpenMM's Modeller.addExtraParticles)
     "tip3p": ("amber14/tip3p.xml", 0.09572, 104.52),
     "spce": ("amber14/spce.xml", 0.1, 109.47),
+    "tip4pew": ("tip4pew.xml", 0.09572, 104.52),
 }
 MASSES = {"O": 15.99943, "H": 1.007947}
 
@@ -92,7 +94,7 @@ class Water(Settings):
     """A cubic box of rigid water (the ``potential`` block).
 
     Attributes:
-      model: tip3p or spce.
+      model: tip3p, spce or tip4pew (four sites: O, H1, H2 and a massless M).
       n_molecules: molecules in the box.
       density_g_cm3: mass density, which fixes the box edge.
       cutoff_nm: real-space cutoff of PME and Lennard-Jones; less than half the box.
@@ -101,7 +103,7 @@ class Water(Settings):
 
     block = "water.potential"
 
-    model: str = setting("tip3p", choices=tuple(WATER_MODELS), doc="water model")
+    model: str = setting("tip3p", choices=tuple(WATER_MODELS), doc="tip3p, spce or tip4pew")
     n_molecules: int = setting(256, ge=8, doc="molecules in the box")
     density_g_cm3: float = setting(0.997, gt=0, doc="mass density (g/cm^3): fixes the box")
     cutoff_nm: float = setting(0.9, gt=0, doc="real-space cutoff (nm)")
@@ -135,7 +137,12 @@ class Water(Settings):
 
     @property
     def n_atoms(self) -> int:
-        return 3 * self.n_molecules
+        """Particles saved: 3 per molecule, 4 with TIP4P-Ew's virtual site."""
+        return self.sites * self.n_molecules
+
+    @property
+    def sites(self) -> int:
+        return 4 if self.model == "tip4pew" else 3
 
     @property
     def box_nm(self) -> float:
@@ -202,24 +209,34 @@ class Water(Settings):
 
         if hydrogen_mass_amu is not None:
             raise ValueError("water: hydrogen mass repartitioning does not apply to rigid water")
-        top = self.topology()
         ff = app.ForceField(WATER_MODELS[self.model][0])
+        modeller = app.Modeller(self.topology(), self.start_positions() * unit.nanometer)
+        if self.sites == 4:
+            modeller.addExtraParticles(ff)  # the virtual site M of each molecule
+        top, positions = modeller.topology, modeller.positions
         system = ff.createSystem(top, nonbondedMethod=app.PME,
                                  nonbondedCutoff=self.cutoff_nm * unit.nanometer,
                                  constraints=app.HBonds, rigidWater=True)  # fmt: skip
-        positions = self.start_positions() * unit.nanometer
+        if system.getNumParticles() != self.n_atoms:
+            raise ValueError(f"water: {self.model} gave {system.getNumParticles()} particles, "
+                             f"expected {self.n_atoms}")  # fmt: skip
         return OpenMMSetup(top, positions, system, np.arange(self.n_atoms),
                            md.Topology.from_openmm(top))  # fmt: skip
 
     # --- CG maps ----------------------------------------------------------------------
     def mappings(self) -> dict[str, LinearMap]:
         """``com``: a bead at each molecule's centre of mass; ``oxygen``: at its
-        oxygen. Both take the molecule's summed atomic force (exact for rigid water)."""
-        masses = np.tile([MASSES["O"], MASSES["H"], MASSES["H"]], self.n_molecules)
-        groups = [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(self.n_molecules)]
+        oxygen. Both take the molecule's summed force over its three atoms (exact for
+        rigid water). TIP4P-Ew's virtual site M enters neither: OpenMM reports the
+        forces on the atoms with M's share already spread onto them, and M's own
+        entry besides (adding it would count that force twice; tested against finite
+        differences)."""
+        k = self.sites
+        masses = np.tile([MASSES["O"], MASSES["H"], MASSES["H"], 0.0][:k], self.n_molecules)
+        groups = [[k * i, k * i + 1, k * i + 2] for i in range(self.n_molecules)]
         names = ["W"] * self.n_molecules
         com = group_map("com", groups, masses, names, species=["W"] * self.n_molecules)
-        oxygen = slice_map("oxygen", self.n_atoms, [3 * i for i in range(self.n_molecules)],
+        oxygen = slice_map("oxygen", self.n_atoms, [k * i for i in range(self.n_molecules)],
                            names, [masses[g].sum() for g in groups])  # fmt: skip
         summed = LinearMap("oxygen", oxygen.coord_matrix, com.force_matrix, oxygen.bead_names,
                            com.bead_masses, "sum", ("W",) * self.n_molecules)  # fmt: skip
