@@ -1,4 +1,6 @@
-"""The smoke study through the shipped Slurm profile, on a private Slurm cluster.
+"""A small study through the shipped Slurm profile, on a private Slurm cluster: every
+rule of the DAG (tests/examples/slurm_study.yaml, the smoke study less its extra sizes,
+time steps and methods, since each Slurm job pays its start-up).
 
 The cluster (tests/slurm_cluster.py) has a CPU and a GPU partition with two fake GPUs.
 The profile is adapted the way the README tells users to: partition names, plus
@@ -75,7 +77,7 @@ def run_snakemake(workdir, cluster, profile):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", str(profile)]
-        + ["--configfile", "config/smoke.yaml", "--verbose"],
+        + ["--configfile", "config/slurm_study.yaml", "--verbose"],
         cwd=workdir,
         env=env,
         capture_output=True,
@@ -102,6 +104,7 @@ def test_smoke_study_on_slurm(repo, tmp_path, cluster):
     for name in ("Snakefile", "workflow", "config", "envs"):
         src = repo / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / name)
+    shutil.copy(repo / "tests/examples/slurm_study.yaml", workdir / "config/slurm_study.yaml")
     profile = adapt_profile(repo, tmp_path / "profile", cluster)
 
     # Run 1: one reference file is garbage, so its map_to_cg job fails; the rest go on.

@@ -307,7 +307,21 @@ def description(settings: RKLSettings, data_dim: int) -> dict:
 
 
 def load_generator(folder) -> tuple[Generator, object, dict]:
-    """``(generator, params, description)`` from a generator's folder."""
+    """``(generator, params, description)`` from a latent-variable generator's folder."""
+
+    def build(block):
+        s = RKLSettings(latent_dim=block["latent_dim"], hidden=block["hidden"],
+                        min_log_sigma=block["min_log_sigma"])  # fmt: skip
+        return make_generator(s, block["data_dim"])
+
+    return read_generator_folder(folder, "latent_gaussian", build, init_generator)
+
+
+def read_generator_folder(folder, kind: str, build, init):
+    """``(generator, params, description)`` of a generator folder whose ``generator``
+    block has type ``kind``: ``build(block)`` rebuilds the generator, ``init(generator,
+    key)`` gives the parameters' shapes the file must have (ValueError naming the
+    file otherwise)."""
     from flax import serialization
 
     from cgflow.io import read_json
@@ -315,16 +329,14 @@ def load_generator(folder) -> tuple[Generator, object, dict]:
     folder = Path(folder)
     desc = read_json(folder / "model.json")
     block = desc.get("generator")
-    if not isinstance(block, dict) or block.get("type") != "latent_gaussian":
-        raise ValueError(f"{folder / 'model.json'}: not a cgflow generator (no generator block)")
-    s = RKLSettings(latent_dim=block["latent_dim"], hidden=block["hidden"],
-                    min_log_sigma=block["min_log_sigma"])  # fmt: skip
-    gen = make_generator(s, block["data_dim"])
+    if not isinstance(block, dict) or block.get("type") != kind:
+        raise ValueError(f"{folder / 'model.json'}: not a cgflow {kind} generator")
+    gen = build(block)
     params_file = folder / "params.msgpack"
     if not params_file.is_file():
         raise FileNotFoundError(f"{params_file}: generator parameters not found")
     params = serialization.msgpack_restore(params_file.read_bytes())
-    expected = jax.eval_shape(lambda: init_generator(gen, jax.random.PRNGKey(0)))
+    expected = jax.eval_shape(lambda: init(gen, jax.random.PRNGKey(0)))
     shapes = jax.tree.map(lambda x: tuple(x.shape), (params, expected))
     if shapes[0] != shapes[1]:
         raise ValueError(f"{params_file}: parameters do not match {folder / 'model.json'}")

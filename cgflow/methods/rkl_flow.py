@@ -30,7 +30,6 @@ few lines of Flax.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -40,7 +39,13 @@ import numpy as np
 
 from cgflow.methods.base import GeneratorProblem, Trained
 from cgflow.methods.options import FlowSettings
-from cgflow.methods.rkl import fit_generator, log_normal, log_z_and_ess, trained
+from cgflow.methods.rkl import (
+    fit_generator,
+    log_normal,
+    log_z_and_ess,
+    read_generator_folder,
+    trained,
+)
 
 SETTINGS = FlowSettings  # defined in cgflow.methods.options, which imports no JAX
 
@@ -144,27 +149,12 @@ def description(settings: FlowSettings, data_dim: int) -> dict:
 
 def load_generator(folder) -> tuple[Flow, object, dict]:
     """``(flow, params, description)`` from a flow's folder."""
-    from flax import serialization
 
-    from cgflow.io import read_json
+    def build(block):
+        keys = ("n_layers", "hidden", "scale_bound", "init_scale")
+        return make_flow(FlowSettings(**{k: block[k] for k in keys}), block["data_dim"])
 
-    folder = Path(folder)
-    desc = read_json(folder / "model.json")
-    block = desc.get("generator")
-    if not isinstance(block, dict) or block.get("type") != "affine_coupling_flow":
-        raise ValueError(f"{folder / 'model.json'}: not a cgflow flow (no flow generator block)")
-    s = FlowSettings(n_layers=block["n_layers"], hidden=block["hidden"],
-                     scale_bound=block["scale_bound"], init_scale=block["init_scale"])  # fmt: skip
-    flow = make_flow(s, block["data_dim"])
-    params_file = folder / "params.msgpack"
-    if not params_file.is_file():
-        raise FileNotFoundError(f"{params_file}: flow parameters not found")
-    params = serialization.msgpack_restore(params_file.read_bytes())
-    expected = jax.eval_shape(lambda: init_flow(flow, jax.random.PRNGKey(0)))
-    shapes = jax.tree.map(lambda x: tuple(x.shape), (params, expected))
-    if shapes[0] != shapes[1]:
-        raise ValueError(f"{params_file}: parameters do not match {folder / 'model.json'}")
-    return flow, params, desc
+    return read_generator_folder(folder, "affine_coupling_flow", build, init_flow)
 
 
 __all__ = ["FlowSettings", "bound_terms", "load_generator", "log_z_and_ess", "train"]
