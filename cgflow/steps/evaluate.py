@@ -230,13 +230,16 @@ def sampling_speed(status: dict, meta: dict) -> dict:
 
 
 def generator_metrics(status: dict) -> tuple[dict, dict]:
-    """What a generator's sampling measured (its status.json), as metrics: the gap
-    L + ln Z to the exact ln Z (``bound_gap``, with its CI) and the basin
-    occupancies, as drawn (``p_<basin>``) and importance-reweighted
-    (``p_<basin>_reweighted``). Empty for simulations."""
+    """What a generator's sampling measured (its status.json), as metrics: the
+    importance weights' effective sample size over the scored draws
+    (``ess_fraction``; low means the weights cannot repair the samples, but a high
+    one can hide a missing mode), the gap L + ln Z to the exact ln Z
+    (``bound_gap``, with its CI) and the basin occupancies, as drawn
+    (``p_<basin>``) and importance-reweighted (``p_<basin>_reweighted``). Empty
+    for simulations."""
     if not (status.get("generator") and status["stable"]):
         return {}, {}
-    metrics, cis = {}, {}
+    metrics, cis = {"ess_fraction": status["ess_fraction"]}, {}
     if "gap" in status:
         metrics["bound_gap"] = status["gap"]
         cis["bound_gap"] = tuple(status["gap_ci95"])
