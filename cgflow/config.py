@@ -336,14 +336,11 @@ def _data_free_problems(config: dict, where: str, entry: dict, system) -> list[s
     (a system without n_train runs no methods)."""
     if "n_train" not in entry:
         return []
-    runs = entry["methods"] if "methods" in entry else config.get("methods") or {}
     return [
         f"{where}: {m} needs the all-atom energy in JAX, which {system.type} does not "
         "provide with these settings (double_well always; alanine_dipeptide in vacuum)"
-        for m in runs
-        if m in methods.REGISTRY
-        and methods.get(m).data == "none"
-        and not getattr(system, "jax_energy", False)
+        for m in system_method_names(config, entry)
+        if m in methods.REGISTRY and methods.get(m).data == "none" and not system.jax_energy
     ]
 
 

@@ -29,9 +29,7 @@ def _group_sums(columns: np.ndarray, groups: np.ndarray, n_groups: int) -> np.nd
     m = columns.shape[1]
     i, j = np.triu_indices(m)
     parts = np.concatenate([np.ones((len(columns), 1)), columns, columns[:, i] * columns[:, j]], 1)
-    out = np.zeros((n_groups, parts.shape[1]))
-    np.add.at(out, groups, parts)
-    return out
+    return stats.group_sums(parts, groups, n_groups)
 
 
 def _correlations(sums: np.ndarray, m: int) -> np.ndarray:

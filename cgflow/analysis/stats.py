@@ -99,6 +99,17 @@ def group_counts(bin_index: np.ndarray, groups: np.ndarray, n_bins: int) -> np.n
     return counts.reshape(n_groups, n_bins + 1).astype(float)
 
 
+def group_sums(rows: np.ndarray, groups: np.ndarray, n_groups: int | None = None) -> np.ndarray:
+    """(n_groups, ...) sums of ``rows`` (n, ...) over the frames of each group
+    (``groups`` (n,), integers 0 .. n_groups - 1): what a group bootstrap resamples
+    (``resample_weights(...) @ group_sums(...)``)."""
+    groups = np.asarray(groups)
+    n_groups = int(groups.max()) + 1 if n_groups is None else n_groups
+    out = np.zeros((n_groups,) + np.shape(rows)[1:])
+    np.add.at(out, groups, rows)
+    return out
+
+
 def resample_weights(n_groups: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n_groups) multinomial counts: how often each group is drawn when
     ``n_groups`` groups are resampled with replacement."""

@@ -17,20 +17,11 @@ from __future__ import annotations
 import numpy as np
 
 from cgflow.analysis import stats
-from cgflow.systems.pairs import minimum_image, pair_distance_counts
+from cgflow.systems.pairs import minimum_image, pair_distance_counts, rdf_of_counts
 
 __all__ = ["adf", "adf_counts", "pair_distance_counts", "rdf_of_counts", "score_structure"]
 
 ADF_CUTOFF_NM = 0.318
-
-
-def rdf_of_counts(counts, n_frames, n_beads: int, edges, volume: float) -> np.ndarray:
-    """g(r) from pair counts summed over ``n_frames`` frames (both may carry a leading
-    axis of bootstrap draws): counts over the ideal-gas count of the shell, as
-    MDTraj's ``compute_rdf`` normalises."""
-    shells = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    pairs = n_beads * (n_beads - 1) / 2
-    return counts / (np.asarray(n_frames, float)[..., None] * pairs * shells / volume)
 
 
 def adf_counts(positions, boxes, cutoff: float = ADF_CUTOFF_NM, bins: int = 90) -> np.ndarray:
@@ -65,10 +56,7 @@ def adf(positions, boxes, cutoff: float = ADF_CUTOFF_NM, bins: int = 90):
 def _group_sums(per_frame: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n_groups, bins) sums of per-frame counts and (n_groups,) frames per group."""
     groups = np.asarray(groups)
-    n_groups = int(groups.max()) + 1
-    sums = np.zeros((n_groups, per_frame.shape[1]))
-    np.add.at(sums, groups, per_frame)
-    return sums, np.bincount(groups, minlength=n_groups).astype(float)
+    return stats.group_sums(per_frame, groups), np.bincount(groups).astype(float)
 
 
 def score_structure(positions, groups, ref_positions, ref_groups, box_lengths, settings, rng,

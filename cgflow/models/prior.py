@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cgflow.models import geometry
-from cgflow.systems.pairs import minimum_image
+from cgflow.systems.pairs import pair_distances
 
 PRIOR_TYPES = ("harmonic_position", "bonded", "pair_repulsion", "none")
 DIHEDRAL_TERMS = 3
@@ -168,22 +168,13 @@ def _fit_bonded(positions: np.ndarray, kT: float, topology: dict, displacement) 
     return out
 
 
-def _pair_distances(positions: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum-image distances of every bead pair i < j, (frames, pairs), and the pairs."""
-    i, j = np.triu_indices(positions.shape[1], 1)
-    d = positions[:, j] - positions[:, i]
-    if box is not None:
-        d = minimum_image(d, np.asarray(box, float))
-    return np.linalg.norm(d, axis=-1), np.stack([i, j], 1)
-
-
 def _fit_pair_repulsion(positions: np.ndarray, kT: float, box, species) -> dict:
     n = positions.shape[1]
     species = np.zeros(n, int) if species is None else np.asarray(species, int)
     n_species = int(species.max()) + 1
     sigma = np.full((n_species, n_species), np.nan)
     for start in range(0, len(positions), 64):  # in chunks: frames x pairs distances
-        dist, pairs = _pair_distances(positions[start : start + 64], box)
+        dist, pairs = pair_distances(positions[start : start + 64], box)
         a, b = species[pairs[:, 0]], species[pairs[:, 1]]
         closest = dist.min(axis=0)
         for p in range(n_species):

@@ -30,7 +30,6 @@ from cgflow.systems import get_map
 
 GROUPS = 200
 """Bootstrap groups of a generator's samples (each group independent draws)."""
-MODEL_BYTES = 20_000_000
 
 
 def energy_of(system) -> tuple:
@@ -49,7 +48,7 @@ def train_generator(study, method_name: str, temperature: float, mapping: str, s
     """Fit ``method_name`` (a data-free method) at ``temperature``; write its folder:
     ``model.json`` (``generator`` block, ``kT``, ``mapping``, ``n_train`` 0),
     ``params.msgpack``, ``train_log.csv`` and ``train_log.png``."""
-    from cgflow.steps.train import write_history
+    from cgflow.steps.train import MODEL_BYTES, write_history
 
     log = log if log is not None else sys.stderr
     method = methods.get(method_name)
@@ -175,10 +174,10 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
     w = np.exp(-(l_values - l_values.min()))  # importance weights, self-normalised
     w /= w.sum()
     status["basin_fractions"] = {
-        name: float(np.mean(basins == b)) for b, name in enumerate(system.basin_names)
+        basin: float(np.mean(basins == b)) for b, basin in enumerate(system.basin_names)
     }
     status["basin_fractions_reweighted"] = {
-        name: float(np.sum(w[basins == b])) for b, name in enumerate(system.basin_names)
+        basin: float(np.sum(w[basins == b])) for b, basin in enumerate(system.basin_names)
     }
     arrays = {
         "positions": cg_positions.astype(np.float32),

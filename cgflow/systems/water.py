@@ -30,7 +30,7 @@ from cgflow.mapping.linear import LinearMap, group_map, slice_map
 from cgflow.settings import Settings, setting
 from cgflow.systems.alanine_dipeptide import MDSettings
 from cgflow.systems.base import OpenMMSetup
-from cgflow.systems.pairs import pair_distance_counts
+from cgflow.systems.pairs import pair_distance_counts, rdf_of_counts
 from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
 
 AVOGADRO = 6.02214076e23
@@ -247,13 +247,11 @@ class Water(Settings):
         SHELLS_NM, (n, len(cv_names)), minimum image in this box."""
         edges = np.asarray(SHELLS_NM)
         volume, n = self.box_nm**3, cg_map.coord_matrix.shape[0]
-        shells = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-        norm = n * (n - 1) / 2 * shells / volume
         box = np.full(3, self.box_nm)
 
         def descriptors(positions):
             counts = pair_distance_counts(np.asarray(positions), box, edges)
-            return counts / norm
+            return rdf_of_counts(counts, np.ones(len(counts)), n, edges, volume)
 
         return descriptors
 
