@@ -212,10 +212,12 @@ def test_narrow_dihedral_gets_a_harmonic_term():
     assert np.isfinite(e) and e < 50 * kT
 
 
-def test_neighbour_list_energy_equals_all_pairs_in_a_periodic_box():
-    """64 beads in a 1.6 nm box: SchNet over a JAX MD neighbour list (cell list,
-    Sparse format) gives the same energy and forces as over all pairs with
-    minimum-image distances; and pairs across the boundary do interact."""
+@pytest.mark.parametrize("fmt", ["Sparse", "OrderedSparse"])
+def test_neighbour_list_energy_equals_all_pairs_in_a_periodic_box(fmt):
+    """64 beads in a 1.6 nm box: SchNet over a JAX MD neighbour list (cell list;
+    every ordered pair, or each pair once with messages sent both ways) gives the
+    same energy and forces as over all pairs with minimum-image distances; and
+    pairs across the boundary do interact."""
     from jax_md import partition, space
 
     box = jnp.array([1.6, 1.6, 1.6])
@@ -234,7 +236,7 @@ def test_neighbour_list_energy_equals_all_pairs_in_a_periodic_box():
     R = jax.random.uniform(jax.random.PRNGKey(1), (64, 3)) * box
     displacement, _ = space.periodic(box)
     neighbor_fn = partition.neighbor_list(
-        displacement, box, 0.5, format=partition.NeighborListFormat.Sparse
+        displacement, box, 0.5, format=getattr(partition.NeighborListFormat, fmt)
     )
     nbrs = neighbor_fn.allocate(R)
     assert not nbrs.did_buffer_overflow
@@ -252,3 +254,28 @@ def test_neighbour_list_energy_equals_all_pairs_in_a_periodic_box():
     far = jnp.array([[0.1, 0.8, 0.8], [0.8, 0.8, 0.8]])  # 0.7 nm: beyond the cutoff
     assert float(e2(p2, pair)) == pytest.approx(float(e2(p2, inside)), rel=1e-5)
     assert abs(float(e2(p2, pair)) - float(e2(p2, far))) > 1e-4
+
+
+def test_schnet_over_each_pair_once_equals_every_ordered_pair():
+    """The default edge list (each pair once, messages both ways) gives the energy
+    and forces of the explicit list of every ordered pair i != j."""
+    from cgflow.models.energy import SchNetEnergy
+
+    n = 7
+    module = SchNetEnergy(n_species=3, features=16)
+    species = jnp.arange(n) % 3
+    R = jax.random.uniform(jax.random.PRNGKey(4), (n, 3)) * 0.6
+    params = module.init(jax.random.PRNGKey(5), R, species)
+    ordered = jnp.stack(jnp.nonzero(~jnp.eye(n, dtype=bool)))  # (receivers, senders)
+
+    def energy(r, edges):
+        return module.apply(params, r, species, edges)
+
+    assert float(energy(R, None)) == pytest.approx(float(energy(R, ordered)), rel=1e-5)
+    np.testing.assert_allclose(
+        jax.grad(energy)(R, None), jax.grad(energy)(R, ordered), rtol=1e-4, atol=1e-5
+    )
+    # and the one-way list without edges_once is not the same model (it would drop
+    # half of the messages), so the test above can fail
+    once = jnp.stack([jnp.asarray(a) for a in np.triu_indices(n, 1)])
+    assert abs(float(energy(R, once)) - float(energy(R, None))) > 1e-4

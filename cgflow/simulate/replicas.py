@@ -43,7 +43,7 @@ def make_integrator(energy_fn, kT, integrator: IntegratorSettings, n_beads: int,
 
 
 class Neighbors:
-    """Sparse JAX MD neighbour lists for a batch of replicas, one capacity for all."""
+    """JAX MD neighbour lists (each pair once) for a batch of replicas, one capacity for all."""
 
     def __init__(self, box, cutoff: float, skin: float):
         box = jnp.asarray(box, jnp.float32)
@@ -53,7 +53,7 @@ class Neighbors:
             box,
             float(cutoff),
             dr_threshold=float(skin),
-            format=partition.NeighborListFormat.Sparse,
+            format=partition.NeighborListFormat.OrderedSparse,  # each pair once
         )
         self.status = {"cutoff": float(cutoff), "skin": float(skin), "reallocations": 0}
         self._extra = 0
