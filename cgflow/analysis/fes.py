@@ -140,37 +140,43 @@ def basin_errors(p, p_ref, names, n_samples=None) -> dict[str, np.ndarray]:
     return {f"dF_{name}_err_kT": err[..., k] for k, name in enumerate(names[1:])}
 
 
-def debias_rmse(point: float, draws: np.ndarray) -> tuple[float, np.ndarray]:
-    """An RMSE measured through noisy histograms is biased upwards: its square
-    holds the noise variance on top of the squared error. A bootstrap draw adds that
-    noise once more, so draws of the squared error reflected about the point,
-    2 M^2 - M*^2, are draws of the noise-free squared error (the basic bootstrap on
-    the squared scale); a negative one means "no error above the noise" and counts
-    as 0. Returns the corrected point (from the mean draw) and the corrected draws."""
-    m2 = float(point) ** 2
-    d2 = np.asarray(draws, float) ** 2
+NOISE_BIASED = ("hist_mse", "js_divergence")
+"""Metrics besides the RMSEs that the histograms' noise biases upwards: a mean
+squared difference and a divergence, each zero only for equal histograms."""
+
+
+def debias(point: float, draws: np.ndarray, power: int = 1) -> tuple[float, np.ndarray]:
+    """A distance measured through noisy histograms is biased upwards: on the right
+    scale (an RMSE squared, ``power`` 2; a mean squared difference or a divergence
+    as it is, ``power`` 1) it holds the noise on top of the true distance. A
+    bootstrap draw adds that noise once more, so draws reflected about the point,
+    2 M - M* on that scale, are draws of the noise-free distance (the basic
+    bootstrap); a negative one means "nothing above the noise" and counts as 0.
+    Returns the corrected point (from the mean draw) and the corrected draws, on the
+    metric's own scale."""
+    m = float(point) ** power
+    d = np.asarray(draws, float) ** power
     with np.errstate(invalid="ignore"):
-        corrected = np.sqrt(np.maximum(2.0 * m2 - d2, 0.0))
-        value = (
-            float(np.sqrt(max(2.0 * m2 - np.nanmean(d2), 0.0))) if np.isfinite(d2).any() else np.nan
-        )
+        corrected = np.maximum(2.0 * m - d, 0.0) ** (1.0 / power)
+        value = float(max(2.0 * m - np.nanmean(d), 0.0) ** (1.0 / power)) \
+            if np.isfinite(d).any() else np.nan  # fmt: skip
     return value, corrected
 
 
 def with_ci(point: dict[str, np.ndarray], draws: dict[str, np.ndarray], alpha: float = 0.05):
     """Point values, 95 % CIs and draws of each metric, as plain types.
 
-    RMSE metrics (``*rmse*``) are corrected for the noise of the histograms
-    (``debias_rmse``); their raw values are returned under ``raw``. The others are
-    plain values with percentile CIs.
+    RMSE metrics (``*rmse*``) and those in ``NOISE_BIASED`` are corrected for the
+    noise of the histograms (``debias``); their raw values are returned under
+    ``raw``. The others are plain values with percentile CIs.
     """
     values, out, raw = {}, {}, {}
     for k, v in point.items():
         value = float(np.asarray(v).ravel()[0])
         d = np.asarray(draws[k], float)
-        if "rmse" in k:
+        if "rmse" in k or k in NOISE_BIASED:
             raw[k] = value
-            value, d = debias_rmse(value, d)
+            value, d = debias(value, d, power=2 if "rmse" in k else 1)
         values[k], out[k] = value, d
     cis = {k: stats.percentile_ci(d, alpha) for k, d in out.items()}
     return values, cis, out, raw

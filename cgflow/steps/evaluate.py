@@ -352,7 +352,7 @@ def evaluate_step(
         )
         metrics.update(values)
         bootstrap.update(groups)
-        bootstrap["raw_rmse"] = raw
+        bootstrap["raw"] = raw  # the noise-biased metrics before correction
         if "latent" in samples:  # a generator's latent variables against the CVs
             latent = _latent(system, cg_map, samples, run)
             for part, found in zip((metrics, cis, draws), latent, strict=True):
