@@ -279,3 +279,32 @@ def test_schnet_over_each_pair_once_equals_every_ordered_pair():
     # half of the messages), so the test above can fail
     once = jnp.stack([jnp.asarray(a) for a in np.triu_indices(n, 1)])
     assert abs(float(energy(R, once)) - float(energy(R, None))) > 1e-4
+
+
+def test_chunked_energies_and_gradient_equal_one_vmap():
+    """Energies and the weighted parameter gradient over frames in chunks (with a
+    padded last chunk) equal those of one vmap over all frames."""
+    from cgflow.models import batch
+
+    n, frames = 10, 150
+    assert batch.chunk_size(n) < frames < 2 * batch.chunk_size(n) + 1  # 2 chunks, padded
+    desc = {
+        "n_beads": n,
+        "dim": 3,
+        "kT": 2.5,
+        "prior": {"type": "none"},
+        "species_names": ["A", "B"],
+        "species_index": (np.arange(n) % 2).tolist(),
+        "network": {"type": "schnet", "features": 16},
+    }
+    energy = build_energy(desc)
+    params = init_params(desc, jax.random.PRNGKey(0))
+    X = jax.random.uniform(jax.random.PRNGKey(1), (frames, n, 3)) * 0.8
+    c = jax.random.normal(jax.random.PRNGKey(2), (frames,))
+    plain = jax.vmap(energy, (None, 0))
+    u, g = jax.jit(batch.weighted_grad_fn(energy, n))(params, X, c)
+    g_plain = jax.grad(lambda p: jnp.sum(c * plain(p, X)))(params)
+    np.testing.assert_allclose(u, plain(params, X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(batch.energies_fn(energy, n))(params, X), u, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_plain), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))

@@ -50,6 +50,7 @@ from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
 from cgflow.methods.options import RESettings
+from cgflow.models.batch import energies_fn, weighted_grad_fn
 from cgflow.simulate.replicas import Replicas, replica_runner
 from cgflow.simulate.settings import IntegratorSettings
 
@@ -100,23 +101,24 @@ def reweight(u_new, u_old, beta: float):
     return w, n_eff, lse - math.log(logw.size)
 
 
-def re_gradient_fn(energy_fn, beta: float):
+def re_gradient_fn(energy_fn, beta: float, n_beads: int):
     """``grad(params, X_ref, X_cg, U_old) -> (gradient, U_cg_new, mean U_ref)``.
 
     The gradient is beta (<dU/dtheta>_ref - sum_i w_i dU/dtheta(x_i)), with w the
     reweighting weights of the CG samples X_cg (held constant), so that for X_cg
-    drawn from the current model it estimates grad S_rel.
+    drawn from the current model it estimates grad S_rel. Frames of ``n_beads``
+    beads go through the network a chunk at a time (:mod:`cgflow.models.batch`).
     """
-    energies = jax.vmap(energy_fn, (None, 0))
+    energies = energies_fn(energy_fn, n_beads)
+    weighted_grad = weighted_grad_fn(energy_fn, n_beads)
 
     def grad(params, X_ref, X_cg, U_old):
-        u_ref, vjp_ref = jax.vjp(lambda p: energies(p, X_ref), params)
-        u_cg, vjp_cg = jax.vjp(lambda p: energies(p, X_cg), params)
+        u_cg = energies(params, X_cg)
         w = jax.nn.softmax(-beta * (u_cg - U_old))
-        (g_ref,) = vjp_ref(jnp.full_like(u_ref, 1.0 / u_ref.shape[0]))
-        (g_cg,) = vjp_cg(w)
-        g = jax.tree.map(lambda a, b: beta * (a - b), g_ref, g_cg)
-        return g, u_cg, jnp.mean(u_ref)
+        n_ref = X_ref.shape[0]
+        c = jnp.concatenate([jnp.full((n_ref,), 1.0 / n_ref, w.dtype), -w])
+        u, g = weighted_grad(params, jnp.concatenate([X_ref, X_cg]), c)
+        return jax.tree.map(lambda a: beta * a, g), u_cg, jnp.mean(u[:n_ref])
 
     return grad
 
@@ -173,8 +175,8 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
     n_samples = n_saves * s.n_replicas
     runner = replica_runner(energy_fn, kT, integrator, n_beads, s.save_every, n_saves)
     n_force_per_resim = s.n_replicas * (s.equilibration_steps + n_saves * s.save_every)
-    grad_fn = re_gradient_fn(energy_fn, beta)
-    energies = jax.jit(jax.vmap(energy_fn, (None, 0)))
+    grad_fn = re_gradient_fn(energy_fn, beta, n_beads)
+    energies = jax.jit(energies_fn(energy_fn, n_beads))
     has_val = R_val is not None and len(R_val) > 0
     features = features or (lambda R: np.asarray(R, float).reshape(len(R), -1))
     sample_score = mmd.HeldOutSampleScore(R_val, features) if has_val else None
