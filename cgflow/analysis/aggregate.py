@@ -26,7 +26,7 @@ from cgflow.analysis.claims import (  # noqa: E402
     run_key,
     seed_draws,
 )
-from cgflow.analysis.names import figure_name  # noqa: E402
+from cgflow.analysis.names import dt_label, figure_name, n_train_label  # noqa: E402
 from cgflow.io import atomic_write, load_dataset, read_json  # noqa: E402
 
 COLUMNS = [
@@ -304,16 +304,6 @@ def speed_markdown(records: list[dict]) -> str:
             lines.append(f"| {method} | {dt:g} | {per:.3g} | {total:.3g} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def dt_label(dt) -> str:
-    """A time step's column: dt 0 holds generators, sampled directly (no dynamics)."""
-    return "sampled (no dt)" if dt == 0 else f"dt = {dt:g}"
-
-
-def n_train_label(n_train) -> str:
-    """A data-set size as shown: n_train 0 is a data-free method's."""
-    return "no data" if n_train == 0 else str(n_train)
 
 
 def _cell(r) -> str:

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from cgflow.analysis import stats
+from cgflow.analysis.names import dt_label, n_train_label
 
 CLAIM_KINDS = ("better", "degrades_less", "within", "at_least")
 REFERENCE = "reference"
@@ -269,10 +270,7 @@ def _paired_terms(claim: dict, part: pd.DataFrame, cells, fixed: dict, draws: di
 
 def _cell_text(cell: dict) -> str:
     n, dt = cell["n_train"], cell["dt"]
-    n_text = "no data" if n == 0 else f"n_train {n}"
-    dt_text = "sampled" if dt == 0 else ("" if isinstance(dt, float) and np.isnan(dt) else
-                                          f"dt {dt:g}")  # fmt: skip
-    return ", ".join(t for t in (n_text, dt_text) if t)
+    return ", ".join(t for t in (n_train_label(n, "n_train "), dt_label(dt, "dt ")) if t)
 
 
 def _at_least(claim: dict, df: pd.DataFrame, draws: dict, row: dict) -> dict:
