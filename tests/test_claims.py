@@ -234,3 +234,20 @@ def test_claims_of_each_kind_need_what_they_compare_with():
     assert "claims[0]: a within claim needs a baseline" in text
     assert "claims[1]: an at_least claim needs a threshold" in text
     assert "claims[2].margin: a within claim needs a margin > 0" in text
+
+
+def test_an_unstable_cell_is_not_replaced_by_another():
+    """A method run at two data-set sizes whose every seed blew up at the larger
+    (NaN error) is not compared at the smaller one instead: the claim at n_train max
+    is undecided, with the reason shown; at n_train min it is decided as usual."""
+    df, primary, draws = study({("fm", 100, 0.01): 0.50, ("fm", 1000, 0.01): 0.30,
+                                ("re", 100, 0.01): 0.20, ("re", 1000, 0.01): 0.10})  # fmt: skip
+    df.loc[(df.method == "re") & (df.n_train == 1000), "value"] = np.nan
+    table = claims_table(
+        [claim(name="at max"), claim(name="at min", n_train="min")], df, primary, draws
+    ).set_index("claim")
+    at_max = table.loc["at max"]
+    assert at_max.verdict == "undecided" and not np.isfinite(at_max.effect)
+    assert at_max.cells == "n_train 1000, dt 0.01 (no seed with stable runs of both)"
+    at_min = table.loc["at min"]
+    assert at_min.effect == pytest.approx(-0.30) and at_min.verdict == "holds"

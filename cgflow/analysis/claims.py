@@ -125,11 +125,10 @@ def _same(values: pd.Series, value) -> pd.Series:
     return values == value
 
 
-def _cells(claim: dict, part: pd.DataFrame) -> list[tuple[float, dict]] | str:
+def _cells(claim: dict, part: pd.DataFrame, fixed: dict) -> list[tuple[float, dict]] | str:
     """(sign, {n_train, dt}) of the cells whose differences make up the effect, or
     why there are none. Cells are picked among the runs of methods run in several
-    (a method run in one is compared there, see :func:`_fixed_cells`)."""
-    fixed = _fixed_cells(part)
+    (a method run in one, ``fixed``, is compared there, see :func:`_fixed_cells`)."""
     free = part[~part.method.isin(list(fixed))]
     choose = free if len(free) else part
     n_values, dt_values = choose.n_train.unique(), choose.dt.unique()
@@ -199,21 +198,28 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
         return _at_least(claim, df, draws, row)
     metric = row["metric"]
     part = df[(df.system == system) & (df.metric == metric)]
-    part = part[part.method.isin([claim["method"], claim["baseline"]]) & np.isfinite(part.value)]
+    part = part[part.method.isin([claim["method"], claim["baseline"]])]
+    # which methods run in one cell only is a matter of the study, not of which runs
+    # were stable: an unstable cell must not move the comparison to another one
+    fixed = _fixed_cells(part)
+    part = part[np.isfinite(part.value)]
     part, where = _at_temperature(claim, part)
     if part is None:
         return {**row, "cells": where, "verdict": "undecided"}
-    cells = _cells(claim, part) if len(part) else "no runs of these methods"
+    cells = _cells(claim, part, fixed) if len(part) else "no runs of these methods"
     if isinstance(cells, str):
         return {**row, "cells": cells, "verdict": "undecided"}
-    fixed = _fixed_cells(part)
     shown = [] if set(fixed) >= {claim["method"], claim["baseline"]} else [
         _cell_text(c) for _, c in cells]  # fmt: skip
     shown += [f"{m}: {_cell_text(c)}" for m, c in fixed.items()]
     row["cells"] = where + "; ".join(shown)
     found = _paired_terms(claim, part, cells, fixed, draws)
-    if found is None:
-        return {**row, "verdict": "undecided"}
+    if found is None:  # a side has no stable run in a cell (unstable or not run)
+        return {
+            **row,
+            "cells": row["cells"] + " (no seed with stable runs of both)",
+            "verdict": "undecided",
+        }
     terms, seeds, draws = found
     effect, lo, hi = paired_effect(terms, seeds, metric, draws, group_rng((claim["name"], system)))
     if claim["kind"] == "within":
