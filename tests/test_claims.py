@@ -251,3 +251,16 @@ def test_an_unstable_cell_is_not_replaced_by_another():
     assert at_max.cells == "n_train 1000, dt 0.01 (no seed with stable runs of both)"
     at_min = table.loc["at min"]
     assert at_min.effect == pytest.approx(-0.30) and at_min.verdict == "holds"
+
+
+def test_an_unstable_temperature_is_not_replaced_by_another():
+    """Nor is a temperature where every run blew up: the claim at the highest
+    temperature is undecided, not decided at the next one down."""
+    errors = {("fm", 100, 0.01, 2.0): 0.50, ("fm", 100, 0.01, 4.0): 0.30,
+              ("re", 100, 0.01, 2.0): 0.20, ("re", 100, 0.01, 4.0): 0.10}  # fmt: skip
+    df, primary, draws = study(errors)
+    df.loc[df.temperature == 4.0, "value"] = np.nan
+    table = claims_table([claim(temperature="max")], df, primary, draws).set_index("claim")
+    row = table.loc["c"]
+    assert row.verdict == "undecided" and not np.isfinite(row.effect)
+    assert row.cells == "T 4, no stable runs of these methods"

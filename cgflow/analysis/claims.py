@@ -199,14 +199,15 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
     metric = row["metric"]
     part = df[(df.system == system) & (df.metric == metric)]
     part = part[part.method.isin([claim["method"], claim["baseline"]])]
-    # which methods run in one cell only is a matter of the study, not of which runs
-    # were stable: an unstable cell must not move the comparison to another one
-    fixed = _fixed_cells(part)
-    part = part[np.isfinite(part.value)]
     part, where = _at_temperature(claim, part)
     if part is None:
         return {**row, "cells": where, "verdict": "undecided"}
-    cells = _cells(claim, part, fixed) if len(part) else "no runs of these methods"
+    # which methods run in one cell only is a matter of the study, not of which runs
+    # were stable: an unstable cell must not move the comparison to another one
+    fixed = _fixed_cells(part)
+    none = where + ("no stable runs of these methods" if len(part) else "no runs of these methods")
+    part = part[np.isfinite(part.value)]
+    cells = _cells(claim, part, fixed) if len(part) else none
     if isinstance(cells, str):
         return {**row, "cells": cells, "verdict": "undecided"}
     shown = [] if set(fixed) >= {claim["method"], claim["baseline"]} else [
