@@ -94,3 +94,40 @@ def test_bench_compares_two_runs_as_speed_ups(tmp_path, capsys):
     assert main(["bench", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 7 and all(line.endswith("speed-up x2.00") for line in lines)
+    zero = result(0.5)
+    zero["re"]["simulating_per_update_s"] = 0.0  # no re-simulation timed: no ratio
+    (tmp_path / "c.json").write_text(json.dumps(zero))
+    assert main(["bench", "--compare", str(tmp_path / "a.json"), str(tmp_path / "c.json")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("n/a (a zero)")
+
+
+def test_sampler_compiler_options_on_cpu_unless_turned_off_or_set_by_user():
+    import jax
+    import pytest
+
+    from cgflow.runtime import SAMPLING_COMPILER_OPTIONS, sampling_compiler_options
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the options are for a CPU backend")
+    assert sampling_compiler_options({}) == SAMPLING_COMPILER_OPTIONS
+    assert sampling_compiler_options({"CGFLOW_XLA_TUNING": "off"}) == {}
+    own = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=dot"}
+    assert sampling_compiler_options(own) == {}
+
+
+def test_sampler_compiler_options_change_how_a_force_sized_dot_compiles():
+    """With the options, XLA keeps a (1440 x 16) @ (16 x 32) dot (32 replicas x 45
+    pairs, SchNet's filter layer) off YNNPACK; without them it hands it over."""
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    from cgflow.runtime import sampling_compiler_options
+
+    x, w = jnp.ones((1440, 16)), jnp.ones((16, 32))
+    default = jax.jit(lambda a, b: a @ b).lower(x, w).compile().as_text()
+    if "ynn" not in default:
+        pytest.skip("this jaxlib does not hand the dot to YNNPACK")
+    options = sampling_compiler_options({})
+    tuned = jax.jit(lambda a, b: a @ b, compiler_options=options).lower(x, w).compile()
+    assert "ynn" not in tuned.as_text()

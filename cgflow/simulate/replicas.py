@@ -11,6 +11,7 @@ step ever uses a truncated list.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cgflow.jaxmd import partition, simulate, space
+from cgflow.runtime import sampling_compiler_options
 from cgflow.simulate.settings import IntegratorSettings
 
 
@@ -146,11 +148,13 @@ def replica_runner(
     def steps(carry, params, n):
         return jax.lax.fori_loop(0, n, lambda i, c: step(*c, params), carry)
 
-    @jax.jit
+    compile_with = sampling_compiler_options()
+
+    @partial(jax.jit, compiler_options=compile_with)
     def _advance(state, nbrs, params, n_steps):
         return steps((state, nbrs), params, n_steps)
 
-    @jax.jit
+    @partial(jax.jit, compiler_options=compile_with)
     def _record(state, nbrs, params, n_frames):
         buf = jnp.zeros((max_frames,) + state.position.shape, state.position.dtype)
 
