@@ -251,6 +251,18 @@ def test_an_unstable_cell_is_not_replaced_by_another():
     assert at_max.cells == "n_train 1000, dt 0.01 (no seed with stable runs of both)"
     at_min = table.loc["at min"]
     assert at_min.effect == pytest.approx(-0.30) and at_min.verdict == "holds"
+    assert at_max.stable_runs == "re 0/3, fm 3/3" and at_min.stable_runs == "re 3/3, fm 3/3"
+
+
+def test_stable_runs_are_counted_at_the_worse_end_of_a_degrades_less_claim():
+    """A baseline that blows up at the larger time step in one seed of three: the
+    effect uses the two seeds where both ran, and the table shows the blow-up."""
+    df, primary, draws = study(ERRORS)
+    df.loc[(df.method == "fm") & (df.dt == 0.1) & (df.n_train == 1000) & (df.seed == 0),
+           "value"] = np.nan  # fmt: skip
+    row = claims_table([claim(kind="degrades_less")], df, primary, draws).iloc[0]
+    assert row.stable_runs == "re 3/3, fm 2/3" and row.n_seeds == 2
+    assert "| re 3/3, fm 2/3 |" in claims_markdown(pd.DataFrame([row]))
 
 
 def test_an_unstable_temperature_is_not_replaced_by_another():

@@ -60,10 +60,13 @@ GROUP = ["system", "mapping", "temperature", "method", "n_train", "dt"]
 COLUMNS = [
     "claim", "system", "metric", "method", "baseline", "kind", "cells", "effect",
     "ci_low", "ci_high", "far_effect", "far_ci_low", "far_ci_high", "n_seeds", "line",
-    "verdict",
+    "stable_runs", "verdict",
 ]  # fmt: skip
 """``line``: what the verdict compares the CI with: 0, a within claim's margin, an
-at_least claim's threshold."""
+at_least claim's threshold. ``stable_runs``: each side's runs that finished, of
+those run, in the claim's cell (a degrades_less claim's worse end), e.g. ``re 2/2,
+fm 1/2``: the effect uses only seeds where both sides ran stably, so a side that
+blows up more often shows here and not in the effect."""
 
 
 def run_key(run: dict) -> tuple:
@@ -186,7 +189,7 @@ def _empty_row(claim: dict, metric: str) -> dict:
     line = {"within": claim.get("margin"), "at_least": claim.get("threshold")}
     row.update(claim=claim["name"], metric=metric, cells="", effect=np.nan, ci_low=np.nan,
                ci_high=np.nan, far_effect=np.nan, far_ci_low=np.nan, far_ci_high=np.nan,
-               n_seeds=0, line=line.get(claim["kind"], 0.0))  # fmt: skip
+               n_seeds=0, line=line.get(claim["kind"], 0.0), stable_runs="")  # fmt: skip
     return row
 
 
@@ -205,6 +208,7 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
     # which methods run in one cell only is a matter of the study, not of which runs
     # were stable: an unstable cell must not move the comparison to another one
     fixed = _fixed_cells(part)
+    row["stable_runs"] = _stable_runs(claim, part, fixed)
     none = where + ("no stable runs of these methods" if len(part) else "no runs of these methods")
     part = part[np.isfinite(part.value)]
     cells = _cells(claim, part, fixed) if len(part) else none
@@ -236,6 +240,22 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
             verdict_ = "does not hold" if flo > 0 else "undecided"
     return {**row, "effect": effect, "ci_low": lo, "ci_high": hi, "n_seeds": len(seeds),
             "verdict": verdict_}  # fmt: skip
+
+
+def _stable_runs(claim: dict, part: pd.DataFrame, fixed: dict) -> str:
+    """'method s/n, baseline s/n': each side's runs with a finite metric (stable), of
+    all its runs, in the claim's cell (a degrades_less claim's worse end)."""
+    cells = _cells(claim, part, fixed) if len(part) else ""
+    if isinstance(cells, str):
+        return ""
+    out = []
+    for method in (claim["method"], claim["baseline"]):
+        cell = fixed.get(method, cells[0][1])
+        at = _same(part.n_train, cell["n_train"]) & _same(part.dt, cell["dt"])
+        hit = part[(part.method == method) & at]
+        if len(hit):
+            out.append(f"{method} {int(np.isfinite(hit.value).sum())}/{len(hit)}")
+    return ", ".join(out)
 
 
 def _paired_terms(claim: dict, part: pd.DataFrame, cells, fixed: dict, draws: dict):
@@ -328,11 +348,13 @@ def claims_markdown(table: pd.DataFrame) -> str:
         "end' is the plain method - baseline difference at the axis's hardest cell; the "
         "claim holds only when both CIs lie below zero. A within claim holds when the CI "
         "lies below its margin; an at_least claim's effect is the metric itself, and it "
-        "holds when the CI lies above the threshold (baseline column).",
+        "holds when the CI lies above the threshold (baseline column). Stable runs: "
+        "each side's runs that finished without blowing up, of those run, in the claim's "
+        "cell (at the worse end); the effect uses the seeds where both sides were stable.",
         "",
         "| claim | system | metric | method vs baseline | cells | effect [95 % CI] "
-        "| at the worse end [95 % CI] | seeds | verdict |",
-        "|---|---|---|---|---|---:|---:|---:|---|",
+        "| at the worse end [95 % CI] | seeds | stable runs | verdict |",
+        "|---|---|---|---|---|---:|---:|---:|---|---|",
     ]
     for r in table.itertuples():
         effect = (
@@ -347,10 +369,11 @@ def claims_markdown(table: pd.DataFrame) -> str:
         )
         lines.append(
             f"| {r.claim} | {r.system} | {r.metric} | {r.method} vs {r.baseline} ({r.kind}) "
-            f"| {r.cells} | {effect} | {far} | {r.n_seeds} | **{r.verdict}** |"
+            f"| {r.cells} | {effect} | {far} | {r.n_seeds} | {r.stable_runs} "
+            f"| **{r.verdict}** |"
         )
     if table.empty:
-        lines.append("| (no claims in the config) | | | | | | | | |")
+        lines.append("| (no claims in the config) | | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
