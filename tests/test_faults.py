@@ -68,6 +68,9 @@ def killed_run(args, cwd, checkpoint: Path, rng) -> subprocess.CompletedProcess:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    # a step removes its checkpoint once its outputs are written: gone here means the
+    # kill landed while the process was exiting, not in the middle of the run
+    assert checkpoint.exists(), "finished its work before it was killed: make the run longer"
     return proc
 
 
