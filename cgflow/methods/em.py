@@ -177,8 +177,9 @@ def em_trainer(free_energy_fn, train: Frames, val: Frames, batch_size: int, opt,
         metrics = {"train_loss": value, "force_loss": force, "energy_loss": energy}
         return FMState(optax.apply_updates(state.params, updates), opt_state), metrics
 
-    val_loss = jax.jit(lambda p: loss(p, val)[0])
-    return Trainer(init, step, lambda st: st.params, pure=True, validate=val_loss)
+    val_loss = jax.jit(lambda p, data: loss(p, data)[0])  # data an argument (see fm)
+    return Trainer(init, step, lambda st: st.params, pure=True,
+                   validate=lambda p: val_loss(p, val))  # fmt: skip
 
 
 def train(problem: Problem, settings: EMSettings, key) -> Trained:

@@ -101,8 +101,12 @@ def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt) -> Trainer
         updates, opt_state = opt.update(g, state.opt_state, state.params)
         return FMState(optax.apply_updates(state.params, updates), opt_state), {"train_loss": value}
 
-    val = jax.jit(lambda p: loss(p, R_va, F_va))
-    return Trainer(init, step, lambda st: st.params, pure=True, validate=val)
+    # the validation frames are arguments, not constants of the program: XLA would
+    # otherwise fold the loss's data-only parts at compile time (14 s per scatter
+    # on a 128-bead water box)
+    val_loss = jax.jit(loss)
+    return Trainer(init, step, lambda st: st.params, pure=True,
+                   validate=lambda p: val_loss(p, R_va, F_va))  # fmt: skip
 
 
 def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key, log=None,
