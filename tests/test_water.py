@@ -9,7 +9,7 @@ import openmm.unit as unit
 import pytest
 
 from cgflow.analysis.structure import adf, adf_counts, pair_distance_counts, rdf_of_counts
-from cgflow.io import load_dataset, write_trajectory
+from cgflow.io import load_dataset, read_json, write_trajectory
 from cgflow.mapping import apply_map
 from cgflow.systems.water import Water, WaterMD
 
@@ -87,6 +87,10 @@ def test_a_short_reference_run_is_liquid_water(tmp_path):
     assert data["positions"].shape == (40, 192, 3) and data["box"].shape == (40, 3, 3)
     assert abs(data["temperature"].mean() - 300.0) < 30.0
     assert -46 < data["energies"].mean() / 64 < -36
+    # the molecular virial pressure: TIP3P is denser than 0.997 g/cm^3 at 1 bar, so a
+    # few hundred bar; the ideal-gas term alone is 1,380 bar, its sign flipped 2,760
+    assert data["pressure_bar"].shape == (40,)
+    assert -700 < data["pressure_bar"].mean() < 1100, data["pressure_bar"].mean()
     R, _ = apply_map(w.mappings()["oxygen"], data["positions"], data["forces"])
     r, g = rdf(R, np.diag(data["box"][0]), 0.6, 60)
     assert 0.26 < r[np.argmax(g)] < 0.30 and g.max() > 2.0
@@ -199,7 +203,9 @@ def test_evaluate_scores_a_liquid_on_its_structure(tmp_path):
     sample_openmm(w.openmm_setup(), 300.0, md, tmp_path / "aa.npz", io.StringIO(), w.describe())
     data, _ = load_dataset(tmp_path / "aa.npz")
     R, _ = apply_map(w.mappings()["com"], data["positions"], data["forces"])
-    save_dataset(tmp_path / "test.npz", {"positions": R[60:]}, {"kT": w.kT(300)})
+    pressure = data["pressure_bar"]
+    test = {"positions": R[60:], "pressure_bar": pressure[60:]}
+    save_dataset(tmp_path / "test.npz", test, {"kT": w.kT(300)})
     config = validate_config({
         "seeds": [0], "methods": {"fm": {}},
         "systems": {"water": {"potential": {"n_molecules": 64, "cutoff_nm": 0.6},
@@ -211,7 +217,11 @@ def test_evaluate_scores_a_liquid_on_its_structure(tmp_path):
     scores = {}
     jitter = 0.04 * np.random.default_rng(0).standard_normal(R[:60].shape)
     for name, frames in (("same liquid", R[:60]), ("jittered", R[:60] + jitter)):
-        samples = {"positions": frames, "replica": np.arange(60) % 6}
+        samples = {
+            "positions": frames,
+            "replica": np.arange(60) % 6,
+            "pressure_bar": pressure[:60] + (1000.0 if name == "jittered" else 0.0),
+        }
         save_dataset(tmp_path / f"{name}.npz", samples, {"kT": w.kT(300)})
         run = {"system": "water", "mapping": "com", "method": name, "n_train": 60, "seed": 0,
                "dt": 0.002, "temperature": 300.0, "run_dir": str(tmp_path)}  # fmt: skip
@@ -225,6 +235,14 @@ def test_evaluate_scores_a_liquid_on_its_structure(tmp_path):
     assert np.isfinite(same["rdf_rmse"]) and np.isfinite(same["adf_rmse"])
     assert same["rdf_rmse"] < 0.25 and jittered["rdf_rmse"] > 2 * same["rdf_rmse"]
     assert jittered["adf_rmse"] > 1.5 * same["adf_rmse"]
+    # the pressure: the same liquid's mean within its CI of the other half's, and a
+    # sample 1000 bar off found 1000 bar off
+    record = read_json(tmp_path / "same liquid" / "metrics.json")
+    low, high = record["ci95"]["pressure_error_bar"]
+    assert low < 0 < high and high - low < 1000
+    assert same["pressure_bar"] == pytest.approx(pressure[:60].mean())
+    assert same["reference_pressure_bar"] == pytest.approx(pressure[60:].mean())
+    assert jittered["pressure_error_bar"] == pytest.approx(1000 + same["pressure_error_bar"])
 
 
 def test_a_water_config_is_checked_for_what_works_in_a_box():

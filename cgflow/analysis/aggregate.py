@@ -112,6 +112,7 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
     text = (
         benchmark_markdown(table, noise_floors(df, primary, records))
         + differences_markdown(diffs)
+        + pressure_markdown(df, draws)
         + speed_markdown(records)
     ).encode()
     atomic_write(out_csv.with_name("benchmark.md"), lambda fh: fh.write(text))
@@ -269,6 +270,42 @@ def benchmark_markdown(table: pd.DataFrame, floors: dict | None = None) -> str:
             for dt in dts:
                 hit = row[row.dt == dt]
                 cells.append(_cell(hit.iloc[0]) if len(hit) else "")
+            lines.append(f"| {method} | {n_train_label(n_train)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def pressure_markdown(df: pd.DataFrame, draws: dict) -> str:
+    """The virial pressure of the models of periodic systems (bar): per system,
+    rows (method, n_train), columns dt, mean over seeds [95 % CI], under the test
+    reference's pressure and the training reference's. Empty without pressures."""
+    rows = df[df.metric == "pressure_bar"]
+    if rows.empty:
+        return ""
+    table = benchmark_table(df, {s: "pressure_bar" for s in rows.system.unique()}, draws)
+    refs = df[(df.method == REFERENCE) & df.metric.isin(["pressure_bar", "reference_pressure_bar"])]
+    lines = []
+    for (system, mapping, temperature), part in table.groupby(
+        ["system", "mapping", "temperature"], sort=True
+    ):
+        dts = sorted(part.dt.unique())
+        lines += [f"## {system} / {mapping} / T = {temperature:g}: virial pressure (bar; "
+                  "mean over seeds [95 % CI])", ""]  # fmt: skip
+        here = refs[(refs.system == system) & (refs.mapping == mapping)
+                    & (refs.temperature == temperature)]  # fmt: skip
+        for metric, label in (("reference_pressure_bar", "test reference"),
+                              ("pressure_bar", "training reference")):  # fmt: skip
+            for r in here[here.metric == metric].itertuples():
+                lines.append(f"- {label}: {r.value:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]")
+        lines += ["", "| method | n_train | " + " | ".join(map(dt_label, dts)) + " |",
+                  "|---|---:|" + "---:|" * len(dts)]  # fmt: skip
+        for (method, n_train), row in part.groupby(["method", "n_train"], sort=True):
+            cells = []
+            for dt in dts:
+                hit = row[row.dt == dt]
+                r = hit.iloc[0] if len(hit) else None
+                cells.append("" if r is None or not np.isfinite(r["mean"]) else
+                             f"{r['mean']:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]")  # fmt: skip
             lines.append(f"| {method} | {n_train_label(n_train)} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

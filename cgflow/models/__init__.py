@@ -2,6 +2,7 @@
 
 from cgflow.models.energy import (
     at_temperature,
+    box_scaling_derivative,
     build_energy,
     build_free_energy,
     init_params,
@@ -14,6 +15,7 @@ from cgflow.models.prior import fit_prior, prior_energy
 
 __all__ = [
     "at_temperature",
+    "box_scaling_derivative",
     "build_energy",
     "build_free_energy",
     "is_temperature_aware",

@@ -247,6 +247,23 @@ def build_energy(desc: dict):
     return lambda params, R: free_energy_fn(params, R, kT)
 
 
+def box_scaling_derivative(desc: dict):
+    """Return ``du_ds(params, R) -> scalar`` for a periodic model: the derivative of
+    its energy at s = 1 when the box and the beads are scaled by s (all pairs,
+    minimum image; the cutoffs stay), the virial term of the CG pressure
+    ``cgflow.units.pressure_bar``. Differentiates through the box as well as the
+    positions, so what depends on the box only through minimum images is right."""
+    if desc.get("box") is None:
+        raise ValueError("a pressure needs a periodic model (a description with a box)")
+    box = jnp.asarray(desc["box"], jnp.float32)
+
+    def scaled(s, params, R):
+        return build_energy({**desc, "box": s * box})(params, s * R)
+
+    grad = jax.grad(scaled)
+    return lambda params, R: grad(jnp.float32(1.0), params, R)
+
+
 def init_params(desc: dict, key):
     if desc["network"]["type"] == "none":
         return {}

@@ -97,7 +97,9 @@ def sample_openmm(setup, temperature: float, md, out, log, description: dict) ->
         fingerprint with the settings).
 
     Writes ``out`` (.npz: positions, forces (frames, solute atoms, 3), energies
-    (frames,), box (frames, 3, 3), instantaneous kinetic temperature (frames,)), its
+    (frames,), box (frames, 3, 3), instantaneous kinetic temperature (frames,), and for
+    a periodic box whose every particle is saved the molecular virial pressure
+    ``pressure_bar`` (frames,)), its
     JSON metadata (kT, units, platform, ns/day, settings) and ``out`` with suffix
     ``.h5``: the solute trajectory for MDTraj.
     """
@@ -167,6 +169,8 @@ def sample_openmm(setup, temperature: float, md, out, log, description: dict) ->
     wall = time.perf_counter() - t0
     ns_per_day = steps_run * dt_ps / 1000.0 / wall * 86400.0 if wall > 0 else float("nan")
     print(f"sample: {n_frames} frames, {ns_per_day:.1f} ns/day", file=log, flush=True)
+    if system.usesPeriodicBoundaryConditions() and len(solute) == system.getNumParticles():
+        frames["pressure_bar"] = _pressure(sim.context, topology, system, frames, kT, log)
     meta = {
         "system": description,
         "temperature": temperature,
@@ -188,6 +192,23 @@ def sample_openmm(setup, temperature: float, md, out, log, description: dict) ->
     save_dataset(out, frames, meta)
     partial.unlink(missing_ok=True)
     return meta
+
+
+def _pressure(context, topology, system, frames: dict, kT: float, log) -> np.ndarray:
+    """Per-frame molecular virial pressure (bar) of a box whose every particle is
+    saved (:mod:`cgflow.reference.pressure`); overwrites the context's state."""
+    from cgflow.reference.pressure import box_scaling_derivative, molecules_of
+    from cgflow.units import pressure_bar
+
+    t0 = time.perf_counter()
+    molecule = molecules_of(topology)
+    masses = np.array([system.getParticleMass(i)._value for i in range(system.getNumParticles())])
+    du_ds = box_scaling_derivative(context, frames["positions"], frames["box"], molecule, masses)
+    volume = np.abs(np.linalg.det(frames["box"].astype(float)))
+    p = pressure_bar(du_ds, int(molecule.max()) + 1, kT, volume)
+    print(f"sample: molecular virial pressure {p.mean():.0f} bar (per-frame sd {p.std():.0f}), "
+          f"{time.perf_counter() - t0:.1f} s", file=log, flush=True)  # fmt: skip
+    return p
 
 
 def _degrees_of_freedom(system) -> int:

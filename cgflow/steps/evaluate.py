@@ -260,10 +260,12 @@ def _latent(system, cg_map, samples: dict, run: dict):
 
 
 def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rng=None,
-          target: ExactTarget | None = None, frame_interval: float | None = None):  # fmt: skip
+          target: ExactTarget | None = None, frame_interval: float | None = None,
+          reference_pressure=None):  # fmt: skip
     """The system's metrics for CG ``samples`` (``positions``, and ``replica`` where
     they come from CG replicas): against the exact profile (``profile_1d``) or
-    against ``reference`` positions (``surface_2d``).
+    against ``reference`` positions (``surface_2d``, ``structure``). A liquid's
+    samples with a ``pressure_bar`` are scored against ``reference_pressure`` too.
 
     Returns:
       (metrics, 95 % CIs, bootstrap draws, curves, raw RMSEs, how the frames were
@@ -286,6 +288,13 @@ def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rn
         box = np.full(3, system.box_nm)
         scored = score_structure(samples["positions"], groups, reference, ref_groups, box,
                                  settings, rng)  # fmt: skip
+        if "pressure_bar" in samples and reference_pressure is not None:
+            from cgflow.analysis.structure import score_pressure
+
+            pressure = score_pressure(samples["pressure_bar"], groups, reference_pressure,
+                                      ref_groups, rng)  # fmt: skip
+            for part, found in zip(scored[:3], pressure, strict=True):
+                part.update(found)
         return (*scored, {"samples": info, "reference": ref_info})
     grid = surface_grid(system, settings)
     scored = score_surface(values, groups, ref_values, ref_groups, grid, rng, names=system.cv_names)
@@ -340,15 +349,25 @@ def evaluate_step(
     bootstrap: dict = {"n_boot": stats.N_BOOT}
     target = exact_target(system, settings, kT) if system.figure_kind == "profile_1d" else None
     if status["stable"] and samples["positions"].shape[0] > 0:
-        reference = None
+        reference, reference_pressure = None, None
         if target is None:
             if not reference_path:
                 raise ValueError(f"{system.type}: scoring needs a reference data set")
-            reference = load_dataset(reference_path, required=("positions",))[0]["positions"]
+            ref_data = load_dataset(reference_path, required=("positions",))[0]
+            reference, reference_pressure = ref_data["positions"], ref_data.get("pressure_bar")
         rng = np.random.default_rng(run_seed(run))
         interval = getattr(reference_settings(system, study.entry), "save_interval_ps", None)
         values, cis, draws, curves, raw, groups = score(
-            system, cg_map, settings, samples, kT, reference, rng, target, interval
+            system,
+            cg_map,
+            settings,
+            samples,
+            kT,
+            reference,
+            rng,
+            target,
+            interval,
+            reference_pressure,
         )
         metrics.update(values)
         bootstrap.update(groups)

@@ -28,7 +28,8 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
                   transfer: bool = False) -> dict:  # fmt: skip
     """Simulate a trained model at time step ``dt``; write samples.npz and status.json.
 
-    Replicas start from frames of the run's own training split. Bonds of a bonded
+    Replicas start from frames of the run's own training split (a periodic model's
+    samples carry the virial pressure of each frame, ``pressure_bar``). Bonds of a bonded
     prior are watched for stretching. For systems with a CG topology the trajectory
     is also written as ``trajectory.h5`` (MDTraj), and ``status.json`` gives ns/day
     per replica and summed over replicas. With a ``checkpoint`` file, a killed run
@@ -93,10 +94,16 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     if desc["units"]["time"] == "ps":
         status["ns_per_day_per_replica"] = status["time_per_day_per_replica"] / 1000.0
         status["ns_per_day_all_replicas"] = status["time_per_day_all_replicas"] / 1000.0
+    arrays = {"positions": positions, "replica": np.repeat(np.arange(n_rep), n_t)}
+    if desc.get("box") is not None and positions.shape[0]:
+        from cgflow.simulate.pressure import model_pressure
+
+        arrays["pressure_bar"] = model_pressure(desc, params, positions)
+        print(f"simulate: virial pressure {arrays['pressure_bar'].mean():.0f} bar", file=log)
     out_dir = Path(out_dir)
     status["samples_write_id"] = save_dataset(
         out_dir / "samples.npz",
-        {"positions": positions, "replica": np.repeat(np.arange(n_rep), n_t)},
+        arrays,
         {
             "kT": desc["kT"],
             "units": desc["units"],
