@@ -275,3 +275,14 @@ def test_re_can_keep_the_model_whose_samples_are_closest_to_held_out_frames():
     k_best, h_best, _ = _harmonic_run(best, R_val=R_val)
     assert [h["val_loss"] for h in h_best] == [h["val_mmd"] for h in h_best]
     assert k_best == pytest.approx(2.0, rel=0.2), k_best
+
+
+def test_re_stops_when_its_relative_entropy_estimate_runs_away():
+    """With divergence_nats tiny, the first fall of the S_rel estimate (k moves from
+    1 toward 4) stops the run as diverged; with 0 it never stops."""
+    kw = dict(learning_rate=0.05, n_updates=6, n_replicas=8, equilibration_steps=10,
+              sample_steps=100, save_every=10)  # fmt: skip
+    with pytest.raises(FloatingPointError, match="S_rel estimate ran away"):
+        _harmonic_run(RESettings(**kw, divergence_nats=1e-6))
+    _, history, _ = _harmonic_run(RESettings(**kw, divergence_nats=0.0))
+    assert len(history) == 6 and history[-1]["loss"] < history[0]["loss"] - 1e-6

@@ -76,6 +76,12 @@ class RESettings(Settings):
         by the squared MMD (``val_mmd``, logged in every mode): a score that looks
         at where the samples are, so a model exploiting its integrator's error
         cannot fool it.
+      divergence_nats: stop when the S_rel estimate (``loss``, nats per frame) has
+        fallen this far below its first value (0: never). S_rel is bounded below
+        (by the reference's entropy), so a runaway estimate means the samples no
+        longer inform the reweighting: the model digs wells its integrator steps
+        over, or the learning rate is too high. The run is then recorded as
+        diverged (an unusable model, scored unstable), not trained on for nothing.
     """
 
     block = "methods.re"
@@ -102,6 +108,13 @@ class RESettings(Settings):
         doc="last (after n_updates, as Thaler et al.), best_held_out (lowest relative "
         "entropy on the validation split) or best_sample_score (CG samples closest to the "
         "validation frames in the collective variables, squared MMD)",
+    )
+
+    divergence_nats: float = setting(
+        1000.0,
+        ge=0,
+        doc="stop when the S_rel estimate falls this far below its first value "
+        "(nats per frame; 0: never)",
     )
 
     def memory_bytes(self, n_beads: int, dim: int, width: int) -> int:

@@ -145,6 +145,26 @@ def lnz_difference(w_forward: np.ndarray, w_reverse: np.ndarray) -> tuple[float,
     return -df, ddf
 
 
+class RunawayGuard:
+    """Raises FloatingPointError when the S_rel estimate falls more than ``nats``
+    below the first value it was called with (0: never): a runaway estimate, whose
+    samples no longer inform the reweighting (``RESettings.divergence_nats``)."""
+
+    def __init__(self, nats: float, dt: float):
+        self.nats, self.dt, self.first = nats, dt, None
+
+    def __call__(self, loss: float) -> None:
+        if self.first is None:
+            self.first = loss
+        if self.nats and loss < self.first - self.nats:
+            raise FloatingPointError(
+                f"re: the S_rel estimate ran away, from {self.first:.4g} to {loss:.4g} "
+                f"nats per frame (more than divergence_nats {self.nats:g}): the samples "
+                f"no longer inform the reweighting; the model exploits its integrator "
+                f"(dt {self.dt}) or the learning rate is too high"
+            )
+
+
 def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
                integrator: IntegratorSettings, opt, R_val=None,
                features=None) -> Trainer:  # fmt: skip
@@ -225,6 +245,8 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
         w_reverse = beta * (np.asarray(u_gen_new, np.float64) - np.asarray(new.U_old, np.float64))
         return lnz_difference(w_forward, w_reverse)
 
+    guard = RunawayGuard(s.divergence_nats, integrator.dt)
+
     def step(state: REState, key):
         t_sim, resimulated, anchor, lnz_se = 0.0, False, state.lnz_anchor, math.nan
         stale = None
@@ -260,6 +282,7 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
             "lnz_bar_se": lnz_se,
             "force_evaluations": float(n_force_per_resim * resimulated),
         }
+        guard(metrics["loss"])
         return state._replace(params=params, opt_state=opt_state, lnz_anchor=anchor), metrics
 
     optional = ("lnz_bar_se", "val_srel", "val_mmd")
