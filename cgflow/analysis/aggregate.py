@@ -253,7 +253,6 @@ def benchmark_markdown(table: pd.DataFrame, floors: dict | None = None) -> str:
     groups = table.groupby(["system", "mapping", "temperature", "metric"], sort=True)
     for key, part in groups:
         system, mapping, temperature, metric = key
-        dts = sorted(part.dt.unique())
         lines += [
             f"## {system} / {mapping} / T = {temperature:g}: {metric} "
             f"(mean over seeds [95 % CI]; lower is better)",
@@ -261,18 +260,22 @@ def benchmark_markdown(table: pd.DataFrame, floors: dict | None = None) -> str:
         ]
         if key in floors:
             lines += [f"Noise floor: {floors[key]}.", ""]
-        lines += [
-            "| method | n_train | " + " | ".join(map(dt_label, dts)) + " |",
-            "|---|---:|" + "---:|" * len(dts),
-        ]
-        for (method, n_train), row in part.groupby(["method", "n_train"], sort=True):
-            cells = []
-            for dt in dts:
-                hit = row[row.dt == dt]
-                cells.append(_cell(hit.iloc[0]) if len(hit) else "")
-            lines.append(f"| {method} | {n_train_label(n_train)} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _dt_table(part, _cell)
     return "\n".join(lines)
+
+
+def _dt_table(part: pd.DataFrame, cell) -> list[str]:
+    """Markdown lines of one benchmark-table group: rows (method, n_train), columns
+    dt, each cell ``cell(row)`` of its benchmark_table row (empty where none), and a
+    blank line."""
+    dts = sorted(part.dt.unique())
+    lines = ["| method | n_train | " + " | ".join(map(dt_label, dts)) + " |",
+             "|---|---:|" + "---:|" * len(dts)]  # fmt: skip
+    for (method, n_train), row in part.groupby(["method", "n_train"], sort=True):
+        hits = [row[row.dt == dt] for dt in dts]
+        cells = [cell(hit.iloc[0]) if len(hit) else "" for hit in hits]
+        lines.append(f"| {method} | {n_train_label(n_train)} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def pressure_markdown(df: pd.DataFrame, draws: dict) -> str:
@@ -288,7 +291,6 @@ def pressure_markdown(df: pd.DataFrame, draws: dict) -> str:
     for (system, mapping, temperature), part in table.groupby(
         ["system", "mapping", "temperature"], sort=True
     ):
-        dts = sorted(part.dt.unique())
         lines += [f"## {system} / {mapping} / T = {temperature:g}: virial pressure (bar; "
                   "mean over seeds [95 % CI])", ""]  # fmt: skip
         here = refs[(refs.system == system) & (refs.mapping == mapping)
@@ -297,18 +299,14 @@ def pressure_markdown(df: pd.DataFrame, draws: dict) -> str:
                               ("pressure_bar", "training reference")):  # fmt: skip
             for r in here[here.metric == metric].itertuples():
                 lines.append(f"- {label}: {r.value:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]")
-        lines += ["", "| method | n_train | " + " | ".join(map(dt_label, dts)) + " |",
-                  "|---|---:|" + "---:|" * len(dts)]  # fmt: skip
-        for (method, n_train), row in part.groupby(["method", "n_train"], sort=True):
-            cells = []
-            for dt in dts:
-                hit = row[row.dt == dt]
-                r = hit.iloc[0] if len(hit) else None
-                cells.append("" if r is None or not np.isfinite(r["mean"]) else
-                             f"{r['mean']:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]")  # fmt: skip
-            lines.append(f"| {method} | {n_train_label(n_train)} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += [""] + _dt_table(part, _pressure_cell)
     return "\n".join(lines)
+
+
+def _pressure_cell(r) -> str:
+    if not np.isfinite(r["mean"]):
+        return ""
+    return f"{r['mean']:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]"
 
 
 def speed_markdown(records: list[dict]) -> str:
