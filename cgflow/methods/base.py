@@ -46,6 +46,9 @@ class Problem:
         declared ``aa_energies``; else None.
       kT_train, kT_val: the thermal energy each frame was sampled at (n,), (m,), for
         methods trained across temperatures; else None (all at ``kT``).
+      pairs: a periodic SchNet model's pair lister (:class:`cgflow.models.pairs.
+        FramePairs`): methods that list their frames' pairs within the cutoff
+        (fm, re) evaluate the model on those alone; None: all pairs.
     """
 
     energy_fn: Callable
@@ -68,6 +71,7 @@ class Problem:
     U_val: np.ndarray | None = None
     kT_train: np.ndarray | None = None
     kT_val: np.ndarray | None = None
+    pairs: Any = None
 
 
 class Trained(NamedTuple):

@@ -22,6 +22,7 @@ from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
 from cgflow.methods.options import FMSettings
+from cgflow.models.pairs import FramePairs, PairList
 
 SETTINGS = FMSettings  # defined in cgflow.methods.options, which imports no JAX
 
@@ -39,11 +40,18 @@ class FMState(NamedTuple):
 
 
 def force_loss_fn(energy_fn):
-    """``loss(params, R, F) -> scalar``: mean squared force error per component."""
-    force_fn = jax.vmap(lambda p, R: -jax.grad(energy_fn, argnums=1)(p, R), (None, 0))
+    """``loss(params, R, F, pairs=None) -> scalar``: mean squared force error per
+    component; with ``pairs`` (frames, 2, capacity), each frame's pair list
+    (:mod:`cgflow.models.pairs`) reaches ``energy_fn`` as its ``neighbor``."""
 
-    def loss(params, R, F):
-        return jnp.mean((force_fn(params, R) - F) ** 2)
+    def force(params, R, idx):
+        if idx is None:
+            return -jax.grad(energy_fn, argnums=1)(params, R)
+        return -jax.grad(lambda R: energy_fn(params, R, neighbor=PairList(idx)))(R)
+
+    def loss(params, R, F, pairs=None):
+        axis = None if pairs is None else 0
+        return jnp.mean((jax.vmap(force, (None, 0, axis))(params, R, pairs) - F) ** 2)
 
     return loss
 
@@ -72,7 +80,8 @@ def validated_schedule(settings: FMSettings, name: str) -> Schedule:
     )
 
 
-def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt) -> Trainer:
+def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt,
+               pairs: FramePairs | None = None) -> Trainer:  # fmt: skip
     """Force matching as init/step over FMState.
 
     Args:
@@ -81,11 +90,17 @@ def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt) -> Trainer
         empty (then the training frames are scored).
       batch_size: frames per step.
       opt: an Optax GradientTransformation.
+      pairs: a periodic model's pair lister: every frame is listed once, and the
+        model sees only its pairs within the cutoff (None: all pairs).
     """
     R_tr, F_tr = (jnp.asarray(a, jnp.float32) for a in data_train)
     R_va, F_va = (jnp.asarray(a, jnp.float32) for a in data_val)
     if R_va.shape[0] == 0:
         R_va, F_va = R_tr, F_tr
+    P_tr = P_va = None
+    if pairs is not None:  # listed once: the frames never move
+        P_tr, P_va = pairs(R_tr), pairs(R_va)
+        P_tr, P_va = pairs.fit(P_tr), pairs.fit(P_va)
     n = R_tr.shape[0]
     batch = min(batch_size, n)
     loss = force_loss_fn(energy_fn)
@@ -97,7 +112,8 @@ def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt) -> Trainer
 
     def step(state: FMState, key):
         idx = jax.random.randint(key, (batch,), 0, n)
-        value, g = grad_fn(state.params, R_tr[idx], F_tr[idx])
+        P = None if P_tr is None else P_tr[idx]
+        value, g = grad_fn(state.params, R_tr[idx], F_tr[idx], P)
         updates, opt_state = opt.update(g, state.opt_state, state.params)
         return FMState(optax.apply_updates(state.params, updates), opt_state), {"train_loss": value}
 
@@ -106,11 +122,12 @@ def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt) -> Trainer
     # on a 128-bead water box)
     val_loss = jax.jit(loss)
     return Trainer(init, step, lambda st: st.params, pure=True,
-                   validate=lambda p: val_loss(p, R_va, F_va))  # fmt: skip
+                   validate=lambda p: val_loss(p, R_va, F_va, P_va))  # fmt: skip
 
 
 def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key, log=None,
-             checkpoint=None, stop_after=None, inputs: str = ""):  # fmt: skip
+             checkpoint=None, stop_after=None, inputs: str = "",
+             pairs: FramePairs | None = None):  # fmt: skip
     """Fit ``params`` of ``energy_fn`` to mapped forces.
 
     Returns:
@@ -118,7 +135,7 @@ def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key,
       loss, and one dict per check with ``step, train_loss, val_loss, wall_time_s``.
     """
     s = settings
-    trainer = fm_trainer(energy_fn, data_train, data_val, s.batch_size, optimizer(s))
+    trainer = fm_trainer(energy_fn, data_train, data_val, s.batch_size, optimizer(s), pairs)
     schedule = validated_schedule(s, "fm")
     fp = fingerprint(s.to_dict(), [list(a.shape) for a in (*data_train, *data_val)], inputs)
     return fit(trainer, params, key, schedule, checkpoint, fp, log, stop_after)
@@ -137,6 +154,7 @@ def train(problem: Problem, settings: FMSettings, key) -> Trained:
         p.log,
         p.checkpoint,
         inputs=p.inputs,
+        pairs=p.pairs,
     )
     info = {
         "settings": settings.to_dict(),
@@ -144,6 +162,7 @@ def train(problem: Problem, settings: FMSettings, key) -> Trained:
         "best_val_loss": min((h["val_loss"] for h in history), default=math.nan),
         "n_fit": int(p.R_train.shape[0]),
         "n_val": int(p.R_val.shape[0]),
+        **({"pair_lists": p.pairs.describe()} if p.pairs is not None else {}),
         # the cost, comparable with RE's: one force (and its parameter gradient) per
         # frame of every batch; validation passes not counted
         "cost": {

@@ -50,7 +50,8 @@ from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
 from cgflow.methods.options import RESettings
-from cgflow.models.batch import energies_fn, weighted_grad_fn
+from cgflow.models.batch import energies_fn, n_frames, weighted_grad_fn
+from cgflow.models.pairs import FramePairs
 from cgflow.simulate.replicas import Replicas, replica_runner
 from cgflow.simulate.settings import IntegratorSettings
 
@@ -107,7 +108,8 @@ def re_gradient_fn(energy_fn, beta: float, n_beads: int):
     The gradient is beta (<dU/dtheta>_ref - sum_i w_i dU/dtheta(x_i)), with w the
     reweighting weights of the CG samples X_cg (held constant), so that for X_cg
     drawn from the current model it estimates grad S_rel. Frames of ``n_beads``
-    beads go through the network a chunk at a time (:mod:`cgflow.models.batch`).
+    beads (or ``(R, idx)`` with their pair lists) go through the network a chunk at
+    a time (:mod:`cgflow.models.batch`).
     """
     energies = energies_fn(energy_fn, n_beads)
     weighted_grad = weighted_grad_fn(energy_fn, n_beads)
@@ -115,9 +117,10 @@ def re_gradient_fn(energy_fn, beta: float, n_beads: int):
     def grad(params, X_ref, X_cg, U_old):
         u_cg = energies(params, X_cg)
         w = jax.nn.softmax(-beta * (u_cg - U_old))
-        n_ref = X_ref.shape[0]
+        n_ref = n_frames(X_ref)
         c = jnp.concatenate([jnp.full((n_ref,), 1.0 / n_ref, w.dtype), -w])
-        u, g = weighted_grad(params, jnp.concatenate([X_ref, X_cg]), c)
+        both = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), X_ref, X_cg)
+        u, g = weighted_grad(params, both, c)
         return jax.tree.map(lambda a: beta * a, g), u_cg, jnp.mean(u[:n_ref])
 
     return grad
@@ -165,9 +168,63 @@ class RunawayGuard:
             )
 
 
+def _sampler(energy_fn, kT, integrator, n_beads, save_every, n_saves, pairs):
+    """RE's replica runner: in free space, or in the box of ``pairs`` with
+    neighbour lists (the CG simulator's runner)."""
+    box, cutoff = (None, None) if pairs is None else (pairs.box, pairs.cutoff)
+    return replica_runner(energy_fn, kT, integrator, n_beads, save_every, n_saves, box, cutoff)
+
+
+def _with_lists(runner, reps: Replicas) -> Replicas:
+    """Replicas with fresh neighbour lists where the runner uses them, at the
+    capacity in use (a new capacity would compile the runner again). RE's state
+    keeps none, so its checkpoints do not depend on their capacity."""
+    if runner.neighbors is None:
+        return reps
+    return reps._replace(nbrs=runner.neighbors.refresh(reps.state.position))
+
+
+class FrameLists:
+    """RE's frames as the model takes them: positions, or with a pair lister
+    ``(positions, pair lists)``. The reference and validation frames are listed
+    once; a CG sample set when it is first met (the last one is kept)."""
+
+    def __init__(self, pairs: FramePairs | None, R_ref, R_val):
+        self.pairs, self._R = pairs, (R_ref, R_val)
+        self._lists = None if pairs is None else [pairs(R_ref), pairs(R_val)]
+        self._last = (None, None)
+
+    def __call__(self, X):
+        if self.pairs is None:
+            return X
+        if self._last[0] is not X:
+            self._last = (X, self.pairs(X))
+        return X, self.pairs.fit(self._last[1])
+
+    def _listed(self, k: int):
+        if self.pairs is None:
+            return self._R[k]
+        self._lists[k] = self.pairs.fit(self._lists[k])  # the capacity may have grown
+        return self._R[k], self._lists[k]
+
+    def all(self, X_cg):
+        """(CG samples, reference frames, validation frames), as the model takes them."""
+        X_cg = self(X_cg)  # first: its lists may grow the capacity
+        return X_cg, self._listed(0), self._listed(1)
+
+
+def _held_out(R_val, R_ref, features):
+    """(whether there are held-out frames, their sample score, the frames whose
+    relative entropy is logged: the held-out ones, else one reference frame)."""
+    has_val = R_val is not None and len(R_val) > 0
+    features = features or (lambda R: np.asarray(R, float).reshape(len(R), -1))
+    sample_score = mmd.HeldOutSampleScore(R_val, features) if has_val else None
+    return has_val, sample_score, jnp.asarray(R_val if has_val else R_ref[:1], jnp.float32)
+
+
 def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
                integrator: IntegratorSettings, opt, R_val=None,
-               features=None) -> Trainer:  # fmt: skip
+               features=None, pairs: FramePairs | None = None) -> Trainer:  # fmt: skip
     """RE as init/step over REState; each step is one parameter update.
 
     Args:
@@ -185,6 +242,9 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
         ``val_loss`` is the one ``settings.keep`` stops on.
       features: ``features(positions) -> (n, k)`` NumPy features the MMD compares
         (the system's collective variables); None: the flat positions.
+      pairs: a periodic model's pair lister: the replicas run in its box with
+        neighbour lists, and every frame the gradient or the reweighting evaluates
+        is listed once (None: free space, all pairs).
     """
     s, beta = settings, 1.0 / kT
     R_ref = jnp.asarray(R_ref, jnp.float32)
@@ -193,21 +253,19 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
     batch = min(s.ref_batch_size, n_ref)
     n_saves = s.sample_steps // s.save_every
     n_samples = n_saves * s.n_replicas
-    runner = replica_runner(energy_fn, kT, integrator, n_beads, s.save_every, n_saves)
+    runner = _sampler(energy_fn, kT, integrator, n_beads, s.save_every, n_saves, pairs)
     n_force_per_resim = s.n_replicas * (s.equilibration_steps + n_saves * s.save_every)
     grad_fn = re_gradient_fn(energy_fn, beta, n_beads)
     energies = jax.jit(energies_fn(energy_fn, n_beads))
-    has_val = R_val is not None and len(R_val) > 0
-    features = features or (lambda R: np.asarray(R, float).reshape(len(R), -1))
-    sample_score = mmd.HeldOutSampleScore(R_val, features) if has_val else None
-    R_val = jnp.asarray(R_val if has_val else R_ref[:1], jnp.float32)
+    has_val, sample_score, R_val = _held_out(R_val, R_ref, features)
+    listed = FrameLists(pairs, R_ref, R_val)
 
     @jax.jit
-    def update(params, opt_state, X_cg, U_old, key):
+    def update(params, opt_state, X_cg, X_ref, X_val, U_old, key):
         # without replacement: a training split no larger than the batch is used whole
         idx = jax.random.choice(key, n_ref, (batch,), replace=False)
-        g, u_cg, u_ref = grad_fn(params, R_ref[idx], X_cg, U_old)
-        u_val = jnp.mean(energies(params, R_val))
+        g, u_cg, u_ref = grad_fn(params, jax.tree.map(lambda a: a[idx], X_ref), X_cg, U_old)
+        u_val = jnp.mean(energies(params, X_val))
         updates, opt_state = opt.update(g, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, g, u_cg, u_ref, u_val
 
@@ -215,32 +273,34 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
         k_start, k_init = jax.random.split(key)
         pick = np.asarray(jax.random.randint(k_start, (s.n_replicas,), 0, R_start.shape[0]))
         reps = runner.init(k_init, R_start[pick], masses, params)
+        reps = reps._replace(nbrs=None)  # lists are made anew for every re-simulation
         X_cg = jnp.zeros((n_samples, n_beads, R_ref.shape[2]), jnp.float32)
         U0 = jnp.zeros(n_samples)
         return REState(params, opt.init(params), reps, X_cg, U0, params, 0.0, True)
 
     def resimulate(state: REState) -> REState:
-        p, reps = state.params, state.replicas
+        p, reps = state.params, _with_lists(runner, state.replicas)
         if s.equilibration_steps:
             reps = runner.advance(reps, p, s.equilibration_steps)
         reps, frames = runner.record(reps, p, n_saves)
         X_cg = jnp.swapaxes(frames, 0, 1).reshape((-1,) + frames.shape[2:])
-        U_old = energies(p, X_cg)
+        U_old = energies(p, listed(X_cg))
         if not (np.all(np.isfinite(np.asarray(X_cg))) and np.all(np.isfinite(U_old))):
             raise FloatingPointError(
                 f"re: the CG model blew up while sampling (dt {integrator.dt}); "
                 "lower methods.re.learning_rate or the time step"
             )
         return state._replace(
-            replicas=reps, X_cg=X_cg, U_old=U_old, gen_params=p, resim_needed=False
-        )
+            replicas=reps._replace(nbrs=None), X_cg=X_cg, U_old=U_old, gen_params=p,
+            resim_needed=False,
+        )  # fmt: skip
 
     def carry_lnz(old: REState, new: REState, u_cur_old) -> tuple[float, float]:
         """ln Z(new.gen_params) - ln Z(old.gen_params) and its standard error, by BAR
         between the old samples (energies under both parameter sets) and the new;
         where BAR finds no solution, the one-sided exponential average over the old
         samples, with a NaN standard error."""
-        u_gen_new = energies(old.gen_params, new.X_cg)
+        u_gen_new = energies(old.gen_params, listed(new.X_cg))
         w_forward = beta * (np.asarray(u_cur_old, np.float64) - np.asarray(old.U_old, np.float64))
         w_reverse = beta * (np.asarray(u_gen_new, np.float64) - np.asarray(new.U_old, np.float64))
         return lnz_difference(w_forward, w_reverse)
@@ -251,7 +311,7 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
         t_sim, resimulated, anchor, lnz_se = 0.0, False, state.lnz_anchor, math.nan
         stale = None
         if not state.resim_needed:  # reweight the samples we have to the current parameters
-            out = update(state.params, state.opt_state, state.X_cg, state.U_old, key)
+            out = update(state.params, state.opt_state, *listed.all(state.X_cg), state.U_old, key)
             w, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
             if n_eff < s.neff_threshold * n_samples:
                 stale = (state, out[3])  # ln Z is carried to the new samples by BAR
@@ -264,7 +324,7 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
             if stale is not None:
                 dlnz_bar, lnz_se = carry_lnz(stale[0], state, stale[1])
                 anchor += dlnz_bar
-            out = update(state.params, state.opt_state, state.X_cg, state.U_old, key)
+            out = update(state.params, state.opt_state, *listed.all(state.X_cg), state.U_old, key)
             w, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)
         params, opt_state, g, _, u_ref, u_val = out
         srel_val = beta * float(u_val) + anchor + dlnz if has_val else math.nan
@@ -292,7 +352,7 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
 def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RESettings,
              integrator: IntegratorSettings, key, checkpoint=None, log=None,
              stop_after: int | None = None, R_val=None, inputs: str = "",
-             features=None):  # fmt: skip
+             features=None, pairs: FramePairs | None = None):  # fmt: skip
     """Minimise the relative entropy of ``energy_fn`` to the reference frames ``R_ref``.
 
     Args are those of :func:`re_trainer`, plus the starting ``params``, a JAX ``key``,
@@ -311,8 +371,9 @@ def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RES
     s = settings
     R_ref = np.asarray(R_ref)
     trainer = re_trainer(
-        energy_fn, R_ref, R_start, masses, kT, s, integrator, optimizer(s), R_val, features
-    )
+        energy_fn, R_ref, R_start, masses, kT, s, integrator, optimizer(s), R_val, features,
+        pairs,
+    )  # fmt: skip
     schedule = Schedule(
         name="re",
         n_checks=s.n_updates,
@@ -334,6 +395,7 @@ def train(problem: Problem, settings: RESettings, key) -> Trained:
     params, history = train_re(
         p.energy_fn, params, p.R_train, p.R_train, p.masses, p.kT, settings, p.integrator,
         key, p.checkpoint, p.log, R_val=p.R_val, inputs=p.inputs, features=p.features,
+        pairs=p.pairs,
     )  # fmt: skip
     val = [h["val_loss"] for h in history]
     best = settings.keep != "last" and p.R_val.shape[0] and np.isfinite(val).any()
@@ -349,6 +411,7 @@ def train(problem: Problem, settings: RESettings, key) -> Trained:
         "kept_update": int(np.nanargmin(val)) if best else len(history),
         "n_fit": int(p.R_train.shape[0]),
         "n_val": int(p.R_val.shape[0]),
+        **({"pair_lists": p.pairs.describe()} if p.pairs is not None else {}),
         "timing": re_timing(history),
         # force evaluations of the CG sampling (the gradients add one energy
         # gradient per reference and CG frame per update, not counted)

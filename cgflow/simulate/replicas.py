@@ -59,6 +59,7 @@ class Neighbors:
         )
         self.status = {"cutoff": float(cutoff), "skin": float(skin), "reallocations": 0}
         self._extra = 0
+        self._one = None  # a list at the capacity in use
 
     def allocate(self, R, grow: bool = False):
         """Lists for replicas R (n, beads, dim), sized for the replica with most pairs
@@ -71,7 +72,17 @@ class Neighbors:
         lists = [self._fn.allocate(r, extra_capacity=self._extra) for r in R]
         largest = max(lists, key=lambda nb: nb.idx.shape[-1])
         self.status["capacity"] = int(largest.idx.shape[-1])
+        self._one = largest
         return jax.vmap(largest.update)(R)
+
+    def refresh(self, R):
+        """Lists for replicas R at the capacity in use (allocated on the first call),
+        so that programs compiled for it serve again; a list too small for R is
+        flagged as overflowed, which the runner answers by growing (see
+        :func:`_redo_on_overflow`)."""
+        if self._one is None:
+            return self.allocate(R)
+        return jax.vmap(self._one.update)(jnp.asarray(R))
 
     @staticmethod
     def overflowed(nbrs) -> bool:

@@ -26,6 +26,7 @@ from cgflow.io import atomic_write, check_output_folder, read_json
 from cgflow.methods.base import Problem
 from cgflow.methods.data import KEY_INIT, KEY_TRAIN, periodic_box, training_frames
 from cgflow.models import build_energy, build_free_energy, init_params, load_model, save_model
+from cgflow.models.pairs import frame_pairs_for
 from cgflow.runtime import check_memory, jax_device_info
 from cgflow.simulate.settings import integrator_settings, network_width
 from cgflow.systems import cv_features
@@ -130,6 +131,7 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         U_val=frames.U_val,
         kT_train=frames.kT_train if across else None,
         kT_val=frames.kT_val if across else None,
+        pairs=frame_pairs_for(desc),
     )
     out_dir = Path(out_dir)
     if start_desc is not None and not start_desc.get("usable", True):
