@@ -256,6 +256,22 @@ def test_periodic_neighbour_lists_match_all_pairs_and_grow(thermostat):
     assert np.abs(d).max() < 1e-5
 
 
+def test_neighbour_lists_grow_by_about_half_per_overflow():
+    """JAX MD counts a sparse list's extra capacity per bead: growing by half the
+    capacity must add capacity / 2 pairs, not beads x capacity / 2 (which made a
+    512-bead water box's lists 256 times too large after its first overflow)."""
+    from cgflow.simulate.replicas import Neighbors
+
+    rng = np.random.default_rng(0)
+    R = rng.uniform(0, 2.0, (2, 200, 3)).astype(np.float32)
+    nb = Neighbors(np.full(3, 2.0), 0.5, 0.1)
+    nb.allocate(R)
+    first = nb.status["capacity"]
+    nb.allocate(R, grow=True)
+    assert 1.3 * first < nb.status["capacity"] < 2.0 * first, (first, nb.status)
+    assert nb.status["reallocations"] == 1
+
+
 def test_periodic_box_samples_an_external_cosine_potential():
     """Beads in U = A sum cos(2 pi x / L) in a periodic box: <cos(2 pi x / L)> =
     -I1(beta A) / I0(beta A) exactly; positions stay wrapped in [0, L)."""

@@ -44,6 +44,10 @@ def make_integrator(energy_fn, kT, integrator: IntegratorSettings, n_beads: int,
     return simulate.nvt_nose_hoover(energy, shift, dt=s.dt, kT=kT, tau=1.0 / s.friction)
 
 
+MAX_REALLOCATIONS = 12
+"""Overflows after which the lists stop growing (a collapse, not a liquid)."""
+
+
 class Neighbors:
     """JAX MD neighbour lists (each pair once) for a batch of replicas, one capacity for all."""
 
@@ -64,11 +68,22 @@ class Neighbors:
     def allocate(self, R, grow: bool = False):
         """Lists for replicas R (n, beads, dim), sized for the replica with most pairs
         (JAX MD's 25 % margin); ``grow`` after an overflow adds half the capacity
-        again on top, more with every overflow."""
+        again on top, more with every overflow.
+
+        JAX MD counts the extra capacity of a sparse list per bead (it adds
+        beads x extra pairs) and adds the same number to every cell of its cell list,
+        so the extra is kept per bead: half the capacity spread over the beads."""
         R = jnp.asarray(R)
         if grow:
             self.status["reallocations"] += 1
-            self._extra = max(2 * self._extra, self.status["capacity"] // 2, 8)
+            if self.status["reallocations"] > MAX_REALLOCATIONS:
+                raise RuntimeError(
+                    f"neighbour lists overflowed more than {MAX_REALLOCATIONS} times "
+                    f"(capacity {self.status['capacity']} pairs): the replicas are "
+                    "collapsing or blowing up"
+                )
+            per_bead = -(-self.status["capacity"] // (2 * R.shape[1]))
+            self._extra = max(2 * self._extra, per_bead, 1)
         lists = [self._fn.allocate(r, extra_capacity=self._extra) for r in R]
         largest = max(lists, key=lambda nb: nb.idx.shape[-1])
         self.status["capacity"] = int(largest.idx.shape[-1])
