@@ -32,14 +32,16 @@ def model():
     x = liquid(seed=9)
     box = [EDGE] * 3
     desc = {"n_beads": N, "dim": 3, "box": box, "species_names": ["W"], "kT": 2.5,
-            "species_index": [0] * N, "prior": fit_prior("pair_repulsion", x, 2.5, box=box),
+            "species_index": [0] * N,
+            "prior": fit_prior("pair_repulsion", x, 2.5, box=box, cutoff=CUTOFF),
             "network": {"type": "schnet", "cutoff": CUTOFF, "features": 8, "rbf": 8}}  # fmt: skip
     return desc, build_energy(desc), init_params(desc, jax.random.PRNGKey(0))
 
 
 def test_listed_energies_and_forces_equal_all_pairs_ones():
     """Every pair within the cutoff is listed once, i < j, padded with N; the listed
-    energy and force equal the all-pairs ones, also after a bead is wrapped."""
+    energy and force (SchNet and the prior truncated at the same cutoff) equal the
+    all-pairs ones, also after a bead is wrapped."""
     desc, energy, params = model()
     X = liquid()
     pairs = FramePairs(desc["box"], CUTOFF, N)
@@ -137,3 +139,37 @@ def test_re_with_lists_samples_in_the_box_and_resumes(tmp_path):
     assert all(np.isfinite(h["loss"]) for h in h_resumed)
     assert sum(h["resimulated"] for h in h_resumed) >= 2  # lists made for new samples
     assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(p_resumed))
+
+
+def test_the_truncated_pair_repulsion():
+    """Fitted with a cutoff, each pair term and its force go to zero at the cutoff,
+    match (s/r)^12 shifted by a linear term below it, and the energy from a JAX MD
+    neighbour list (cutoff + skin) equals the all-pairs one; a cutoff inside the
+    repulsion is refused."""
+    from cgflow.jaxmd import partition, space
+    from cgflow.models.prior import prior_energy
+
+    x = liquid(seed=9)
+    prior = fit_prior("pair_repulsion", x, 2.5, box=[EDGE] * 3, cutoff=CUTOFF)
+    s = prior["sigma"][0][0]
+    assert prior["cutoff"] == CUTOFF and 0.15 < s < CUTOFF / 1.5
+    energy = prior_energy(prior, [EDGE] * 3)
+    two = prior_energy({**prior, "species": [0, 0]}, [EDGE] * 3)
+    pair = lambda r: two(jnp.array([[0.1, 0.1, 0.1], [0.1 + r, 0.1, 0.1]]))  # noqa: E731
+    for r in (0.9 * s, 1.2 * s, 0.45):
+        xc = (s / CUTOFF) ** 12
+        want = 2.5 * ((s / r) ** 12 - xc + 12 * xc * (r - CUTOFF) / CUTOFF)
+        assert float(pair(r)) == pytest.approx(want, rel=1e-4)
+    assert abs(float(pair(CUTOFF - 1e-4))) < 1e-9 and float(pair(CUTOFF + 1e-3)) == 0.0
+    push = float(jax.grad(pair)(1.2 * s))
+    assert push < -1.0  # repels
+    assert abs(float(jax.grad(pair)(CUTOFF - 1e-3))) < 1e-4 * abs(push)  # force -> 0
+    displacement, _ = space.periodic(jnp.full(3, EDGE))
+    nl = partition.neighbor_list(displacement, jnp.full(3, EDGE), CUTOFF + 0.1,
+                                 format=partition.NeighborListFormat.OrderedSparse)  # fmt: skip
+    R = jnp.asarray(x[3])
+    e_all = float(energy(R))
+    assert e_all > 0
+    assert float(energy(R, nl.allocate(R))) == pytest.approx(e_all, rel=1e-5)
+    with pytest.raises(ValueError, match="cutoff 0.2 is within"):
+        fit_prior("pair_repulsion", x, 2.5, box=[EDGE] * 3, cutoff=0.2)

@@ -198,7 +198,7 @@ def build_free_energy(desc: dict):
         )
     prior = prior_energy(desc["prior"], box)
     if desc["network"]["type"] == "none":
-        return lambda params, R, kT, neighbor=None: prior(R)
+        return lambda params, R, kT, neighbor=None: prior(R, neighbor)
     module = _network(desc)
     t_feature = _temperature_feature(desc)
     # form entropy: the network's (E, S) combine to E - kT S; else its one output
@@ -213,7 +213,7 @@ def build_free_energy(desc: dict):
             once = neighbor is not None and neighbor.format == ORDERED_SPARSE
             t = t_feature(kT) if t_feature is not None else None
             out = module.apply(params, R, species, edges, displacement, t, once)
-            return prior(R) + combine(out, kT)
+            return prior(R, neighbor) + combine(out, kT)
 
         return free_energy_fn
     shift = jnp.asarray(desc["network"]["input_shift"]).reshape(-1)

@@ -8,7 +8,7 @@ import numpy as np
 
 from cgflow.io import write_json
 from cgflow.methods.data import periodic_box, training_frames
-from cgflow.models import fit_prior
+from cgflow.models import fit_prior, interaction_range
 from cgflow.systems import get_map
 
 
@@ -39,13 +39,17 @@ def fit_prior_step(study, data_path, n_train: int, seed: int, out: str) -> dict:
         drop = {tuple(q) for q in omitted} | {tuple(q[::-1]) for q in omitted}
         dihedrals = [q for q in topology.get("dihedrals", []) if tuple(q) not in drop]
         topology = {**topology, "dihedrals": dihedrals}
+    box = periodic_box(data, meta)
+    # in a box, a pair prior ends where the network's neighbour list does
+    network = {"network": study.entry.get("network", {"type": "none"})}
     prior = fit_prior(
         study.entry["prior"],
         frames.R_train,
         kT,
         topology,
-        periodic_box(data, meta),
+        box,
         meta["mapping"].get("species_index"),
+        cutoff=interaction_range(network) if box is not None else None,
     )
     prior["omitted_dihedrals"] = [list(q) for q in omitted]
     fitted_on = [

@@ -11,7 +11,9 @@ rule fit_prior:
         mem_mb=2000,
         runtime=10,
     params:
-        settings=settings("prior", "prior_cv_dihedrals"),
+        settings=settings(
+            "prior", "prior_cv_dihedrals", "network.type", "network.cutoff"
+        ),
     shell:
         "cgflow fit-prior --settings {params.settings:q} --data {input.data}"
         " --n-train {wildcards.n_train} --seed {wildcards.seed} --out {output.prior} 2> {log}"
@@ -32,7 +34,9 @@ rule fit_prior_across_temperatures:
         mem_mb=2000,
         runtime=10,
     params:
-        settings=settings("prior", "prior_cv_dihedrals"),
+        settings=settings(
+            "prior", "prior_cv_dihedrals", "network.type", "network.cutoff"
+        ),
     shell:
         "cgflow fit-prior --settings {params.settings:q} --data {input.data}"
         " --n-train {wildcards.n_train} --seed {wildcards.seed} --out {output.prior} 2> {log}"
