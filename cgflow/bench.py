@@ -11,7 +11,12 @@ Gaussian noise of 0.01 nm (seed 0), so it needs no reference run. It measures
   prior + SchNet, per replica and summed, with ns/day at 2 fs, after compilation;
 - FM: training frames per second (batch 64) after compilation;
 - RE: wall time per update and its simulating share (32 replicas, a re-simulation
-  of 200 + 1,000 steps before every update, then the reweighted gradient).
+  of 200 + 1,000 steps before every update, then the reweighted gradient);
+- a liquid: 512 beads at water's density (a jittered 8 x 8 x 8 lattice in a 2.48 nm
+  box), the pair-repulsion prior truncated at 0.5 nm and SchNet 16 x 1 (the
+  default study's water model): listing the frames' pairs (ms per frame), FM
+  training over the lists (frames per second, batch 16) and Nose-Hoover sampling
+  of 4 replicas over neighbour lists (steps per second per replica, ns/day at 2 fs).
 
 Absolute times drift on shared machines; compare two files (``--compare``) made on
 the same machine close in time, as ratios.
@@ -189,6 +194,72 @@ def re_speed(desc, build_energy, params, frames, masses, kT, updates: int) -> di
     }
 
 
+LIQUID_SIDE, LIQUID_EDGE_NM = 8, 2.48
+LIQUID_NETWORK = {"type": "schnet", "features": 16, "interactions": 1, "rbf": 16, "cutoff": 0.5}
+
+
+def liquid(quick: bool) -> dict:
+    """The liquid workload: pair listing, FM over the lists, CG sampling in the box."""
+    import jax
+    import optax
+
+    from cgflow.methods.fm import fm_trainer
+    from cgflow.models import build_energy, fit_prior, init_params
+    from cgflow.models.pairs import FramePairs
+    from cgflow.simulate.replicas import replica_runner
+    from cgflow.simulate.settings import IntegratorSettings
+
+    n, edge = LIQUID_SIDE**3, LIQUID_EDGE_NM
+    grid = np.stack(np.meshgrid(*[np.arange(LIQUID_SIDE)] * 3, indexing="ij"), -1)
+    sites = (grid.reshape(-1, 3) + 0.5) * (edge / LIQUID_SIDE)
+    rng = np.random.default_rng(0)
+    frames = (sites + rng.normal(0, 0.02, (96, n, 3))).astype(np.float32) % edge
+    forces = rng.normal(0, 300, frames.shape).astype(np.float32)
+    kT, box = 2.494, [edge] * 3
+    desc = {"n_beads": n, "dim": 3, "kT": kT, "box": box, "network": LIQUID_NETWORK,
+            "species_names": ["W"], "species_index": [0] * n,
+            "prior": fit_prior("pair_repulsion", frames, kT, box=box, cutoff=0.5)}  # fmt: skip
+    energy_fn, params = build_energy(desc), init_params(desc, jax.random.PRNGKey(0))
+    pairs = FramePairs(box, 0.5, n)
+    jax.block_until_ready(pairs(frames[:8]))  # compiles
+    t = time.perf_counter()
+    jax.block_until_ready(pairs(frames))
+    list_ms = 1000 * (time.perf_counter() - t) / len(frames)
+    trainer = fm_trainer(energy_fn, (frames[:80], forces[:80]), (frames[80:], forces[80:]), 16,
+                         optax.adam(1e-3), pairs)  # fmt: skip
+    state = trainer.init(params, jax.random.PRNGKey(2))
+    step = jax.jit(trainer.step)
+    steps = 3 if quick else 10
+    keys = jax.random.split(jax.random.PRNGKey(3), steps + 1)
+    state, _ = step(state, keys[0])  # compile
+    jax.block_until_ready(trainer.params(state))
+    t = time.perf_counter()
+    for i in range(steps):
+        state, _ = step(state, keys[i + 1])
+    jax.block_until_ready(trainer.params(state))
+    fm_fps = 16 * steps / (time.perf_counter() - t)
+    integrator = IntegratorSettings(dt=DT_PS, friction=2.0, thermostat="nose_hoover")
+    runner = replica_runner(energy_fn, kT, integrator, n, 50, 1, box, 0.5)
+    reps = runner.init(jax.random.PRNGKey(1), frames[:4], np.full(n, 18.0), params)
+    md_steps = 20 if quick else 200
+    reps = runner.advance(reps, params, md_steps)  # compiles
+    jax.block_until_ready(reps.state.position)
+    t = time.perf_counter()
+    reps = runner.advance(reps, params, md_steps)
+    jax.block_until_ready(reps.state.position)
+    per_replica = md_steps / (time.perf_counter() - t)
+    return {
+        "beads": n,
+        "pairs_listed": pairs.capacity,
+        "all_pairs": n * (n - 1) // 2,
+        "list_ms_per_frame": list_ms,
+        "fm_frames_per_s": fm_fps,
+        "sampling_steps_per_s_per_replica": per_replica,
+        "sampling_ns_per_day_per_replica": per_replica * DT_PS * 86400 / 1000,
+        "neighbor_list": runner.neighbors.status,
+    }
+
+
 CONFIG = """\
 methods: {fm: {}}
 systems:
@@ -219,6 +290,7 @@ def run_bench(out: Path, quick: bool = False) -> dict:
     )
     result["fm"] = fm_speed(desc, build_energy, params, frames, 20 if quick else 300)
     result["re"] = re_speed(desc, build_energy, params, frames, masses, kT, 3 if quick else 12)
+    result["liquid"] = liquid(quick)
     result["bench_wall_s"] = time.perf_counter() - t0
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -233,6 +305,9 @@ FIGURES = (
     ("fm", "frames_per_s", "higher"),
     ("re", "wall_per_update_s", "lower"),
     ("re", "simulating_per_update_s", "lower"),
+    ("liquid", "list_ms_per_frame", "lower"),
+    ("liquid", "fm_frames_per_s", "higher"),
+    ("liquid", "sampling_steps_per_s_per_replica", "higher"),
 )
 
 
@@ -242,7 +317,10 @@ def compare(before: dict, after: dict) -> list[str]:
     for section, key, better in FIGURES:
         a, b = before, after
         for part in section.split("."):
-            a, b = a[part], b[part]
+            a, b = a.get(part, {}), b.get(part, {})
+        if key not in a or key not in b:  # a file from before the figure existed
+            lines.append(f"{section}.{key}: not in both files")
+            continue
         x, y = a[key], b[key]
         if min(x, y) > 0:
             ratio = f"x{(x / y) if better == 'lower' else (y / x):.2f}"

@@ -299,7 +299,9 @@ def _bench(args) -> int:
         f"{up['jax_job_imports_s']:.2f} s; sampling {s['schnet']['ns_per_day_summed']:.0f} "
         f"ns/day summed (SchNet), {s['prior']['ns_per_day_summed']:.0f} (prior); FM "
         f"{result['fm']['frames_per_s']:.0f} frames/s; RE {result['re']['wall_per_update_s']:.2f}"
-        f" s/update -> {args.out}",
+        f" s/update; liquid (512 beads) FM {result['liquid']['fm_frames_per_s']:.0f} frames/s,"
+        f" sampling {result['liquid']['sampling_ns_per_day_per_replica']:.2f} ns/day per "
+        f"replica -> {args.out}",
         file=sys.stderr,
     )
     return 0

@@ -87,18 +87,30 @@ def test_bench_compares_two_runs_as_speed_ups(tmp_path, capsys):
             },  # fmt: skip
             "fm": {"frames_per_s": 500.0 / scale},
             "re": {"wall_per_update_s": 4.0 * scale, "simulating_per_update_s": 3.0 * scale},
+            "liquid": {
+                "list_ms_per_frame": 30.0 * scale,
+                "fm_frames_per_s": 80.0 / scale,
+                "sampling_steps_per_s_per_replica": 10.0 / scale,
+            },  # fmt: skip
         }
 
     (tmp_path / "a.json").write_text(json.dumps(result(1.0)))
     (tmp_path / "b.json").write_text(json.dumps(result(0.5)))
     assert main(["bench", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 7 and all(line.endswith("speed-up x2.00") for line in lines)
+    assert len(lines) == 10 and all(line.endswith("speed-up x2.00") for line in lines)
     zero = result(0.5)
     zero["re"]["simulating_per_update_s"] = 0.0  # no re-simulation timed: no ratio
     (tmp_path / "c.json").write_text(json.dumps(zero))
     assert main(["bench", "--compare", str(tmp_path / "a.json"), str(tmp_path / "c.json")]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("n/a (a zero)")
+    assert capsys.readouterr().out.strip().splitlines()[6].endswith("n/a (a zero)")
+    old = result(1.0)
+    del old["liquid"]  # a file from before the liquid workload: those figures are skipped
+    (tmp_path / "d.json").write_text(json.dumps(old))
+    assert main(["bench", "--compare", str(tmp_path / "d.json"), str(tmp_path / "b.json")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "liquid.sampling_steps_per_s_per_replica: not in both files"
+    assert lines[0].endswith("speed-up x2.00")
 
 
 def test_sampler_compiler_options_on_cpu_unless_turned_off_or_set_by_user():
