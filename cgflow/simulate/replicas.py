@@ -61,6 +61,8 @@ class Neighbors:
             dr_threshold=float(skin),
             format=partition.NeighborListFormat.OrderedSparse,  # each pair once
         )
+        self._displacement = jax.vmap(jax.vmap(displacement))
+        self._half_skin_sq = (0.5 * float(skin)) ** 2
         self.status = {"cutoff": float(cutoff), "skin": float(skin), "reallocations": 0}
         self._extra = 0
         self._one = None  # a list at the capacity in use
@@ -89,6 +91,13 @@ class Neighbors:
         self.status["capacity"] = int(largest.idx.shape[-1])
         self._one = largest
         return jax.vmap(largest.update)(R)
+
+    def moved_far(self, R, reference):
+        """Whether a bead of any replica moved more than half the skin since its
+        list was built (JAX MD's criterion for rebuilding), R and reference
+        (replicas, beads, dim)."""
+        d = self._displacement(R, reference)
+        return jnp.max(jnp.sum(d**2, axis=-1)) > self._half_skin_sq
 
     def refresh(self, R):
         """Lists for replicas R at the capacity in use (allocated on the first call),
@@ -165,11 +174,21 @@ def replica_runner(
     neighbors = None if cutoff is None else Neighbors(box, cutoff, skin)
     kw = (lambda nb: {"neighbor": nb}) if neighbors else (lambda nb: {})
 
-    def one_step(st, nb, params):
-        st = apply_fn(st, params=params, **kw(nb))
-        return st, (nb.update(st.position) if nb is not None else None)
+    move = jax.vmap(lambda st, nb, params: apply_fn(st, params=params, **kw(nb)), (0, 0, None))
+    moved_far = None if neighbors is None else neighbors.moved_far
 
-    step = jax.vmap(one_step, (0, 0, None))
+    def step(st, nb, params):
+        st = move(st, nb, params)
+        if nb is None:
+            return st, None
+        # JAX MD's update decides per list whether to rebuild with a lax.cond, which
+        # vmap over replicas turns into a select that rebuilds every list at every
+        # step; one unbatched cond over all replicas rebuilds only when one is due
+        # (at 512 beads a rebuild costs more than the force)
+        nb = jax.lax.cond(moved_far(st.position, nb.reference_position),
+                          lambda: jax.vmap(lambda l, R: l.update(R))(nb, st.position),
+                          lambda: nb)  # fmt: skip
+        return st, nb
 
     def steps(carry, params, n):
         return jax.lax.fori_loop(0, n, lambda i, c: step(*c, params), carry)
