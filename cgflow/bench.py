@@ -114,6 +114,36 @@ def workload():
     return desc, build_energy, params, frames, np.asarray(cg_map.bead_masses), kT
 
 
+def _runner_steps_per_s(runner, reps, params, steps: int) -> float:
+    """Steps per second of each replica of a replica runner, timed after a first,
+    compiling call (the step count is traced, so both calls run one program)."""
+    import jax
+
+    reps = runner.advance(reps, params, steps)
+    jax.block_until_ready(reps.state.position)
+    t = time.perf_counter()
+    reps = runner.advance(reps, params, steps)
+    jax.block_until_ready(reps.state.position)
+    return steps / (time.perf_counter() - t)
+
+
+def _trainer_steps_per_s(trainer, params, steps: int) -> float:
+    """Steps per second of a pure trainer's jitted step (as the training driver runs
+    it), timed after a first, compiling step."""
+    import jax
+
+    state = trainer.init(params, jax.random.PRNGKey(2))
+    step = jax.jit(trainer.step)
+    keys = jax.random.split(jax.random.PRNGKey(3), steps + 1)
+    state, _ = step(state, keys[0])  # compile
+    jax.block_until_ready(trainer.params(state))
+    t = time.perf_counter()
+    for i in range(steps):
+        state, _ = step(state, keys[i + 1])
+    jax.block_until_ready(trainer.params(state))
+    return steps / (time.perf_counter() - t)
+
+
 def sampling(desc, build_energy, params, frames, masses, kT, steps: int) -> dict:
     """BAOAB steps per second of N_REPLICAS replicas (the simulator's replica runner),
     timed after a first, compiling call."""
@@ -129,12 +159,7 @@ def sampling(desc, build_energy, params, frames, masses, kT, steps: int) -> dict
         integrator = IntegratorSettings(dt=DT_PS, friction=10.0)
         runner = replica_runner(energy_fn, kT, integrator, desc["n_beads"], 50, 1)
         reps = runner.init(jax.random.PRNGKey(1), frames[:N_REPLICAS], masses, p)
-        reps = runner.advance(reps, p, steps)  # compiles (the step count is traced)
-        jax.block_until_ready(reps.state.position)
-        t = time.perf_counter()
-        reps = runner.advance(reps, p, steps)
-        jax.block_until_ready(reps.state.position)
-        per_replica = steps / (time.perf_counter() - t)
+        per_replica = _runner_steps_per_s(runner, reps, p, steps)
         out[label] = {
             "steps_per_s_per_replica": per_replica,
             "steps_per_s_summed": per_replica * N_REPLICAS,
@@ -144,7 +169,6 @@ def sampling(desc, build_energy, params, frames, masses, kT, steps: int) -> dict
 
 
 def fm_speed(desc, build_energy, params, frames, steps: int) -> dict:
-    import jax
     import optax
 
     from cgflow.methods.fm import fm_trainer
@@ -154,16 +178,7 @@ def fm_speed(desc, build_energy, params, frames, steps: int) -> dict:
     data = (frames[:1800], forces[:1800])
     val = (frames[1800:], forces[1800:])
     trainer = fm_trainer(energy_fn, data, val, 64, optax.adam(1e-3))
-    state = trainer.init(params, jax.random.PRNGKey(2))
-    step = jax.jit(trainer.step)  # as the training driver runs a pure step
-    keys = jax.random.split(jax.random.PRNGKey(3), steps + 1)
-    state, _ = step(state, keys[0])  # compile
-    jax.block_until_ready(trainer.params(state))
-    t = time.perf_counter()
-    for i in range(steps):
-        state, _ = step(state, keys[i + 1])
-    jax.block_until_ready(trainer.params(state))
-    return {"frames_per_s": 64 * steps / (time.perf_counter() - t)}
+    return {"frames_per_s": 64 * _trainer_steps_per_s(trainer, params, steps)}
 
 
 def re_speed(desc, build_energy, params, frames, masses, kT, updates: int) -> dict:
@@ -227,27 +242,11 @@ def liquid(quick: bool) -> dict:
     list_ms = 1000 * (time.perf_counter() - t) / len(frames)
     trainer = fm_trainer(energy_fn, (frames[:80], forces[:80]), (frames[80:], forces[80:]), 16,
                          optax.adam(1e-3), pairs)  # fmt: skip
-    state = trainer.init(params, jax.random.PRNGKey(2))
-    step = jax.jit(trainer.step)
-    steps = 3 if quick else 10
-    keys = jax.random.split(jax.random.PRNGKey(3), steps + 1)
-    state, _ = step(state, keys[0])  # compile
-    jax.block_until_ready(trainer.params(state))
-    t = time.perf_counter()
-    for i in range(steps):
-        state, _ = step(state, keys[i + 1])
-    jax.block_until_ready(trainer.params(state))
-    fm_fps = 16 * steps / (time.perf_counter() - t)
+    fm_fps = 16 * _trainer_steps_per_s(trainer, params, 3 if quick else 10)
     integrator = IntegratorSettings(dt=DT_PS, friction=2.0, thermostat="nose_hoover")
     runner = replica_runner(energy_fn, kT, integrator, n, 50, 1, box, 0.5)
     reps = runner.init(jax.random.PRNGKey(1), frames[:4], np.full(n, 18.0), params)
-    md_steps = 20 if quick else 200
-    reps = runner.advance(reps, params, md_steps)  # compiles
-    jax.block_until_ready(reps.state.position)
-    t = time.perf_counter()
-    reps = runner.advance(reps, params, md_steps)
-    jax.block_until_ready(reps.state.position)
-    per_replica = md_steps / (time.perf_counter() - t)
+    per_replica = _runner_steps_per_s(runner, reps, params, 20 if quick else 200)
     return {
         "beads": n,
         "pairs_listed": pairs.capacity,

@@ -12,7 +12,8 @@ import pytest
 from cgflow.methods.fm import force_loss_fn
 from cgflow.methods.re import RESettings, re_gradient_fn, train_re
 from cgflow.models import build_energy, init_params
-from cgflow.models.pairs import FramePairs, paired_energy
+from cgflow.models.batch import frame_energy
+from cgflow.models.pairs import FramePairs
 from cgflow.models.prior import fit_prior
 from cgflow.simulate.settings import IntegratorSettings
 
@@ -55,7 +56,7 @@ def test_listed_energies_and_forces_equal_all_pairs_ones():
         dist = np.linalg.norm(X[f][:, None] - X[f][None] - EDGE * np.round(
             (X[f][:, None] - X[f][None]) / EDGE), axis=-1)  # fmt: skip
         assert real.shape[1] == np.sum(np.triu(dist < CUTOFF, 1))  # none missing
-    listed = paired_energy(energy)
+    listed = frame_energy(energy)
     X[3, 5] += EDGE  # wrapped across the box: nothing changes
     idx = pairs(X)
     for f in (0, 3):
@@ -78,7 +79,7 @@ def test_the_capacity_grows_for_denser_frames_and_old_lists_are_padded():
     idx = pairs(dense)
     assert pairs.capacity > first
     e_all = jax.vmap(energy, (None, 0))(params, jnp.asarray(dense))
-    e_pair = jax.vmap(paired_energy(energy), (None, 0))(params, (jnp.asarray(dense), idx))
+    e_pair = jax.vmap(frame_energy(energy), (None, 0))(params, (jnp.asarray(dense), idx))
     np.testing.assert_allclose(e_pair, e_all, rtol=1e-5)
     grown = pairs.fit(sparse)
     assert grown.shape[-1] == pairs.capacity

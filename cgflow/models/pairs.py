@@ -100,12 +100,6 @@ class FramePairs:
                 self.n_beads * (self.n_beads - 1) // 2}  # fmt: skip
 
 
-def paired_energy(energy_fn):
-    """``energy(params, frame)`` for frames ``(R, idx)``: ``energy_fn`` on R with the
-    pair list idx (2, capacity)."""
-    return lambda params, frame: energy_fn(params, frame[0], neighbor=PairList(frame[1]))
-
-
 def frame_pairs_for(desc: dict) -> FramePairs | None:
     """The pair lister of a periodic SchNet model (None: any other model, which
     evaluates all pairs, or has no pairs)."""
