@@ -430,6 +430,32 @@ def test_the_jax_energy_in_vacuum_matches_openmm_on_thermal_frames():
             assert diff <= 1e-4 * np.abs(f_ref).max(), (diff, np.abs(f_ref).max())
 
 
+def test_the_jitted_single_precision_jax_energy_is_finite_at_the_minimum():
+    """The float32 energy a generator trains on, jitted, at the shipped (minimised)
+    structure: finite and within 1e-4 of OpenMM's (it was NaN while JAX MD's list
+    kept its padding entries)."""
+    import jax
+    import jax.numpy as jnp
+    import openmm.app as app
+
+    system_def = get_system("alanine_dipeptide", {"potential": {"solvent": "vacuum"}})
+    topology, positions = system_def.load_structure()
+    system = system_def.forcefield_object().createSystem(
+        topology, nonbondedMethod=app.NoCutoff, constraints=None
+    )
+    context = mm.Context(system, mm.VerletIntegrator(0.001),
+                         mm.Platform.getPlatformByName("Reference"))  # fmt: skip
+    context.setPositions(positions)
+    e_ref = (
+        context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    )
+    x = np.asarray(positions.value_in_unit(unit.nanometer), np.float32).ravel()
+    energy = jax.jit(system_def.aa_energy_jax())
+    for shift in (0.0, 0.37):  # also away from the origin
+        e = float(energy(jnp.asarray(x + shift)))
+        assert np.isfinite(e) and abs(e - e_ref) <= 1e-4 * abs(e_ref), (e, e_ref)
+
+
 def test_the_jax_energy_is_refused_with_solvent():
     system_def = get_system("alanine_dipeptide", {"potential": {"solvent": "implicit"}})
     assert not system_def.jax_energy

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from cgflow import checkpoint as ckpt
@@ -32,15 +35,64 @@ GROUPS = 200
 """Bootstrap groups of a generator's samples (each group independent draws)."""
 
 
-def energy_of(system) -> tuple:
-    """The system's all-atom energy in JAX and its flat dimension; ValueError naming
-    the system when it has none."""
+class GeneratorSpace(NamedTuple):
+    """Where a system's generator works.
+
+    Attributes:
+      energy_fn: y (dim,) -> the energy whose Boltzmann density the generator fits:
+        the all-atom energy, less kT ln |dx/dy| where y are not Cartesian.
+      dim: the generator's dimension.
+      to_cartesian: y (n, dim) -> all-atom coordinates (n, atoms, spatial dim).
+    """
+
+    energy_fn: Callable
+    dim: int
+    to_cartesian: Callable
+
+
+CLASH_NM = 0.05
+"""Atoms closer than this (nm) make a configuration a clash: its energy is a constant
+above the soft cap, with no gradient, rather than an overflow to inf or NaN."""
+E_HIGH_KT = 1000.0
+"""Energies above this many kT are compressed logarithmically (e_high + kT ln(1 + (U -
+e_high) / kT)), so that a proposal in a steep wall does not blow up a gradient step;
+the target density is unchanged wherever it is not vanishingly small."""
+CLASH_LOG_KT = 30.0
+
+
+def generator_space(system, kT: float) -> GeneratorSpace:
+    """The space a data-free generator of ``system`` works in at ``kT``: the system's
+    ``generator_coordinates`` where it has them (a molecule: internal coordinates,
+    whose density carries the Jacobian, so exp(-E(y) / kT) with E = U - kT ln |dx/dy|
+    is the Boltzmann density in y; with U softly capped and clashes given a constant
+    energy, see ``E_HIGH_KT`` and ``CLASH_NM``), else its flat Cartesian coordinates. ValueError
+    naming the system when it has no all-atom energy in JAX."""
     if not system.jax_energy:
         raise ValueError(
             f"{system.type}: data-free methods need the all-atom energy in JAX, which this "
             "system does not provide"
         )
-    return system.aa_energy_jax(), system.n_atoms * system.dim
+    energy = system.aa_energy_jax()
+    shape = (system.n_atoms, system.dim)
+    if not callable(getattr(system, "generator_coordinates", None)):
+        flat = system.n_atoms * system.dim
+        return GeneratorSpace(energy, flat, lambda y: np.reshape(np.asarray(y), (-1, *shape)))
+    coords = system.generator_coordinates(kT)
+    safe = coords.to_cartesian(np.zeros(coords.dim, np.float32))[0]  # the centre structure
+    i, j = np.triu_indices(system.n_atoms, 1)
+    e_high = E_HIGH_KT * kT
+
+    def energy_fn(y):
+        x, log_det = coords.to_cartesian(y)
+        d2 = jnp.sum((x[i] - x[j]) ** 2, -1)
+        clash = (jnp.min(d2) < CLASH_NM**2) | ~jnp.all(jnp.isfinite(x))
+        u = energy(jnp.where(clash, safe, x).reshape(-1))
+        u = jnp.where(u > e_high, e_high + kT * jnp.log1p(jnp.maximum(u - e_high, 0.0) / kT), u)
+        u = jnp.where(clash | ~jnp.isfinite(u), e_high + kT * CLASH_LOG_KT, u)
+        return u - kT * log_det
+
+    cartesian = jax.jit(jax.vmap(lambda y: coords.to_cartesian(y)[0]))
+    return GeneratorSpace(energy_fn, coords.dim, lambda y: np.asarray(cartesian(y)))
 
 
 def train_generator(study, method_name: str, temperature: float, mapping: str, seed: int,
@@ -58,18 +110,18 @@ def train_generator(study, method_name: str, temperature: float, mapping: str, s
         raise ValueError(f"method {method_name!r} is not configured in config.methods")
     system = study.build_system()
     get_map(system, mapping)  # a clear error for an unknown map, before training
-    energy_fn, data_dim = energy_of(system)
+    kT = system.kT(temperature)
+    space = generator_space(system, kT)
     settings = method.settings(study.methods[method_name])
     check_output_folder(out_dir, MODEL_BYTES, "train-generator")
     if checkpoint:
         check_output_folder(Path(checkpoint).parent, MODEL_BYTES, "train-generator (checkpoint)")
-    kT = system.kT(temperature)
     device = jax_device_info("train-generator", log)
     log_z = system.log_partition(kT) if callable(getattr(system, "log_partition", None)) else None
     module = method._module()
     problem = GeneratorProblem(
-        energy_fn=energy_fn,
-        data_dim=data_dim,
+        energy_fn=space.energy_fn,
+        data_dim=space.dim,
         kT=kT,
         checkpoint=Path(checkpoint) if checkpoint else None,
         log=log,
@@ -87,7 +139,7 @@ def train_generator(study, method_name: str, temperature: float, mapping: str, s
         "n_train": 0,
         "seed": seed,
         "units": system.units,
-        "generator": module.description(settings, data_dim),
+        "generator": module.description(settings, space.dim),
         "potential": system.describe(),
         "training": {**result.info, "device": device},
     }
@@ -128,24 +180,25 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
             f"{model_dir}: the generator was trained on {desc['potential']}, not on this "
             f"config's {system.describe()}"
         )
-    energy_fn, data_dim = energy_of(system)
-    if data_dim != gen.data_dim:
+    space = generator_space(system, desc["kT"])
+    if space.dim != gen.data_dim:
         raise ValueError(
-            f"{model_dir}: the generator makes {gen.data_dim} coordinates; {system.type} has "
-            f"{data_dim}"
+            f"{model_dir}: the generator makes {gen.data_dim} coordinates; {system.type}'s "
+            f"generators make {space.dim}"
         )
     cg_map = get_map(system, desc["mapping"])
+    data_dim = system.n_atoms * system.dim
     check_output_folder(out_dir, 4 * n_samples * (data_dim + gen.latent_dim + 2) + 10**6,
                         "generate")  # fmt: skip
     t0 = time.perf_counter()
     key = jax.random.fold_in(jax.random.PRNGKey(desc["seed"]), KEY_SIMULATE)
     beta = 1.0 / desc["kT"]
-    terms_fn = jax.jit(lambda p, k: module.bound_terms(gen, energy_fn, p, k, n_samples, beta))
+    terms_fn = jax.jit(lambda p, k: module.bound_terms(gen, space.energy_fn, p, k, n_samples, beta))
     terms = terms_fn(params, key)
     z, x = terms["z"], terms["x"]
     l_values = np.asarray(terms["l"], float)
     log_z_est, ess = (float(v) for v in module.log_z_and_ess(terms))
-    aa = np.asarray(x, float).reshape(n_samples, system.n_atoms, system.dim)
+    aa = np.asarray(space.to_cartesian(x), float)
     cg_positions = apply_map(cg_map, aa)[0]
     wall = time.perf_counter() - t0
     finite = bool(np.all(np.isfinite(cg_positions)) and np.all(np.isfinite(l_values)))

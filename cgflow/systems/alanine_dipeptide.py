@@ -251,13 +251,16 @@ class AlanineDipeptide(Settings):
 
     def load_topology(self):
         """MDTraj topology of the solute (no OpenMM needed: the JAX-side steps use it)."""
+        return self._load_trajectory().topology
+
+    def _load_trajectory(self):
         import mdtraj as md
 
         traj = self._read_pdb(
             md.load, lambda t: [r.name for r in t.topology.residues], lambda t: t.n_atoms
         )
         self._check_coordinates(traj.xyz[0])
-        return traj.topology
+        return traj
 
     def forcefield_object(self):
         import openmm.app as app
@@ -341,12 +344,36 @@ class AlanineDipeptide(Settings):
                 nb_options=mm.nb_options,
             )  # fmt: skip
             pairs = neighbor_fn.allocate(jnp.asarray(mm.positions))  # no cutoff: all pairs
+        # The list never changes (no cutoff), so keep its pairs only: its padding
+        # entries (index n_atoms) made the jitted energy NaN at some configurations
+        # (e.g. the minimised structure, jax-md 0.2.29, jaxlib 0.10), not the eager one.
+        idx = np.asarray(pairs.idx)
+        pairs = pairs.set(idx=jnp.asarray(idx[:, (idx < len(mm.positions)).all(0)]))
 
         def energy(flat):
             angstrom = 10.0 * jnp.reshape(flat, (-1, 3))
             return KJ_PER_KCAL * energy_fn(angstrom, pairs)["etotal"]
 
         return energy
+
+    def generator_coordinates(self, kT: float):
+        """The coordinates a data-free generator proposes the molecule in: standardised
+        internal coordinates (:mod:`cgflow.mapping.internal`) of a Z-matrix rooted at
+        ACE's methyl carbon and placed along the backbone, so that phi and psi are two
+        of its proper torsions; centred on the system's structure (the shipped one is
+        minimised), bonds, angles and improper torsions scaled by their thermal widths
+        in this force field at ``kT``. Vacuum only, as ``aa_energy_jax``."""
+        from cgflow.mapping.internal import internal_coordinates, zmatrix_from_bonds
+
+        traj = self._load_trajectory()
+        atoms = list(traj.topology.atoms)
+        key = {(a.residue.name, a.name): a.index for a in atoms}
+        chain = [key[("ACE", "CH3")], *(key[k] for k in BACKBONE), key[("NME", "C")]]
+        zm = zmatrix_from_bonds(
+            len(atoms), [(a.index, b.index) for a, b in traj.topology.bonds], root=chain[0],
+            prefer=chain[1:], heavy=[a.element.symbol != "H" for a in atoms],
+        )  # fmt: skip
+        return internal_coordinates(zm, traj.xyz[0], self.aa_energy_jax(), kT)
 
     def constrained_pairs(self, topology=None) -> list[tuple[int, int]]:
         """Solute atom pairs held at fixed distance by the chosen constraints."""
