@@ -141,6 +141,7 @@ def to_cartesian(zm: ZMatrix, bonds, angles, torsions):
     """(bonds (n-1,), angles (n-2,), torsions (n-3,)) -> Cartesian (n, 3) in JAX: the
     first atom at the origin, the second on +x, the third in the xy plane (NeRF).
     Inverse of :func:`to_internal` up to rigid-body motion."""
+    import jax
     import jax.numpy as jnp
 
     n = zm.n_atoms
@@ -153,17 +154,26 @@ def to_cartesian(zm: ZMatrix, bonds, angles, torsions):
     u = (g - p) / jnp.linalg.norm(g - p)
     perp = jnp.stack([-u[1], u[0], 0.0 * u[0]])
     pos[at[2]] = p + bonds[1] * (jnp.cos(angles[0]) * u + jnp.sin(angles[0]) * perp)
-    for k in range(3, n):
-        p, g, h = pos[r[k, 0]], pos[r[k, 1]], pos[r[k, 2]]
-        b, theta, phi = bonds[k - 1], angles[k - 2], torsions[k - 3]
+    first = jnp.zeros((n, 3), bonds.dtype)
+    for k in range(3):
+        first = first.at[at[k]].set(pos[at[k]])
+
+    def place(xyz, k_b_theta_phi):  # one atom from three placed ones (NeRF)
+        k, b, theta, phi = k_b_theta_phi
+        refs = jnp.asarray(r)[k]
+        p, g, h = xyz[refs[0]], xyz[refs[1]], xyz[refs[2]]
         bc = (p - g) / jnp.linalg.norm(p - g)
         normal = jnp.cross(g - h, bc)
         normal = normal / jnp.linalg.norm(normal)
         m = jnp.cross(normal, bc)
         d = b * jnp.stack([-jnp.cos(theta), jnp.sin(theta) * jnp.cos(phi),
                            jnp.sin(theta) * jnp.sin(phi)])  # fmt: skip
-        pos[at[k]] = p + d[0] * bc + d[1] * m + d[2] * normal
-    return jnp.stack(pos)
+        return xyz.at[jnp.asarray(at)[k]].set(p + d[0] * bc + d[1] * m + d[2] * normal), None
+
+    # a scan compiles the placement once, not once per atom
+    ks = jnp.arange(3, n)
+    xyz, _ = jax.lax.scan(place, first, (ks, bonds[2:], angles[1:], torsions))
+    return xyz
 
 
 def log_jacobian(bonds, angles, xp=np):
