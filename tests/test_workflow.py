@@ -60,6 +60,7 @@ def workdir(repo, tmp_path):
         "config/config.yaml",
         "config/smoke.yaml",
         "config/claims.yaml",
+        "config/water.yaml",
         "config/paper_alanine_dipeptide.yaml",
     ],
 )
