@@ -177,9 +177,11 @@ def to_cartesian(zm: ZMatrix, bonds, angles, torsions):
 
 
 def log_jacobian(bonds, angles, xp=np):
-    """ln of the Jacobian factor prod b_i^2 prod sin(theta_i) of Cartesian coordinates
-    with respect to internal ones (per configuration: bonds (..., n-1), angles (..., n-2))."""
-    return 2.0 * xp.sum(xp.log(bonds), -1) + xp.sum(xp.log(xp.sin(angles)), -1)
+    """ln of the Jacobian factor prod |b_i|^2 prod |sin(theta_i)| of Cartesian
+    coordinates with respect to internal ones (per configuration: bonds (..., n-1),
+    angles (..., n-2)); absolute values, so that a generator's proposal outside
+    b > 0, 0 < theta < pi gives a finite value rather than NaN."""
+    return 2.0 * xp.sum(xp.log(xp.abs(bonds)), -1) + xp.sum(xp.log(xp.abs(xp.sin(angles))), -1)
 
 
 class InternalCoordinates(NamedTuple):
@@ -222,16 +224,14 @@ class InternalCoordinates(NamedTuple):
 
         y = jnp.asarray(y)
         center, scale = (jnp.asarray(a, y.dtype) for a in (self.center, self.scale))
-        bonds, angles, _ = self.split(center + scale * y)
-        s_b, s_a, s_t = self.split(scale)
-        z = self.split(scale * y)[2] / jnp.pi
-        torsions = self.split(center)[2] + jnp.pi * jnp.tanh(z)
-        x = to_cartesian(self.zmatrix, bonds, angles, torsions)
+        c_b, c_a, c_t = self.split(center)
+        d_b, d_a, d_t = self.split(scale * y)
+        bonds, angles = c_b + d_b, c_a + d_a
+        z = d_t / jnp.pi
+        x = to_cartesian(self.zmatrix, bonds, angles, c_t + jnp.pi * jnp.tanh(z))
         log_sech2 = 2.0 * (jnp.log(2.0) - jnp.abs(z) - jnp.log1p(jnp.exp(-2.0 * jnp.abs(z))))
-        log_det = (
-            2.0 * jnp.sum(jnp.log(jnp.abs(bonds))) + jnp.sum(jnp.log(jnp.abs(jnp.sin(angles))))
-            + jnp.sum(jnp.log(s_b)) + jnp.sum(jnp.log(s_a)) + jnp.sum(jnp.log(s_t) + log_sech2)
-        )  # fmt: skip
+        # d torsion / d y = scale sech^2(z); the scales of bonds and angles enter as is
+        log_det = log_jacobian(bonds, angles, jnp) + jnp.sum(jnp.log(scale)) + jnp.sum(log_sech2)
         return x, log_det
 
     def to_standard(self, x: np.ndarray) -> np.ndarray:

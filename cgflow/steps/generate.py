@@ -58,6 +58,7 @@ E_HIGH_KT = 1000.0
 e_high) / kT)), so that a proposal in a steep wall does not blow up a gradient step;
 the target density is unchanged wherever it is not vanishingly small."""
 CLASH_LOG_KT = 30.0
+"""A clash's energy: this many kT above the soft cap."""
 
 
 def generator_space(system, kT: float) -> GeneratorSpace:
@@ -77,7 +78,7 @@ def generator_space(system, kT: float) -> GeneratorSpace:
     if not callable(getattr(system, "generator_coordinates", None)):
         flat = system.n_atoms * system.dim
         return GeneratorSpace(energy, flat, lambda y: np.reshape(np.asarray(y), (-1, *shape)))
-    coords = system.generator_coordinates(kT)
+    coords = system.generator_coordinates(kT, energy)  # its scales need the energy too
     safe = coords.to_cartesian(np.zeros(coords.dim, np.float32))[0]  # the centre structure
     i, j = np.triu_indices(system.n_atoms, 1)
     e_high = E_HIGH_KT * kT

@@ -356,13 +356,14 @@ class AlanineDipeptide(Settings):
 
         return energy
 
-    def generator_coordinates(self, kT: float):
+    def generator_coordinates(self, kT: float, energy=None):
         """The coordinates a data-free generator proposes the molecule in: standardised
         internal coordinates (:mod:`cgflow.mapping.internal`) of a Z-matrix rooted at
         ACE's methyl carbon and placed along the backbone, so that phi and psi are two
         of its proper torsions; centred on the system's structure (the shipped one is
         minimised), bonds, angles and improper torsions scaled by their thermal widths
-        in this force field at ``kT``. Vacuum only, as ``aa_energy_jax``."""
+        in this force field at ``kT`` (``energy``: ``aa_energy_jax()`` where the
+        caller has built it already). Vacuum only, as ``aa_energy_jax``."""
         from cgflow.mapping.internal import internal_coordinates, zmatrix_from_bonds
 
         traj = self._load_trajectory()
@@ -373,7 +374,8 @@ class AlanineDipeptide(Settings):
             len(atoms), [(a.index, b.index) for a, b in traj.topology.bonds], root=chain[0],
             prefer=chain[1:], heavy=[a.element.symbol != "H" for a in atoms],
         )  # fmt: skip
-        return internal_coordinates(zm, traj.xyz[0], self.aa_energy_jax(), kT)
+        energy = self.aa_energy_jax() if energy is None else energy
+        return internal_coordinates(zm, traj.xyz[0], energy, kT)
 
     def constrained_pairs(self, topology=None) -> list[tuple[int, int]]:
         """Solute atom pairs held at fixed distance by the chosen constraints."""

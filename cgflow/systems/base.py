@@ -76,7 +76,7 @@ class System(Protocol):
         of flat all-atom coordinates (data-free methods need it), and
         ``log_partition(kT)`` its exact ln Z where known; a property of the
         instance where it depends on the settings (alanine: vacuum only). A
-        molecule may also give ``generator_coordinates(kT)``, the coordinates a
+        molecule may also give ``generator_coordinates(kT, energy)``, the coordinates a
         generator proposes it in (an object with ``dim``, ``to_cartesian(y) ->
         (x (n, 3), ln |dx/dy|)``): internal coordinates, free of rigid-body motion.
       cv_names: the collective variables the free energy is scored on.
