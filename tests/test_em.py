@@ -95,6 +95,12 @@ def test_beta_derivative_by_jvp_equals_a_finite_difference():
         assert float(d_beta_a(params, R, kT)) == pytest.approx(fd, rel=2e-3, abs=2e-3)
         # not A itself: the derivative carries beta dA/dbeta
         assert abs(float(A(params, R, kT)) - fd) > 1e-2
+        # the second derivative, by jvp over jvp, against a second difference
+        g, dg = em.beta_derivatives(A)(params, R, kT)
+        assert float(g) == pytest.approx(float(d_beta_a(params, R, kT)), rel=1e-5, abs=1e-5)
+        h2 = 1e-2
+        fd2 = (beta_a(beta + h2) - 2 * beta_a(beta) + beta_a(beta - h2)) / h2**2
+        assert float(dg) == pytest.approx(fd2, rel=2e-2, abs=2e-2)
 
 
 def exact_frames(kTs, n, seed=0):
@@ -202,3 +208,48 @@ def test_mean_energy_and_heat_capacity_of_the_exact_free_energy():
     assert flat["quad_heat_capacity_err"] == pytest.approx(-0.5, abs=1e-2)
     wrong = thermodynamics(exact_free_energy, {"err": 0.3}, system, 3.0, [[2.0, 1.0], [4.0, 2.0]])
     assert abs(wrong["quad_mean_energy_err_kT"]) > 0.1
+
+
+def test_mean_energy_and_heat_capacity_from_samples_of_the_exact_free_energy():
+    """The sampled form (cgflow.analysis.thermo), as evaluate applies it to molecules:
+    exact samples of the variable-stiffness double well at a held-out kT stand for
+    the model's CG samples, the exact all-atom energies of an independent sample for
+    the reference. The exact A and offsets give <U> and C within their CIs; a
+    constant offset misses C by the bath's 1/2, an energetic error misses <U>."""
+    from cgflow.analysis.thermo import score_thermodynamics
+
+    system = get_system("double_well", SYSTEM)
+    kT, n = 3.0, 20000
+    model = system.sample_exact(kT, ExactSettings(n_samples=n, seed=11))
+    ref = system.sample_exact(kT, ExactSettings(n_samples=n, seed=12))
+    groups = np.arange(n) % 40
+    R = jnp.asarray(model["positions"][:, :1], jnp.float32)  # x1: (n, 1, 1)
+    both = jax.jit(jax.vmap(em.beta_derivatives(exact_free_energy), (None, 0, None)))
+
+    def scored(err, offsets):
+        g, dg = (np.asarray(a, float) for a in both({"err": err}, R, kT))
+        return score_thermodynamics(
+            g,
+            dg,
+            groups,
+            ref["energies"],
+            groups,
+            kT,
+            em.mean_energy_offset(offsets, kT),
+            em.mean_energy_offset_slope(offsets, kT),
+            np.random.default_rng(0),
+        )
+
+    exact_offsets = [[2.0, 1.0], [4.0, 2.0]]  # c = kT / 2, slope 1/2
+    values, cis, _ = scored(0.0, exact_offsets)
+    for k in ("mean_energy_err_kT", "heat_capacity_err"):
+        lo, hi = cis[k]
+        assert lo < 0 < hi, (k, values[k], cis[k])
+        assert hi - lo < 0.2, (k, cis[k])  # narrow enough that the misses below show
+    # C = beta^2 Var(U): Var(V) / kT^2 plus the harmonic bath's 1/2
+    assert values["heat_capacity_model"] == pytest.approx(values["heat_capacity_ref"], abs=0.1)
+    values, cis, _ = scored(0.0, [[2.0, 1.5], [4.0, 1.5]])
+    assert values["heat_capacity_err"] == pytest.approx(-0.5, abs=0.08)
+    assert cis["heat_capacity_err"][1] < 0
+    values, cis, _ = scored(0.3, exact_offsets)
+    assert cis["mean_energy_err_kT"][0] > 0.1

@@ -61,6 +61,7 @@ def workdir(repo, tmp_path):
         "config/smoke.yaml",
         "config/claims.yaml",
         "config/water.yaml",
+        "config/thermal.yaml",
         "config/paper_alanine_dipeptide.yaml",
     ],
 )

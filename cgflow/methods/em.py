@@ -75,6 +75,19 @@ def beta_derivative(free_energy_fn):
     return d_beta_a
 
 
+def beta_derivatives(free_energy_fn):
+    """``d(params, R, kT) -> (g, dg)``: g = d(beta A)/d beta and dg = dg/d beta at
+    beta = 1/kT, by nested ``jax.jvp`` in beta. For the exact free energy g is
+    <U_AA | R> (up to c(beta)) and dg is -Var(U_AA | R)."""
+    first = beta_derivative(free_energy_fn)
+
+    def both(params, R, kT):
+        beta = 1.0 / kT
+        return jax.jvp(lambda b: first(params, R, 1.0 / b), (beta,), (1.0,))
+
+    return both
+
+
 def em_loss_fn(free_energy_fn, n_groups: int, sigma_f2: float, sigma_u2: float,
                force_weight: float, energy_weight: float):  # fmt: skip
     """``loss(params, frames) -> (total, (force_term, energy_term))``, per frame means."""
@@ -118,6 +131,13 @@ def mean_energy_offset(offsets, kT: float) -> float:
         return float(c[0])
     k = int(np.clip(np.searchsorted(t, kT) - 1, 0, len(t) - 2))
     return float(c[k] + (c[k + 1] - c[k]) * (kT - t[k]) / (t[k + 1] - t[k]))
+
+
+def mean_energy_offset_slope(offsets, kT: float) -> float:
+    """dc/dkT of ``mean_energy_offset`` at kT (at a training temperature, the mean of
+    the slopes on either side)."""
+    h = 1e-3 * kT
+    return (mean_energy_offset(offsets, kT + h) - mean_energy_offset(offsets, kT - h)) / (2 * h)
 
 
 def within_group_variance(values: np.ndarray, group: np.ndarray) -> float:

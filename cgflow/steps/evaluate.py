@@ -208,6 +208,41 @@ def _mean_energy_error(desc, params, positions, grid, kT, system, weights):
     return {"quad_energy_wrmse_kT": error}, curves
 
 
+def sampled_thermodynamics(model_dir: str, samples: dict, groups, reference: dict,
+                           ref_groups, kT: float, rng, chunk: int = 2048):  # fmt: skip
+    """A temperature-aware model's <U> and heat capacity at kT from its own CG
+    samples, against the reference's all-atom energies (:mod:`cgflow.analysis.thermo`).
+    Empty for models that are not free energies A(R, kT) with fitted offsets, and
+    for references without all-atom energies."""
+    import jax
+    import jax.numpy as jnp
+
+    from cgflow.analysis.thermo import score_thermodynamics
+    from cgflow.methods.em import beta_derivatives, mean_energy_offset, mean_energy_offset_slope
+    from cgflow.models import build_free_energy, is_temperature_aware, load_model
+
+    _, params, desc = load_model(model_dir)
+    offsets = desc.get("training", {}).get("energy_offsets")
+    if not (is_temperature_aware(desc) and offsets and "aa_energies" in reference):
+        return {}, {}, {}
+    both = jax.jit(jax.vmap(beta_derivatives(build_free_energy(desc)), (None, 0, None)))
+    positions = np.asarray(samples["positions"], np.float32)
+    parts = [both(params, jnp.asarray(positions[i:i + chunk]), float(kT))
+             for i in range(0, len(positions), chunk)]  # fmt: skip
+    g = np.concatenate([np.asarray(p[0], float) for p in parts])
+    dg = np.concatenate([np.asarray(p[1], float) for p in parts])
+    return score_thermodynamics(g, dg, groups, reference["aa_energies"], ref_groups, kT,
+                                mean_energy_offset(offsets, kT),
+                                mean_energy_offset_slope(offsets, kT), rng)  # fmt: skip
+
+
+def _thermodynamics_of(system, cg_map, model_dir, samples, ref_data, kT, interval, rng):
+    cv = system.cv(cg_map)
+    groups, _ = groups_of(system, samples, cv(samples["positions"]), interval)
+    ref_groups, _ = groups_of(system, {}, cv(ref_data["positions"]), interval)
+    return sampled_thermodynamics(model_dir, samples, groups, ref_data, ref_groups, kT, rng)
+
+
 def sampling_speed(status: dict, meta: dict) -> dict:
     """How fast the scored frames were made: a CG simulation's ns/day per replica and
     summed over replicas (its status), or for a reference data set the all-atom
@@ -317,7 +352,9 @@ def evaluate_step(
     are bootstrap percentiles over the samples' groups (CG replicas, or blocks of a
     reference time series) and the reference's blocks; the reference side is drawn
     with a fixed seed, so two runs scored against one reference have paired draws.
-    With ``model_dir`` (1-D systems), the model's PMF by quadrature is scored too.
+    With ``model_dir``: for 1-D systems the model's PMF by quadrature is scored too;
+    for a temperature-aware model scored against a reference with all-atom
+    energies, its <U> and heat capacity (``sampled_thermodynamics``).
 
     Writes ``out`` (metrics.json: the run's identity, its metrics, their CIs
     ``ci95``, how the bootstrap grouped the frames, and the system's primary metric
@@ -349,7 +386,7 @@ def evaluate_step(
     bootstrap: dict = {"n_boot": stats.N_BOOT}
     target = exact_target(system, settings, kT) if system.figure_kind == "profile_1d" else None
     if status["stable"] and samples["positions"].shape[0] > 0:
-        reference, reference_pressure = None, None
+        reference, reference_pressure, ref_data = None, None, None
         if target is None:
             if not reference_path:
                 raise ValueError(f"{system.type}: scoring needs a reference data set")
@@ -376,12 +413,17 @@ def evaluate_step(
             latent = _latent(system, cg_map, samples, run)
             for part, found in zip((metrics, cis, draws), latent, strict=True):
                 part.update(found)
+        if model_dir and target is None:  # a free energy's <U> and C against the reference's
+            thermo = _thermodynamics_of(system, cg_map, model_dir, samples, ref_data, kT,
+                                        interval, rng)  # fmt: skip
+            for part, found in zip((metrics, cis, draws), thermo, strict=True):
+                part.update(found)
     else:
         metrics.update({k: math.nan for k in system.metric_names})
     generated, generated_cis = generator_metrics(status)
     metrics.update(generated)
     cis.update(generated_cis)
-    if model_dir and target is not None:
+    if model_dir and target is not None:  # a 1-D model's own PMF by quadrature
         quad, quad_curve = quadrature(system, cg_map, model_dir, target, kT)
         metrics.update(quad)
         curves.update(quad_curve)

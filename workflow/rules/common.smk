@@ -273,13 +273,18 @@ def test_reference(wildcards):
     )
 
 
-def quadrature_model(wildcards):
-    """The model whose own PMF is scored by quadrature (1-D exact systems)."""
-    if system_of(wildcards.system).figure_kind != "profile_1d":
+def scored_model(wildcards):
+    """The model that evaluate reads besides its samples: on 1-D exact systems to
+    score its own PMF by quadrature; a model trained across temperatures (a free
+    energy A(R, T)) for its <U> and heat capacity against the reference's."""
+    method = methods.get(wildcards.method)
+    if method.produces != "energy":
         return []
-    if methods.get(wildcards.method).produces != "energy":
-        return []
-    return model_json(wildcards)
+    if system_of(wildcards.system).figure_kind == "profile_1d":
+        return model_json(wildcards)
+    if method.temperatures == "training":
+        return model_json(wildcards)
+    return []
 
 
 def evaluate_options(wildcards, input):

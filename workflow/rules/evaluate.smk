@@ -3,7 +3,7 @@ rule evaluate:
         samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",
         status="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/status.json",
         reference=test_reference,
-        model=quadrature_model,
+        model=scored_model,
     output:
         metrics="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/metrics.json",
         curves="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/curves.npz",
