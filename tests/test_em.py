@@ -160,7 +160,47 @@ def test_the_exact_free_energy_has_zero_em_loss_in_expectation():
     assert float(loss({"err": 0.3}, frames)[0]) > float(loss({"err": 0.0}, frames)[0]) + 0.5
 
 
-def test_em_training_is_finite_and_repeatable():
+def exact_free_energy_with_its_beta_part(params, R, kT):
+    """The exact A with its R-independent part too: beta A gains (1/2) ln beta, so
+    that d^2(beta A)/d beta^2 = -kT^2 / 2 = -Var(U | x1)."""
+    return exact_free_energy(params, R, kT) - 0.5 * kT * jnp.log(kT)
+
+
+def test_the_variance_term_is_zero_in_expectation_for_the_exact_free_energy():
+    """The optional second-derivative term: for the fully exact A, r'^2 + dg has zero
+    mean in every x1 bin (r' the centred energy residual); without the beta part of
+    A (dg = 0) the term sees the whole variance, and the loss says so."""
+    kTs = (2.0, 4.0)
+    frames = exact_frames(kTs, 40_000, seed=5)
+    x = np.asarray(frames.R[:, 0, 0])
+    both = jax.vmap(em.beta_derivatives(exact_free_energy_with_its_beta_part), (None, 0, 0))
+    g, dg = (np.asarray(a) for a in both({"err": 0.0}, frames.R, frames.kT))
+    np.testing.assert_allclose(dg, -0.5 * np.asarray(frames.kT) ** 2, rtol=1e-4)
+    for k, kT in enumerate(kTs):
+        sel = np.asarray(frames.group) == k
+        r = np.asarray(frames.U)[sel] - g[sel]
+        v = (r - r.mean()) ** 2 + dg[sel]
+        edges = np.quantile(x[sel], np.linspace(0, 1, 9))
+        idx = np.clip(np.digitize(x[sel], edges) - 1, 0, 7)
+        z = [v[idx == b].mean() / (v[idx == b].std() / np.sqrt(np.sum(idx == b)))
+             for b in range(8)]  # fmt: skip
+        assert np.all(np.abs(z) < 4.5), (kT, z)
+
+    def variance_term(fn):
+        loss = jax.jit(em.em_loss_fn(fn, 2, 1.0, 1.0, 0.0, 0.0, variance_weight=1.0))
+        total, (_, _, variance) = loss({"err": 0.0}, frames)
+        assert float(total) == pytest.approx(float(variance))
+        return float(variance)
+
+    # U - <U | x1> is (kT/2) times a chi-square of 1 degree of freedom: variance
+    # kT^2/2, fourth central moment 60 (kT/2)^4. So E[(r'^2 - kT^2/2)^2] against
+    # E[r'^4] is 14/15 at every kT (a flipped sign of dg would give 18/15)
+    ratio = variance_term(exact_free_energy_with_its_beta_part) / variance_term(exact_free_energy)
+    assert ratio == pytest.approx(14 / 15, abs=0.015)
+
+
+@pytest.mark.parametrize("variance_weight", [0.0, 1.0])
+def test_em_training_is_finite_and_repeatable(variance_weight):
     kTs = (2.0, 4.0)
     train, val = exact_frames(kTs, 300, seed=0), exact_frames(kTs, 100, seed=10)
     desc = mlp_description(kT=3.0)
@@ -173,7 +213,8 @@ def test_em_training_is_finite_and_repeatable():
         U_train=np.asarray(train.U), U_val=np.asarray(val.U),
         kT_train=np.asarray(train.kT), kT_val=np.asarray(val.kT),
     )  # fmt: skip
-    settings = em.EMSettings(max_steps=200, eval_every=50, batch_size=64)
+    settings = em.EMSettings(max_steps=200, eval_every=50, batch_size=64,
+                             variance_weight=variance_weight)  # fmt: skip
     a = em.train(problem, settings, jax.random.PRNGKey(5))
     b = em.train(problem, settings, jax.random.PRNGKey(5))
     leaves_a, leaves_b = jax.tree.leaves(a.params), jax.tree.leaves(b.params)
@@ -181,6 +222,7 @@ def test_em_training_is_finite_and_repeatable():
     assert all(np.all(np.isfinite(x)) for x in leaves_a)
     h = a.history
     assert {"force_loss", "energy_loss", "val_loss"} <= set(h[0])
+    assert ("variance_loss" in h[0]) == (variance_weight > 0)
     assert h[-1]["train_loss"] < h[0]["train_loss"]
     assert a.info["kT_train"] == [2.0, 4.0] and a.info["n_fit_per_kT"] == [300, 300]
     with pytest.raises(ValueError, match="both 0"):

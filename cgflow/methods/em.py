@@ -21,6 +21,12 @@ comes from forward-mode AD in beta (``jax.jvp``). sigma_F^2 and sigma_U^2 are th
 variance of the training forces' components and the within-temperature variance of
 the training energies, so both terms start near 1 and the weights say what counts.
 
+Optionally (``variance_weight`` > 0) a third term fits the second derivative,
+d^2(beta A)/d beta^2 = -Var(U_AA | R): w_V <(r_i'^2 + d^2(beta A)/d beta^2)^2> /
+(2 sigma_U^4), r_i' the centred residual, whose conditional mean is Var(U | R) at the
+exact A (a second forward-mode pass; the entropy form's derivative is 0, so it
+needs the input form).
+
 Mini-batches are stratified: each step draws ``batch_size / K`` frames (with
 replacement) from each of the K training temperatures, so each temperature's offset
 has frames to be centred on. The driver averages the parameters (EMA), validates the
@@ -89,18 +95,37 @@ def beta_derivatives(free_energy_fn):
 
 
 def em_loss_fn(free_energy_fn, n_groups: int, sigma_f2: float, sigma_u2: float,
-               force_weight: float, energy_weight: float):  # fmt: skip
-    """``loss(params, frames) -> (total, (force_term, energy_term))``, per frame means."""
+               force_weight: float, energy_weight: float,
+               variance_weight: float = 0.0):  # fmt: skip
+    """``loss(params, frames) -> (total, (force_term, energy_term, variance_term))``,
+    per frame means. The variance term (only computed when ``variance_weight`` > 0)
+    is <(r_i'^2 + dg_i)^2> / (2 sigma_U^4), r_i' the residual centred per temperature
+    and dg = d^2(beta A)/d beta^2: E[r'^2 | R] = Var(U | R) = -dg for the exact A."""
     grad_r = jax.vmap(jax.grad(free_energy_fn, argnums=1), (None, 0, 0))
-    d_beta_a = jax.vmap(beta_derivative(free_energy_fn), (None, 0, 0))
+    if variance_weight > 0:
+        both = jax.vmap(beta_derivatives(free_energy_fn), (None, 0, 0))
+    else:
+        d_beta_a = jax.vmap(beta_derivative(free_energy_fn), (None, 0, 0))
+
+        def both(params, R, kT):
+            g = d_beta_a(params, R, kT)
+            return g, jnp.zeros_like(g)
 
     def loss(params, f: Frames):
         force = jnp.mean((f.F + grad_r(params, f.R, f.kT)) ** 2) / sigma_f2
-        r = f.U - d_beta_a(params, f.R, f.kT)
+        g, dg = both(params, f.R, f.kT)
+        r = f.U - g
         count = jax.ops.segment_sum(jnp.ones_like(r), f.group, n_groups)
         mean = jax.ops.segment_sum(r, f.group, n_groups) / jnp.maximum(count, 1.0)
-        energy = jnp.mean((r - mean[f.group]) ** 2) / sigma_u2
-        return force_weight * force + energy_weight * energy, (force, energy)
+        centred = r - mean[f.group]
+        energy = jnp.mean(centred**2) / sigma_u2
+        variance = jnp.mean((centred**2 + dg) ** 2) / (2.0 * sigma_u2**2)
+        total = force_weight * force + energy_weight * energy
+        if variance_weight > 0:
+            total = total + variance_weight * variance
+        else:
+            variance = jnp.zeros_like(variance)
+        return total, (force, energy, variance)
 
     return loss
 
@@ -160,7 +185,7 @@ def frames_of(R, F, U, kT, group) -> Frames:
 
 
 def em_trainer(free_energy_fn, train: Frames, val: Frames, batch_size: int, opt,
-               scales: tuple[float, float], weights: tuple[float, float]) -> Trainer:  # fmt: skip
+               scales: tuple[float, float], weights: tuple[float, ...]) -> Trainer:  # fmt: skip
     """Energy matching as init/step over FMState (parameters, optimiser state).
 
     Args:
@@ -169,7 +194,7 @@ def em_trainer(free_energy_fn, train: Frames, val: Frames, batch_size: int, opt,
       batch_size: frames per step, split evenly over the temperatures.
       opt: an Optax GradientTransformation.
       scales: (sigma_F^2, sigma_U^2).
-      weights: (w_F, w_E).
+      weights: (w_F, w_E) or (w_F, w_E, w_V).
     """
     group = np.asarray(train.group)
     n_groups = int(group.max()) + 1
@@ -192,9 +217,11 @@ def em_trainer(free_energy_fn, train: Frames, val: Frames, batch_size: int, opt,
         offsets = jax.random.randint(key, (n_groups, per_group), 0, sizes_j[:, None])
         idx = (starts_j[:, None] + offsets).reshape(-1)
         batch = jax.tree.map(lambda a: a[idx], train)
-        (value, (force, energy)), g = grad_fn(state.params, batch)
+        (value, (force, energy, variance)), g = grad_fn(state.params, batch)
         updates, opt_state = opt.update(g, state.opt_state, state.params)
         metrics = {"train_loss": value, "force_loss": force, "energy_loss": energy}
+        if len(weights) > 2 and weights[2] > 0:
+            metrics["variance_loss"] = variance
         return FMState(optax.apply_updates(state.params, updates), opt_state), metrics
 
     val_loss = jax.jit(lambda p, data: loss(p, data)[0])  # data an argument (see fm)
@@ -227,7 +254,8 @@ def train(problem: Problem, settings: EMSettings, key) -> Trained:
         )
     s = settings
     trainer = em_trainer(p.free_energy_fn, tr, va, s.batch_size, optimizer(s),
-                         (sigma_f2, sigma_u2), (s.force_weight, s.energy_weight))  # fmt: skip
+                         (sigma_f2, sigma_u2),
+                         (s.force_weight, s.energy_weight, s.variance_weight))  # fmt: skip
     schedule = validated_schedule(s, "em")
     fp = fingerprint(s.to_dict(), [list(np.shape(a)) for a in (*tr, *va)], p.inputs)
     params, history = fit(trainer, p.params, key, schedule, p.checkpoint, fp, p.log)

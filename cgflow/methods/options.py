@@ -141,6 +141,10 @@ class EMSettings(FMSettings):
       force_weight: w_F, the weight of the force term.
       energy_weight: w_E, the weight of the energy term (0: FM on the temperatures
         pooled, with the temperature as an input).
+      variance_weight: w_V, the weight of the second-derivative term, which fits
+        d^2(beta A)/d beta^2 to minus the conditional variance of the all-atom
+        energy (0: off; it costs a second forward-mode pass, and the entropy form,
+        whose d(beta A)/d beta does not depend on T, cannot fit it).
       temperature_form: ``input``: the network reads the standardised kT beside the
         coordinates (any temperature dependence); ``entropy``: it outputs an energy
         and an entropy, A = E(R) - kT S(R) (see :mod:`cgflow.models.energy`).
@@ -150,6 +154,9 @@ class EMSettings(FMSettings):
 
     force_weight: float = setting(1.0, ge=0, doc="weight of the force term")
     energy_weight: float = setting(1.0, ge=0, doc="weight of the all-atom energy term")
+    variance_weight: float = setting(
+        0.0, ge=0, doc="weight of the conditional-variance term (0: off)"
+    )
     temperature_form: str = setting(
         "input",
         choices=("input", "entropy"),
