@@ -138,6 +138,31 @@ def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
     assert "| re | 100 | 0.50 (n=2), 1 unstable |" in text
 
 
+def test_the_thermodynamics_table_averages_seeds_with_their_draws():
+    import pandas as pd
+
+    from cgflow.analysis.aggregate import thermodynamics_markdown
+
+    run = {"system": "ala", "mapping": "heavy", "method": "em", "n_train": 300, "dt": 0.002}
+    rows, draws = [], {}
+    for t, seed, err in [(300.0, 0, 0.1), (300.0, 1, 0.3), (330.0, 0, -0.2)]:
+        key = {**run, "temperature": t, "seed": seed, "run_dir": f"r{seed}"}
+        rows.append({**key, "metric": "stable", "value": 1.0})
+        rows.append({**key, "metric": "mean_energy_err_kT", "value": err})
+        rows.append({**key, "metric": "heat_capacity_err", "value": 2 * err})
+        k = tuple(str(key[c]) for c in ("system", "mapping", "temperature", "method",
+                                         "n_train", "dt", "seed"))  # fmt: skip
+        draws[k] = {
+            "mean_energy_err_kT": np.full(100, err),
+            "heat_capacity_err": np.full(100, 2 * err),
+        }
+    text = thermodynamics_markdown(pd.DataFrame(rows), draws)
+    assert "| 300 | em | 300 | dt = 0.002 | 0.20 [0.10, 0.30] | 0.40 [0.20, 0.60] |" in text, text
+    assert "| 330 | em | 300 | dt = 0.002 | -0.20 [-0.20, -0.20] | -0.40 [-0.40, -0.40] |" in text
+    assert "<U> error (kT) | C error (k_B) |" in text
+    assert thermodynamics_markdown(pd.DataFrame(rows[:1]), {}) == ""
+
+
 def test_quadrature_pmf_of_a_model_matches_its_simulated_pmf(tmp_path):
     """A double-well model (harmonic prior plus a random MLP) scored two ways: by
     quadrature of its energy, and by histograms of its Langevin simulation at a

@@ -113,6 +113,7 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
         benchmark_markdown(table, noise_floors(df, primary, records))
         + differences_markdown(diffs)
         + pressure_markdown(df, draws)
+        + thermodynamics_markdown(df, draws)
         + speed_markdown(records)
     ).encode()
     atomic_write(out_csv.with_name("benchmark.md"), lambda fh: fh.write(text))
@@ -307,6 +308,51 @@ def _pressure_cell(r) -> str:
     if not np.isfinite(r["mean"]):
         return ""
     return f"{r['mean']:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]"
+
+
+THERMODYNAMICS = (
+    ("mean_energy_model_kT", "<U>/kT, model"),
+    ("mean_energy_ref_kT", "<U>/kT, reference"),
+    ("mean_energy_err_kT", "<U> error (kT)"),
+    ("heat_capacity_model", "C, model (k_B)"),
+    ("heat_capacity_ref", "C, reference"),
+    ("heat_capacity_err", "C error (k_B)"),
+)
+"""Metrics of a free energy's thermodynamics from its CG samples (steps.evaluate)."""
+
+
+def thermodynamics_markdown(df: pd.DataFrame, draws: dict) -> str:
+    """The mean all-atom energy and heat capacity that temperature-aware models
+    predict from their CG samples, against the test reference's: per system, a row
+    per (temperature, method, n_train, dt), mean over seeds [95 % CI]. Empty
+    without them."""
+    present = [(m, label) for m, label in THERMODYNAMICS if (df.metric == m).any()]
+    if not present:
+        return ""
+    systems = df[df.metric == present[0][0]].system.unique()
+    table = pd.concat([benchmark_table(df, {s: m for s in systems}, draws) for m, _ in present])
+    keys = ["temperature", "method", "n_train", "dt"]
+    lines = []
+    for (system, mapping), part in table.groupby(["system", "mapping"], sort=True):
+        lines += [f"## {system} / {mapping}: mean all-atom energy and heat capacity "
+                  "predicted from the CG samples (mean over seeds [95 % CI])", "",
+                  "| T | method | n_train | dt | " + " | ".join(lb for _, lb in present) + " |",
+                  "|---:|---|---:|---:|" + "---:|" * len(present)]  # fmt: skip
+        for (t, method, n_train, dt), rows in part.groupby(keys, sort=True):
+            cells = []
+            for metric, _ in present:
+                hit = rows[rows.metric == metric]
+                cells.append(_value_cell(hit.iloc[0]) if len(hit) else "")
+            lines.append(f"| {t:g} | {method} | {n_train_label(n_train)} | {dt_label(dt)} | "
+                         + " | ".join(cells) + " |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _value_cell(r) -> str:
+    if not np.isfinite(r["mean"]):
+        return ""
+    return f"{r['mean']:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
 
 
 def speed_markdown(records: list[dict]) -> str:
