@@ -295,3 +295,23 @@ def test_mean_energy_and_heat_capacity_from_samples_of_the_exact_free_energy():
     assert cis["heat_capacity_err"][1] < 0
     values, cis, _ = scored(0.3, exact_offsets)
     assert cis["mean_energy_err_kT"][0] > 0.1
+    # on the reference's own frames (same draws on both sides) the spread of V over
+    # the sample cancels: only the bath's noise is left, and the CI narrows
+    g, dg = (
+        np.asarray(a, float) for a in both({"err": 0.0}, jnp.asarray(ref["positions"][:, :1]), kT)
+    )
+    _, paired, _ = score_thermodynamics(
+        g,
+        dg,
+        groups,
+        ref["energies"],
+        groups,
+        kT,
+        em.mean_energy_offset(exact_offsets, kT),
+        em.mean_energy_offset_slope(exact_offsets, kT),
+        np.random.default_rng(0),
+        same_frames=True,
+    )
+    lo, hi = paired["mean_energy_err_kT"]
+    independent = scored(0.0, exact_offsets)[1]["mean_energy_err_kT"]
+    assert lo < 0 < hi and hi - lo < 0.75 * (independent[1] - independent[0]), (paired, independent)

@@ -317,6 +317,8 @@ THERMODYNAMICS = (
     ("heat_capacity_model", "C, model (k_B)"),
     ("heat_capacity_ref", "C, reference"),
     ("heat_capacity_err", "C error (k_B)"),
+    ("mean_energy_err_kT_on_reference", "<U> error on the reference's frames"),
+    ("heat_capacity_err_on_reference", "C error on the reference's frames"),
 )
 """Metrics of a free energy's thermodynamics from its CG samples (steps.evaluate)."""
 

@@ -34,7 +34,8 @@ def _moments(weights: np.ndarray, sums: np.ndarray) -> np.ndarray:
 
 
 def score_thermodynamics(g, dg, groups, ref_U, ref_groups, kT: float, offset: float,
-                         slope: float, rng, n_boot: int = stats.N_BOOT):  # fmt: skip
+                         slope: float, rng, n_boot: int = stats.N_BOOT,
+                         same_frames: bool = False):  # fmt: skip
     """The model's <U> and C_U at kT against the reference's, with 95 % CIs.
 
     Args:
@@ -45,6 +46,9 @@ def score_thermodynamics(g, dg, groups, ref_U, ref_groups, kT: float, offset: fl
       kT: the temperature scored (energy units).
       offset, slope: c(kT) and dc/dkT.
       rng: generator of the model side's draws.
+      same_frames: g and dg are of the reference's own frames (``groups`` its
+        groups): both sides take the same draws, so the errors measure the model's
+        energy on the reference ensemble, without the model's sampling.
 
     Returns:
       (values, cis, draws): ``mean_energy_err_kT`` ((<U>_model - <U>_ref) / kT),
@@ -80,12 +84,16 @@ def score_thermodynamics(g, dg, groups, ref_U, ref_groups, kT: float, offset: fl
         }
 
     point = quantities(np.ones((1, model_sums.shape[0])), np.ones((1, ref_sums.shape[0])))
-    draws = quantities(
-        stats.resample_weights(model_sums.shape[0], n_boot, rng),
-        stats.resample_weights(
-            ref_sums.shape[0], n_boot, np.random.default_rng(stats.REFERENCE_SEED)
-        ),
+    w_ref = stats.resample_weights(
+        ref_sums.shape[0], n_boot, np.random.default_rng(stats.REFERENCE_SEED)
     )
+    if same_frames:
+        if len(g) != len(ref_U):
+            raise ValueError("thermodynamics: same_frames needs g of the reference's frames")
+        w_model = w_ref
+    else:
+        w_model = stats.resample_weights(model_sums.shape[0], n_boot, rng)
+    draws = quantities(w_model, w_ref)
     values = {k: float(v[0]) for k, v in point.items()}
     cis = {k: stats.percentile_ci(d) for k, d in draws.items()}
     return values, cis, draws

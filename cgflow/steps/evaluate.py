@@ -211,9 +211,12 @@ def _mean_energy_error(desc, params, positions, grid, kT, system, weights):
 def sampled_thermodynamics(model_dir: str, samples: dict, groups, reference: dict,
                            ref_groups, kT: float, rng, chunk: int = 2048):  # fmt: skip
     """A temperature-aware model's <U> and heat capacity at kT from its own CG
-    samples, against the reference's all-atom energies (:mod:`cgflow.analysis.thermo`).
-    Empty for models that are not free energies A(R, kT) with fitted offsets, and
-    for references without all-atom energies."""
+    samples, against the reference's all-atom energies (:mod:`cgflow.analysis.thermo`),
+    and (``*_on_reference``) the errors of the same formulas over the reference's
+    frames instead of the model's samples: what its energy gets wrong where the
+    reference is, apart from where its own sampling goes. Empty for models that are
+    not free energies A(R, kT) with fitted offsets, and for references without
+    all-atom energies."""
     import jax
     import jax.numpy as jnp
 
@@ -226,14 +229,24 @@ def sampled_thermodynamics(model_dir: str, samples: dict, groups, reference: dic
     if not (is_temperature_aware(desc) and offsets and "aa_energies" in reference):
         return {}, {}, {}
     both = jax.jit(jax.vmap(beta_derivatives(build_free_energy(desc)), (None, 0, None)))
-    positions = np.asarray(samples["positions"], np.float32)
-    parts = [both(params, jnp.asarray(positions[i:i + chunk]), float(kT))
-             for i in range(0, len(positions), chunk)]  # fmt: skip
-    g = np.concatenate([np.asarray(p[0], float) for p in parts])
-    dg = np.concatenate([np.asarray(p[1], float) for p in parts])
-    return score_thermodynamics(g, dg, groups, reference["aa_energies"], ref_groups, kT,
-                                mean_energy_offset(offsets, kT),
-                                mean_energy_offset_slope(offsets, kT), rng)  # fmt: skip
+
+    def derivatives(positions):
+        positions = np.asarray(positions, np.float32)
+        parts = [both(params, jnp.asarray(positions[i:i + chunk]), float(kT))
+                 for i in range(0, len(positions), chunk)]  # fmt: skip
+        return (np.concatenate([np.asarray(p[k], float) for p in parts]) for k in (0, 1))
+
+    offset = (mean_energy_offset(offsets, kT), mean_energy_offset_slope(offsets, kT))
+    U = reference["aa_energies"]
+    values, cis, draws = score_thermodynamics(*derivatives(samples["positions"]), groups, U,
+                                              ref_groups, kT, *offset, rng)  # fmt: skip
+    # the same on the reference's frames: the energy model without the model's sampling
+    on_ref = score_thermodynamics(*derivatives(reference["positions"]), ref_groups, U,
+                                  ref_groups, kT, *offset, rng, same_frames=True)  # fmt: skip
+    for part, found in zip((values, cis, draws), on_ref, strict=True):
+        part.update({f"{k}_on_reference": v for k, v in found.items()
+                     if k in ("mean_energy_err_kT", "heat_capacity_err")})  # fmt: skip
+    return values, cis, draws
 
 
 def _thermodynamics_of(system, cg_map, model_dir, samples, ref_data, kT, interval, rng):
