@@ -104,6 +104,15 @@ def test_surface_metrics_of_a_sample_against_itself_and_a_shifted_one():
     assert abs(same["dF_alpha_R_err_kT"]) < 0.05
     assert np.isnan(same["dF_alpha_L_err_kT"])  # never visited: no free energy to compare
     assert off["fes_wrmse_kT"] > 0.5 and off_ci["fes_wrmse_kT"][0] > same_ci["fes_wrmse_kT"][1]
+    # 40 % of the model's samples moved to alpha_L, where the reference never goes:
+    # the shift-invariant FES error barely moves, mass_outside sees it
+    assert same["mass_outside"] < 0.01
+    moved = a.copy()
+    moved[:16_000] = np.stack([rng.normal(1.0, 0.2, 16_000), rng.normal(0.5, 0.3, 16_000)], 1)
+    away, away_ci, _, _, _ = score_surface(moved, groups, b, groups, grid, rng, n_boot=200)
+    assert away["mass_outside"] == pytest.approx(0.4, abs=0.02)
+    assert away_ci["mass_outside"][0] > 0.25  # whole groups moved: the CI is wide
+    assert away["fes_wrmse_kT"] < 0.2
 
 
 def test_benchmark_table_averages_seeds_and_counts_unstable_runs():

@@ -353,6 +353,10 @@ class SurfaceGrid:
         fes_rmse_kT: on the fine grid, every bin the reference populates alike.
         hist_mse: mean squared difference of the fine histograms (Thaler et al. 2022).
         js_divergence: of the fine histograms.
+        mass_outside: the model's probability on coarse bins the primary metric does
+          not score (reference free energy ``f_max`` kT or more above its minimum, or
+          never visited). fes_wrmse_kT removes the best shift, so it cannot see mass
+          put where the reference is not; this can (the reference's own is ~0).
         dF_<basin>_err_kT: error of each basin's free energy relative to the first.
         """
         pf, rf = p["fine"][..., :-1], p_ref["fine"][..., :-1]
@@ -368,6 +372,8 @@ class SurfaceGrid:
             ),
             "hist_mse": np.mean((pf - rf) ** 2, axis=-1),
             "js_divergence": js_divergence(pf, rf),
+            "mass_outside": np.sum(np.where(within, 0.0, pc), axis=-1)
+            / np.maximum(np.sum(pc, axis=-1), 1e-300),
         }
         out.update(basin_errors(p["basins"], p_ref["basins"], self.basin_names, n_samples))
         return out

@@ -180,7 +180,7 @@ class AlanineDipeptide(Settings):
     cv_periodic = True
     basin_names = ("beta", "alpha_R", "alpha_L")
     metric_names = (
-        "fes_wrmse_kT", "fes_rmse_kT", "hist_mse", "js_divergence",
+        "fes_wrmse_kT", "fes_rmse_kT", "hist_mse", "js_divergence", "mass_outside",
         "dF_alpha_R_err_kT", "dF_alpha_L_err_kT",
     )  # fmt: skip
     primary_metric = "fes_wrmse_kT"
