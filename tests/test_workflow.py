@@ -168,7 +168,7 @@ def test_smoke_study_end_to_end(workdir):
     )
     ala = summary[summary.system == "alanine_dipeptide"]
     assert set(ala.metric) == {
-        "stable", "fes_wrmse_kT", "fes_rmse_kT", "hist_mse", "js_divergence",
+        "stable", "fes_wrmse_kT", "fes_rmse_kT", "hist_mse", "js_divergence", "mass_outside",
         "dF_alpha_R_err_kT", "dF_alpha_L_err_kT",
     }  # fmt: skip
     assert (ala.n_train == 40).all()  # the 40 training frames scored on the test reference
