@@ -268,8 +268,8 @@ def test_mean_energy_and_heat_capacity_from_samples_of_the_exact_free_energy():
     R = jnp.asarray(model["positions"][:, :1], jnp.float32)  # x1: (n, 1, 1)
     both = jax.jit(jax.vmap(em.beta_derivatives(exact_free_energy), (None, 0, None)))
 
-    def scored(err, offsets):
-        g, dg = (np.asarray(a, float) for a in both({"err": err}, R, kT))
+    def scored(err, offsets, positions=R, same_frames=False):
+        g, dg = (np.asarray(a, float) for a in both({"err": err}, positions, kT))
         return score_thermodynamics(
             g,
             dg,
@@ -280,10 +280,12 @@ def test_mean_energy_and_heat_capacity_from_samples_of_the_exact_free_energy():
             em.mean_energy_offset(offsets, kT),
             em.mean_energy_offset_slope(offsets, kT),
             np.random.default_rng(0),
+            same_frames=same_frames,
         )
 
     exact_offsets = [[2.0, 1.0], [4.0, 2.0]]  # c = kT / 2, slope 1/2
     values, cis, _ = scored(0.0, exact_offsets)
+    independent = cis["mean_energy_err_kT"]
     for k in ("mean_energy_err_kT", "heat_capacity_err"):
         lo, hi = cis[k]
         assert lo < 0 < hi, (k, values[k], cis[k])
@@ -297,21 +299,7 @@ def test_mean_energy_and_heat_capacity_from_samples_of_the_exact_free_energy():
     assert cis["mean_energy_err_kT"][0] > 0.1
     # on the reference's own frames (same draws on both sides) the spread of V over
     # the sample cancels: only the bath's noise is left, and the CI narrows
-    g, dg = (
-        np.asarray(a, float) for a in both({"err": 0.0}, jnp.asarray(ref["positions"][:, :1]), kT)
-    )
-    _, paired, _ = score_thermodynamics(
-        g,
-        dg,
-        groups,
-        ref["energies"],
-        groups,
-        kT,
-        em.mean_energy_offset(exact_offsets, kT),
-        em.mean_energy_offset_slope(exact_offsets, kT),
-        np.random.default_rng(0),
-        same_frames=True,
-    )
+    on_ref = jnp.asarray(ref["positions"][:, :1], jnp.float32)
+    _, paired, _ = scored(0.0, exact_offsets, on_ref, same_frames=True)
     lo, hi = paired["mean_energy_err_kT"]
-    independent = scored(0.0, exact_offsets)[1]["mean_energy_err_kT"]
     assert lo < 0 < hi and hi - lo < 0.75 * (independent[1] - independent[0]), (paired, independent)

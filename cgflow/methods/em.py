@@ -119,12 +119,12 @@ def em_loss_fn(free_energy_fn, n_groups: int, sigma_f2: float, sigma_u2: float,
         mean = jax.ops.segment_sum(r, f.group, n_groups) / jnp.maximum(count, 1.0)
         centred = r - mean[f.group]
         energy = jnp.mean(centred**2) / sigma_u2
-        variance = jnp.mean((centred**2 + dg) ** 2) / (2.0 * sigma_u2**2)
-        total = force_weight * force + energy_weight * energy
-        if variance_weight > 0:
-            total = total + variance_weight * variance
-        else:
-            variance = jnp.zeros_like(variance)
+        variance = (
+            jnp.mean((centred**2 + dg) ** 2) / (2.0 * sigma_u2**2)
+            if variance_weight > 0
+            else jnp.zeros(())
+        )
+        total = force_weight * force + energy_weight * energy + variance_weight * variance
         return total, (force, energy, variance)
 
     return loss
