@@ -278,11 +278,8 @@ def scored_model(wildcards):
     score its own PMF by quadrature; a model trained across temperatures (a free
     energy A(R, T)) for its <U> and heat capacity against the reference's."""
     method = methods.get(wildcards.method)
-    if method.produces != "energy":
-        return []
-    if system_of(wildcards.system).figure_kind == "profile_1d":
-        return model_json(wildcards)
-    if method.temperatures == "training":
+    exact = system_of(wildcards.system).figure_kind == "profile_1d"
+    if method.produces == "energy" and (exact or method.temperatures == "training"):
         return model_json(wildcards)
     return []
 
