@@ -304,10 +304,15 @@ def pressure_markdown(df: pd.DataFrame, draws: dict) -> str:
     return "\n".join(lines)
 
 
-def _pressure_cell(r) -> str:
+def _ci_cell(r, digits: int = 2) -> str:
+    """``mean [low, high]`` of a benchmark-table row ('' without a mean)."""
     if not np.isfinite(r["mean"]):
         return ""
-    return f"{r['mean']:.0f} [{r.ci_low:.0f}, {r.ci_high:.0f}]"
+    return f"{r['mean']:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
+
+
+def _pressure_cell(r) -> str:
+    return _ci_cell(r, digits=0)
 
 
 THERMODYNAMICS = (
@@ -344,17 +349,11 @@ def thermodynamics_markdown(df: pd.DataFrame, draws: dict) -> str:
             cells = []
             for metric, _ in present:
                 hit = rows[rows.metric == metric]
-                cells.append(_value_cell(hit.iloc[0]) if len(hit) else "")
+                cells.append(_ci_cell(hit.iloc[0]) if len(hit) else "")
             lines.append(f"| {t:g} | {method} | {n_train_label(n_train)} | {dt_label(dt)} | "
                          + " | ".join(cells) + " |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
-
-
-def _value_cell(r) -> str:
-    if not np.isfinite(r["mean"]):
-        return ""
-    return f"{r['mean']:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
 
 
 def speed_markdown(records: list[dict]) -> str:
