@@ -1,6 +1,6 @@
 """A small study through the shipped Slurm profile, on a private Slurm cluster: every
-rule of the DAG (tests/examples/slurm_study.yaml, the smoke study less its extra sizes,
-time steps and methods, since each Slurm job pays its start-up).
+rule of the DAG (tests/examples/slurm_study.yaml, the smoke study less its extra systems,
+sizes, time steps and methods, since each Slurm job pays its start-up).
 
 The cluster (tests/slurm_cluster.py) has a CPU and a GPU partition with two fake GPUs.
 The profile is adapted the way the README tells users to: partition names, plus
@@ -32,7 +32,8 @@ CPU_RULES = {
     "map_to_cg", "map_test_to_cg", "fit_prior", "fit_prior_across_temperatures", "evaluate",
     "evaluate_reference", "aggregate",
 }  # fmt: skip
-BROKEN = Path("results/double_well_coupled/reference/T3/aa.npz")
+BROKEN = Path("results/alanine_dipeptide/reference/T300/aa.npz")
+BROKEN_LOG = "logs/alanine_dipeptide/heavy_atoms/T300/map.log"
 
 
 @pytest.fixture(scope="module")
@@ -114,32 +115,27 @@ def test_smoke_study_on_slurm(repo, tmp_path, cluster):
     log1 = first.stdout + first.stderr
     assert first.returncode != 0, log1[-3000:]
     assert "Error in rule map_to_cg" in log1, log1[-3000:]
-    assert "logs/double_well_coupled/x1/T3/map.log" in log1
+    assert BROKEN_LOG in log1
     m = re.search(r"\S*slurm_logs/rule_map_to_cg\S*\.log", log1)
     assert m, "Snakemake did not name the failed job's Slurm log"
-    assert "not an npz file" in (
-        workdir / "logs/double_well_coupled/x1/T3/map.log"
-    ).read_text() or (
-        "double_well_coupled/reference/T3/aa.npz"
-        in (workdir / "logs/double_well_coupled/x1/T3/map.log").read_text()
-    )
+    map_log = (workdir / BROKEN_LOG).read_text()
+    assert "not an npz file" in map_log or str(BROKEN.relative_to("results")) in map_log
     jobs1 = submitted(cluster)
     failed = {j for j, (rule, rec) in jobs1.items() if rec["JobState"] != "COMPLETED"}
     assert [jobs1[j][0] for j in failed] == ["map_to_cg"], {j: jobs1[j][0] for j in failed}
     assert not (workdir / "results/summary.csv").exists()
 
-    # RE runs only on the broken system here, so its training waits for run 2.
-    expected = (GPU_RULES | CPU_RULES) - {"aggregate", "train_at_dt"}
-    assert {rule for rule, _ in jobs1.values()} == expected
+    assert {rule for rule, _ in jobs1.values()} == (GPU_RULES | CPU_RULES) - {"aggregate"}
 
     # The GPU reached the job: the training metadata records the allocation, and the log
     # says the (fake) GPU went unused by this CPU-only JAX.
-    model = read_json(workdir / "results/double_well/x1/T3/fm/n200_s0/model/model.json")
+    fm_run = "double_well_coupled/x1/T3/fm/n1000_s0"
+    model = read_json(workdir / f"results/{fm_run}/model/model.json")
     device = model["training"]["device"]
     assert device["backend"] == "cpu"
     assert "cuda_visible_devices" in device or "slurm_step_gpus" in device, device
     assert device["slurm_job_partition"] == cluster.gpu_partition
-    train_log = (workdir / "logs/double_well/x1/T3/fm/n200_s0/train.log").read_text()
+    train_log = (workdir / f"logs/{fm_run}/train.log").read_text()
     assert "allocated a GPU but runs on cpu" in train_log
 
     # Run 2, after the fix: only the broken branch and the aggregate run again.
@@ -154,12 +150,9 @@ def test_smoke_study_on_slurm(repo, tmp_path, cluster):
     }
     redone = done_before & {rec["Comment"] for _, rec in jobs2.values()}
     assert not redone, f"jobs that had succeeded were submitted again: {sorted(redone)}"
-    # (a system scored against its exact answer has no test reference to redo; the
-    # models trained across temperatures belong to another system, done in run 1; the
-    # generators read no data, so a broken reference leaves them be)
-    untouched = {"sample_test_reference", "map_test_to_cg", "train_across_temperatures",
-                 "fit_prior_across_temperatures", "train_generator", "generate"}  # fmt: skip
-    assert {rule for rule, _ in jobs2.values()} == (GPU_RULES | CPU_RULES) - untouched
+    # (the broken system has no models: its test reference, done in run 1, stays)
+    redo = {"sample_reference", "map_to_cg", "evaluate_reference", "aggregate"}
+    assert {rule for rule, _ in jobs2.values()} == redo
 
     # Every GPU rule asked for one GPU on the GPU partition; CPU rules for none, on the CPU one.
     for jid, (rule, rec) in {**jobs1, **jobs2}.items():
@@ -172,12 +165,10 @@ def test_smoke_study_on_slurm(repo, tmp_path, cluster):
             assert rec["Partition"] == cluster.cpu_partition, (jid, rule, rec["Partition"])
             assert "gpu" not in gres, (jid, rule, gres)
     assert all(
-        "double_well_coupled" in rec["Comment"]
-        for rule, rec in jobs2.values()
-        if rule != "aggregate"
+        "alanine_dipeptide" in rec["Comment"] for rule, rec in jobs2.values() if rule != "aggregate"
     )
     assert (workdir / "results/summary.csv").exists()
-    for fig in ("free_energy_double_well_x1_T3.png", "error_vs_n_train.png"):
+    for fig in ("free_energy_double_well_coupled_x1_T3.png", "error_vs_n_train.png"):
         assert (workdir / "results/figures" / fig).exists(), fig
 
     # The sbatch options each rule got, for the record (pytest -s shows them).
