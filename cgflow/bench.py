@@ -275,9 +275,9 @@ def run_bench(out: Path, quick: bool = False) -> dict:
     """Run the workload and write ``out`` (JSON)."""
     import tempfile
 
-    from cgflow.runtime import enable_compilation_cache
+    from cgflow.runtime import configure_jax
 
-    enable_compilation_cache()
+    configure_jax()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "bench.yaml"

@@ -231,9 +231,9 @@ def _run(args) -> int:
 
     study = resolve(args.config, args.system, args.settings, SCOPES.get(args.step))
     if args.step in JAX_STEPS:
-        from cgflow.runtime import enable_compilation_cache
+        from cgflow.runtime import configure_jax
 
-        enable_compilation_cache()
+        configure_jax()
     _run_step(study, args)
     return 0
 

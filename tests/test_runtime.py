@@ -143,3 +143,36 @@ def test_sampler_compiler_options_change_how_a_force_sized_dot_compiles():
     options = sampling_compiler_options({})
     tuned = jax.jit(lambda a, b: a @ b, compiler_options=options).lower(x, w).compile()
     assert "ynn" not in tuned.as_text()
+
+
+def test_every_product_of_a_schnet_force_is_full_float32_unless_the_user_chooses():
+    """JAX's default would let a GPU multiply float32 in TF32; the steps ask for full
+    float32, and the SchNet energy and force programs carry it to every dot."""
+    import jax
+    import numpy as np
+
+    from cgflow.models import build_energy, init_params
+    from cgflow.runtime import set_matmul_precision
+
+    desc = {"n_beads": 4, "dim": 3, "prior": {"type": "none"}, "species_names": ["C"],
+            "species_index": [0] * 4, "network": {"type": "schnet", "cutoff": 0.6}}  # fmt: skip
+    energy, params = build_energy(desc), init_params(desc, jax.random.PRNGKey(0))
+    R = np.random.default_rng(0).normal(0, 0.2, (4, 3)).astype(np.float32)
+
+    def dots():
+        text = jax.jit(jax.value_and_grad(energy, argnums=1)).lower(params, R).as_text()
+        return [line for line in text.splitlines() if "dot_general" in line]
+
+    before = jax.config.jax_default_matmul_precision
+    try:
+        jax.config.update("jax_default_matmul_precision", None)
+        assert any("DEFAULT" in d for d in dots())
+        assert set_matmul_precision({}) == "highest"
+        found = dots()
+        assert found and all("precision = [HIGHEST, HIGHEST]" in d for d in found), found
+        # the user's JAX_DEFAULT_MATMUL_PRECISION (read by JAX itself) is left alone
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32")
+        assert set_matmul_precision({"JAX_DEFAULT_MATMUL_PRECISION": "tensorfloat32"}) is None
+        assert jax.config.jax_default_matmul_precision == "tensorfloat32"
+    finally:
+        jax.config.update("jax_default_matmul_precision", before)
