@@ -144,28 +144,41 @@ def _trainer_steps_per_s(trainer, params, steps: int) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def sampling(desc, build_energy, params, frames, masses, kT, steps: int) -> dict:
+def sampling(desc, build_energy, params, frames, masses, kT, steps: int, replicas=()) -> dict:
     """BAOAB steps per second of N_REPLICAS replicas (the simulator's replica runner),
-    timed after a first, compiling call."""
+    timed after a first, compiling call; with ``replicas``, also at each of those
+    counts (``scaling``: a row per model and count), each timed over about as many
+    replica-steps as N_REPLICAS x ``steps``."""
+    out, scaling = {}, []
+    for label, network in (("prior", {"type": "none"}), ("schnet", NETWORK)):
+        energy_fn = build_energy({**desc, "network": network})
+        p = params if network["type"] != "none" else {}
+        out[label] = _sampling_rate(energy_fn, p, desc, frames, masses, kT, N_REPLICAS, steps)
+        for n in replicas:
+            n_steps = max(20, steps * N_REPLICAS // n)
+            rate = _sampling_rate(energy_fn, p, desc, frames, masses, kT, n, n_steps)
+            scaling.append({"model": label, "replicas": n, **rate})
+    if replicas:
+        out["scaling"] = scaling
+    return out
+
+
+def _sampling_rate(energy_fn, params, desc, frames, masses, kT, n_replicas, steps) -> dict:
     import jax
 
     from cgflow.simulate.replicas import replica_runner
     from cgflow.simulate.settings import IntegratorSettings
 
-    out = {}
-    for label, network in (("prior", {"type": "none"}), ("schnet", NETWORK)):
-        energy_fn = build_energy({**desc, "network": network})
-        p = params if network["type"] != "none" else {}
-        integrator = IntegratorSettings(dt=DT_PS, friction=10.0)
-        runner = replica_runner(energy_fn, kT, integrator, desc["n_beads"], 50, 1)
-        reps = runner.init(jax.random.PRNGKey(1), frames[:N_REPLICAS], masses, p)
-        per_replica = _runner_steps_per_s(runner, reps, p, steps)
-        out[label] = {
-            "steps_per_s_per_replica": per_replica,
-            "steps_per_s_summed": per_replica * N_REPLICAS,
-            "ns_per_day_summed": per_replica * N_REPLICAS * DT_PS * 86400 / 1000,
-        }
-    return out
+    integrator = IntegratorSettings(dt=DT_PS, friction=10.0)
+    runner = replica_runner(energy_fn, kT, integrator, desc["n_beads"], 50, 1)
+    start = np.resize(frames, (n_replicas, *frames.shape[1:]))  # the frames, repeated
+    reps = runner.init(jax.random.PRNGKey(1), start, masses, params)
+    per_replica = _runner_steps_per_s(runner, reps, params, steps)
+    return {
+        "steps_per_s_per_replica": per_replica,
+        "steps_per_s_summed": per_replica * n_replicas,
+        "ns_per_day_summed": per_replica * n_replicas * DT_PS * 86400 / 1000,
+    }
 
 
 def fm_speed(desc, build_energy, params, frames, steps: int) -> dict:
@@ -271,8 +284,9 @@ systems:
 """The config the light job checks (a small study)."""
 
 
-def run_bench(out: Path, quick: bool = False) -> dict:
-    """Run the workload and write ``out`` (JSON)."""
+def run_bench(out: Path, quick: bool = False, replicas=()) -> dict:
+    """Run the workload and write ``out`` (JSON); ``replicas``: more replica counts at
+    which to time the sampling (``sampling.scaling``)."""
     import tempfile
 
     from cgflow.runtime import configure_jax
@@ -285,7 +299,7 @@ def run_bench(out: Path, quick: bool = False) -> dict:
         result = {"machine": machine(), "quick": quick, "startup": startup(config)}
     desc, build_energy, params, frames, masses, kT = workload()
     result["sampling"] = sampling(
-        desc, build_energy, params, frames, masses, kT, 500 if quick else 5000
+        desc, build_energy, params, frames, masses, kT, 500 if quick else 5000, replicas
     )
     result["fm"] = fm_speed(desc, build_energy, params, frames, 20 if quick else 300)
     result["re"] = re_speed(desc, build_energy, params, frames, masses, kT, 3 if quick else 12)

@@ -147,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench.json", help="JSON file to write (default bench.json)")
     p.add_argument("--quick", action="store_true", help="a short run (for tests)")
     p.add_argument(
+        "--replicas",
+        type=_replica_counts,
+        default=(),
+        help="also time CG sampling at these replica counts, e.g. 32,256,1024 (a GPU pays "
+        "per call, so more replicas per call raise the summed rate)",
+    )
+    p.add_argument(
         "--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="print ratios of two JSON files"
     )
     p = sub.add_parser("aggregate", help="summary.csv and figures from metrics files")
@@ -282,6 +289,19 @@ def _run_step(study, args) -> None:
         _evaluate(study, args)
 
 
+def _replica_counts(text: str) -> tuple[int, ...]:
+    """``--replicas``: positive integers separated by commas."""
+    try:
+        counts = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of positive integers, e.g. 32,256"
+        )
+    return counts
+
+
 def _bench(args) -> int:
     import json
     from pathlib import Path
@@ -292,7 +312,7 @@ def _bench(args) -> int:
         before, after = (json.loads(Path(p).read_text()) for p in args.compare)
         print("\n".join(bench.compare(before, after)))
         return 0
-    result = bench.run_bench(Path(args.out), args.quick)
+    result = bench.run_bench(Path(args.out), args.quick, args.replicas)
     s, up = result["sampling"], result["startup"]
     print(
         f"bench: light job {up['light_job_s']:.2f} s, JAX job imports "
@@ -304,6 +324,12 @@ def _bench(args) -> int:
         f"replica -> {args.out}",
         file=sys.stderr,
     )
+    for row in s.get("scaling", []):
+        print(
+            f"bench: {row['model']}, {row['replicas']} replicas: "
+            f"{row['ns_per_day_summed']:.0f} ns/day summed",
+            file=sys.stderr,
+        )
     return 0
 
 

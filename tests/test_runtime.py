@@ -176,3 +176,28 @@ def test_every_product_of_a_schnet_force_is_full_float32_unless_the_user_chooses
         assert jax.config.jax_default_matmul_precision == "tensorfloat32"
     finally:
         jax.config.update("jax_default_matmul_precision", before)
+
+
+def test_bench_times_sampling_at_other_replica_counts(capsys):
+    """``--replicas``: the sampler timed at more counts (start frames repeated to fill
+    them); a count that is not a positive integer is refused before any work."""
+    import jax.numpy as jnp
+    import numpy as np
+    import pytest
+
+    from cgflow import bench
+    from cgflow.cli import main
+
+    frames = np.random.default_rng(0).normal(0, 0.1, (5, 3, 3)).astype(np.float32)
+    row = bench._sampling_rate(
+        lambda params, R: 50.0 * jnp.sum(R**2), {}, {"n_beads": 3}, frames, np.ones(3), 2.5, 12, 20
+    )
+    assert row["steps_per_s_per_replica"] > 0
+    assert row["steps_per_s_summed"] == pytest.approx(12 * row["steps_per_s_per_replica"])
+    assert row["ns_per_day_summed"] == pytest.approx(
+        row["steps_per_s_summed"] * bench.DT_PS * 86400 / 1000
+    )
+    for bad in ("0,32", "32,many", ""):
+        with pytest.raises(SystemExit):
+            main(["bench", "--replicas", bad])
+        assert "is not a list of positive integers" in capsys.readouterr().err
