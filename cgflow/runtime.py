@@ -104,10 +104,10 @@ def set_matmul_precision(environ=None) -> str | None:
     """Multiply float32 matrices in full float32 on every device.
 
     JAX's default lets a GPU with tensor cores (A100, H100) multiply float32 matrices
-    in TF32, a 10-bit mantissa. On an H100, the alanine SchNet forces of ``cgflow
-    bench``'s model then differ from exact float32 ones by about 1e-3 relative (up to
-    0.15 relative on small components), and the tests of neighbour-list against
-    all-pairs forces fail at 1e-4. A CPU multiplies in float32 either way.
+    in TF32, a 10-bit mantissa. On an H100 (JAX 0.11.2) five SchNet force tests then
+    failed at rtol 1e-4 (neighbour lists vs all pairs, chunked vs one vmap, ...): forces
+    off by up to 1.7e-4 absolute, 0.15 relative on small components. A CPU multiplies
+    in float32 either way.
 
     Returns:
       the precision set, or None when ``JAX_DEFAULT_MATMUL_PRECISION`` is set (the
