@@ -154,9 +154,13 @@ def sampling(desc, build_energy, params, frames, masses, kT, steps: int, replica
         energy_fn = build_energy({**desc, "network": network})
         p = params if network["type"] != "none" else {}
         out[label] = _sampling_rate(energy_fn, p, desc, frames, masses, kT, N_REPLICAS, steps)
-        for n in replicas:
+        for n in replicas:  # N_REPLICAS itself is timed above, with the same steps
             n_steps = max(20, steps * N_REPLICAS // n)
-            rate = _sampling_rate(energy_fn, p, desc, frames, masses, kT, n, n_steps)
+            rate = (
+                out[label]
+                if n == N_REPLICAS
+                else _sampling_rate(energy_fn, p, desc, frames, masses, kT, n, n_steps)
+            )
             scaling.append({"model": label, "replicas": n, **rate})
     if replicas:
         out["scaling"] = scaling
