@@ -9,6 +9,11 @@ Gaussian noise of 0.01 nm (seed 0), so it needs no reference run. It measures
   device query, each as a fresh process (median of three);
 - CG sampling: BAOAB steps per second of 32 replicas, for the prior alone and for
   prior + SchNet, per replica and summed, with ns/day at 2 fs, after compilation;
+  the floating-point operations of one force evaluation (XLA's cost analysis of
+  the compiled program) and the rate they run at;
+- the device's own rate: a large float32 matrix product timed the same way, and on
+  an x86 CPU the nominal peak (cores x clock x FMA width), so the distance between
+  the model's rate and the machine's is known;
 - FM: training frames per second (batch 64) after compilation;
 - RE: wall time per update and its simulating share (32 replicas, a re-simulation
   of 200 + 1,000 steps before every update, then the reweighted gradient);
@@ -154,6 +159,9 @@ def sampling(desc, build_energy, params, frames, masses, kT, steps: int, replica
         energy_fn = build_energy({**desc, "network": network})
         p = params if network["type"] != "none" else {}
         out[label] = _sampling_rate(energy_fn, p, desc, frames, masses, kT, N_REPLICAS, steps)
+        flops = force_flops(energy_fn, p, frames[:N_REPLICAS])
+        out[label]["force_flops_per_replica"] = flops
+        out[label]["force_gflop_per_s"] = flops * out[label]["steps_per_s_summed"] / 1e9
         for n in replicas:  # N_REPLICAS itself is timed above, with the same steps
             n_steps = max(20, steps * N_REPLICAS // n)
             rate = (
@@ -164,6 +172,78 @@ def sampling(desc, build_energy, params, frames, masses, kT, steps: int, replica
             scaling.append({"model": label, "replicas": n, **rate})
     if replicas:
         out["scaling"] = scaling
+    return out
+
+
+def force_flops(energy_fn, params, positions) -> float:
+    """Floating-point operations of one force evaluation per replica: XLA's cost
+    analysis of the compiled gradient of ``energy_fn(params, R)`` over the batch of
+    replicas ``positions`` (n, beads, dim), divided by n. A BAOAB step evaluates the
+    forces once; its other arithmetic is a few operations per coordinate."""
+    import jax
+
+    force = jax.jit(jax.vmap(jax.grad(lambda R, p: energy_fn(p, R)), (0, None)))
+    cost = force.lower(positions, params).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost  # older JAX: a list
+    return float(cost.get("flops", np.nan)) / len(positions)
+
+
+FMA_FLOPS_PER_CYCLE = (("avx512f", 64), ("avx2", 32), ("avx", 16))
+"""float32 operations per cycle and core by the widest vector extension the CPU
+reports, assuming two FMA units per core (16 lanes x 2 operations x 2 units for
+AVX-512); a core with one unit, or one that lowers its clock for wide vectors, does
+less."""
+
+
+def nominal_cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> dict | None:
+    """The CPU's nominal float32 peak: ``cores`` (default: those this process may
+    use) x the clock x ``FMA_FLOPS_PER_CYCLE``, read from ``cpuinfo`` (default:
+    ``/proc/cpuinfo``); None where it cannot be read (not Linux on x86)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags, mhz = set(), None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and not flags:
+            flags = set(value.split())
+        elif key.strip() == "cpu MHz" and mhz is None:
+            mhz = float(value)
+    per_cycle = next((n for flag, n in FMA_FLOPS_PER_CYCLE if flag in flags), None)
+    if mhz is None or per_cycle is None:
+        return None
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cores": cores,
+        "mhz": mhz,
+        "flops_per_cycle_per_core": per_cycle,
+        "gflop_per_s": cores * mhz * 1e6 * per_cycle / 1e9,
+    }
+
+
+def device_rate(quick: bool) -> dict:
+    """The device's float32 rate on a large matrix product (n x n by n x n, timed over
+    repeats after a compiling call), beside the CPU's nominal peak when on a CPU."""
+    import jax
+    import jax.numpy as jnp
+
+    n, repeats = (1024, 3) if quick else (2048, 10)
+    a, b = jax.random.normal(jax.random.PRNGKey(5), (2, n, n), jnp.float32)
+    product = jax.jit(jnp.matmul)
+    jax.block_until_ready(product(a, b))
+    t = time.perf_counter()
+    for _ in range(repeats):
+        c = product(a, b)
+    jax.block_until_ready(c)
+    out = {
+        "matmul_n": n,
+        "matmul_gflop_per_s": 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9,
+    }
+    if jax.default_backend() == "cpu":
+        out["nominal_cpu_peak"] = nominal_cpu_peak()
     return out
 
 
@@ -305,6 +385,7 @@ def run_bench(out: Path, quick: bool = False, replicas=()) -> dict:
     result["sampling"] = sampling(
         desc, build_energy, params, frames, masses, kT, 500 if quick else 5000, replicas
     )
+    result["device_rate"] = device_rate(quick)
     result["fm"] = fm_speed(desc, build_energy, params, frames, 20 if quick else 300)
     result["re"] = re_speed(desc, build_energy, params, frames, masses, kT, 3 if quick else 12)
     result["liquid"] = liquid(quick)
@@ -325,7 +406,10 @@ FIGURES = (
     ("liquid", "list_ms_per_frame", "lower"),
     ("liquid", "fm_frames_per_s", "higher"),
     ("liquid", "sampling_steps_per_s_per_replica", "higher"),
+    ("device_rate", "matmul_gflop_per_s", "higher"),
 )
+"""The figures ``compare`` shows; the last is the machine's, not the code's: its ratio
+between two files is the drift of the machine between them."""
 
 
 def compare(before: dict, after: dict) -> list[str]:

@@ -324,6 +324,15 @@ def _bench(args) -> int:
         f"replica -> {args.out}",
         file=sys.stderr,
     )
+    rate = result["device_rate"]
+    peak = rate.get("nominal_cpu_peak")
+    print(
+        f"bench: SchNet forces {s['schnet']['force_flops_per_replica'] / 1e6:.2f} MFLOP per "
+        f"replica, run at {s['schnet']['force_gflop_per_s']:.1f} GFLOP/s; a "
+        f"{rate['matmul_n']}^3 matrix product {rate['matmul_gflop_per_s']:.0f} GFLOP/s"
+        + (f"; nominal CPU peak {peak['gflop_per_s']:.0f} GFLOP/s" if peak else ""),
+        file=sys.stderr,
+    )
     for row in s.get("scaling", []):
         print(
             f"bench: {row['model']}, {row['replicas']} replicas: "

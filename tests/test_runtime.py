@@ -92,13 +92,14 @@ def test_bench_compares_two_runs_as_speed_ups(tmp_path, capsys):
                 "fm_frames_per_s": 80.0 / scale,
                 "sampling_steps_per_s_per_replica": 10.0 / scale,
             },  # fmt: skip
+            "device_rate": {"matmul_gflop_per_s": 90.0 / scale},
         }
 
     (tmp_path / "a.json").write_text(json.dumps(result(1.0)))
     (tmp_path / "b.json").write_text(json.dumps(result(0.5)))
     assert main(["bench", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 10 and all(line.endswith("speed-up x2.00") for line in lines)
+    assert len(lines) == 11 and all(line.endswith("speed-up x2.00") for line in lines)
     zero = result(0.5)
     zero["re"]["simulating_per_update_s"] = 0.0  # no re-simulation timed: no ratio
     (tmp_path / "c.json").write_text(json.dumps(zero))
@@ -109,7 +110,7 @@ def test_bench_compares_two_runs_as_speed_ups(tmp_path, capsys):
     (tmp_path / "d.json").write_text(json.dumps(old))
     assert main(["bench", "--compare", str(tmp_path / "d.json"), str(tmp_path / "b.json")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-1] == "liquid.sampling_steps_per_s_per_replica: not in both files"
+    assert lines[-2] == "liquid.sampling_steps_per_s_per_replica: not in both files"
     assert lines[0].endswith("speed-up x2.00")
 
 
@@ -201,3 +202,28 @@ def test_bench_times_sampling_at_other_replica_counts(capsys):
         with pytest.raises(SystemExit):
             main(["bench", "--replicas", bad])
         assert "is not a list of positive integers" in capsys.readouterr().err
+
+
+def test_bench_counts_the_force_flops_and_reads_the_cpu_peak():
+    """XLA's count for the force of E = sum((R W)^2) is its two dots (2 x beads x 3 x
+    64 operations each) plus a few elementwise operations per product entry, per
+    replica whatever the batch; the nominal peak is cores x clock x FMA width."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from cgflow import bench
+
+    w = jnp.asarray(np.random.default_rng(0).normal(size=(3, 64)), jnp.float32)
+    energy = lambda params, R: jnp.sum((R @ params) ** 2)  # noqa: E731
+    dots = 2 * (2 * 50 * 3 * 64)
+    for n in (4, 8):
+        R = np.zeros((n, 50, 3), np.float32)
+        flops = bench.force_flops(energy, w, R)
+        assert dots <= flops <= dots + 4 * 50 * 64, flops
+    info = "flags\t\t: fpu sse2 avx avx2 fma\ncpu MHz\t\t: 3000.0\n"
+    peak = bench.nominal_cpu_peak(info, cores=4)
+    assert peak["flops_per_cycle_per_core"] == 32
+    assert peak["gflop_per_s"] == 4 * 3000e6 * 32 / 1e9
+    assert bench.nominal_cpu_peak(info.replace("avx2 ", ""), cores=1)["gflop_per_s"] == 48.0
+    assert bench.nominal_cpu_peak("flags\t: sse2\ncpu MHz\t: 3000.0\n", cores=1) is None
+    assert bench.nominal_cpu_peak("flags\t: avx512f\n", cores=1) is None  # no clock
