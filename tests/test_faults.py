@@ -44,13 +44,20 @@ def config_file(tmp_path: Path) -> Path:
     return path
 
 
-def run(args, cwd):
+OPTIMISED = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "false"}
+"""The environment of a step compiled as the workflow compiles it: the 10^6-step
+simulation runs long enough for its compiled code's speed to matter more than its
+compile time (the tests otherwise turn XLA's optimisations off, see conftest.py)."""
+
+
+def run(args, cwd, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "cgflow.cli", *args], cwd=cwd, capture_output=True, text=True
-    )
+        [sys.executable, "-m", "cgflow.cli", *args], cwd=cwd, capture_output=True, text=True,
+        env=env,
+    )  # fmt: skip
 
 
-def killed_run(args, cwd, checkpoint: Path, rng) -> subprocess.CompletedProcess:
+def killed_run(args, cwd, checkpoint: Path, rng, env=None) -> subprocess.CompletedProcess:
     """Start the step, wait for its first checkpoint, then SIGKILL it after a random
     further 0 to 1.5 s (while it is still running)."""
     proc = subprocess.Popen(
@@ -59,6 +66,7 @@ def killed_run(args, cwd, checkpoint: Path, rng) -> subprocess.CompletedProcess:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     deadline = time.monotonic() + 300
     while not checkpoint.exists():
@@ -123,12 +131,12 @@ def test_killed_training_resumes_to_the_uninterrupted_model(prepared, method):
 def test_killed_simulation_resumes_to_the_uninterrupted_samples(prepared):
     t, study, _ = prepared
     args = ["simulate", *study, "--model", "prior_model", "--data", "cg.npz", "--dt", "0.05"]
-    whole = run([*args, "--out-dir", "sim_whole"], t)
+    whole = run([*args, "--out-dir", "sim_whole"], t, OPTIMISED)
     assert whole.returncode == 0, whole.stderr
     ckpt = t / "sim.ckpt"
     out = [*args, "--out-dir", "sim_killed", "--checkpoint", str(ckpt)]
-    killed_run(out, t, ckpt, random.Random("simulate"))
-    again = run(out, t)
+    killed_run(out, t, ckpt, random.Random("simulate"), OPTIMISED)
+    again = run(out, t, OPTIMISED)
     assert again.returncode == 0 and "resumed" in again.stderr, again.stderr[-2000:]
     a, _ = load_dataset(t / "sim_whole" / "samples.npz")
     b, _ = load_dataset(t / "sim_killed" / "samples.npz")
