@@ -67,6 +67,7 @@ def machine() -> dict:
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "device": jax.devices()[0].device_kind,
+        "cpu_devices": len(jax.devices("cpu")),  # the sampler's replicas split over them
     }
 
 

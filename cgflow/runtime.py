@@ -122,11 +122,60 @@ def set_matmul_precision(environ=None) -> str | None:
     return "highest"
 
 
+CPU_DEVICES_ENV = "CGFLOW_CPU_DEVICES"
+
+
+def cpu_device_count(environ=None) -> int:
+    """How many CPU devices JAX is given. The CG sampler splits its replicas over
+    them, and each runs its share on its own thread (XLA runs a small model's step on
+    one core). ``$CGFLOW_CPU_DEVICES``, else ``$OMP_NUM_THREADS`` (Snakemake sets it
+    to a job's ``threads``, so a job of one thread keeps one device; its first number
+    where it lists several), else the cores this process may use.
+
+    Raises:
+      ValueError: ``CGFLOW_CPU_DEVICES`` is not a positive integer.
+    """
+    environ = os.environ if environ is None else environ
+    given = environ.get(CPU_DEVICES_ENV, "").strip()
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise ValueError(f"{CPU_DEVICES_ENV}={given!r} is not a positive integer")
+        return int(given)
+    omp = environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if omp.isdigit() and int(omp) >= 1:
+        return int(omp)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def set_cpu_devices(environ=None) -> int | None:
+    """Give JAX ``cpu_device_count`` CPU devices.
+
+    Returns:
+      the count set, or None where it is left as it is: ``XLA_FLAGS`` sets
+      ``--xla_force_host_platform_device_count`` (the user's choice wins), or JAX is
+      running already in this process (its devices cannot change then).
+    """
+    environ = os.environ if environ is None else environ
+    n = cpu_device_count(environ)
+    if "xla_force_host_platform_device_count" in environ.get("XLA_FLAGS", ""):
+        return None
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # backends initialised already
+        return None
+    return n
+
+
 def configure_jax() -> None:
-    """What every JAX step sets before it compiles: the persistent compilation cache
-    and full float32 matrix products."""
+    """What every JAX step sets before it compiles: the persistent compilation cache,
+    full float32 matrix products and the CPU devices."""
     enable_compilation_cache()
     set_matmul_precision()
+    set_cpu_devices()
 
 
 TUNING_ENV = "CGFLOW_XLA_TUNING"

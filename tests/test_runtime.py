@@ -227,3 +227,22 @@ def test_bench_counts_the_force_flops_and_reads_the_cpu_peak():
     assert bench.nominal_cpu_peak(info.replace("avx2 ", ""), cores=1)["gflop_per_s"] == 48.0
     assert bench.nominal_cpu_peak("flags\t: sse2\ncpu MHz\t: 3000.0\n", cores=1) is None
     assert bench.nominal_cpu_peak("flags\t: avx512f\n", cores=1) is None  # no clock
+
+
+def test_cpu_device_count_follows_the_job_threads():
+    """CGFLOW_CPU_DEVICES wins, then OMP_NUM_THREADS (what Snakemake sets to a job's
+    threads; its first number where nested), then the usable cores; a bad
+    CGFLOW_CPU_DEVICES is refused by name."""
+    import os
+
+    import pytest
+
+    from cgflow.runtime import cpu_device_count
+
+    assert cpu_device_count({"CGFLOW_CPU_DEVICES": "3", "OMP_NUM_THREADS": "1"}) == 3
+    assert cpu_device_count({"OMP_NUM_THREADS": "4,2"}) == 4
+    assert cpu_device_count({"OMP_NUM_THREADS": "1"}) == 1
+    assert cpu_device_count({}) == len(os.sched_getaffinity(0))
+    for bad in ("0", "two", "-1"):
+        with pytest.raises(ValueError, match=f"CGFLOW_CPU_DEVICES='{bad}'"):
+            cpu_device_count({"CGFLOW_CPU_DEVICES": bad})

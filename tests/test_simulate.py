@@ -368,3 +368,36 @@ def test_killed_simulation_resumes_from_its_checkpoint(tmp_path):
     log = io.StringIO()
     simulate_langevin(harmonic, {"k": 1.0}, R0, [1.0], 1.0, *other, key, log=log, checkpoint=ck)
     assert "other settings; starting afresh" in log.getvalue()
+
+
+def test_replicas_split_over_cpu_devices_give_the_same_frames(tmp_path):
+    """With two CPU devices (CGFLOW_CPU_DEVICES=2) the sampler runs half the replicas
+    on each, here a periodic box over neighbour lists: the frames are those of one
+    device, bit for bit. A count is split over the most devices that share it evenly."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cgflow.simulate.replicas import replica_split
+
+    assert [replica_split(n, 2) for n in (1, 3, 4, 64)] == [1, 1, 2, 2]
+    assert [replica_split(n, 16) for n in (3, 12, 32, 100)] == [3, 12, 16, 10]
+    script = Path(__file__).parent / "examples" / "split_replicas.py"
+    env = {**os.environ, "CGFLOW_CPU_DEVICES": "2"}
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "split.npy"), "4"],
+                          env=env, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["2", "2"]  # the replicas' devices, JAX's devices
+    split = np.load(tmp_path / "split.npy")
+    spec = importlib.util.spec_from_file_location("split_replicas", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    import jax
+
+    reps, whole = example.sample(4)  # in this process: JAX's devices as they are (one)
+    assert len(reps.state.position.sharding.device_set) == replica_split(4, len(jax.devices()))
+    assert whole.shape == (20, 4, 64, 3) and np.isfinite(whole).all()
+    assert np.abs(whole[-1] - whole[0]).max() > 1e-3  # the beads moved
+    np.testing.assert_array_equal(whole, split)

@@ -11,12 +11,14 @@ step ever uses a truncated list.
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cache
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from cgflow.jaxmd import partition, simulate, space
 from cgflow.runtime import sampling_compiler_options
@@ -195,11 +197,9 @@ def replica_runner(
 
     compile_with = sampling_compiler_options()
 
-    @partial(jax.jit, compiler_options=compile_with)
     def _advance(state, nbrs, params, n_steps):
         return steps((state, nbrs), params, n_steps)
 
-    @partial(jax.jit, compiler_options=compile_with)
     def _record(state, nbrs, params, n_frames):
         buf = jnp.zeros((max_frames,) + state.position.shape, state.position.dtype)
 
@@ -209,6 +209,9 @@ def replica_runner(
             return st, nb, buf.at[i].set(st.position)
 
         return jax.lax.fori_loop(0, n_frames, body, (state, nbrs, buf))
+
+    advance_program = _programs(_advance, compile_with, frames_out=False)
+    record_program = _programs(_record, compile_with, frames_out=True)
 
     def init(key, R0, masses, params) -> Replicas:
         R0 = jnp.asarray(R0, jnp.float32)
@@ -221,15 +224,66 @@ def replica_runner(
         return Replicas(state, nbrs)
 
     def advance(reps: Replicas, params, n_steps: int) -> Replicas:
-        return Replicas(*_redo_on_overflow(neighbors, _advance, reps, params, n_steps))
+        fn = advance_program(reps.state.position.shape[0])
+        return Replicas(*_redo_on_overflow(neighbors, fn, reps, params, n_steps))
 
     def record(reps: Replicas, params, n_frames: int):
         if n_frames > max_frames:
             raise ValueError(f"record: {n_frames} frames exceed the buffer of {max_frames}")
-        state, nbrs, buf = _redo_on_overflow(neighbors, _record, reps, params, n_frames)
-        return Replicas(state, nbrs), buf[:n_frames]
+        fn = record_program(reps.state.position.shape[0])
+        state, nbrs, buf = _redo_on_overflow(neighbors, fn, reps, params, n_frames)
+        # the frames leave on the default device, as one array, whatever the split
+        return Replicas(state, nbrs), jax.device_put(buf[:n_frames], jax.devices()[0])
 
     return Runner(init, advance, record, neighbors)
+
+
+REPLICA_AXIS = "replica"
+
+
+def _programs(fn, compiler_options: dict, frames_out: bool):
+    """``n_replicas -> _program(fn, n_replicas, ...)``, each compiled once."""
+    return cache(lambda n_replicas: _program(fn, n_replicas, compiler_options, frames_out))
+
+
+def _program(fn, n_replicas: int, compiler_options: dict, frames_out: bool):
+    """``fn(state, nbrs, params, n)`` compiled for ``n_replicas``: split over the CPU
+    devices (each a thread) where there are several (``replica_mesh``), else as one
+    program. ``frames_out``: it returns frames (frames, replicas, ...) as well."""
+    mesh = replica_mesh(n_replicas)
+    if mesh is None:
+        return jax.jit(fn, compiler_options=compiler_options)
+    r = P(REPLICA_AXIS)
+    out = (r, r, P(None, REPLICA_AXIS)) if frames_out else (r, r)
+    split = jax.jit(
+        jax.shard_map(fn, mesh=mesh, in_specs=(r, r, P(), P()), out_specs=out, check_vma=False),
+        compiler_options=compiler_options,
+    )
+    shared, by_replica = NamedSharding(mesh, P()), NamedSharding(mesh, r)
+
+    def placed(state, nbrs, params, n):
+        # the replicas split over the devices, the parameters copied to each (they may
+        # sit on one device, e.g. an optimiser's output)
+        state, nbrs = jax.device_put((state, nbrs), by_replica)
+        return split(state, nbrs, jax.device_put(params, shared), n)
+
+    return placed
+
+
+def replica_mesh(n_replicas: int) -> Mesh | None:
+    """The CPU devices that ``n_replicas`` replicas are split over: as many as divide
+    them evenly (up to all, see ``cgflow.runtime.cpu_device_count``); None where that
+    is one, or where JAX computes on an accelerator (one device runs them all)."""
+    if jax.default_backend() != "cpu" or not hasattr(jax, "shard_map"):  # JAX < 0.7
+        return None
+    devices = jax.devices()
+    k = replica_split(n_replicas, len(devices))
+    return None if k == 1 else Mesh(np.array(devices[:k]), (REPLICA_AXIS,))
+
+
+def replica_split(n_replicas: int, n_devices: int) -> int:
+    """The most devices, up to ``n_devices``, that share ``n_replicas`` evenly."""
+    return max(d for d in range(1, min(n_devices, n_replicas) + 1) if n_replicas % d == 0)
 
 
 def _redo_on_overflow(neighbors: Neighbors | None, fn, reps: Replicas, *args):
