@@ -15,6 +15,10 @@ os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")
 # Full float32 matrix products, as the steps ask for (cgflow.runtime.set_matmul_precision),
 # so that the tests hold on a GPU too (JAX_PLATFORMS=cuda).
 os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+# One CPU device per step, as a Snakemake job of one thread has: the tests already run
+# on as many workers as cores. tests/test_simulate.py asks for two where it checks the
+# replicas' split (cgflow.runtime.cpu_device_count).
+os.environ.setdefault("CGFLOW_CPU_DEVICES", "1")
 # One JAX compilation cache for the whole session (steps run in-process and in the
 # studies' subprocesses), outside the checkout.
 _CACHE = None
