@@ -216,7 +216,9 @@ def nominal_cpu_peak(cpuinfo: str | None = None, cores: int | None = None) -> di
     if mhz is None or per_cycle is None:
         return None
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        from cgflow.runtime import usable_cores
+
+        cores = usable_cores()
     return {
         "cores": cores,
         "mhz": mhz,

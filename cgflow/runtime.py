@@ -144,6 +144,12 @@ def cpu_device_count(environ=None) -> int:
     omp = environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if omp.isdigit() and int(omp) >= 1:
         return int(omp)
+    return usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, which a Slurm allocation or
+    ``taskset`` narrows), or all the machine's where that cannot be read."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1

@@ -232,8 +232,7 @@ def replica_runner(
             raise ValueError(f"record: {n_frames} frames exceed the buffer of {max_frames}")
         fn = record_program(reps.state.position.shape[0])
         state, nbrs, buf = _redo_on_overflow(neighbors, fn, reps, params, n_frames)
-        # the frames leave on the default device, as one array, whatever the split
-        return Replicas(state, nbrs), jax.device_put(buf[:n_frames], jax.devices()[0])
+        return Replicas(state, nbrs), buf[:n_frames]
 
     return Runner(init, advance, record, neighbors)
 
@@ -263,9 +262,11 @@ def _program(fn, n_replicas: int, compiler_options: dict, frames_out: bool):
 
     def placed(state, nbrs, params, n):
         # the replicas split over the devices, the parameters copied to each (they may
-        # sit on one device, e.g. an optimiser's output)
+        # sit on one device, e.g. an optimiser's output); frames leave as one array on
+        # the default device, as an unsplit program's do
         state, nbrs = jax.device_put((state, nbrs), by_replica)
-        return split(state, nbrs, jax.device_put(params, shared), n)
+        out = split(state, nbrs, jax.device_put(params, shared), n)
+        return (*out[:2], jax.device_put(out[2], jax.devices()[0])) if frames_out else out
 
     return placed
 
