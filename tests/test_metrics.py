@@ -18,6 +18,21 @@ def test_js_divergence_bounds():
     assert js_divergence(p, p[::-1]) == pytest.approx(js_divergence(p[::-1], p))
 
 
+def test_js_divergence_is_scipys_squared_jensen_shannon_distance():
+    """Unnormalised counts with empty bins, one pair and a batch of rows against one."""
+    from scipy.spatial.distance import jensenshannon
+
+    rng = np.random.default_rng(3)
+    p = rng.poisson(2.0, (50, 40)).astype(float)
+    q = rng.poisson(3.0, 40).astype(float)
+    assert (p == 0).any() and (q == 0).any()
+    np.testing.assert_allclose(js_divergence(p, q), jensenshannon(p, q[None], axis=-1) ** 2,
+                               rtol=1e-12, atol=1e-15)  # fmt: skip
+    assert js_divergence(p[0], q) == pytest.approx(jensenshannon(p[0], q) ** 2, rel=1e-12)
+    assert isinstance(js_divergence(p[0], q), float)
+    assert np.isnan(js_divergence(np.zeros(40), q))  # nothing sampled: no divergence
+
+
 def test_shifted_rmse_ignores_constant():
     f = np.linspace(0, 5, 20)
     mask = np.ones(20)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon
 
 from cgflow.analysis import stats
 
@@ -62,13 +61,22 @@ def weighted_shifted_rms(d: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray | float:
     """Jensen-Shannon divergence (natural log, in [0, ln 2]) of two distributions,
-    along the last axis."""
+    along the last axis; each is normalised to sum 1 first. (scipy's
+    ``spatial.distance.jensenshannon`` squared, without importing ``scipy.spatial``,
+    which took 0.6-0.9 s of each evaluate job's start-up.)"""
     p = np.asarray(p, float)
     q = np.asarray(q, float)
-    if p.ndim <= 1 and q.ndim <= 1:
-        return float(jensenshannon(p.ravel(), q.ravel()) ** 2)
+    scalar = p.ndim <= 1 and q.ndim <= 1
     p, q = np.broadcast_arrays(p, q)
-    return jensenshannon(p, q, axis=-1) ** 2
+    p_total, q_total = p.sum(axis=-1, keepdims=True), q.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p, q = p / p_total, q / q_total
+        m = 0.5 * (p + q)
+        kl_pm = np.where(p > 0, p * np.log(p / m), 0.0).sum(axis=-1)
+        kl_qm = np.where(q > 0, q * np.log(q / m), 0.0).sum(axis=-1)
+    empty = (p_total[..., 0] <= 0) | (q_total[..., 0] <= 0)  # nothing to normalise
+    js = np.where(empty, np.nan, np.maximum(0.5 * (kl_pm + kl_qm), 0.0))
+    return float(js) if scalar else js
 
 
 def grid_index(values: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
