@@ -234,6 +234,10 @@ def _claim_problems(config: dict) -> list[str]:
         if not isinstance(t, str) and not any(math.isclose(t, u) for u in temps):
             problems.append(f"{where}.temperature: {t} is not one of {claim['system']}'s "
                             f"temperatures {temps}")  # fmt: skip
+    named = {claim["system"] for claim in config.get("claims", [])}
+    for name, entry in config["systems"].items():
+        if entry.get("runs") == "claimed" and name not in named:
+            problems.append(f"config.systems.{name}.runs: claimed, but no claim names {name}")
     return problems
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cgflow.analysis.claims import claims_markdown, claims_table, run_key
+from cgflow.analysis.claims import claimed_cells, claims_markdown, claims_table, run_key
 from cgflow.analysis.stats import N_BOOT
 
 
@@ -118,6 +118,49 @@ def test_config_claims_must_name_runs_of_the_config():
     config["claims"] = [{"name": "x", "system": "double_well", "method": "fm", "baseline": "fm",
                          "kind": "worse"}]  # fmt: skip
     with pytest.raises(ConfigError, match=r"claims\[0\]\.kind"):
+        validate_config(config)
+
+
+def test_claimed_cells_are_those_the_claims_table_reads():
+    """``runs: claimed`` runs what the claims compare and nothing else: run only those
+    cells, and the table finds every claim's runs (none says "no runs")."""
+    grid = [
+        {"method": m, "n_train": n, "dt": dt, "temperature": 3.0}
+        for m in ("fm", "re", "fm_re")
+        for n in (100, 1000)
+        for dt in (0.01, 0.1)
+    ]
+    grid.append({"method": "rkl", "n_train": 0, "dt": 0.0, "temperature": 3.0})
+    claims = [
+        claim(),  # re vs fm at n max, dt min
+        claim(name="d", n_train="min"),
+        claim(name="t", kind="degrades_less", along="dt"),  # n max, both dts
+        claim(name="f", method="fm_re", n_train=1000),
+        claim(name="w", method="rkl", kind="within", margin=0.5, n_train="min"),
+        claim(name="z", method="re", baseline="reference", kind="within", margin=0.5),
+        claim(name="other system", system="dw2", n_train="min", dt="max"),
+    ]  # fmt: skip
+    cells = claimed_cells(claims, "dw", grid)
+    assert cells == {
+        ("re", 1000, 0.01), ("fm", 1000, 0.01), ("re", 100, 0.01), ("fm", 100, 0.01),
+        ("re", 1000, 0.1), ("fm", 1000, 0.1), ("fm_re", 1000, 0.01), ("rkl", 0, 0.0),
+    }  # fmt: skip
+    errors = {c: 0.5 for c in cells if c[0] != "rkl"}
+    df, primary, draws = study(errors)
+    table = claims_table([c for c in claims[:5] if c["method"] != "rkl"], df, primary, draws)
+    assert not table.cells.str.contains("no runs|two values").any()
+    assert (table.n_seeds == 3).all()
+
+
+def test_runs_claimed_needs_a_claim_on_the_system():
+    from cgflow.config import ConfigError, load_config, validate_config
+
+    config = load_config("config/smoke.yaml")
+    config["systems"]["double_well"]["runs"] = "claimed"
+    with pytest.raises(ConfigError, match=r"systems.double_well.runs: claimed, but no claim"):
+        validate_config(config)
+    config["systems"]["double_well"]["runs"] = "some"
+    with pytest.raises(ConfigError, match=r"systems.double_well.runs: 'some' is not allowed"):
         validate_config(config)
 
 

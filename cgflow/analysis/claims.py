@@ -333,6 +333,42 @@ def _at_least(claim: dict, df: pd.DataFrame, draws: dict, row: dict) -> dict:
             "verdict": verdict_}  # fmt: skip
 
 
+def claimed_cells(claims: list[dict], system: str, cells: list[dict]) -> set[tuple]:
+    """The (method, n_train, dt) cells of ``system`` that its claims compare.
+
+    ``cells``: every cell the system could run, as dicts of method, n_train, dt and
+    temperature. The cells are picked as the claims table picks them from results
+    (``min``/``max``/values, a degrades_less claim's two ends, a method run in one
+    cell compared there), so a study that runs only these (a system's
+    ``runs: claimed``) has every run its claims read. A baseline ``reference`` is
+    the reference data, not a cell."""
+    grid = pd.DataFrame(
+        [{**c, "system": system, "seed": 0, "value": 0.0} for c in cells],
+        columns=["system", "method", "n_train", "dt", "temperature", "seed", "value"],
+    )
+    out = set()
+    for claim in claims:
+        if claim["system"] != system:
+            continue
+        sides = [m for m in (claim["method"], claim.get("baseline")) if m and m != REFERENCE]
+        part, _ = _at_temperature(claim, grid[grid.method.isin(sides)])
+        if part is None or not len(part):
+            continue
+        fixed = _fixed_cells(part)
+        if claim["kind"] == "at_least":
+            picked = [{"n_train": _pick(part.n_train.unique(), claim["n_train"]),
+                       "dt": _pick(part.dt.unique(), claim["dt"])}]  # fmt: skip
+        else:
+            found = _cells(claim, part, fixed)
+            picked = [] if isinstance(found, str) else [c for _, c in found]
+        for method in sides:
+            for cell in picked:
+                cell = fixed.get(method, cell)
+                if cell["n_train"] is not None and cell["dt"] is not None:
+                    out.add((method, int(cell["n_train"]), float(cell["dt"])))
+    return out
+
+
 def claims_table(claims: list[dict], df: pd.DataFrame, primary: dict, draws: dict) -> pd.DataFrame:
     rows = [evaluate_claim(c, df, primary, draws) for c in claims]
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -4,6 +4,7 @@ import json
 import os
 
 from cgflow import methods
+from cgflow.analysis.claims import claimed_cells
 from cgflow.analysis.names import figure_name
 from cgflow.config import load_config, training_temperatures, validate_config
 from cgflow.study import StudySettings, method_settings
@@ -177,10 +178,39 @@ def run_dts(method, entry):
     return entry["simulation"]["dt"]
 
 
+@functools.cache
+def claimed(system):
+    """The (method, n_train, dt) cells of a ``runs: claimed`` system (those its
+    claims compare); None for a system that runs every cell."""
+    entry = config["systems"][system]
+    if entry.get("runs", "all") != "claimed":
+        return None
+    cells = [
+        dict(method=m, n_train=int(n), dt=float(dt), temperature=float(t))
+        for m in method_settings(config, entry)
+        for n in run_sizes(m, entry)
+        for dt in run_dts(m, entry)
+        for t in entry["temperatures"]
+    ]
+    return claimed_cells(config["claims"], system, cells)
+
+
+def scored_dts(run):
+    """The time steps a run's model is simulated and scored at (its system's, less
+    the cells a ``runs: claimed`` system's claims do not compare)."""
+    cells = claimed(run["system"])
+    return [
+        dt
+        for dt in run_dts(run["method"], config["systems"][run["system"]])
+        if cells is None or (run["method"], int(run["n_train"]), float(dt)) in cells
+    ]
+
+
 def runs():
     """One dict of wildcards per scored model in the study: every method at every
     temperature, except ``nearest`` methods, which run at the held-out ones only;
-    data-free methods once per seed (n_train 0)."""
+    data-free methods once per seed (n_train 0); for a ``runs: claimed`` system
+    only the runs its claims compare (``scored_dts``)."""
     for system, entry in config["systems"].items():
         held = [float(t) for t in entry.get("held_out_temperatures") or []]
         for temperature, mapping, method, seed in itertools.product(
@@ -195,7 +225,7 @@ def runs():
             ):
                 continue
             for n_train in run_sizes(method, entry):
-                yield dict(
+                run = dict(
                     system=system,
                     mapping=mapping,
                     temperature=fmt(temperature),
@@ -203,6 +233,8 @@ def runs():
                     n_train=n_train,
                     seed=seed,
                 )
+                if scored_dts(run):
+                    yield run
 
 
 def datasets():
@@ -219,7 +251,7 @@ def all_metrics():
         for d in datasets()
     ]
     for run in runs():
-        for dt in run_dts(run["method"], config["systems"][run["system"]]):
+        for dt in scored_dts(run):
             path = "results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/metrics.json"
             files.append(path.format(dt=fmt(dt), **run))
     return files
