@@ -282,3 +282,19 @@ def test_rmse_is_corrected_for_histogram_noise():
     assert covered >= 17
     assert abs(np.mean(js) - js_truth) < 0.15 * js_truth and np.mean(js_raw) > 1.3 * js_truth
     assert js_covered >= 17
+
+
+def test_replicas_crossing_counts_the_replicas_that_visit_two_basins():
+    """Of four double-well replicas, two stay in their start well (one left, one
+    right) and two cross the barrier: 0.5. An alanine replica that visits beta and
+    alpha_R crosses; one that stays in alpha_L does not."""
+    from cgflow.steps.evaluate import replicas_crossing
+
+    dw = get_system("double_well", {})
+    x = np.array([-2.0, -2.1, -1.9, 2.0, 2.1, 1.9, -2.0, 0.5, 2.0, 2.0, 2.2, -2.3])
+    replica = np.repeat(np.arange(4), 3)
+    assert replicas_crossing(dw, x[:, None], replica) == 0.5
+    assert replicas_crossing(dw, x[:6, None], replica[:6]) == 0.0
+    ala = get_system("alanine_dipeptide", {})
+    angles = np.radians([[-70, 140], [-70, -40], [60, 40], [70, 30]])
+    assert replicas_crossing(ala, angles, np.array([0, 0, 1, 1])) == 0.5

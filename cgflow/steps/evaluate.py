@@ -83,7 +83,11 @@ def groups_of(system, samples: dict, cv_values: np.ndarray,
     relaxation time, ``frame_interval`` being the time between its frames)."""
     if "replica" in samples:
         replica = np.asarray(samples["replica"])
-        return replica, {"groups": "replicas", "n_groups": int(replica.max()) + 1}
+        return replica, {
+            "groups": "replicas",
+            "n_groups": int(replica.max()) + 1,
+            "replicas_crossing": replicas_crossing(system, cv_values, replica),
+        }
     labels, length = time_blocks(system, cv_values)
     return labels, {
         "groups": "time blocks",
@@ -91,6 +95,28 @@ def groups_of(system, samples: dict, cv_values: np.ndarray,
         "block_length": length,
         "basin_relaxation": basin_relaxation(system, cv_values, frame_interval),
     }
+
+
+def replicas_crossing(system, cv_values: np.ndarray, replica: np.ndarray) -> float:
+    """Share of the replicas whose frames lie in more than one of the system's basins.
+
+    Near 0, the replicas stayed in the basins they started in, so the basin
+    populations of the samples are those of the start frames (drawn from the
+    training reference), not the model's own, and a bootstrap over replicas measures
+    the start frames' spread. A frame on the far side of a basin's edge counts as a
+    visit, so this is an upper bound on the replicas that relaxed between basins."""
+    basins = np.asarray(system.basins(cv_values))
+    replica = np.asarray(replica)
+    n = int(replica.max()) + 1
+    seen = np.zeros((n, len(system.basin_names)), bool)
+    seen[replica, basins] = True
+    return float(np.mean(seen.sum(axis=1) > 1))
+
+
+def _mixing(groups: dict) -> dict:
+    """``replicas_crossing`` as a metric, for samples grouped by replicas."""
+    found = groups["samples"].get("replicas_crossing")
+    return {} if found is None else {"replicas_crossing": found}
 
 
 def run_seed(run: dict) -> int:
@@ -421,6 +447,7 @@ def evaluate_step(
         )
         metrics.update(values)
         bootstrap.update(groups)
+        metrics.update(_mixing(groups))
         bootstrap["raw"] = raw  # the noise-biased metrics before correction
         if "latent" in samples:  # a generator's latent variables against the CVs
             latent = _latent(system, cg_map, samples, run)
