@@ -162,6 +162,24 @@ def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
     assert "| re | 100 | 0.50 (n=2), 1 unstable |" in text
 
 
+def test_the_crossing_table_averages_the_stable_seeds():
+    import pandas as pd
+
+    from cgflow.analysis.aggregate import crossing_markdown
+
+    run = {"system": "dw", "mapping": "x1", "temperature": 3.0, "run_dir": "r"}
+    rows = [{**run, "method": m, "n_train": 100, "dt": dt, "seed": seed,
+             "metric": "replicas_crossing", "value": v}
+            for m, dt, seed, v in [("fm", 0.1, 0, 0.1), ("fm", 0.1, 1, 0.3),
+                                   ("re", 0.1, 0, 0.9), ("re", 0.1, 1, np.nan),
+                                   ("re", 0.2, 0, 0.7)]]  # fmt: skip
+    text = crossing_markdown(pd.DataFrame(rows))
+    assert "## dw / x1 / T = 3: share of CG replicas" in text
+    assert "| fm | 100 | 0.20 (n=2) |  |" in text
+    assert "| re | 100 | 0.90 (n=1) | 0.70 (n=1) |" in text
+    assert crossing_markdown(pd.DataFrame(rows[:0], columns=list(rows[0]))) == ""
+
+
 def test_the_thermodynamics_table_averages_seeds_with_their_draws():
     import pandas as pd
 

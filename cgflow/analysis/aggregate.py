@@ -112,6 +112,7 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
     text = (
         benchmark_markdown(table, noise_floors(df, primary, records))
         + differences_markdown(diffs)
+        + crossing_markdown(df)
         + pressure_markdown(df, draws)
         + thermodynamics_markdown(df, draws)
         + speed_markdown(records)
@@ -277,6 +278,23 @@ def _dt_table(part: pd.DataFrame, cell) -> list[str]:
         cells = [cell(hit.iloc[0]) if len(hit) else "" for hit in hits]
         lines.append(f"| {method} | {n_train_label(n_train)} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def crossing_markdown(df: pd.DataFrame) -> str:
+    """Per system, the share of each model's CG replicas that visited more than one
+    basin (``replicas_crossing``), mean over its stable seeds: near 0, its basin
+    populations are its start frames'. Empty without it."""
+    rows = df[df.metric == "replicas_crossing"].dropna(subset=["value"])
+    lines = []
+    for (system, mapping, temperature), part in rows.groupby(
+        ["system", "mapping", "temperature"], sort=True
+    ):
+        cells = part.groupby(GROUP[3:], sort=True).value.agg(["mean", "size"]).reset_index()
+        lines += [f"## {system} / {mapping} / T = {temperature:g}: share of CG replicas that "
+                  "visited more than one basin (mean over stable seeds; near 0, the basin "
+                  "populations are the start frames')", ""]  # fmt: skip
+        lines += _dt_table(cells, lambda r: f"{r['mean']:.2f} (n={r['size']})")
+    return "\n".join(lines)
 
 
 def pressure_markdown(df: pd.DataFrame, draws: dict) -> str:
