@@ -316,3 +316,13 @@ def test_replicas_crossing_counts_the_replicas_that_visit_two_basins():
     ala = get_system("alanine_dipeptide", {})
     angles = np.radians([[-70, 140], [-70, -40], [60, 40], [70, 30]])
     assert replicas_crossing(ala, angles, np.array([0, 0, 1, 1])) == 0.5
+
+
+def test_a_liquid_has_no_replicas_crossing():
+    """Water has no basins: its CG replicas are grouped without a crossing share."""
+    from cgflow.steps.evaluate import groups_of
+
+    water = get_system("water", {})
+    replica = np.repeat(np.arange(3), 4)
+    groups, info = groups_of(water, {"replica": replica}, np.zeros((12, 1)))
+    assert info == {"groups": "replicas", "n_groups": 3} and (groups == replica).all()

@@ -143,10 +143,14 @@ def test_smoke_study_end_to_end(workdir):
     models = summary[summary.method == "fm"]
     # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 2 dt; thermal: 3 temperatures
     # x 1 dt; 9 metrics each: 4 of the simulation, the same 4 of the model's PMF by
-    # quadrature, and stable
+    # quadrature, and stable; a stable run's replicas_crossing besides
     sampled = {"pmf_wrmse_kT", "pmf_rmse_kT", "js_divergence", "dF_right_err_kT"}
-    assert len(models) == (4 + 2 + 3) * 9
-    assert set(models.metric) == {"stable"} | sampled | {f"quad_{m}" for m in sampled}
+    n_stable = int(models[models.metric == "stable"].value.sum())
+    assert len(models) == (4 + 2 + 3) * 9 + n_stable
+    quad = {f"quad_{m}" for m in sampled}
+    assert set(models.metric) == {"stable", "replicas_crossing"} | sampled | quad
+    crossing = models[models.metric == "replicas_crossing"].value
+    assert len(crossing) == n_stable and crossing.between(0, 1).all()
     # dt 3.0 is deliberately unstable: every method's run there is recorded as such
     unstable = summary[(summary.metric == "stable") & (summary.dt == 3.0)]
     assert set(unstable.method) == {"prior", "fm", "re", "fm_re"} and (unstable.value == 0).all()

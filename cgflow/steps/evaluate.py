@@ -83,11 +83,10 @@ def groups_of(system, samples: dict, cv_values: np.ndarray,
     relaxation time, ``frame_interval`` being the time between its frames)."""
     if "replica" in samples:
         replica = np.asarray(samples["replica"])
-        return replica, {
-            "groups": "replicas",
-            "n_groups": int(replica.max()) + 1,
-            "replicas_crossing": replicas_crossing(system, cv_values, replica),
-        }
+        info = {"groups": "replicas", "n_groups": int(replica.max()) + 1}
+        if len(system.basin_names) > 1:  # a liquid has none
+            info["replicas_crossing"] = replicas_crossing(system, cv_values, replica)
+        return replica, info
     labels, length = time_blocks(system, cv_values)
     return labels, {
         "groups": "time blocks",
@@ -109,7 +108,8 @@ def replicas_crossing(system, cv_values: np.ndarray, replica: np.ndarray) -> flo
     replica = np.asarray(replica)
     n = int(replica.max()) + 1
     seen = np.zeros((n, len(system.basin_names)), bool)
-    seen[replica, basins] = True
+    inside = basins >= 0  # a frame in no basin visits none
+    seen[replica[inside], basins[inside]] = True
     return float(np.mean(seen.sum(axis=1) > 1))
 
 
