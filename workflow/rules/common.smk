@@ -4,7 +4,6 @@ import json
 import os
 
 from cgflow import methods
-from cgflow.analysis.claims import claimed_cells
 from cgflow.analysis.names import figure_name
 from cgflow.config import load_config, training_temperatures, validate_config
 from cgflow.study import StudySettings, method_settings
@@ -185,6 +184,8 @@ def claimed(system):
     entry = config["systems"][system]
     if entry.get("runs", "all") != "claimed":
         return None
+    from cgflow.analysis.claims import claimed_cells  # pandas: only where needed
+
     cells = [
         dict(method=m, n_train=int(n), dt=float(dt), temperature=float(t))
         for m in method_settings(config, entry)
