@@ -310,12 +310,7 @@ def _at_least(claim: dict, df: pd.DataFrame, draws: dict, row: dict) -> dict:
     part, where = _at_temperature(claim, part)
     if part is None or not len(part):
         return {**row, "cells": where or f"no runs with {metric}", "verdict": "undecided"}
-    fixed = _fixed_cells(part)
-    if claim["method"] in fixed:
-        cell = fixed[claim["method"]]
-    else:
-        cell = {"n_train": _pick(part.n_train.unique(), claim["n_train"]),
-                "dt": _pick(part.dt.unique(), claim["dt"])}  # fmt: skip
+    cell = _at_least_cell(claim, part)
     hit = part[_same(part.n_train, cell["n_train"]) & _same(part.dt, cell["dt"])]
     row["cells"] = where + _cell_text(cell)
     seeds = sorted(hit.seed)
@@ -356,8 +351,7 @@ def claimed_cells(claims: list[dict], system: str, cells: list[dict]) -> set[tup
             continue
         fixed = _fixed_cells(part)
         if claim["kind"] == "at_least":
-            picked = [{"n_train": _pick(part.n_train.unique(), claim["n_train"]),
-                       "dt": _pick(part.dt.unique(), claim["dt"])}]  # fmt: skip
+            picked = [_at_least_cell(claim, part)]
         else:
             found = _cells(claim, part, fixed)
             picked = [] if isinstance(found, str) else [c for _, c in found]
@@ -367,6 +361,16 @@ def claimed_cells(claims: list[dict], system: str, cells: list[dict]) -> set[tup
                 if cell["n_train"] is not None and cell["dt"] is not None:
                     out.add((method, int(cell["n_train"]), float(cell["dt"])))
     return out
+
+
+def _at_least_cell(claim: dict, part: pd.DataFrame) -> dict:
+    """The cell an ``at_least`` claim reads among its method's runs ``part``: the one
+    it runs in, or the claim's ``n_train`` and ``dt`` picked among them."""
+    fixed = _fixed_cells(part)
+    if claim["method"] in fixed:
+        return fixed[claim["method"]]
+    return {"n_train": _pick(part.n_train.unique(), claim["n_train"]),
+            "dt": _pick(part.dt.unique(), claim["dt"])}  # fmt: skip
 
 
 def claims_table(claims: list[dict], df: pd.DataFrame, primary: dict, draws: dict) -> pd.DataFrame:
