@@ -138,6 +138,37 @@ def test_load_model_rejects_mismatched_parameters(tmp_path):
         load_model(tmp_path / "m")
 
 
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_force_matching_keeps_the_best_or_the_last_average(keep):
+    """``keep: best`` returns the average of the check with the lowest validation loss,
+    ``keep: last`` that of the last check. The validation forces are the starting
+    model's own, so learning the training forces worsens the validation loss and the
+    two differ."""
+    system = get_system("double_well", {"potential": {"c": 1.0}})
+    data = system.sample_exact(3.0, ExactSettings(n_samples=600, seed=0))
+    R, F = data["positions"][:, :1], data["forces"][:, :1]
+    desc = describe(fit_prior("harmonic_position", R, 3.0), hidden=(8,), n_beads=1, dim=1)
+    energy = build_energy(desc)
+    settings = FMSettings(max_steps=600, eval_every=100, patience=6, batch_size=64, keep=keep)
+    start = init_params(desc, jax.random.PRNGKey(0))
+    R_val = jnp.asarray(R[:100])
+    val = (R_val, -jax.vmap(jax.grad(energy, argnums=1), (None, 0))(start, R_val))
+    params, hist = train_fm(
+        energy,
+        start,
+        (R[100:], F[100:]),
+        val,
+        settings,
+        jax.random.PRNGKey(1),
+        log=io.StringIO(),
+    )
+    losses = [h["val_loss"] for h in hist]
+    assert len(losses) == 6 and int(np.argmin(losses)) < 5  # the best is not the last
+    kept = float(force_loss_fn(energy)(params, *val))
+    want = min(losses) if keep == "best" else losses[-1]
+    np.testing.assert_allclose(kept, want, rtol=1e-5)
+
+
 def test_force_matching_is_repeatable_with_same_seed():
     system = get_system("double_well", {"potential": {"c": 1.0}})
     data = system.sample_exact(3.0, ExactSettings(n_samples=500, seed=0))

@@ -30,8 +30,8 @@ needs the input form).
 Mini-batches are stratified: each step draws ``batch_size / K`` frames (with
 replacement) from each of the K training temperatures, so each temperature's offset
 has frames to be centred on. The driver averages the parameters (EMA), validates the
-loss on the held-out frames of every temperature, stops early and keeps the best, as
-for FM.
+loss on the held-out frames of every temperature, stops early and keeps the best (or
+the last: ``keep``), as for FM.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Its minimiser over all functions is the mean force, -grad A(R) (Noid et al. 2008
 Adam (Optax) with cosine decay on mini-batches drawn uniformly with replacement; the
 driver averages the parameters (EMA), validates the average on held-out frames every
 ``eval_every`` steps, stops after ``patience`` checks without improvement and keeps
-the best average.
+the best average (``keep: best``) or the last (``keep: last``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def optimizer(settings: FMSettings) -> optax.GradientTransformation:
 def validated_schedule(settings: FMSettings, name: str) -> Schedule:
     """How the driver runs FM and methods with its settings (em): checks of
     ``eval_every`` steps up to ``max_steps``, the parameter average validated after
-    each, early stopping after ``patience`` checks, the best average kept."""
+    each, early stopping after ``patience`` checks, the best or the last average kept
+    (``keep``)."""
     s = settings
     return Schedule(
         name=name,
@@ -75,7 +76,7 @@ def validated_schedule(settings: FMSettings, name: str) -> Schedule:
         steps_per_check=s.eval_every,
         ema_decay=s.ema_decay,
         patience=s.patience,
-        keep="best",
+        keep=s.keep,
         checkpoint_every=10,
     )
 
@@ -131,8 +132,9 @@ def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key,
     """Fit ``params`` of ``energy_fn`` to mapped forces.
 
     Returns:
-      (best_params, history): the averaged parameters with the lowest validation
-      loss, and one dict per check with ``step, train_loss, val_loss, wall_time_s``.
+      (params, history): the averaged parameters ``settings.keep`` picks (the
+      lowest validation loss, or the last), and one dict per check with ``step,
+      train_loss, val_loss, wall_time_s``.
     """
     s = settings
     trainer = fm_trainer(energy_fn, data_train, data_val, s.batch_size, optimizer(s), pairs)

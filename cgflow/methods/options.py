@@ -16,6 +16,9 @@ from cgflow.simulate.settings import sampling_memory
 RE_KEEP = ("last", "best_held_out", "best_sample_score")
 """Which parameters RE keeps (its ``keep`` setting)."""
 
+FM_KEEP = ("best", "last")
+"""Which parameters FM (and energy matching) keeps (its ``keep`` setting)."""
+
 
 @dataclass(frozen=True)
 class FMSettings(Settings):
@@ -31,6 +34,11 @@ class FMSettings(Settings):
       patience: validation checks without improvement before stopping.
       ema_decay: decay of the parameter moving average that is validated and kept
         (0 keeps the raw parameters).
+      keep: ``best``: the average with the lowest validation loss (early stopping);
+        ``last``: the average at the end of training (after ``max_steps``, or where
+        ``patience`` stopped it). ``last`` suits data whose force noise hides the
+        validation loss's differences between models (the double well at large d):
+        there, picking the best check picks noise.
     """
 
     block = "methods.fm"
@@ -45,6 +53,12 @@ class FMSettings(Settings):
     patience: int = setting(20, ge=1, doc="checks without improvement before stopping")
     ema_decay: float = setting(
         0.99, ge=0, lt=1, doc="decay of the parameter moving average that is validated"
+    )
+    keep: str = setting(
+        "best",
+        choices=FM_KEEP,
+        doc="best (the average with the lowest validation loss) or last (the average at "
+        "the end of training)",
     )
 
 
