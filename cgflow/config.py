@@ -27,6 +27,7 @@ from cgflow.systems import (
     get_map,
     get_system,
     reference_settings,
+    test_reference_settings,
 )
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -282,7 +283,13 @@ def _system_problems(
             get_map(system, m)
         except (ValueError, FileNotFoundError) as err:
             problems.append(f"{where}.mappings[{i}]: {err}")
-    for block, build in (("reference", reference_settings), ("evaluation", evaluation_settings)):
+    for block, build in (
+        ("reference", reference_settings),
+        ("test_reference", test_reference_settings),
+        ("evaluation", evaluation_settings),
+    ):
+        if block == "test_reference" and any(p.startswith(f"{where}.reference:") for p in problems):
+            continue  # built on the reference, whose problem is reported
         try:
             built = build(system, entry)
         except ValueError as err:

@@ -90,6 +90,26 @@ def test_n_train_larger_than_reference(default_config):
     check_fails(cfg, "config.systems.double_well.n_train[0]", "exceeds the 20000 reference frames")
 
 
+def test_a_test_reference_sets_only_its_length(default_config):
+    """``test_reference`` may lengthen the held-out reference; anything that would
+    make it sample another ensemble, or with the training reference's seed, is refused,
+    as is a length the save interval does not divide."""
+    cfg = copy.deepcopy(default_config)
+    entry = cfg["systems"]["alanine_dipeptide"]
+    entry["test_reference"] = {"production_ps": 4 * entry["reference"]["production_ps"]}
+    validate_config(cfg)
+    entry["test_reference"] = {"production_ps": 10.0, "seed": 7, "friction_per_ps": 5.0}
+    check_fails(
+        cfg,
+        "config.systems.alanine_dipeptide.test_reference",
+        "not ['friction_per_ps', 'seed']",
+    )
+    entry["test_reference"] = {"production_ps": 1.7}
+    check_fails(cfg, "config.systems.alanine_dipeptide.test_reference", "save_interval_ps")
+    cfg["systems"]["double_well"]["test_reference"] = {"production_ps": 100.0}
+    check_fails(cfg, "config.systems.double_well.test_reference", "(n_samples)")
+
+
 def test_missing_and_malformed_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")

@@ -126,3 +126,31 @@ def test_conditional_energy_is_the_beta_derivative_of_beta_a():
     # d(beta A)/d beta = V + (kT/2) ln(...) - (kT/2) ln(...) = V: the kT/2 of <U|x1> is
     # the x1-independent part A leaves out (the Gaussian normaliser of x2 at d)
     np.testing.assert_allclose(fd, system.mean_energy_x1(x, kT) - 0.5 * kT, atol=1e-6)
+
+
+def test_the_test_reference_has_its_own_length_and_stream(default_config, tmp_path):
+    """``test_reference: {n_samples: ...}`` sets the held-out reference's size only:
+    the training reference keeps its own, and the two are independent draws."""
+    import copy
+
+    from cgflow.config import validate_config
+    from cgflow.io import load_dataset
+    from cgflow.steps.sample import sample_step
+    from cgflow.study import StudySettings
+
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well"]["reference"]["n_samples"] = 300
+    cfg["systems"]["double_well"]["n_train"] = [100]
+    cfg["systems"]["double_well"]["test_reference"] = {"n_samples": 1200}
+    cfg = validate_config(cfg)
+    train_study = StudySettings.from_config(cfg, "double_well").scoped()
+    test_study = StudySettings.from_config(cfg, "double_well").scoped(["test_reference"])
+    assert "test_reference" not in train_study.entry  # the training steps never see it
+    sample_step(train_study, 3.0, str(tmp_path / "train.npz"))
+    sample_step(test_study, 3.0, str(tmp_path / "test.npz"), part="test")
+    train = load_dataset(tmp_path / "train.npz")[0]["positions"]
+    test = load_dataset(tmp_path / "test.npz")[0]["positions"]
+    assert train.shape[0] == 300 and test.shape[0] == 1200
+    # one distribution, independent draws: no shared frames, same x1 law
+    assert not np.isin(train[:, 0, 0], test[:, 0, 0]).any()
+    assert stats.ks_2samp(train[:, 0, 0], test[:, 0, 0]).pvalue > 1e-3

@@ -32,6 +32,32 @@ def reference_settings(system, entry: dict):
     return system.reference_settings.from_dict(entry.get("reference"), f"{system.type}.reference")
 
 
+TEST_REFERENCE_KEYS = ("production_ps", "n_samples")
+"""What an entry's ``test_reference`` block may set: the held-out test reference's
+length (saved MD time, or exact samples). Everything else, the ensemble and the
+sampler, is the training reference's, so that the two sample one distribution."""
+
+
+def test_reference_settings(system, entry: dict):
+    """The held-out test reference's settings: the training reference's with the
+    entry's ``test_reference`` block (its length) on top. Its seed is offset from
+    the training reference's by the sample step."""
+    ref = reference_settings(system, entry)
+    block = entry.get("test_reference") or {}
+    if not isinstance(block, dict):
+        raise ValueError(f"must be a mapping, not {type(block).__name__}")
+    allowed = [k for k in TEST_REFERENCE_KEYS if hasattr(ref, k)]
+    other = sorted(set(block) - set(allowed))
+    if other:
+        raise ValueError(
+            f"sets only the test reference's length ({', '.join(allowed)}), not {other}: "
+            "the rest is the training reference's"
+        )
+    return system.reference_settings.from_dict(
+        {**ref.to_dict(), **block}, f"{system.type}.test_reference"
+    )
+
+
 def evaluation_settings(system, entry: dict):
     """The system's evaluation settings from its config entry."""
     cls = system.evaluation_settings

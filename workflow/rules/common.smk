@@ -60,6 +60,15 @@ def settings(*keys, method=False):
     return scoped
 
 
+def test_reference_settings(wildcards):
+    """Params function of the test reference: the system's settings with its
+    test_reference block when it sets one (so that a study without one keeps the
+    params, and the results, it had before the block existed)."""
+    if config["systems"][wildcards.system].get("test_reference"):
+        return settings("test_reference")(wildcards)
+    return settings()(wildcards)
+
+
 def training_settings(wildcards):
     """Params function of the training rules: what the method declares it reads."""
     method = methods.get(wildcards.method)

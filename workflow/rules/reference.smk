@@ -19,8 +19,9 @@ rule sample_reference:
 
 
 # The held-out test reference: the same sampler with an independent seed (for MD,
-# independent velocities and noise). Every model is scored on it; training,
-# validation and prior fitting never read it.
+# independent velocities and noise), as long as the entry's test_reference block
+# says. Every model is scored on it; training, validation and prior fitting never
+# read it (nor that block: changing its length reruns this job and the scoring only).
 use rule sample_reference as sample_test_reference with:
     output:
         data="results/{system}/reference/T{temperature}/test/aa.npz",
@@ -29,5 +30,5 @@ use rule sample_reference as sample_test_reference with:
     benchmark:
         "benchmarks/{system}/reference/T{temperature}/sample_test.tsv"
     params:
-        settings=settings(),
+        settings=test_reference_settings,
         part="test",
