@@ -1,5 +1,7 @@
 """Claims: paired effects, their CIs and verdicts, from synthetic runs."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -319,3 +321,13 @@ def test_an_unstable_temperature_is_not_replaced_by_another():
     row = table.loc["c"]
     assert row.verdict == "undecided" and not np.isfinite(row.effect)
     assert row.cells == "T 4, no stable runs of these methods"
+
+
+def test_a_claim_name_with_bars_keeps_the_table_columns():
+    """A name such as "|corr| >= 0.8" is escaped, so its row has the header's columns."""
+    df, primary, draws = study(ERRORS)
+    row = claims_table([claim(name="tracks phi (|corr| >= 0.8)")], df, primary, draws).iloc[0]
+    text = claims_markdown(pd.DataFrame([row]))
+    header, body = (ln for ln in text.splitlines() if ln.startswith("| ") and "---" not in ln)
+    cells = lambda line: len(re.split(r"(?<!\\)\|", line))  # noqa: E731
+    assert cells(body) == cells(header) and "\\|corr\\|" in body

@@ -407,8 +407,9 @@ def claims_markdown(table: pd.DataFrame) -> str:
             if not np.isfinite(r.far_effect)
             else f"{r.far_effect:+.3f} [{r.far_ci_low:+.3f}, {r.far_ci_high:+.3f}]"
         )
+        claim = str(r.claim).replace("|", "\\|")  # a name's own bars, e.g. |corr|
         lines.append(
-            f"| {r.claim} | {r.system} | {r.metric} | {r.method} vs {r.baseline} ({r.kind}) "
+            f"| {claim} | {r.system} | {r.metric} | {r.method} vs {r.baseline} ({r.kind}) "
             f"| {r.cells} | {effect} | {far} | {r.n_seeds} | {r.stable_runs} "
             f"| **{r.verdict}** |"
         )
