@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -11,28 +10,22 @@ from cgflow.reference.openmm_sampler import sample_openmm
 from cgflow.runtime import check_memory
 from cgflow.systems import reference_settings, test_reference_settings
 
-TEST_SEED_OFFSET = 1_000_003
-"""The test reference's seed is the training reference's plus this (a stream no
-other part of a study uses)."""
-
 
 def sample_step(study, temperature: float, out: str, log=None, part: str = "train") -> dict:
     """Sample the AA reference of ``study``'s system at ``temperature``; write ``out``.
 
     ``part`` is ``train`` (the reference models learn from) or ``test`` (the same
-    sampler with the seed plus ``TEST_SEED_OFFSET``: an independent run that models
-    are scored on, as long as the entry's ``test_reference`` block says). ``out``
-    (.npz) holds ``positions`` and ``forces`` (frames, atoms, dim) and ``energies``
+    sampler with an independent seed, as long as the entry's ``test_reference`` block
+    says, :func:`cgflow.systems.test_reference_settings`: models are scored on it).
+    ``out`` (.npz) holds ``positions`` and ``forces`` (frames, atoms, dim) and ``energies``
     (frames,); its JSON metadata holds kT, units, the sampler and ``part``.
     """
     log = log if log is not None else sys.stderr
     if part not in ("train", "test"):
         raise ValueError(f"part must be train or test, not {part!r}")
     system = study.build_system()
-    ref = reference_settings(system, study.entry)
-    if part == "test":  # its own length (test_reference), an independent stream
-        ref = test_reference_settings(system, study.entry)
-        ref = dataclasses.replace(ref, seed=ref.seed + TEST_SEED_OFFSET)
+    settings_of = test_reference_settings if part == "test" else reference_settings
+    ref = settings_of(system, study.entry)
     temperature = float(temperature)
     if system.reference_kind == "openmm":
         setup = system.openmm_setup(getattr(ref, "hydrogen_mass_amu", None))

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from cgflow.systems.alanine_dipeptide import AlanineDipeptide
@@ -32,6 +34,10 @@ def reference_settings(system, entry: dict):
     return system.reference_settings.from_dict(entry.get("reference"), f"{system.type}.reference")
 
 
+TEST_SEED_OFFSET = 1_000_003
+"""The test reference's seed is the training reference's plus this (a stream no
+other part of a study uses)."""
+
 TEST_REFERENCE_KEYS = ("production_ps", "n_samples")
 """What an entry's ``test_reference`` block may set: the held-out test reference's
 length (saved MD time, or exact samples). Everything else, the ensemble and the
@@ -40,8 +46,8 @@ sampler, is the training reference's, so that the two sample one distribution.""
 
 def test_reference_settings(system, entry: dict):
     """The held-out test reference's settings: the training reference's with the
-    entry's ``test_reference`` block (its length) on top. Its seed is offset from
-    the training reference's by the sample step."""
+    entry's ``test_reference`` block (its length) on top, and its seed offset by
+    ``TEST_SEED_OFFSET`` (for MD, independent velocities and noise)."""
     ref = reference_settings(system, entry)
     block = entry.get("test_reference") or {}
     if not isinstance(block, dict):
@@ -53,9 +59,10 @@ def test_reference_settings(system, entry: dict):
             f"sets only the test reference's length ({', '.join(allowed)}), not {other}: "
             "the rest is the training reference's"
         )
-    return system.reference_settings.from_dict(
+    test = system.reference_settings.from_dict(
         {**ref.to_dict(), **block}, f"{system.type}.test_reference"
     )
+    return dataclasses.replace(test, seed=test.seed + TEST_SEED_OFFSET)
 
 
 def evaluation_settings(system, entry: dict):
