@@ -111,10 +111,10 @@ def test_surface_metrics_of_a_sample_against_itself_and_a_shifted_one():
     grid = SurfaceGrid(60, 24, 5.0, AlanineDipeptide.basins, AlanineDipeptide.basin_names)
     a, b = draw(40_000), draw(40_000)
     groups = np.arange(40_000) // 400
-    same, same_ci, _, _, _ = score_surface(a, groups, b, groups, grid, rng, n_boot=200)
+    same, same_ci, *_ = score_surface(a, groups, b, groups, grid, rng, n_boot=200)
     shifted = a.copy()
     shifted[:, 1] = np.angle(np.exp(1j * (a[:, 1] + np.radians(30))))
-    off, off_ci, _, _, _ = score_surface(shifted, groups, b, groups, grid, rng, n_boot=200)
+    off, off_ci, *_ = score_surface(shifted, groups, b, groups, grid, rng, n_boot=200)
     assert same["fes_wrmse_kT"] < 0.1 and same_ci["fes_wrmse_kT"][0] < 0.1
     assert abs(same["dF_alpha_R_err_kT"]) < 0.05
     assert np.isnan(same["dF_alpha_L_err_kT"])  # never visited: no free energy to compare
@@ -124,10 +124,44 @@ def test_surface_metrics_of_a_sample_against_itself_and_a_shifted_one():
     assert same["mass_outside"] < 0.01
     moved = a.copy()
     moved[:16_000] = np.stack([rng.normal(1.0, 0.2, 16_000), rng.normal(0.5, 0.3, 16_000)], 1)
-    away, away_ci, _, _, _ = score_surface(moved, groups, b, groups, grid, rng, n_boot=200)
+    away, away_ci, *_ = score_surface(moved, groups, b, groups, grid, rng, n_boot=200)
     assert away["mass_outside"] == pytest.approx(0.4, abs=0.02)
     assert away_ci["mass_outside"][0] > 0.25  # whole groups moved: the CI is wide
     assert away["fes_wrmse_kT"] < 0.2
+
+
+def test_the_ci_of_each_side_shows_which_side_limits_it():
+    """A model whose groups each sit in one basin (few independent basin samples)
+    against a reference of many short blocks: resampling the model's groups alone
+    gives nearly the whole CI of fes_wrmse_kT, the reference's alone a narrow one;
+    with the roles swapped, so are the widths."""
+    from cgflow.analysis.fes import SurfaceGrid, score_surface
+    from cgflow.systems.alanine_dipeptide import AlanineDipeptide
+
+    rng = np.random.default_rng(1)
+    grid = SurfaceGrid(60, 24, 5.0, AlanineDipeptide.basins, AlanineDipeptide.basin_names)
+
+    def draw(n, n_groups, mixed):  # beta or alpha_R; mixed: within each group
+        per = n // n_groups
+        in_beta = (
+            rng.uniform(size=n) < 0.7 if mixed else np.repeat(rng.uniform(size=n_groups) < 0.7, per)
+        )
+        psi = np.angle(np.exp(1j * rng.normal(np.where(in_beta, 2.6, -0.7), 0.3)))
+        return np.stack([rng.normal(-1.4, 0.3, n), psi], axis=1), np.arange(n) // per
+
+    clumped, clumped_groups = draw(20_000, 20, mixed=False)
+    spread, spread_groups = draw(20_000, 200, mixed=True)
+    half = {}
+    for name, (x, g, y, h) in {
+        "model clumped": (clumped, clumped_groups, spread, spread_groups),
+        "reference clumped": (spread, spread_groups, clumped, clumped_groups),
+    }.items():
+        _, ci, _, _, _, sides = score_surface(x, g, y, h, grid, rng, n_boot=300)
+        half[name] = {side: np.diff(sides[side]["fes_wrmse_kT"])[0] / 2 for side in sides}
+        half[name]["both"] = np.diff(ci["fes_wrmse_kT"])[0] / 2
+        assert max(half[name]["samples"], half[name]["reference"]) <= 1.2 * half[name]["both"]
+    assert half["model clumped"]["samples"] > 3 * half["model clumped"]["reference"]
+    assert half["reference clumped"]["reference"] > 3 * half["reference clumped"]["samples"]
 
 
 def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
@@ -178,6 +212,31 @@ def test_the_crossing_table_averages_the_stable_seeds():
     assert "| fm | 100 | 0.20 (n=2) |  |" in text
     assert "| re | 100 | 0.90 (n=1) | 0.70 (n=1) |" in text
     assert crossing_markdown(pd.DataFrame(rows[:0], columns=list(rows[0]))) == ""
+
+
+def test_the_ci_sides_table_names_the_wider_side_of_each_run():
+    from cgflow.analysis.aggregate import ci_sides_markdown
+
+    def record(method, seed, ci, cg, ref):
+        run = {"system": "ala", "mapping": "heavy", "temperature": 300.0, "method": method,
+               "n_train": 400, "dt": 0.002, "seed": seed}  # fmt: skip
+        sides = {"samples": {"fes_wrmse_kT": cg}, "reference": {"fes_wrmse_kT": ref}}
+        return {"run": run, "primary_metric": "fes_wrmse_kT", "metrics": {"fes_wrmse_kT": 0.5},
+                "ci95": {"fes_wrmse_kT": ci}, "bootstrap": {"ci95_by_side": sides}}  # fmt: skip
+
+    records = [
+        record("re", 1, [0.2, 0.8], [0.25, 0.75], [0.4, 0.6]),
+        record("fm", 0, [0.4, 0.6], [0.45, 0.55], [0.42, 0.58]),
+        {**record("reference", 0, [0.0, 0.1], [0.0, 0.1], [0.0, 0.1])},
+        {**record("re", 2, [0.3, 0.7], [0.3, 0.7], [0.4, 0.6]), "bootstrap": {}},  # 1-D
+    ]
+    text = ci_sides_markdown(records)
+    assert "## ala / heavy / T = 300: fes_wrmse_kT, each run's 95 % CI" in text
+    assert "Widest half-width 0.30, median 0.20; the CG side is the wider in 1 of 2 runs" in text
+    assert "| fm | 400 | 0.002 | 0 | 0.50 [0.40, 0.60] | 0.10 | 0.05 | 0.08 |" in text
+    assert "| re | 400 | 0.002 | 1 | 0.50 [0.20, 0.80] | 0.30 | 0.25 | 0.10 |" in text
+    assert text.index("| fm |") < text.index("| re |")
+    assert ci_sides_markdown(records[3:]) == ""
 
 
 def test_the_thermodynamics_table_averages_seeds_with_their_draws():

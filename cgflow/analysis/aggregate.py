@@ -113,6 +113,7 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
         benchmark_markdown(table, noise_floors(df, primary, records))
         + differences_markdown(diffs)
         + crossing_markdown(df)
+        + ci_sides_markdown(records)
         + pressure_markdown(df, draws)
         + thermodynamics_markdown(df, draws)
         + speed_markdown(records)
@@ -370,6 +371,50 @@ def thermodynamics_markdown(df: pd.DataFrame, draws: dict) -> str:
                 cells.append(_ci_cell(hit.iloc[0]) if len(hit) else "")
             lines.append(f"| {t:g} | {method} | {n_train_label(n_train)} | {dt_label(dt)} | "
                          + " | ".join(cells) + " |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+def ci_sides_markdown(records: list[dict]) -> str:
+    """Where each run's CI of its primary metric comes from, for systems whose
+    samples and reference are both resampled: per run, the half-width of the whole
+    95 % CI, and of the CI with only the model's samples (CG replicas) resampled or
+    only the reference's blocks. The wider side is the one to sample more of."""
+    rows = {}
+    for rec in records:
+        run, boot = rec["run"], rec.get("bootstrap") or {}
+        metric = rec["primary_metric"]
+        sides = boot.get("ci95_by_side") or {}
+        whole = (rec.get("ci95") or {}).get(metric)
+        if run["method"] == REFERENCE or whole is None or not sides:
+            continue
+        half = {side: (v[metric][1] - v[metric][0]) / 2 for side, v in sides.items()}
+        key = (run["system"], run["mapping"], float(run["temperature"]), metric)
+        rows.setdefault(key, []).append(
+            (run["method"], int(run["n_train"]), float(run["dt"]), int(run["seed"]),
+             rec["metrics"][metric], whole, half)
+        )  # fmt: skip
+    lines = []
+    for (system, mapping, temperature, metric), runs in sorted(rows.items()):
+        widths = [(r[5][1] - r[5][0]) / 2 for r in runs]
+        cg_wider = sum(r[6]["samples"] > r[6]["reference"] for r in runs)
+        lines += [
+            f"## {system} / {mapping} / T = {temperature:g}: {metric}, each run's 95 % CI "
+            "half-width and its two sides",
+            "",
+            f"Widest half-width {max(widths):.2f}, median {np.median(widths):.2f}; the CG "
+            f"side is the wider in {cg_wider} of {len(runs)} runs (more replicas narrow "
+            "those; a longer test reference the others).",
+            "",
+            "| method | n_train | dt | seed | value [95 % CI] | half-width | CG side | "
+            "reference side |",
+            "|---|---:|---:|---:|---|---:|---:|---:|",
+        ]
+        for method, n, dt, seed, value, (lo, hi), half in sorted(runs):
+            lines.append(
+                f"| {method} | {n} | {dt:g} | {seed} | {value:.2f} [{lo:.2f}, {hi:.2f}] | "
+                f"{(hi - lo) / 2:.2f} | {half['samples']:.2f} | {half['reference']:.2f} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

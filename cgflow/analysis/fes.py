@@ -392,8 +392,8 @@ def score_surface(angles, groups, ref_angles, ref_groups, grid: SurfaceGrid, rng
     """Score samples of two angles (n, 2), in ``groups``, against reference samples
     in ``ref_groups``: point metrics, 95 % CIs and bootstrap draws (model groups
     resampled with ``rng``, reference groups with the fixed ``REFERENCE_SEED`` so that
-    draws of models scored against the same reference are paired), curves, and the
-    raw (not noise-corrected) RMSEs."""
+    draws of models scored against the same reference are paired), curves, the raw
+    (not noise-corrected) RMSEs, and each side's share of the CIs (``ci_by_side``)."""
     model = Binned.of(grid.bin(angles), grid.n_bins, groups)
     ref = Binned.of(grid.bin(ref_angles), grid.n_bins, ref_groups)
     point = grid.metrics(model.whole(), ref.whole(), model.sizes())
@@ -403,7 +403,21 @@ def score_surface(angles, groups, ref_angles, ref_groups, grid: SurfaceGrid, rng
     )
     draws = grid.metrics(model.draws(w_mod), ref.draws(w_ref), model.sizes(w_mod))
     values, cis, draws, raw = with_ci(point, draws)
-    return values, cis, draws, surface_curves(angles, ref_angles, grid.bins, names), raw
+    sides = ci_by_side(grid, point, model, ref, w_mod, w_ref)
+    return values, cis, draws, surface_curves(angles, ref_angles, grid.bins, names), raw, sides
+
+
+def ci_by_side(grid: SurfaceGrid, point, model: Binned, ref: Binned, w_mod, w_ref) -> dict:
+    """The 95 % CI of each metric with one side resampled and the other whole:
+    ``samples`` (the model's groups, e.g. CG replicas; the reference fixed) and
+    ``reference`` (its blocks; the model's samples fixed). Which is the wider says
+    what narrows the CI: more CG replicas, or a longer reference."""
+    whole_mod, whole_ref = np.ones_like(w_mod), np.ones_like(w_ref)
+    out = {}
+    for side, (wm, wr) in (("samples", (w_mod, whole_ref)), ("reference", (whole_mod, w_ref))):
+        side_draws = grid.metrics(model.draws(wm), ref.draws(wr), model.sizes(wm))
+        out[side] = {k: list(v) for k, v in with_ci(point, side_draws)[1].items()}
+    return out
 
 
 def surface_curves(angles, reference, bins: int, names=("phi", "psi")) -> dict[str, np.ndarray]:

@@ -371,8 +371,9 @@ def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rn
                 part.update(found)
         return (*scored, {"samples": info, "reference": ref_info})
     grid = surface_grid(system, settings)
-    scored = score_surface(values, groups, ref_values, ref_groups, grid, rng, names=system.cv_names)
-    return (*scored, {"samples": info, "reference": ref_info})
+    *scored, sides = score_surface(values, groups, ref_values, ref_groups, grid, rng,
+                                   names=system.cv_names)  # fmt: skip
+    return (*scored, {"samples": info, "reference": ref_info, "ci95_by_side": sides})
 
 
 def evaluate_step(
@@ -396,7 +397,9 @@ def evaluate_step(
     energies, its <U> and heat capacity (``sampled_thermodynamics``).
 
     Writes ``out`` (metrics.json: the run's identity, its metrics, their CIs
-    ``ci95``, how the bootstrap grouped the frames, and the system's primary metric
+    ``ci95``, how the bootstrap grouped the frames, each side's CIs where a surface's
+    samples and reference are both resampled (``ci95_by_side``, see
+    ``cgflow.analysis.fes.ci_by_side``), and the system's primary metric
     and figure kind), ``curves.npz`` (profiles for figures) and ``bootstrap.npz``
     (the draws of each metric, for paired differences) beside it. An unstable
     simulation gets ``stable = 0`` and NaN for every sampled metric.
