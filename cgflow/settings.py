@@ -129,7 +129,8 @@ def json_schema(cls) -> dict:
         if "choices" in meta:
             prop["enum"] = list(meta["choices"])
         elif kind in _TYPES:
-            prop["type"] = _TYPES[kind]
+            optional = type(None) in typing.get_args(hints[f.name])
+            prop["type"] = [_TYPES[kind], "null"] if optional else _TYPES[kind]
         for key, name in (
             ("gt", "exclusiveMinimum"),
             ("ge", "minimum"),

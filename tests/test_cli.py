@@ -282,6 +282,66 @@ def test_a_periodic_data_set_gives_a_periodic_model(tmp_path):
     assert np.all((samples["positions"] >= 0) & (samples["positions"] < L))
 
 
+def test_replicas_are_added_in_rounds_until_the_ci_is_narrow_enough(repo, smoke, tmp_path):
+    """simulation.target_halfwidth: rounds of n_replicas replicas (fresh starts and
+    noise) until the CG side of the primary metric's CI half-width is at most the
+    target, or max_replicas have run. A loose target stops after one round, with the
+    frames of a run without one; a reachable one stops at the first round within it;
+    an unreachable one runs max_replicas. status.json lists the rounds."""
+    from cgflow.config import load_config
+    from cgflow.steps.simulate import simulate_step
+    from cgflow.steps.train import train
+    from cgflow.study import StudySettings
+
+    t = tmp_path
+    prepare_run(smoke, t, "--n-train 200 --seed 0")
+    config = load_config(repo / "config" / "smoke.yaml")
+
+    def simulate(out, **sim):
+        study = StudySettings.from_config(config, "double_well")
+        entry = {**study.entry, "simulation": {**study.entry["simulation"], "n_replicas": 8,
+                                               "n_steps": 2000, **sim}}  # fmt: skip
+        study = StudySettings(study.system, entry, study.methods, study.val_fraction)
+        if not (t / "model").exists():
+            train(study, "prior", t / "cg.npz", t / "prior.json", 200, 0, t / "model")
+        status = simulate_step(study, t / "model", t / "cg.npz", 0.05, t / out)
+        samples, meta = load_dataset(t / out / "samples.npz")
+        return status, samples, meta
+
+    plain, plain_samples, _ = simulate("plain")
+    assert "rounds" not in plain
+    loose, loose_samples, _ = simulate("loose", target_halfwidth=10.0, max_replicas=32)
+    assert [r["replicas"] for r in loose["rounds"]] == [8]
+    np.testing.assert_array_equal(loose_samples["positions"], plain_samples["positions"])
+    first = loose["rounds"][0]["ci_halfwidth"]
+    assert 0 < first < 10.0
+    target = 0.8 * first  # about two rounds' worth (1 / sqrt(2) = 0.71)
+    mid, mid_samples, meta = simulate("mid", target_halfwidth=target, max_replicas=64)
+    widths = [r["ci_halfwidth"] for r in mid["rounds"]]
+    assert widths[-1] <= target < min(widths[:-1]) and 2 <= len(widths) < 8
+    assert widths[0] == pytest.approx(first)  # round 1 is the same in every run
+    n = 8 * len(widths)
+    assert meta["n_replicas"] == n and len(np.unique(mid_samples["replica"])) == n
+    assert mid_samples["positions"].shape[0] == n * meta["n_saved_per_replica"]
+    tight, _, meta = simulate("tight", target_halfwidth=1e-6, max_replicas=24)
+    assert [r["replicas"] for r in tight["rounds"]] == [8, 16, 24] and meta["n_replicas"] == 24
+    assert tight["stable"] and tight["wall_time_s"] > plain["wall_time_s"]
+    assert not list(t.rglob("*.ckpt*"))
+
+
+def test_a_target_halfwidth_needs_a_replica_cap_in_whole_rounds():
+    from cgflow.simulate.settings import RunSettings
+
+    assert RunSettings(n_steps=10, n_replicas=8).n_rounds == 1
+    assert (
+        RunSettings(n_steps=10, n_replicas=8, target_halfwidth=0.1, max_replicas=24).n_rounds == 3
+    )
+    with pytest.raises(ValueError, match="target_halfwidth and simulation.max_replicas go"):
+        RunSettings(n_steps=10, n_replicas=8, target_halfwidth=0.1)
+    with pytest.raises(ValueError, match="max_replicas: 20 is not a multiple of n_replicas"):
+        RunSettings(n_steps=10, n_replicas=8, target_halfwidth=0.1, max_replicas=20)
+
+
 def test_schema_prints_the_generated_blocks(capsys):
     assert cli("schema") == 0
     schema = json.loads(capsys.readouterr().out)

@@ -63,6 +63,13 @@ class RunSettings(Settings):
       neighbor_skin: periodic systems only: the neighbour list holds pairs within
         the model's cutoff plus this distance, and is rebuilt once a bead has moved
         half of it.
+      target_halfwidth: sample in rounds of ``n_replicas`` replicas (fresh start
+        frames and noise each) until the CG side of the primary metric's 95 % CI,
+        scored against the training reference, has at most this half-width, or
+        ``max_replicas`` have run (None: one round). The CG side of a model's CI
+        shrinks only with independent replicas where they relax between basins slowly.
+      max_replicas: the most replicas a run with ``target_halfwidth`` may use, a
+        multiple of ``n_replicas``.
     """
 
     block = "simulation"
@@ -88,7 +95,34 @@ class RunSettings(Settings):
         "this distance (length unit of the system)",
     )
 
+    target_halfwidth: float | None = setting(
+        None,
+        gt=0,
+        doc="add rounds of n_replicas replicas until the CG side of the primary metric's "
+        "95 % CI half-width (against the training reference) is at most this",
+    )
+    max_replicas: int | None = setting(
+        None, ge=1, doc="with target_halfwidth: the most replicas, a multiple of n_replicas"
+    )
+
+    @property
+    def n_rounds(self) -> int:
+        """The most rounds of ``n_replicas`` replicas the run may take."""
+        return 1 if self.target_halfwidth is None else self.max_replicas // self.n_replicas
+
     def check(self):
+        if (self.target_halfwidth is None) != (self.max_replicas is None):
+            raise ValueError(
+                "simulation.target_halfwidth and simulation.max_replicas go together: "
+                "give both (rounds of replicas until the CI is narrow enough) or neither"
+            )
+        if self.max_replicas is not None and (
+            self.max_replicas < self.n_replicas or self.max_replicas % self.n_replicas
+        ):
+            raise ValueError(
+                f"simulation.max_replicas: {self.max_replicas} is not a multiple of "
+                f"n_replicas ({self.n_replicas}); replicas are added in rounds of n_replicas"
+            )
         if self.save_every > self.n_steps:
             raise ValueError(
                 f"simulation.save_every: {self.save_every} exceeds n_steps ({self.n_steps}); "

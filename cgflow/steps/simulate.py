@@ -20,7 +20,7 @@ from cgflow.simulate.settings import (
     run_settings,
     sampling_memory,
 )
-from cgflow.systems import get_map
+from cgflow.systems import evaluation_settings, get_map, reference_settings
 
 
 def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str,
@@ -39,6 +39,10 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     that kT; any other model only with ``transfer`` (run as it is: the no-transfer
     baseline). Replicas start from the training split of ``data_path``: for a model
     trained across temperatures, its share of the budget at that data set's kT.
+
+    With ``simulation.target_halfwidth``, replicas run in rounds of ``n_replicas``
+    until the CG side of the primary metric's CI is that narrow
+    (``samples_halfwidth``) or ``max_replicas`` have run; status.json lists the rounds.
     """
     log = log if log is not None else sys.stderr
     device = jax_device_info("simulate", log)
@@ -55,32 +59,49 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
         )
     block = study.entry["simulation"]
     integrator, run = integrator_settings(block, dt), run_settings(block)
+    most = run.n_replicas * run.n_rounds
     n_saved = run.n_steps // run.save_every
-    size = n_saved * run.n_replicas * desc["n_beads"] * desc["dim"] * 4
-    need = sampling_memory(run.n_replicas, n_saved, desc["n_beads"], desc["dim"],
+    size = n_saved * most * desc["n_beads"] * desc["dim"] * 4
+    need = sampling_memory(most, n_saved, desc["n_beads"], desc["dim"],
                            network_width(desc["network"]))  # fmt: skip
-    check_memory(need, "simulate", f"{run.n_replicas} replicas x {n_saved} saved frames")
+    check_memory(need, "simulate", f"{most} replicas x {n_saved} saved frames")
     check_output_folder(out_dir, 2 * size, "simulate")  # samples and trajectory
     seed, n_train = desc["seed"], start_budget(desc, data_meta, data_path)
     train_idx, _ = split_indices(data["positions"].shape[0], n_train, study.val_fraction, seed)
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
-    key, pick = jax.random.split(key)
-    start = np.asarray(jax.random.choice(pick, train_idx, (run.n_replicas,)))
-    frames, status = simulate_langevin(
-        energy_fn,
-        params,
-        data["positions"][start],
-        desc["bead_masses"],
-        desc["kT"],
-        integrator,
-        run,
-        key,
-        log=log,
-        **_watch(desc["prior"]),
-        box=desc.get("box"),
-        cutoff=interaction_range(desc) if desc.get("box") is not None else None,
-        checkpoint=checkpoint,
-    )
+    base_key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
+    rounds, statuses = [], []
+    for r in range(run.n_rounds):
+        key = base_key if r == 0 else jax.random.fold_in(base_key, r)
+        key, pick = jax.random.split(key)
+        start = np.asarray(jax.random.choice(pick, train_idx, (run.n_replicas,)))
+        frames, status = simulate_langevin(
+            energy_fn,
+            params,
+            data["positions"][start],
+            desc["bead_masses"],
+            desc["kT"],
+            integrator,
+            run,
+            key,
+            log=log,
+            **_watch(desc["prior"]),
+            box=desc.get("box"),
+            cutoff=interaction_range(desc) if desc.get("box") is not None else None,
+            checkpoint=round_checkpoint(checkpoint, r),
+        )
+        rounds.append(frames)
+        statuses.append(status)
+        if run.target_halfwidth is None or not status["stable"]:
+            break
+        status["ci_halfwidth"] = samples_halfwidth(study, desc, np.concatenate(rounds, 1), data)
+        print(f"simulate: round {r + 1}, {(r + 1) * run.n_replicas} replicas: CG side of "
+              f"the CI half-width {status['ci_halfwidth']:.3g} (target "
+              f"{run.target_halfwidth:g})", file=log, flush=True)  # fmt: skip
+        if status["ci_halfwidth"] <= run.target_halfwidth:
+            break
+    n_kept = min(f.shape[0] for f in rounds)  # a round that blew up saved fewer
+    frames = np.concatenate([f[:n_kept] for f in rounds], axis=1)
+    status = merged_status(statuses, integrator.dt, run.n_replicas)
     n_t, n_rep = frames.shape[:2]
     positions = frames.transpose(1, 0, 2, 3).reshape((n_rep * n_t,) + frames.shape[2:])
     status.update(
@@ -117,7 +138,65 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
         top = system.cg_topology(get_map(system, desc["mapping"]))
         write_trajectory(out_dir / "trajectory.h5", positions, top)
     write_json(out_dir / "status.json", status)
-    ckpt.discard(checkpoint)  # the results are written; the checkpoint is spent
+    for r in range(run.n_rounds):  # the results are written; the checkpoints are spent
+        ckpt.discard(round_checkpoint(checkpoint, r))
+    return status
+
+
+def round_checkpoint(checkpoint: str | None, r: int) -> str | None:
+    """Round ``r``'s checkpoint file: the step's own for the first round, one beside
+    it for each later one. A round's file is kept until the step ends, so a restart
+    redoes at most the last chunk of each round that had finished."""
+    return checkpoint if checkpoint is None or r == 0 else f"{checkpoint}.round{r}"
+
+
+def samples_halfwidth(study, desc: dict, frames: np.ndarray, data: dict) -> float:
+    """Half-width of the CG side of the 95 % CI of the system's primary metric, for
+    ``frames`` (n_saved, replicas, beads, dim), scored against the training
+    reference ``data`` (the exact profile for 1-D systems; the test reference is for
+    scoring alone), with the replicas resampled and the reference whole. Where the
+    system's scoring does not separate the sides, the whole CI's."""
+    from cgflow.steps.evaluate import score
+
+    system = study.build_system()
+    n_t, n_rep = frames.shape[:2]
+    samples = {
+        "positions": frames.transpose(1, 0, 2, 3).reshape((n_t * n_rep,) + frames.shape[2:]),
+        "replica": np.repeat(np.arange(n_rep), n_t),
+    }
+    interval = getattr(reference_settings(system, study.entry), "save_interval_ps", None)
+    _, cis, _, _, _, groups = score(
+        system, get_map(system, desc["mapping"]), evaluation_settings(system, study.entry),
+        samples, desc["kT"], data["positions"], np.random.default_rng(0),
+        frame_interval=interval,
+    )  # fmt: skip
+    metric = system.primary_metric
+    lo, hi = groups.get("ci95_by_side", {}).get("samples", cis)[metric]
+    return float((hi - lo) / 2)
+
+
+def merged_status(statuses: list[dict], dt: float, n_replicas: int) -> dict:
+    """One status of the rounds of a run: stable only if every round was; times
+    summed; speeds of the replicas that ran at once (``n_replicas`` a round); each
+    round's CI half-width under ``rounds``."""
+    if len(statuses) == 1 and "ci_halfwidth" not in statuses[0]:
+        return statuses[0]  # one round, no target
+    status = dict(statuses[-1])
+    status["stable"] = all(s["stable"] for s in statuses)
+    status["failure"] = next((s["failure"] for s in statuses if s["failure"]), None)
+    status["resumed_at_step"] = statuses[0]["resumed_at_step"]
+    wall = sum(s["wall_time_s"] for s in statuses)
+    steps = sum(s["steps_done"] for s in statuses)
+    status["wall_time_s"] = wall
+    status["steps_per_second"] = steps / wall if wall > 0 else float("nan")
+    status["time_per_day_per_replica"] = status["steps_per_second"] * dt * 86400.0
+    status["time_per_day_all_replicas"] = status["time_per_day_per_replica"] * n_replicas
+    status["n_frames_saved"] = min(s["n_frames_saved"] for s in statuses)  # per replica
+    status["rounds"] = [  # replicas run so far, and the CI half-width they gave
+        {"replicas": (i + 1) * n_replicas, "ci_halfwidth": s.get("ci_halfwidth")}
+        for i, s in enumerate(statuses)
+    ]
+    status.pop("ci_halfwidth", None)
     return status
 
 
