@@ -325,7 +325,7 @@ def test_replicas_are_added_in_rounds_until_the_ci_is_narrow_enough(repo, smoke,
     assert mid_samples["positions"].shape[0] == n * meta["n_saved_per_replica"]
     tight, _, meta = simulate("tight", target_halfwidth=1e-6, max_replicas=24)
     assert [r["replicas"] for r in tight["rounds"]] == [8, 16, 24] and meta["n_replicas"] == 24
-    assert tight["stable"] and tight["wall_time_s"] > plain["wall_time_s"]
+    assert tight["stable"] and tight["n_frames_saved"] == plain["n_frames_saved"]
     assert not list(t.rglob("*.ckpt*"))
 
 
