@@ -129,7 +129,7 @@ def simulate_langevin(
             ckpt.save(checkpoint, reps, meta, {"frames": kept})
         if stop_after_chunks is not None and chunks >= stop_after_chunks:
             break
-    _finish(status, done * s.save_every, time.perf_counter() - t0, integrator.dt, s.n_replicas)
+    record_speed(status, done * s.save_every, time.perf_counter() - t0, integrator.dt, s.n_replicas)
     status["n_frames_saved"] = int(sum(f.shape[0] for f in frames))
     shape = (0, s.n_replicas) + tuple(R0.shape[1:])
     return (np.concatenate(frames) if frames else np.zeros(shape, np.float32)), status
@@ -187,7 +187,9 @@ def _check(positions, healthy, step, status) -> bool:
     return False
 
 
-def _finish(status: dict, steps: int, wall: float, dt: float, n_replicas: int) -> None:
+def record_speed(status: dict, steps: int, wall: float, dt: float, n_replicas: int) -> None:
+    """Set ``status``'s steps, wall time and speeds: ``steps`` per replica in ``wall``
+    seconds, ``n_replicas`` replicas at once."""
     status["steps_done"] = steps
     status["wall_time_s"] = wall
     status["steps_per_second"] = steps / wall if wall > 0 else math.nan

@@ -13,7 +13,7 @@ from cgflow.io import check_output_folder, load_dataset, save_dataset, write_jso
 from cgflow.methods.data import KEY_SIMULATE, split_indices
 from cgflow.models import interaction_range, load_model
 from cgflow.runtime import check_memory, jax_device_info
-from cgflow.simulate.langevin import simulate_langevin
+from cgflow.simulate.langevin import record_speed, simulate_langevin
 from cgflow.simulate.settings import (
     integrator_settings,
     network_width,
@@ -103,7 +103,8 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     frames = np.concatenate([f[:n_kept] for f in rounds], axis=1)
     status = merged_status(statuses, integrator.dt, run.n_replicas)
     n_t, n_rep = frames.shape[:2]
-    positions = frames.transpose(1, 0, 2, 3).reshape((n_rep * n_t,) + frames.shape[2:])
+    arrays = replica_major(frames)
+    positions = arrays["positions"]
     status.update(
         {
             "model": str(model_dir),
@@ -115,7 +116,6 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     if desc["units"]["time"] == "ps":
         status["ns_per_day_per_replica"] = status["time_per_day_per_replica"] / 1000.0
         status["ns_per_day_all_replicas"] = status["time_per_day_all_replicas"] / 1000.0
-    arrays = {"positions": positions, "replica": np.repeat(np.arange(n_rep), n_t)}
     if desc.get("box") is not None and positions.shape[0]:
         from cgflow.simulate.pressure import model_pressure
 
@@ -150,6 +150,16 @@ def round_checkpoint(checkpoint: str | None, r: int) -> str | None:
     return checkpoint if checkpoint is None or r == 0 else f"{checkpoint}.round{r}"
 
 
+def replica_major(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Frames (n_saved, replicas, beads, dim) as samples: ``positions`` replica-major
+    (frame = replica * n_saved + t) and each frame's ``replica``."""
+    n_t, n_rep = frames.shape[:2]
+    return {
+        "positions": frames.transpose(1, 0, 2, 3).reshape((n_rep * n_t,) + frames.shape[2:]),
+        "replica": np.repeat(np.arange(n_rep), n_t),
+    }
+
+
 def samples_halfwidth(study, desc: dict, frames: np.ndarray, data: dict) -> float:
     """Half-width of the CG side of the 95 % CI of the system's primary metric, for
     ``frames`` (n_saved, replicas, beads, dim), scored against the training
@@ -159,11 +169,7 @@ def samples_halfwidth(study, desc: dict, frames: np.ndarray, data: dict) -> floa
     from cgflow.steps.evaluate import score
 
     system = study.build_system()
-    n_t, n_rep = frames.shape[:2]
-    samples = {
-        "positions": frames.transpose(1, 0, 2, 3).reshape((n_t * n_rep,) + frames.shape[2:]),
-        "replica": np.repeat(np.arange(n_rep), n_t),
-    }
+    samples = replica_major(frames)
     interval = getattr(reference_settings(system, study.entry), "save_interval_ps", None)
     _, cis, _, _, _, groups = score(
         system, get_map(system, desc["mapping"]), evaluation_settings(system, study.entry),
@@ -186,11 +192,7 @@ def merged_status(statuses: list[dict], dt: float, n_replicas: int) -> dict:
     status["failure"] = next((s["failure"] for s in statuses if s["failure"]), None)
     status["resumed_at_step"] = statuses[0]["resumed_at_step"]
     wall = sum(s["wall_time_s"] for s in statuses)
-    steps = sum(s["steps_done"] for s in statuses)
-    status["wall_time_s"] = wall
-    status["steps_per_second"] = steps / wall if wall > 0 else float("nan")
-    status["time_per_day_per_replica"] = status["steps_per_second"] * dt * 86400.0
-    status["time_per_day_all_replicas"] = status["time_per_day_per_replica"] * n_replicas
+    record_speed(status, sum(s["steps_done"] for s in statuses), wall, dt, n_replicas)
     status["n_frames_saved"] = min(s["n_frames_saved"] for s in statuses)  # per replica
     status["rounds"] = [  # replicas run so far, and the CI half-width they gave
         {"replicas": (i + 1) * n_replicas, "ci_halfwidth": s.get("ci_halfwidth")}
