@@ -70,6 +70,23 @@ def test_dry_run(workdir, config):
     snakemake(workdir, "-n", "--quiet", "--configfile", config)
 
 
+def test_the_local_profile_gives_cg_simulation_two_cores(workdir):
+    """The profile's ``set-threads`` names rules of the workflow (Snakemake ignores a
+    name that matches none), and a run under it plans each CG simulation with two
+    threads and every other job with one."""
+    profile = yaml.safe_load((workdir / "workflow/profiles/local/config.yaml").read_text())
+    rules_text = "\n".join(p.read_text() for p in (workdir / "workflow/rules").glob("*.smk"))
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", rules_text, re.M))
+    assert profile["set-threads"] == {"simulate_cg": 2} and "simulate_cg" in rules
+    plan = snakemake(workdir, "-n", "--profile", "workflow/profiles/local", "--cores", "4",
+                     "--configfile", "config/smoke.yaml")  # fmt: skip
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    threads: (\d+)",
+                      plan.stdout + plan.stderr, re.M)  # fmt: skip
+    threads = {(rule, int(n)) for rule, n in jobs}
+    assert ("simulate_cg", 2) in threads
+    assert all(n == (2 if rule == "simulate_cg" else 1) for rule, n in threads), threads
+
+
 def test_lint(workdir):
     """Snakemake's linter reads the rules, which are the same under every config."""
     lint = snakemake(workdir, "--lint")
