@@ -71,13 +71,11 @@ def test_dry_run(workdir, config):
 
 
 def test_the_local_profile_gives_cg_simulation_two_cores(workdir):
-    """The profile's ``set-threads`` names rules of the workflow (Snakemake ignores a
-    name that matches none), and a run under it plans each CG simulation with two
-    threads and every other job with one."""
+    """A run under the profile plans each CG simulation with two threads and every
+    other job with one. Snakemake ignores a ``set-threads`` name that matches no rule,
+    so the plan, not the profile's text, shows that the setting took."""
     profile = yaml.safe_load((workdir / "workflow/profiles/local/config.yaml").read_text())
-    rules_text = "\n".join(p.read_text() for p in (workdir / "workflow/rules").glob("*.smk"))
-    rules = set(re.findall(r"^(?:local)?rule (\w+):", rules_text, re.M))
-    assert profile["set-threads"] == {"simulate_cg": 2} and "simulate_cg" in rules
+    assert profile["set-threads"] == {"simulate_cg": 2}
     plan = snakemake(workdir, "-n", "--profile", "workflow/profiles/local", "--cores", "4",
                      "--configfile", "config/smoke.yaml")  # fmt: skip
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    threads: (\d+)",
