@@ -181,6 +181,22 @@ def test_paired_differences_agree_with_a_better_claim():
     assert bool(d.excludes_zero)
 
 
+def test_paired_differences_give_the_ratio_of_mean_errors():
+    """FM 0.50 vs RE 0.30 (n 100, dt 0.01): ratio 5/3, its CI around it and within the
+    draws' noise; FM 0.05 vs RE 0.12: below 1. benchmark.md shows both."""
+    from cgflow.analysis.aggregate import differences_markdown, paired_differences
+
+    df, primary, draws = study(ERRORS)
+    diffs = paired_differences(df, primary, draws, order=["fm", "re"]).set_index(["n_train", "dt"])
+    little, much = diffs.loc[(100, 0.01)], diffs.loc[(1000, 0.01)]
+    assert little.ratio == pytest.approx(0.50 / 0.30)
+    assert 1.5 < little.ratio_ci_low < little.ratio < little.ratio_ci_high < 1.85
+    assert much.ratio == pytest.approx(0.05 / 0.12) and much.ratio_ci_high < 1
+    text = differences_markdown(diffs.reset_index())
+    assert "ratio of mean pmf_wrmse_kT, baseline / method" in text
+    assert re.search(r"\| re - fm \| 100 \| 1\.67 \[1\.\d+, 1\.\d+\] \|", text)
+
+
 def test_a_claim_picks_its_temperature():
     """EM vs the nearest-temperature FM model at a held-out temperature: rows at other
     temperatures do not mix in."""

@@ -69,6 +69,23 @@ def test_hierarchical_mean_spreads_with_the_units():
     assert 400 < one.mean() < 600 and one.std() > 250
 
 
+def test_hierarchical_ratio_pairs_the_draws():
+    """Numerator = 2 x denominator draw by draw (two runs scored on the same reference
+    blocks): the paired ratio is exactly 2 in every draw, where resampling the two
+    independently would spread it."""
+    rng = np.random.default_rng(0)
+    den = [1.0 + rng.random(1000), 5.0 + rng.random(1000), 0.2 + rng.random(1000)]
+    num = [2.0 * d for d in den]
+    ratio = stats.hierarchical_ratio(num, den, rng)
+    np.testing.assert_allclose(ratio, 2.0)
+    unpaired = stats.hierarchical_mean(num, rng) / stats.hierarchical_mean(den, rng)
+    assert unpaired.std() > 0.1
+    with np.errstate(divide="ignore"):
+        assert np.isinf(stats.hierarchical_ratio([np.ones(10)], [np.zeros(10)], rng)).all()
+    with pytest.raises(ValueError, match="differ"):
+        stats.hierarchical_ratio(num, den[:2], rng)
+
+
 def test_bar_matches_two_harmonic_wells():
     """u_i = k_i x^2 / 2 in kT: f1 - f0 = ln(k1 / k0) / 2 exactly."""
     rng = np.random.default_rng(0)

@@ -175,10 +175,12 @@ def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
     earlier in ``order``, e.g. the registry's, then by name), of each system's primary
     metric at the same n_train and dt, over the seeds both ran stably: mean and 95 %
     CI (seeds resampled, then the paired draws of each seed: the same reference
-    blocks for both methods, their own CG replicas), and whether it excludes zero.
+    blocks for both methods, their own CG replicas), and whether it excludes zero;
+    beside it the ratio of the baseline's mean error to the method's (> 1: the method
+    is better), with its 95 % CI from the same paired two-level bootstrap.
 
     Columns: system, mapping, temperature, metric, method, baseline, n_train, dt,
-    mean, ci_low, ci_high, n_seeds, excludes_zero.
+    mean, ci_low, ci_high, n_seeds, excludes_zero, ratio, ratio_ci_low, ratio_ci_high.
     """
     models = df[(df.method != REFERENCE) & _is_primary(df, primary)]
     models = models[np.isfinite(models.value)]
@@ -200,13 +202,36 @@ def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
             mean, lo, hi = paired_effect(
                 terms, seeds, k["metric"], draws, group_rng(keys + (method, baseline))
             )
+            ratio = _paired_ratio(
+                terms, seeds, k["metric"], draws, group_rng(keys + (method, baseline, "ratio"))
+            )
             rows.append(
                 {**k, "method": method, "baseline": baseline, "mean": mean, "ci_low": lo,
-                 "ci_high": hi, "n_seeds": len(seeds), "excludes_zero": bool(lo > 0 or hi < 0)}
+                 "ci_high": hi, "n_seeds": len(seeds), "excludes_zero": bool(lo > 0 or hi < 0),
+                 **ratio}
             )  # fmt: skip
     columns = ["system", "mapping", "temperature", "metric", "method", "baseline", "n_train", "dt",
-               "mean", "ci_low", "ci_high", "n_seeds", "excludes_zero"]  # fmt: skip
+               "mean", "ci_low", "ci_high", "n_seeds", "excludes_zero", "ratio", "ratio_ci_low",
+               "ratio_ci_high"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def _paired_ratio(terms: list, seeds: list, metric: str, draws: dict,
+                  rng: np.random.Generator) -> dict:  # fmt: skip
+    """Baseline mean over ``seeds`` / method mean, with a 95 % CI (``terms`` as for
+    ``paired_effect``: the method's with sign +1, the baseline's with -1). A draw
+    whose method mean is 0 is an infinite ratio and stays in the interval."""
+    (_, method_keys, method_of), (_, baseline_keys, baseline_of) = terms
+    method = seed_draws(draws, method_keys, seeds, metric, method_of)
+    baseline = seed_draws(draws, baseline_keys, seeds, metric, baseline_of)
+    ratio_draws = stats.hierarchical_ratio(baseline, method, rng)
+    ratio_draws = ratio_draws[~np.isnan(ratio_draws)]
+    lo, hi = np.quantile(ratio_draws, [0.025, 0.975]) if ratio_draws.size else (np.nan, np.nan)
+    num = float(np.mean([baseline_of[s] for s in seeds]))
+    den = float(np.mean([method_of[s] for s in seeds]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.divide(num, den))
+    return {"ratio": ratio, "ratio_ci_low": float(lo), "ratio_ci_high": float(hi)}
 
 
 def noise_floors(df: pd.DataFrame, primary: dict[str, str], records=()) -> dict[tuple, str]:
@@ -465,7 +490,8 @@ def _cell(r) -> str:
 
 def differences_markdown(diffs: pd.DataFrame) -> str:
     """Paired differences as Markdown: per system, rows (method - baseline, n_train),
-    columns dt; a star marks a 95 % CI that excludes zero."""
+    columns dt; a star marks a 95 % CI that excludes zero. Below each, the ratio of the
+    baseline's mean error to the method's, laid out the same way."""
     if diffs.empty:
         return ""
     lines = []
@@ -473,33 +499,49 @@ def differences_markdown(diffs: pd.DataFrame) -> str:
         ["system", "mapping", "temperature", "metric"]
     ):
         dts = sorted(part.dt.unique())
-        lines += [
-            f"## {system} / {mapping} / T = {temperature:g}: paired difference of {metric} "
-            "(method - baseline, mean over seeds [95 % CI]; * the CI excludes 0; "
-            "negative: method better)",
-            "",
+        head = [
             "| method - baseline | n_train | " + " | ".join(map(dt_label, dts)) + " |",
             "|---|---:|" + "---:|" * len(dts),
         ]
-        for (method, baseline, n_train), row in part.groupby(
-            ["method", "baseline", "n_train"], sort=True
-        ):
-            cells = []
-            for dt in dts:
-                hit = row[row.dt == dt]
-                if not len(hit):
-                    cells.append("")
-                    continue
-                r = hit.iloc[0]
-                cells.append(
-                    f"{r['mean']:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]"
-                    + (" *" if r.excludes_zero else "")
-                )
-            lines.append(
-                f"| {method} - {baseline} | {n_train_label(n_train)} | " + " | ".join(cells) + " |"
-            )
-        lines.append("")
+        where = f"## {system} / {mapping} / T = {temperature:g}: "
+        lines += [
+            where + f"paired difference of {metric} (method - baseline, mean over seeds "
+            "[95 % CI]; * the CI excludes 0; negative: method better)",
+            "",
+            *head,
+            *_by_dt_rows(part, dts, _difference_cell),
+            "",
+            where + f"ratio of mean {metric}, baseline / method [95 % CI, paired "
+            "bootstrap]; > 1: method better",
+            "",
+            *head,
+            *_by_dt_rows(part, dts, _ratio_cell),
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _by_dt_rows(part: pd.DataFrame, dts: list, cell) -> list[str]:
+    lines = []
+    for (method, baseline, n_train), row in part.groupby(["method", "baseline", "n_train"]):
+        cells = []
+        for dt in dts:
+            hit = row[row.dt == dt]
+            cells.append(cell(hit.iloc[0]) if len(hit) else "")
+        lines.append(
+            f"| {method} - {baseline} | {n_train_label(n_train)} | " + " | ".join(cells) + " |"
+        )
+    return lines
+
+
+def _difference_cell(r) -> str:
+    return f"{r['mean']:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]" + (
+        " *" if r.excludes_zero else ""
+    )
+
+
+def _ratio_cell(r) -> str:
+    return f"{r.ratio:.3g} [{r.ratio_ci_low:.3g}, {r.ratio_ci_high:.3g}]"
 
 
 def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -> None:

@@ -138,10 +138,38 @@ def hierarchical_mean(draws_by_unit: list[np.ndarray], rng: np.random.Generator)
       draws_by_unit: one (n_boot,) array per unit.
     """
     draws = np.stack([np.asarray(d, float) for d in draws_by_unit])
-    n_units, n_boot = draws.shape
+    units, picks = _hierarchical_picks(*draws.shape, rng)
+    return draws[units, picks].mean(axis=1)
+
+
+def hierarchical_ratio(
+    numerator_by_unit: list[np.ndarray],
+    denominator_by_unit: list[np.ndarray],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Draws of mean(numerator) / mean(denominator) over units, paired: each draw
+    resamples the units once and takes the same draw of a unit for both (two runs
+    of a seed scored on the same reference blocks), as ``hierarchical_mean`` does
+    for one quantity. A zero denominator gives inf (or nan for 0 / 0).
+
+    Args:
+      numerator_by_unit, denominator_by_unit: one (n_boot,) array per unit, the
+        same units in the same order.
+    """
+    num = np.stack([np.asarray(d, float) for d in numerator_by_unit])
+    den = np.stack([np.asarray(d, float) for d in denominator_by_unit])
+    if num.shape != den.shape:
+        raise ValueError(f"numerator draws {num.shape} and denominator draws {den.shape} differ")
+    units, picks = _hierarchical_picks(*num.shape, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return num[units, picks].mean(axis=1) / den[units, picks].mean(axis=1)
+
+
+def _hierarchical_picks(n_units: int, n_boot: int, rng: np.random.Generator):
+    """(n_boot, n_units) unit indices (units resampled) and draw indices."""
     units = rng.integers(0, n_units, size=(n_boot, n_units))
     picks = rng.integers(0, n_boot, size=(n_boot, n_units))
-    return draws[units, picks].mean(axis=1)
+    return units, picks
 
 
 def bar(w_forward: np.ndarray, w_reverse: np.ndarray) -> tuple[float, float]:
