@@ -541,7 +541,14 @@ def _difference_cell(r) -> str:
 
 
 def _ratio_cell(r) -> str:
-    return f"{r.ratio:.3g} [{r.ratio_ci_low:.3g}, {r.ratio_ci_high:.3g}]"
+    return f"{_ratio_text(r.ratio)} [{_ratio_text(r.ratio_ci_low)}, {_ratio_text(r.ratio_ci_high)}]"
+
+
+def _ratio_text(x: float) -> str:
+    """Two decimals below 10, one below 1,000, else three significant digits."""
+    if not np.isfinite(x) or abs(x) >= 1000:
+        return f"{x:.3g}"
+    return f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}"
 
 
 def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -> None:
