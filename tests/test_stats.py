@@ -81,7 +81,15 @@ def test_hierarchical_ratio_pairs_the_draws():
     unpaired = stats.hierarchical_mean(num, rng) / stats.hierarchical_mean(den, rng)
     assert unpaired.std() > 0.1
     with np.errstate(divide="ignore"):
-        assert np.isinf(stats.hierarchical_ratio([np.ones(10)], [np.zeros(10)], rng)).all()
+        inf = stats.hierarchical_ratio([np.ones(10)], [np.zeros(10)], rng)
+    assert np.isinf(inf).all()
+    # a tenth of the draws infinite: the upper end is inf, or left out by default
+    some = np.r_[np.arange(900.0), np.full(100, np.inf), np.nan]
+    assert stats.percentile_ci(some, keep_inf=True) == (
+        np.quantile(np.arange(1000.0), 0.025),
+        np.inf,
+    )
+    assert stats.percentile_ci(some)[1] == np.quantile(np.arange(900.0), 0.975)
     with pytest.raises(ValueError, match="differ"):
         stats.hierarchical_ratio(num, den[:2], rng)
 

@@ -224,14 +224,12 @@ def _paired_ratio(terms: list, seeds: list, metric: str, draws: dict,
     (_, method_keys, method_of), (_, baseline_keys, baseline_of) = terms
     method = seed_draws(draws, method_keys, seeds, metric, method_of)
     baseline = seed_draws(draws, baseline_keys, seeds, metric, baseline_of)
-    ratio_draws = stats.hierarchical_ratio(baseline, method, rng)
-    ratio_draws = ratio_draws[~np.isnan(ratio_draws)]
-    lo, hi = np.quantile(ratio_draws, [0.025, 0.975]) if ratio_draws.size else (np.nan, np.nan)
+    lo, hi = stats.percentile_ci(stats.hierarchical_ratio(baseline, method, rng), keep_inf=True)
     num = float(np.mean([baseline_of[s] for s in seeds]))
     den = float(np.mean([method_of[s] for s in seeds]))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = float(np.divide(num, den))
-    return {"ratio": ratio, "ratio_ci_low": float(lo), "ratio_ci_high": float(hi)}
+    return {"ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi}
 
 
 def noise_floors(df: pd.DataFrame, primary: dict[str, str], records=()) -> dict[tuple, str]:

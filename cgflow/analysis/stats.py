@@ -118,15 +118,32 @@ def resample_weights(n_groups: int, n_boot: int, rng: np.random.Generator) -> np
     return np.bincount(flat, minlength=n_boot * n_groups).reshape(n_boot, n_groups).astype(float)
 
 
-def percentile_ci(draws: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile interval of bootstrap draws (NaN draws are left out; all NaN gives
-    NaN)."""
+def percentile_ci(
+    draws: np.ndarray, alpha: float = 0.05, keep_inf: bool = False
+) -> tuple[float, float]:
+    """Percentile interval of bootstrap draws. NaN draws are left out, and so are
+    infinite ones unless ``keep_inf`` (a ratio whose denominator can be 0); no draw
+    left gives NaN."""
     d = np.asarray(draws, float)
-    d = d[np.isfinite(d)]
+    d = d[~np.isnan(d)] if keep_inf else d[np.isfinite(d)]
     if d.size == 0:
         return math.nan, math.nan
+    if keep_inf:
+        ordered = np.sort(d)
+        return _linear_quantile(ordered, alpha / 2), _linear_quantile(ordered, 1 - alpha / 2)
     lo, hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
+
+def _linear_quantile(ordered: np.ndarray, q: float) -> float:
+    """np.quantile's default (linear) quantile of sorted draws, where an infinite
+    neighbour gives that infinity (np.quantile gives NaN between two infinities)."""
+    pos = q * (ordered.size - 1)
+    i = int(math.floor(pos))
+    low, frac = ordered[i], pos - i
+    if frac == 0 or np.isinf(low):
+        return float(low)
+    return float(low + frac * (ordered[i + 1] - low))
 
 
 def hierarchical_mean(draws_by_unit: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
