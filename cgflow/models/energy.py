@@ -33,8 +33,10 @@ the same signature for the CG simulator.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -44,7 +46,7 @@ from flax import serialization
 
 from cgflow.io import atomic_write, read_json, write_json
 from cgflow.jaxmd import partition
-from cgflow.models import geometry
+from cgflow.models import geometry, tables
 from cgflow.models.prior import prior_energy
 
 ACTIVATIONS = {"softplus": nn.softplus, "silu": nn.silu, "tanh": jnp.tanh, "gelu": nn.gelu}
@@ -88,6 +90,9 @@ class SchNetEnergy(nn.Module):
     Gaussians and weighted by 0.5 (cos(pi r / cutoff) + 1), so energies and forces
     go smoothly to zero at the cutoff; ``interactions`` residual continuous-filter
     blocks update per-bead features; the energy is the sum of per-bead outputs.
+
+    With ``filter_tables`` (:func:`schnet_filter_tables` of the same parameters) the
+    filters are looked up instead of computed: the sampler's form of the model.
     """
 
     n_species: int
@@ -99,7 +104,14 @@ class SchNetEnergy(nn.Module):
 
     @nn.compact
     def __call__(
-        self, R, species, edges=None, displacement=None, temperature=None, edges_once=False
+        self,
+        R,
+        species,
+        edges=None,
+        displacement=None,
+        temperature=None,
+        edges_once=False,
+        filter_tables=None,
     ):
         n = R.shape[0]
         both_ways = edges is None or edges_once
@@ -114,24 +126,73 @@ class SchNetEnergy(nn.Module):
         dR = jax.vmap(disp)(R[receivers], R[senders])
         sq = jnp.sum(dR**2, axis=-1)
         d = jnp.sqrt(jnp.where(valid, sq, 1.0))  # padding never enters; keep its grad finite
-        inside = valid & (d < self.cutoff)
-        envelope = jnp.where(inside, 0.5 * (jnp.cos(jnp.pi * d / self.cutoff) + 1.0), 0.0)
-        mu = jnp.linspace(0.0, self.cutoff, self.rbf)
-        gamma = 0.5 / (mu[1] - mu[0]) ** 2
-        expanded = jnp.exp(-gamma * (d[:, None] - mu) ** 2)
         h = nn.Embed(self.n_species, self.features)(species)
         if temperature is not None:  # a free energy A(R, kT): kT shifts every embedding
             h = h + nn.Dense(self.features, name="temperature")(jnp.reshape(temperature, (1, 1)))
-        for _ in range(self.interactions):
-            w = nn.Dense(self.features)(shifted_softplus(nn.Dense(self.features)(expanded)))
-            w = w * envelope[:, None]
-            x = nn.Dense(self.features, use_bias=False)(h)
+        dense = _schnet_dense(self.features)
+        for k in range(self.interactions):
+            if filter_tables is None:
+                outer, inner = dense(k, 0), dense(k, 1)
+                w = schnet_filter(d, inner, outer, self.rbf, self.cutoff)
+            else:
+                w = tables.lookup(filter_tables[k], d, self.cutoff)
+            w = w * valid[:, None]
+            x = dense(k, 2, use_bias=False)(h)
             message = jax.ops.segment_sum(w * x[senders], receivers, num_segments=n)
             if both_ways:
                 message = message + jax.ops.segment_sum(w * x[receivers], senders, num_segments=n)
-            h = h + nn.Dense(self.features)(shifted_softplus(nn.Dense(self.features)(message)))
-        out = nn.Dense(self.outputs)(shifted_softplus(nn.Dense(self.features // 2)(h)))
+            h = h + dense(k, 3)(shifted_softplus(dense(k, 4)(message)))
+        k = self.interactions
+        out = dense(k, 0, self.outputs)(shifted_softplus(dense(k, 1, self.features // 2)(h)))
         return jnp.sum(out) if self.outputs == 1 else jnp.sum(out, axis=0)
+
+
+def _schnet_dense(features: int):
+    """``dense(k, j, width=features, use_bias=True)``: the j-th Dense layer of
+    interaction block k (k = interactions: the output head), named as Flax numbered
+    them when SchNetEnergy created them in call order, so that saved parameters
+    load: per block, the filter's outer (0) and inner (1) layer, the bead features
+    (2), and the update's outer (3) and inner (4) layer."""
+
+    def dense(k: int, j: int, width: int | None = None, use_bias: bool = True):
+        return nn.Dense(width or features, use_bias=use_bias, name=_schnet_layer(k, j))
+
+    return dense
+
+
+def _schnet_layer(k: int, j: int) -> str:
+    return f"Dense_{5 * k + j}"
+
+
+def schnet_filter(d, inner, outer, rbf: int, cutoff: float):
+    """SchNet's continuous filter at distances d (pairs,): ``rbf`` Gaussians on
+    [0, cutoff], ``outer(ssp(inner(.)))``, times the cosine envelope (zero from the
+    cutoff on). (pairs, features)."""
+    mu = jnp.linspace(0.0, cutoff, rbf)
+    gamma = 0.5 / (mu[1] - mu[0]) ** 2
+    expanded = jnp.exp(-gamma * (d[:, None] - mu) ** 2)
+    envelope = jnp.where(d < cutoff, 0.5 * (jnp.cos(jnp.pi * d / cutoff) + 1.0), 0.0)
+    return outer(shifted_softplus(inner(expanded))) * envelope[:, None]
+
+
+def schnet_filter_tables(params, network: dict) -> jax.Array:
+    """The filters of a SchNet's parameters as lookup tables (``cgflow.models.tables``),
+    one per interaction block: (interactions, rows, 6 features)."""
+    cfg = {**SCHNET_DEFAULTS, **{k: network[k] for k in SCHNET_DEFAULTS if k in network}}
+    layers = params["params"]
+
+    def layer(k, j):
+        return lambda x: nn.Dense(cfg["features"]).apply({"params": layers[_schnet_layer(k, j)]}, x)
+
+    n_points = tables.POINTS_PER_RBF * cfg["rbf"] + 1
+    return jnp.stack([
+        tables.tabulate(
+            lambda d, k=k: schnet_filter(d, layer(k, 1), layer(k, 0), cfg["rbf"], cfg["cutoff"]),
+            cfg["cutoff"],
+            n_points,
+        )
+        for k in range(cfg["interactions"])
+    ])  # fmt: skip
 
 
 TEMPERATURE_FORMS = ("input", "entropy")
@@ -208,11 +269,11 @@ def build_free_energy(desc: dict):
         species = jnp.asarray(desc["species_index"])
         displacement = geometry.displacement_fn(box)  # minimum image in a box
 
-        def free_energy_fn(params, R, kT, neighbor=None):
+        def free_energy_fn(params, R, kT, neighbor=None, filter_tables=None):
             edges = neighbor.idx if neighbor is not None else None
             once = neighbor is not None and neighbor.format == ORDERED_SPARSE
             t = t_feature(kT) if t_feature is not None else None
-            out = module.apply(params, R, species, edges, displacement, t, once)
+            out = module.apply(params, R, species, edges, displacement, t, once, filter_tables)
             return prior(R, neighbor) + combine(out, kT)
 
         return free_energy_fn
@@ -242,9 +303,49 @@ def build_energy(desc: dict):
     """
     free_energy_fn = build_free_energy(desc)
     kT = float(desc["kT"]) if is_temperature_aware(desc) else None  # else not read
-    if desc["network"]["type"] == "schnet":
-        return lambda params, R, neighbor=None: free_energy_fn(params, R, kT, neighbor)
-    return lambda params, R: free_energy_fn(params, R, kT)
+    if desc["network"]["type"] != "schnet":
+        return lambda params, R: free_energy_fn(params, R, kT)
+
+    def energy_fn(params, R, neighbor=None):
+        return free_energy_fn(params, R, kT, neighbor)
+
+    def prepare(params):
+        return params, schnet_filter_tables(params, desc["network"])
+
+    def tabulated_energy_fn(prepared, R, neighbor=None):
+        params, filter_tables = prepared
+        return free_energy_fn(params, R, kT, neighbor, filter_tables)
+
+    energy_fn.sampling_form = SamplingForm(prepare, tabulated_energy_fn)
+    return energy_fn
+
+
+class SamplingForm(NamedTuple):
+    """How a sampler, whose parameters stay fixed for many steps, evaluates a model.
+
+    Attributes:
+      prepare: ``params -> prepared``, once per stretch of steps.
+      energy_fn: ``energy_fn(prepared, R, **kw)``, the model's energy.
+    """
+
+    prepare: Callable
+    energy_fn: Callable
+
+
+FILTER_TABLES_ENV = "CGFLOW_FILTER_TABLES"
+
+
+def sampling_form(energy_fn, environ=None) -> SamplingForm:
+    """The form of ``energy_fn`` (a :func:`build_energy` result) for a sampler: for a
+    SchNet, its filters tabulated once per parameter set (``cgflow.models.tables``;
+    forces within float32 rounding of the network's, at about half its cost), unless
+    ``CGFLOW_FILTER_TABLES=off``; for any other model, the model itself."""
+    environ = os.environ if environ is None else environ
+    form = getattr(energy_fn, "sampling_form", None)
+    off = environ.get(FILTER_TABLES_ENV, "on").strip().lower() in ("off", "0", "no", "false")
+    if form is None or off:
+        return SamplingForm(lambda params: params, energy_fn)
+    return form
 
 
 def box_scaling_derivative(desc: dict):

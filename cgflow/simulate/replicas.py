@@ -21,6 +21,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from cgflow.jaxmd import partition, simulate, space
+from cgflow.models.energy import sampling_form
 from cgflow.runtime import sampling_compiler_options
 from cgflow.simulate.settings import IntegratorSettings
 
@@ -172,7 +173,9 @@ def replica_runner(
     """
     if cutoff is not None and box is None:
         raise ValueError("a neighbour-list cutoff needs a periodic box")
-    init_fn, apply_fn = make_integrator(energy_fn, kT, integrator, n_beads, box=box)
+    form = sampling_form(energy_fn)  # a SchNet's filters as tables: params -> prepared
+    init_fn, apply_fn = make_integrator(form.energy_fn, kT, integrator, n_beads, box=box)
+    prepare = jax.jit(form.prepare)
     neighbors = None if cutoff is None else Neighbors(box, cutoff, skin)
     kw = (lambda nb: {"neighbor": nb}) if neighbors else (lambda nb: {})
 
@@ -198,10 +201,11 @@ def replica_runner(
     compile_with = sampling_compiler_options()
 
     def _advance(state, nbrs, params, n_steps):
-        return steps((state, nbrs), params, n_steps)
+        return steps((state, nbrs), form.prepare(params), n_steps)
 
     def _record(state, nbrs, params, n_frames):
         buf = jnp.zeros((max_frames,) + state.position.shape, state.position.dtype)
+        params = form.prepare(params)
 
         def body(i, carry):
             st, nb, buf = carry
@@ -218,6 +222,7 @@ def replica_runner(
         masses = jnp.asarray(masses, jnp.float32)
         nbrs = neighbors.allocate(R0) if neighbors else None
         keys = jax.random.split(key, R0.shape[0])
+        params = prepare(params)
         state = jax.vmap(lambda k, R, nb: init_fn(k, R, mass=masses, params=params, **kw(nb)))(
             keys, R0, nbrs
         )
