@@ -184,6 +184,13 @@ def configure_jax() -> None:
     set_cpu_devices()
 
 
+def switched_off(name: str, environ=None) -> bool:
+    """Whether the environment variable ``name`` turns a default-on option off
+    (``off``, ``0``, ``no`` or ``false``, in any case)."""
+    environ = os.environ if environ is None else environ
+    return environ.get(name, "on").strip().lower() in ("off", "0", "no", "false")
+
+
 TUNING_ENV = "CGFLOW_XLA_TUNING"
 SAMPLING_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 """XLA options for the CG sampler's compiled programs on a CPU. XLA hands dots to
@@ -204,7 +211,7 @@ def sampling_compiler_options(environ=None) -> dict:
     XLA may not know them).
     """
     environ = os.environ if environ is None else environ
-    if environ.get(TUNING_ENV, "on").strip().lower() in ("off", "0", "no", "false"):
+    if switched_off(TUNING_ENV, environ):
         return {}
     if any(name in environ.get("XLA_FLAGS", "") for name in SAMPLING_COMPILER_OPTIONS):
         return {}

@@ -33,7 +33,6 @@ the same signature for the CG simulator.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -48,6 +47,7 @@ from cgflow.io import atomic_write, read_json, write_json
 from cgflow.jaxmd import partition
 from cgflow.models import geometry, tables
 from cgflow.models.prior import prior_energy
+from cgflow.runtime import switched_off
 
 ACTIVATIONS = {"softplus": nn.softplus, "silu": nn.silu, "tanh": jnp.tanh, "gelu": nn.gelu}
 NETWORK_TYPES = ("mlp", "schnet", "none")
@@ -175,10 +175,15 @@ def schnet_filter(d, inner, outer, rbf: int, cutoff: float):
     return outer(shifted_softplus(inner(expanded))) * envelope[:, None]
 
 
+def _schnet_config(network: dict) -> dict:
+    """A SchNet's hyperparameters: the network entry's, else ``SCHNET_DEFAULTS``."""
+    return {**SCHNET_DEFAULTS, **{k: network[k] for k in SCHNET_DEFAULTS if k in network}}
+
+
 def schnet_filter_tables(params, network: dict) -> jax.Array:
     """The filters of a SchNet's parameters as lookup tables (``cgflow.models.tables``),
     one per interaction block: (interactions, rows, 6 features)."""
-    cfg = {**SCHNET_DEFAULTS, **{k: network[k] for k in SCHNET_DEFAULTS if k in network}}
+    cfg = _schnet_config(network)
     layers = params["params"]
 
     def layer(k, j):
@@ -215,7 +220,7 @@ def _network(desc: dict):
         raise ValueError(f"unknown network {net['type']!r}; allowed: {list(NETWORK_TYPES)}")
     outputs = 2 if _temperature_form(desc) == "entropy" else 1
     if net["type"] == "schnet":
-        cfg = {**SCHNET_DEFAULTS, **{k: net[k] for k in SCHNET_DEFAULTS if k in net}}
+        cfg = _schnet_config(net)
         return SchNetEnergy(n_species=len(desc["species_names"]), outputs=outputs, **cfg)
     activation = net.get("activation", "softplus")
     if activation not in ACTIVATIONS:
@@ -228,7 +233,7 @@ def interaction_range(desc: dict) -> float | None:
     """Distance beyond which beads do not interact through the network (None: any)."""
     if desc["network"]["type"] != "schnet":
         return None
-    return float({**SCHNET_DEFAULTS, **desc["network"]}["cutoff"])
+    return float(_schnet_config(desc["network"])["cutoff"])
 
 
 def is_temperature_aware(desc: dict) -> bool:
@@ -340,10 +345,8 @@ def sampling_form(energy_fn, environ=None) -> SamplingForm:
     SchNet, its filters tabulated once per parameter set (``cgflow.models.tables``;
     forces within float32 rounding of the network's, at about half its cost), unless
     ``CGFLOW_FILTER_TABLES=off``; for any other model, the model itself."""
-    environ = os.environ if environ is None else environ
     form = getattr(energy_fn, "sampling_form", None)
-    off = environ.get(FILTER_TABLES_ENV, "on").strip().lower() in ("off", "0", "no", "false")
-    if form is None or off:
+    if form is None or switched_off(FILTER_TABLES_ENV, environ):
         return SamplingForm(lambda params: params, energy_fn)
     return form
 
