@@ -163,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--claims", type=_json_list, default=[],
         help="the config's claims (JSON list): claims.md, claims.csv and a figure",
     )  # fmt: skip
+    p.add_argument(
+        "--min-seeds", type=int, default=None, metavar="N",
+        help="seeds a claim needs for a verdict other than undecided (default: "
+        "config claims_min_seeds' default)",
+    )  # fmt: skip
     p.add_argument("metrics", nargs="+")
     return parser
 
@@ -230,7 +235,11 @@ def _run(args) -> int:
         from cgflow import methods
         from cgflow.analysis.aggregate import aggregate_step
 
-        df = aggregate_step(args.metrics, args.out, args.figures, methods.names(), args.claims)
+        if args.min_seeds is not None and args.min_seeds < 2:
+            raise ValueError(f"--min-seeds: needs at least 2 (a spread), got {args.min_seeds}")
+        extra = {} if args.min_seeds is None else {"min_seeds": args.min_seeds}
+        df = aggregate_step(args.metrics, args.out, args.figures, methods.names(), args.claims,
+                            **extra)  # fmt: skip
         print(f"aggregate: {len(df)} rows -> {args.out}", file=sys.stderr)
         return 0
 

@@ -93,6 +93,23 @@ def test_a_claim_the_noise_cannot_decide_is_undecided():
     assert row.ci_low < 0 < row.ci_high and row.verdict == "undecided"
 
 
+def test_too_few_seeds_give_no_verdict():
+    """A clear effect on one or two seeds is undecided (n seeds); min_seeds 2 lets
+    two decide. The effect and its CI are still reported."""
+    for seeds, min_seeds, expected in (
+        ((0,), 3, "undecided (1 seed)"),
+        ((0, 1), 3, "undecided (2 seeds)"),
+        ((0, 1), 2, "holds"),
+        ((0, 1, 2), 3, "holds"),
+    ):
+        df, primary, draws = study(ERRORS, seeds=seeds)
+        row = claims_table([claim(n_train="min")], df, primary, draws, min_seeds).iloc[0]
+        assert row.verdict == expected and row.n_seeds == len(seeds)
+        assert row.effect == pytest.approx(-0.20) and row.ci_high < 0
+    text = claims_markdown(claims_table([claim()], *study(ERRORS, seeds=(0,))), min_seeds=3)
+    assert "**undecided (1 seed)**" in text and "fewer than 3 seeds" in text
+
+
 def test_a_margin_turns_no_effect_into_does_not_hold():
     df, primary, draws = study({("fm", 100, 0.01): 0.50, ("re", 100, 0.01): 0.50}, noise=0.005)
     plain, margin = claims_table([claim(), claim(margin=0.1)], df, primary, draws).verdict

@@ -251,6 +251,9 @@ def test_smoke_study_end_to_end(workdir):
     claims = (workdir / "results" / "claims.md").read_text()
     assert "| RE beats FM | double_well_coupled | pmf_wrmse_kT | re vs fm (better) |" in claims
     assert "rkl vs reference (within)" in claims and "rkl vs >= 0.5 (at_least)" in claims
+    # one seed: no verdict about a method, whatever the CI of its one model says
+    assert "**undecided (1 seed)**" in claims
+    assert "**holds**" not in claims and "**does not hold**" not in claims
     assert (workdir / "results" / "figures" / "claims.png").is_file()
     diffs = pd.read_csv(workdir / "results" / "differences.csv")
     assert {"fm - prior", "re - fm", "fm_re - re"} <= set(diffs.method + " - " + diffs.baseline)

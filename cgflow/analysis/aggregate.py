@@ -18,9 +18,9 @@ import pandas as pd  # noqa: E402
 from cgflow.analysis import stats  # noqa: E402
 from cgflow.analysis.claims import (  # noqa: E402
     GROUP,
+    MIN_SEEDS,
     claims_markdown,
     claims_table,
-    group_rng,
     paired_effect,
     plot_claims,
     run_key,
@@ -88,7 +88,8 @@ def _metrics_record(path: str) -> dict:
 
 
 def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
-                   order: list[str] = (), claims: list[dict] = ()) -> pd.DataFrame:  # fmt: skip
+                   order: list[str] = (), claims: list[dict] = (),
+                   min_seeds: int = MIN_SEEDS) -> pd.DataFrame:  # fmt: skip
     records = [_metrics_record(f) for f in metric_files]
     df = collect(records)
     draws = load_draws(metric_files, records)
@@ -104,9 +105,9 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
     atomic_write(out_csv.with_name("benchmark.csv"), lambda fh: table.to_csv(fh, index=False))
     diffs = paired_differences(df, primary, draws, order)
     atomic_write(out_csv.with_name("differences.csv"), lambda fh: diffs.to_csv(fh, index=False))
-    verdicts = claims_table(list(claims), df, primary, draws)
+    verdicts = claims_table(list(claims), df, primary, draws, min_seeds)
     atomic_write(out_csv.with_name("claims.csv"), lambda fh: verdicts.to_csv(fh, index=False))
-    claims_text = claims_markdown(verdicts).encode()
+    claims_text = claims_markdown(verdicts, min_seeds).encode()
     atomic_write(out_csv.with_name("claims.md"), lambda fh: fh.write(claims_text))
     plot_claims(verdicts, figures / "claims.png")
     text = (
@@ -132,9 +133,10 @@ def benchmark_table(
     """Each system's ``primary`` metric by (method, n_train, dt) over seeds.
 
     Columns: system, mapping, temperature, metric, method, n_train, dt, mean, sd
-    (NaN for one seed), ci_low, ci_high (95 %: seeds resampled, then each seed's
-    bootstrap draws; so it holds both the training's seed-to-seed spread and the
-    sampling noise; NaN without draws), n_seeds, n_unstable. Unstable runs have no
+    (NaN for one seed), ci_low, ci_high (95 %: the seed-level t-interval of
+    ``stats.seed_mean_ci``, which holds the training's seed-to-seed spread and the
+    sampling noise; with one seed that model's own bootstrap interval; NaN without
+    draws), n_seeds, n_unstable. Unstable runs have no
     free-energy error; the statistics are over the stable seeds.
     """
     draws = draws or {}
@@ -157,9 +159,7 @@ def benchmark_table(
         if len(ok) and all(run_keys + (str(s),) in draws for s in ok.seed):
             value_of = dict(zip(ok.seed, ok.value, strict=True))
             per_seed = seed_draws(draws, run_keys, ok.seed, keys[-1], value_of)
-            row["ci_low"], row["ci_high"] = stats.percentile_ci(
-                stats.hierarchical_mean(per_seed, group_rng(keys))
-            )
+            row["ci_low"], row["ci_high"] = stats.seed_mean_ci(ok.value.to_numpy(), per_seed)
         rows.append(row)
     out = pd.DataFrame(
         rows, columns=GROUP + ["metric", "mean", "sd", "n_seeds", "ci_low", "ci_high"]
@@ -174,10 +174,10 @@ def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
     """Method minus baseline, for every pair of methods (the baseline is the one
     earlier in ``order``, e.g. the registry's, then by name), of each system's primary
     metric at the same n_train and dt, over the seeds both ran stably: mean and 95 %
-    CI (seeds resampled, then the paired draws of each seed: the same reference
-    blocks for both methods, their own CG replicas), and whether it excludes zero;
-    beside it the ratio of the baseline's mean error to the method's (> 1: the method
-    is better), with its 95 % CI from the same paired two-level bootstrap.
+    CI (the seed-level t-interval of the per-seed paired differences, whose draws
+    share the reference blocks), and whether it excludes zero; beside it the ratio
+    of the baseline's mean error to the method's (> 1: the method is better), with
+    Fieller's 95 % CI over the same seeds.
 
     Columns: system, mapping, temperature, metric, method, baseline, n_train, dt,
     mean, ci_low, ci_high, n_seeds, excludes_zero, ratio, ratio_ci_low, ratio_ci_high.
@@ -199,15 +199,12 @@ def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
                 (sign, where + (m, str(k["n_train"]), str(k["dt"])), by_method[m].to_dict())
                 for sign, m in ((1.0, method), (-1.0, baseline))
             ]
-            mean, lo, hi = paired_effect(
-                terms, seeds, k["metric"], draws, group_rng(keys + (method, baseline))
-            )
-            ratio = _paired_ratio(
-                terms, seeds, k["metric"], draws, group_rng(keys + (method, baseline, "ratio"))
-            )
+            mean, lo, hi = paired_effect(terms, seeds, k["metric"], draws)
+            ratio = _paired_ratio(terms, seeds, k["metric"], draws)
             rows.append(
                 {**k, "method": method, "baseline": baseline, "mean": mean, "ci_low": lo,
-                 "ci_high": hi, "n_seeds": len(seeds), "excludes_zero": bool(lo > 0 or hi < 0),
+                 "ci_high": hi, "n_seeds": len(seeds),
+                 "excludes_zero": bool(len(seeds) > 1 and (lo > 0 or hi < 0)),
                  **ratio}
             )  # fmt: skip
     columns = ["system", "mapping", "temperature", "metric", "method", "baseline", "n_train", "dt",
@@ -216,15 +213,16 @@ def paired_differences(df: pd.DataFrame, primary: dict[str, str], draws: dict,
     return pd.DataFrame(rows, columns=columns)
 
 
-def _paired_ratio(terms: list, seeds: list, metric: str, draws: dict,
-                  rng: np.random.Generator) -> dict:  # fmt: skip
+def _paired_ratio(terms: list, seeds: list, metric: str, draws: dict) -> dict:
     """Baseline mean over ``seeds`` / method mean, with a 95 % CI (``terms`` as for
-    ``paired_effect``: the method's with sign +1, the baseline's with -1). A draw
-    whose method mean is 0 is an infinite ratio and stays in the interval."""
+    ``paired_effect``: the method's with sign +1, the baseline's with -1): Fieller's
+    interval over seeds (``stats.seed_ratio_ci``), with an infinite end when the
+    method's mean error is not surely above zero."""
     (_, method_keys, method_of), (_, baseline_keys, baseline_of) = terms
     method = seed_draws(draws, method_keys, seeds, metric, method_of)
     baseline = seed_draws(draws, baseline_keys, seeds, metric, baseline_of)
-    lo, hi = stats.percentile_ci(stats.hierarchical_ratio(baseline, method, rng), keep_inf=True)
+    lo, hi = stats.seed_ratio_ci([baseline_of[s] for s in seeds], [method_of[s] for s in seeds],
+                                 baseline, method)  # fmt: skip
     num = float(np.mean([baseline_of[s] for s in seeds]))
     den = float(np.mean([method_of[s] for s in seeds]))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -504,13 +502,15 @@ def differences_markdown(diffs: pd.DataFrame) -> str:
         where = f"## {system} / {mapping} / T = {temperature:g}: "
         lines += [
             where + f"paired difference of {metric} (method - baseline, mean over seeds "
-            "[95 % CI]; * the CI excludes 0; negative: method better)",
+            "[95 % CI over seeds]; * the CI excludes 0; negative: method better; "
+            "(1 seed): the CI holds one trained model's sampling noise, not the spread "
+            "between trainings, and gets no star)",
             "",
             *head,
             *_by_dt_rows(part, dts, _difference_cell),
             "",
-            where + f"ratio of mean {metric}, baseline / method [95 % CI, paired "
-            "bootstrap]; > 1: method better",
+            where + f"ratio of mean {metric}, baseline / method [95 % CI, Fieller over "
+            "seeds]; > 1: method better",
             "",
             *head,
             *_by_dt_rows(part, dts, _ratio_cell),
@@ -533,13 +533,14 @@ def _by_dt_rows(part: pd.DataFrame, dts: list, cell) -> list[str]:
 
 
 def _difference_cell(r) -> str:
-    return f"{r['mean']:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]" + (
-        " *" if r.excludes_zero else ""
-    )
+    mark = " *" if r.excludes_zero else " (1 seed)" if r.n_seeds == 1 else ""
+    return f"{r['mean']:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]" + mark
 
 
 def _ratio_cell(r) -> str:
-    return f"{_ratio_text(r.ratio)} [{_ratio_text(r.ratio_ci_low)}, {_ratio_text(r.ratio_ci_high)}]"
+    mark = " (1 seed)" if r.n_seeds == 1 else ""
+    lo, hi = _ratio_text(r.ratio_ci_low), _ratio_text(r.ratio_ci_high)
+    return f"{_ratio_text(r.ratio)} [{lo}, {hi}]{mark}"
 
 
 def _ratio_text(x: float) -> str:

@@ -13,9 +13,11 @@ primary metric (an error: lower is better), over the seeds both ran stably:
   [m(worse end) - m(better end)] - [b(worse end) - b(better end)]. Negative: the
   method degrades less.
 
-The CI comes from the runs' bootstrap draws (paired on the reference side, see
-``cgflow.analysis.stats``): per seed the draws of the effect, then seeds resampled
-(a two-level bootstrap), so it holds the seed-to-seed spread and the sampling noise.
+The CI is a statement about the method, not one trained model: a Student-t
+interval over the seeds' paired effects (``stats.seed_mean_ci``), which holds the
+spread between independent trainings and each seed's sampling noise, plus the
+sampling noise of the test reference that all seeds share (from the runs' bootstrap
+draws, paired on the reference side, see ``cgflow.analysis.stats``).
 
 Two more kinds test a method on its own:
 
@@ -41,6 +43,10 @@ reports the plain difference at the worse end (``far_*``): a method that degrade
 less but is still no better than the baseline where the axis is hardest has not
 shown that it tolerates it, so ``holds`` needs that CI below zero as well, and a CI
 above zero there makes it ``does not hold``.
+
+A claim read on fewer seeds than ``min_seeds`` (config ``claims_min_seeds``) is
+``undecided (n seeds)`` whatever its CI: the spread between trainings is not
+measured well enough to say anything about the method.
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ from cgflow.analysis import stats
 from cgflow.analysis.names import dt_label, n_train_label
 
 CLAIM_KINDS = ("better", "degrades_less", "within", "at_least")
+MIN_SEEDS = 3
+"""Seeds a claim needs before its verdict can be holds or does not hold (the
+default of config ``claims_min_seeds``)."""
+VERDICTS = ("holds", "does not hold", "undecided")
 REFERENCE = "reference"
 GROUP = ["system", "mapping", "temperature", "method", "n_train", "dt"]
 """A benchmark cell: one model configuration, over seeds."""
@@ -165,22 +175,21 @@ def _at_temperature(claim: dict, part: pd.DataFrame):
     return part[part.temperature == temperature], where
 
 
-def paired_effect(
-    terms: list, seeds: list, metric: str, draws: dict, rng: np.random.Generator
-) -> tuple[float, float, float]:
+def paired_effect(terms: list, seeds: list, metric: str, draws: dict) -> tuple[float, float, float]:
     """Mean over ``seeds`` and 95 % CI of a signed sum of runs' ``metric``.
 
     ``terms``: (sign, keys, value_of) with ``keys`` a cell's GROUP values as text and
-    ``value_of`` its values by seed. Per seed the terms' bootstrap draws are summed
-    (paired: the draws share the reference blocks), then seeds are resampled."""
+    ``value_of`` its values by seed. Per seed the terms' values and bootstrap draws
+    are summed (paired: the draws share the reference blocks); the CI is the
+    seed-level t-interval of ``stats.seed_mean_ci`` (one seed: that seed's own)."""
     effect_draws = [np.zeros(stats.N_BOOT) for _ in seeds]
-    effect = 0.0
+    per_seed = np.zeros(len(seeds))
     for sign, keys, value_of in terms:
         for i, d in enumerate(seed_draws(draws, keys, seeds, metric, value_of)):
             effect_draws[i] = effect_draws[i] + sign * d
-        effect += sign * float(np.mean([value_of[s] for s in seeds]))
-    lo, hi = stats.percentile_ci(stats.hierarchical_mean(effect_draws, rng))
-    return effect, lo, hi
+        per_seed += sign * np.array([value_of[s] for s in seeds], float)
+    lo, hi = stats.seed_mean_ci(per_seed, effect_draws)
+    return float(per_seed.mean()), lo, hi
 
 
 def _empty_row(claim: dict, metric: str) -> dict:
@@ -193,8 +202,24 @@ def _empty_row(claim: dict, metric: str) -> dict:
     return row
 
 
-def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) -> dict:
-    """One row of the claims table (COLUMNS) for ``claim`` (a validated config entry)."""
+def evaluate_claim(
+    claim: dict, df: pd.DataFrame, primary: dict, draws: dict, min_seeds: int = MIN_SEEDS
+) -> dict:
+    """One row of the claims table (COLUMNS) for ``claim`` (a validated config entry):
+    its verdict from the CI, then ``undecided (n seeds)`` below ``min_seeds`` seeds."""
+    row = _evaluate(claim, df, primary, draws)
+    n = int(row["n_seeds"])
+    if 0 < n < min_seeds:
+        row["verdict"] = f"undecided ({n} seed{'s' if n > 1 else ''})"
+    return row
+
+
+def verdict_kind(text: str) -> str:
+    """holds, does not hold or undecided: a verdict without its reason."""
+    return next(v for v in VERDICTS if str(text).startswith(v))
+
+
+def _evaluate(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) -> dict:
     system = claim["system"]
     row = _empty_row(claim, claim.get("metric") or primary.get(system, ""))
     if claim["kind"] == "at_least":
@@ -226,15 +251,14 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) ->
             "verdict": "undecided",
         }
     terms, seeds, draws = found
-    effect, lo, hi = paired_effect(terms, seeds, metric, draws, group_rng((claim["name"], system)))
+    effect, lo, hi = paired_effect(terms, seeds, metric, draws)
     if claim["kind"] == "within":
         verdict_ = verdict(lo - claim["margin"], hi - claim["margin"])  # against the margin
     else:
         verdict_ = verdict(lo, hi, claim.get("margin", 0.0))
     if claim["kind"] == "degrades_less":
         # the worse end's cell is the first: method and baseline there
-        far, flo, fhi = paired_effect(terms[:2], seeds, metric, draws, group_rng(
-            (claim["name"], system, "far end")))  # fmt: skip
+        far, flo, fhi = paired_effect(terms[:2], seeds, metric, draws)
         row.update(far_effect=far, far_ci_low=flo, far_ci_high=fhi)
         if verdict_ == "holds" and not fhi < 0:
             verdict_ = "does not hold" if flo > 0 else "undecided"
@@ -319,8 +343,7 @@ def _at_least(claim: dict, df: pd.DataFrame, draws: dict, row: dict) -> dict:
     keys = tuple(map(str, (claim["system"], hit.mapping.iloc[0], hit.temperature.iloc[0],
                            claim["method"], cell["n_train"], cell["dt"])))  # fmt: skip
     value_of = dict(zip(hit.seed, hit.value, strict=True))
-    effect, lo, hi = paired_effect([(1.0, keys, value_of)], seeds, metric, draws,
-                                   group_rng((claim["name"], claim["system"])))  # fmt: skip
+    effect, lo, hi = paired_effect([(1.0, keys, value_of)], seeds, metric, draws)
     t = claim["threshold"]
     verdict_ = "undecided" if not (np.isfinite(lo) and np.isfinite(hi)) else (
         "holds" if lo > t else "does not hold" if hi < t else "undecided")  # fmt: skip
@@ -373,24 +396,28 @@ def _at_least_cell(claim: dict, part: pd.DataFrame) -> dict:
             "dt": _pick(part.dt.unique(), claim["dt"])}  # fmt: skip
 
 
-def claims_table(claims: list[dict], df: pd.DataFrame, primary: dict, draws: dict) -> pd.DataFrame:
-    rows = [evaluate_claim(c, df, primary, draws) for c in claims]
+def claims_table(claims: list[dict], df: pd.DataFrame, primary: dict, draws: dict,
+                 min_seeds: int = MIN_SEEDS) -> pd.DataFrame:  # fmt: skip
+    rows = [evaluate_claim(c, df, primary, draws, min_seeds) for c in claims]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def claims_markdown(table: pd.DataFrame) -> str:
+def claims_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
     lines = [
         "# Claims under test",
         "",
-        "Effect: method minus baseline of the system's primary metric (an error), "
-        "mean over seeds; negative favours the method. 95 % CI: seeds resampled, then "
-        "each seed's paired bootstrap draws. For a degrades_less claim, 'at the worse "
-        "end' is the plain method - baseline difference at the axis's hardest cell; the "
-        "claim holds only when both CIs lie below zero. A within claim holds when the CI "
-        "lies below its margin; an at_least claim's effect is the metric itself, and it "
-        "holds when the CI lies above the threshold (baseline column). Stable runs: "
-        "each side's runs that finished without blowing up, of those run, in the claim's "
-        "cell (at the worse end); the effect uses the seeds where both sides were stable.",
+        "Effect: method minus baseline of the system's primary metric (an error), mean "
+        "over seeds; negative favours the method. 95 % CI: a Student-t interval over the "
+        "seeds' paired effects, plus the test reference's sampling noise that every seed "
+        "shares; it is about the method, not one trained model. A claim on fewer than "
+        f"{min_seeds} seeds is undecided whatever its CI. For a degrades_less claim, 'at "
+        "the worse end' is the plain method - baseline difference at the axis's hardest "
+        "cell; the claim holds only when both CIs lie below zero. A within claim holds "
+        "when the CI lies below its margin; an at_least claim's effect is the metric "
+        "itself, and it holds when the CI lies above the threshold (baseline column). "
+        "Stable runs: each side's runs that finished without blowing up, of those run, in"
+        " the claim's cell (at the worse end); the effect uses the seeds where both sides"
+        " were stable.",
         "",
         "| claim | system | metric | method vs baseline | cells | effect [95 % CI] "
         "| at the worse end [95 % CI] | seeds | stable runs | verdict |",
@@ -430,7 +457,8 @@ def plot_claims(table: pd.DataFrame, path) -> None:
             sign = -1.0 if r.kind == "at_least" else 1.0
             x, lo, hi = (sign * (v - r.line) for v in (r.effect, r.ci_low, r.ci_high))
             lo, hi = min(lo, hi), max(lo, hi)
-            ax.errorbar(x, i, xerr=[[x - lo], [hi - x]], fmt="o", color=colors[r.verdict],
+            color = colors[verdict_kind(r.verdict)]
+            ax.errorbar(x, i, xerr=[[x - lo], [hi - x]], fmt="o", color=color,
                         capsize=4)  # fmt: skip
     if table.empty:
         ax.text(0.5, 0.5, "no claims in the config", ha="center", va="center",

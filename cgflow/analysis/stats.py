@@ -14,6 +14,16 @@ Draws made with the same generator seed on the same groups are identical, which 
 how two models scored against one reference are paired: the reference side of
 their draws is the same, their CG sides are independent (so are their simulations).
 
+A statement about a method, not about one trained model, is a mean over seeds
+(independent trainings). Its interval (``seed_mean_ci``, ``seed_ratio_ci``) is a
+Student-t interval over the seeds' point values, so the spread between trainings
+is in it with the right width at small n, plus the part of the sampling noise that
+every seed shares (the test reference's blocks, the same in every seed's draws),
+which the seeds' spread cannot show. A two-level bootstrap (seeds resampled, then
+each seed's draws) resamples only the seeds there are: with 3 seeds it draws from
+10 multisets, and its interval is too narrow (tests/test_stats.py measures both
+intervals' coverage).
+
 The statistical inefficiency and BAR come from pymbar. pymbar's package import
 pulls in JAX (about 2 s); it is imported only when one of them is called.
 """
@@ -146,47 +156,140 @@ def _linear_quantile(ordered: np.ndarray, q: float) -> float:
     return float(low + frac * (ordered[i + 1] - low))
 
 
-def hierarchical_mean(draws_by_unit: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """Draws of the mean over units (e.g. seeds) that each have their own bootstrap
-    draws: units are resampled with replacement, then one of each chosen unit's
-    draws is taken (a two-level bootstrap). With one unit it is that unit's draws.
+def shared_covariance(draws: np.ndarray) -> np.ndarray:
+    """(k, k) covariance of the part of the sampling noise that every seed shares.
+
+    Draw b of every seed reuses reference resample b, so two seeds' draws covary
+    through the reference alone: the mean over pairs of distinct seeds of their
+    draws' cross-covariance estimates it (symmetrised, negative eigenvalues set to
+    zero). Draw indices where any draw is not finite are left out.
 
     Args:
-      draws_by_unit: one (n_boot,) array per unit.
+      draws: (n_seeds, k, n_boot) bootstrap draws of k quantities per seed.
     """
-    draws = np.stack([np.asarray(d, float) for d in draws_by_unit])
-    units, picks = _hierarchical_picks(*draws.shape, rng)
-    return draws[units, picks].mean(axis=1)
+    d = np.asarray(draws, float)
+    n, k, _ = d.shape
+    if n < 2:
+        return np.zeros((k, k))
+    d = d[:, :, np.isfinite(d).all(axis=(0, 1))]
+    if d.shape[2] < 2:
+        return np.zeros((k, k))
+    c = d - d.mean(axis=2, keepdims=True)
+    total = np.einsum("ikb,jlb->kl", c, c) / (d.shape[2] - 1)  # sum over all seed pairs
+    own = np.einsum("ikb,ilb->kl", c, c) / (d.shape[2] - 1)  # i == j
+    cross = (total - own) / (n * (n - 1))
+    cross = (cross + cross.T) / 2
+    w, v = np.linalg.eigh(cross)
+    return (v * np.clip(w, 0.0, None)) @ v.T
 
 
-def hierarchical_ratio(
-    numerator_by_unit: list[np.ndarray],
-    denominator_by_unit: list[np.ndarray],
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Draws of mean(numerator) / mean(denominator) over units, paired: each draw
-    resamples the units once and takes the same draw of a unit for both (two runs
-    of a seed scored on the same reference blocks), as ``hierarchical_mean`` does
-    for one quantity. A zero denominator gives inf (or nan for 0 / 0).
+def _seed_moments(values: np.ndarray, draws: np.ndarray):
+    """Mean over seeds of k quantities and its covariance in two parts: the seeds'
+    spread (sample covariance / n) and the shared sampling noise.
 
     Args:
-      numerator_by_unit, denominator_by_unit: one (n_boot,) array per unit, the
-        same units in the same order.
+      values: (n_seeds, k) point values; draws: (n_seeds, k, n_boot).
     """
-    num = np.stack([np.asarray(d, float) for d in numerator_by_unit])
-    den = np.stack([np.asarray(d, float) for d in denominator_by_unit])
-    if num.shape != den.shape:
-        raise ValueError(f"numerator draws {num.shape} and denominator draws {den.shape} differ")
-    units, picks = _hierarchical_picks(*num.shape, rng)
+    values = np.asarray(values, float)
+    n = len(values)
+    between = np.atleast_2d(np.cov(values.T, ddof=1)) / n
+    return values.mean(axis=0), between, shared_covariance(draws)
+
+
+def _t_quantile(n: int, between: float, shared: float, alpha: float) -> float:
+    """Student-t quantile with Welch-Satterthwaite degrees of freedom: n - 1 for the
+    seeds' part, the shared part taken as known (it comes from many draws)."""
+    from scipy.stats import t
+
+    total = between + shared
+    dof = math.inf if between <= 0 else (n - 1) * total**2 / between**2
+    return float(t.ppf(1 - alpha / 2, dof))
+
+
+def seed_mean_ci(
+    values: np.ndarray, draws_by_seed: list[np.ndarray], alpha: float = 0.05
+) -> tuple[float, float]:
+    """CI of the mean over seeds of one quantity (an error, or a paired difference).
+
+    A random-effects t-interval: mean +- t * sqrt(max(s^2, v_own) / n + v_shared),
+    with s^2 the variance of the seeds' point values (training spread and each
+    seed's own sampling noise), v_own the mean over seeds of the sampling variance
+    that is a seed's own (its draws' variance less the shared part), and v_shared
+    the sampling noise all seeds share (``shared_covariance``). The floor v_own is
+    the DerSimonian-Laird truncation (the training spread is not negative): seeds
+    that agree by chance more closely than their own noise allows do not shrink the
+    interval below it. t has n - 1 degrees of freedom (Welch-Satterthwaite with
+    the shared part, and the floor where it binds, known from the draws). With one
+    seed there is no spread to measure: the interval is that seed's percentile
+    interval, a statement about one trained model, not about the method.
+
+    Args:
+      values: (n_seeds,) point values.
+      draws_by_seed: one (n_boot,) array of bootstrap draws per seed.
+    """
+    values = np.asarray(values, float)
+    if len(values) < 2:
+        return percentile_ci(draws_by_seed[0], alpha)
+    draws = np.stack([np.asarray(d, float) for d in draws_by_seed])
+    mean, between, shared = _seed_moments(values[:, None], draws[:, None, :])
+    vs = float(shared[0, 0])
+    own = [np.var(d[np.isfinite(d)], ddof=1) for d in draws if np.isfinite(d).sum() > 1]
+    v_own = max(0.0, float(np.mean(own)) - vs) if own else 0.0
+    vb = float(between[0, 0])
+    if vb < v_own / len(values):  # the floor binds: a variance known from many draws
+        vs, vb = vs + v_own / len(values), 0.0
+    half = _t_quantile(len(values), vb, vs, alpha) * math.sqrt(vb + vs)
+    return float(mean[0] - half), float(mean[0] + half)
+
+
+def seed_ratio_ci(
+    num_values: np.ndarray,
+    den_values: np.ndarray,
+    num_draws: list[np.ndarray],
+    den_draws: list[np.ndarray],
+    alpha: float = 0.05,
+) -> tuple[float, float]:
+    """Fieller CI of mean(num) / mean(den) over seeds, paired (both measured on each
+    seed): the ratios R with (mean(num) - R mean(den))^2 <= t^2 Var(num - R den),
+    the variance from the seeds' spread plus the shared sampling noise as in
+    ``seed_mean_ci``. When the denominator's CI reaches zero the set is unbounded and
+    an end is infinite. One seed: the percentile interval of its draws' ratios.
+
+    Args:
+      num_values, den_values: (n_seeds,) point values.
+      num_draws, den_draws: one (n_boot,) array per seed each.
+    """
+    num_values, den_values = np.asarray(num_values, float), np.asarray(den_values, float)
+    n = len(num_values)
+    if n < 2:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.asarray(num_draws[0], float) / np.asarray(den_draws[0], float)
+        return percentile_ci(ratio, alpha, keep_inf=True)
+    values = np.stack([num_values, den_values], axis=1)
+    draws = np.stack([np.stack([np.asarray(a, float), np.asarray(b, float)])
+                      for a, b in zip(num_draws, den_draws, strict=True)])  # fmt: skip
+    (b, m), between, shared = _seed_moments(values, draws)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return num[units, picks].mean(axis=1) / den[units, picks].mean(axis=1)
-
-
-def _hierarchical_picks(n_units: int, n_boot: int, rng: np.random.Generator):
-    """(n_boot, n_units) unit indices (units resampled) and draw indices."""
-    units = rng.integers(0, n_units, size=(n_boot, n_units))
-    picks = rng.integers(0, n_boot, size=(n_boot, n_units))
-    return units, picks
+        r_hat = b / m
+    a = np.array([1.0, -r_hat if np.isfinite(r_hat) else 0.0])
+    t = _t_quantile(n, float(a @ between @ a), float(a @ shared @ a), alpha)
+    v = between + shared
+    a2 = m**2 - t**2 * v[1, 1]
+    a1 = -2.0 * (b * m - t**2 * v[0, 1])
+    a0 = b**2 - t**2 * v[0, 0]
+    disc = a1**2 - 4.0 * a2 * a0
+    if disc < 0:  # every ratio is in the set
+        return -math.inf, math.inf
+    if a2 == 0:  # one root: a ray
+        root = -a0 / a1
+        return (root, math.inf) if a1 < 0 else (-math.inf, root)
+    roots = sorted((-a1 + s * math.sqrt(disc)) / (2 * a2) for s in (-1.0, 1.0))
+    if a2 > 0:
+        return float(roots[0]), float(roots[1])
+    # the set is the outside of (roots[0], roots[1]): the ray that holds the estimate
+    if np.isfinite(r_hat) and r_hat >= roots[1]:
+        return float(roots[1]), math.inf
+    return -math.inf, float(roots[0])
 
 
 def bar(w_forward: np.ndarray, w_reverse: np.ndarray) -> tuple[float, float]:

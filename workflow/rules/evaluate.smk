@@ -77,6 +77,7 @@ rule aggregate:
         runtime=10,
     params:
         claims=lambda wildcards: json.dumps(config["claims"]),
+        min_seeds=config["claims_min_seeds"],
     shell:
         "cgflow aggregate --out {output.summary} --figures results/figures"
-        " --claims {params.claims:q} {input} 2> {log}"
+        " --claims {params.claims:q} --min-seeds {params.min_seeds} {input} 2> {log}"
