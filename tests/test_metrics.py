@@ -258,7 +258,8 @@ def test_the_thermodynamics_table_averages_seeds_with_their_draws():
             "heat_capacity_err": np.full(100, 2 * err),
         }
     text = thermodynamics_markdown(pd.DataFrame(rows), draws)
-    assert "| 300 | em | 300 | dt = 0.002 | 0.20 [0.10, 0.30] | 0.40 [0.20, 0.60] |" in text, text
+    # two seeds, 0.1 and 0.3: mean 0.2 +- t(0.975, 1 dof) x sd / sqrt(2) = 0.2 +- 1.27
+    assert "| 300 | em | 300 | dt = 0.002 | 0.20 [-1.07, 1.47] | 0.40 [-2.14, 2.94] |" in text, text
     assert "| 330 | em | 300 | dt = 0.002 | -0.20 [-0.20, -0.20] | -0.40 [-0.40, -0.40] |" in text
     assert "<U> error (kT) | C error (k_B) |" in text
     assert thermodynamics_markdown(pd.DataFrame(rows[:1]), {}) == ""
