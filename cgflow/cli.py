@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cgflow import __version__
+
 
 def _study_args(p):
     g = p.add_argument_group("settings (one of)")
@@ -40,12 +42,36 @@ def _pos_float(text):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cgflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"cgflow {__version__}")
     sub = parser.add_subparsers(dest="step", required=True)
 
     p = sub.add_parser("check-config", help="validate a config file and print its runs")
     p.add_argument("config")
 
     p = sub.add_parser("schema", help="print the config's JSON schema, generated blocks included")
+    p.add_argument(
+        "--markdown", action="store_true",
+        help="the configuration reference as Markdown (every key, type, default, bounds)",
+    )  # fmt: skip
+
+    p = sub.add_parser(
+        "compare-claims",
+        help="two runs' claims.csv side by side: which verdicts moved (rerun stability)",
+    )  # fmt: skip
+    p.add_argument("first", help="claims.csv of the first run")
+    p.add_argument("second", help="claims.csv of the second run (e.g. rounding perturbed)")
+    p.add_argument("--out", help="Markdown file to write (default: print it)")
+
+    p = sub.add_parser(
+        "report", help="a documentation page from a finished study's results folder"
+    )  # fmt: skip
+    p.add_argument("results", help="the study's results folder (claims.md, benchmark.md, ...)")
+    p.add_argument("--out", required=True, help="the page to write, e.g. docs/results/claims.md")
+    p.add_argument("--config", help="the config the study ran (recorded with its hash)")
+    p.add_argument("--command", help="the command that ran the study (else the time log's)")
+    p.add_argument("--time-log", help="output of /usr/bin/time -v around the study's command")
+    p.add_argument("--title", help="the page's title (default: the page's file name)")
+    p.add_argument("--note", help="what else to know about the run (e.g. other load beside it)")
 
     p = sub.add_parser("sample", help="AA reference sampling at one temperature")
     _study_args(p)
@@ -168,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds a claim needs for a verdict other than undecided (default: "
         "config claims_min_seeds' default)",
     )  # fmt: skip
+    p.add_argument(
+        "--min-basin-samples", type=int, default=None, metavar="N",
+        help="independent samples of its slowest basin a reference run needs to count as "
+        "converged (default: config min_basin_samples' default)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-replicas-crossing", type=float, default=None, metavar="F",
+        help="share of a CG run's replicas that must cross between basins for a claim to "
+        "read it (default: config min_replicas_crossing's default)",
+    )  # fmt: skip
     p.add_argument("metrics", nargs="+")
     return parser
 
@@ -227,7 +263,21 @@ def _run(args) -> int:
 
         from cgflow.config import load_schema
 
-        print(json.dumps(load_schema(), indent=2))
+        if args.markdown:
+            from cgflow.docs import config_markdown
+
+            print(config_markdown(), end="")
+        else:
+            print(json.dumps(load_schema(), indent=2))
+        return 0
+    if args.step == "compare-claims":
+        return _compare_claims(args)
+    if args.step == "report":
+        from cgflow.steps.report import report_step
+
+        page = report_step(args.results, args.out, args.config, args.command, args.time_log,
+                           args.title, args.note)  # fmt: skip
+        print(f"report: {page}", file=sys.stderr)
         return 0
     if args.step == "bench":
         return _bench(args)
@@ -237,7 +287,14 @@ def _run(args) -> int:
 
         if args.min_seeds is not None and args.min_seeds < 2:
             raise ValueError(f"--min-seeds: needs at least 2 (a spread), got {args.min_seeds}")
-        extra = {} if args.min_seeds is None else {"min_seeds": args.min_seeds}
+        if args.min_basin_samples is not None and args.min_basin_samples < 1:
+            raise ValueError(f"--min-basin-samples: needs at least 1, got {args.min_basin_samples}")
+        if args.min_replicas_crossing is not None and not 0 <= args.min_replicas_crossing <= 1:
+            raise ValueError("--min-replicas-crossing: a share in [0, 1], got "
+                             f"{args.min_replicas_crossing}")  # fmt: skip
+        given = {"min_seeds": args.min_seeds, "min_basin_samples": args.min_basin_samples,
+                 "min_replicas_crossing": args.min_replicas_crossing}  # fmt: skip
+        extra = {k: v for k, v in given.items() if v is not None}
         df = aggregate_step(args.metrics, args.out, args.figures, methods.names(), args.claims,
                             **extra)  # fmt: skip
         print(f"aggregate: {len(df)} rows -> {args.out}", file=sys.stderr)
@@ -251,6 +308,33 @@ def _run(args) -> int:
 
         configure_jax()
     _run_step(study, args)
+    return 0
+
+
+def _compare_claims(args) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from cgflow.analysis.claims import compare_verdicts, comparison_markdown
+
+    tables = []
+    for path in (args.first, args.second):
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: file not found (a claims.csv of cgflow aggregate)")
+        table = pd.read_csv(path)
+        missing = {"claim", "verdict", "effect", "ci_low", "ci_high"} - set(table.columns)
+        if missing:
+            raise ValueError(f"{path}: not a claims.csv of cgflow aggregate (lacks "
+                             f"{sorted(missing)})")  # fmt: skip
+        tables.append(table)
+    text = comparison_markdown(compare_verdicts(*tables), args.first, args.second)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")
+    flipped = (compare_verdicts(*tables).moved == "flipped").sum()
+    print(f"compare-claims: {flipped} verdict(s) flipped", file=sys.stderr)
     return 0
 
 

@@ -364,3 +364,106 @@ def test_a_claim_name_with_bars_keeps_the_table_columns():
     header, body = (ln for ln in text.splitlines() if ln.startswith("| ") and "---" not in ln)
     cells = lambda line: len(re.split(r"(?<!\\)\|", line))  # noqa: E731
     assert cells(body) == cells(header) and "\\|corr\\|" in body
+
+
+def reference_record(system, temperature, training_samples, test_samples):
+    def side(n):
+        return {"basin_relaxation": {"tau": 10.0, "slowest_basin": "alpha_L",
+                                     "n_frames": 1000, "independent_samples": n}}  # fmt: skip
+
+    run = {"system": system, "mapping": "m", "temperature": temperature, "method": "reference",
+           "n_train": 1000, "dt": np.nan, "seed": 0}  # fmt: skip
+    return {"run": run, "bootstrap": {"samples": side(training_samples),
+                                      "reference": side(test_samples)}}  # fmt: skip
+
+
+def test_a_reference_with_few_basin_samples_or_disagreeing_runs_is_not_converged():
+    from cgflow.analysis.convergence import (
+        convergence_markdown,
+        reference_checks,
+        unconverged,
+    )
+
+    records = [reference_record("ala", 300.0, 88, 232), reference_record("ala", 330.0, 7, 120),
+               reference_record("ala", 350.0, 80, 90)]  # fmt: skip
+    summary = pd.DataFrame([
+        {"system": "ala", "mapping": "m", "temperature": t, "method": "reference",
+         "metric": "dF_alpha_L_err_kT", "value": v, "ci_low": lo, "ci_high": hi}
+        for t, v, lo, hi in ((300.0, 0.1, -0.2, 0.4), (330.0, 0.1, -0.3, 0.5),
+                             (350.0, -1.2, -1.6, -0.8))
+    ])  # fmt: skip
+    checks = reference_checks(summary, records, min_samples=50)
+    by_t = {c.temperature: c for c in checks}
+    assert by_t[300.0].converged
+    assert by_t[330.0].too_few == ["training"] and not by_t[330.0].disagreeing
+    assert by_t[350.0].disagreeing[0][0] == "alpha_L" and not by_t[350.0].too_few
+    assert unconverged(checks) == {("ala", 330.0), ("ala", 350.0)}
+    text = convergence_markdown(checks)
+    assert "| ala | m | 300 | 88 (alpha_L) | 232 (alpha_L) | converged |" in text
+    assert "training run: 7 independent samples of alpha_L (< 50)" in text
+    assert "alpha_L: training - test -1.20 [-1.60, -0.80] kT" in text
+    # an exact sampler (no relaxation recorded) is not checked
+    exact = {"run": {**records[0]["run"], "system": "dw"}, "bootstrap": {}}
+    assert reference_checks(summary, [exact]) == []
+
+
+def test_a_claim_on_an_unconverged_reference_is_undecided():
+    df, primary, draws = study(ERRORS)
+    row = claims_table([claim(n_train="min")], df, primary, draws, 3, {("dw", 3.0)}).iloc[0]
+    assert row.verdict == "undecided (reference not converged)" and row.temperature == 3.0
+    assert row.effect == pytest.approx(-0.20) and row.ci_high < 0  # still reported
+    df, primary, draws = study(ERRORS, seeds=(0,))
+    row = claims_table([claim(n_train="min")], df, primary, draws, 3, {("dw", 3.0)}).iloc[0]
+    assert row.verdict == "undecided (1 seed; reference not converged)"
+    row = claims_table([claim(n_train="min")], df, primary, draws, 3, {("dw", 4.0)}).iloc[0]
+    assert row.verdict == "undecided (1 seed)"  # another temperature's reference
+
+
+def test_a_claim_reading_runs_whose_replicas_did_not_cross_is_undecided():
+    """A run whose replicas kept their start basins scores the start frames'
+    populations: a claim reading it (either side, any seed) is undecided."""
+    df, primary, draws = study(ERRORS)
+    crossing = df.assign(metric="replicas_crossing", value=0.8)
+    low = (crossing.method == "fm") & (crossing.n_train == 100) & (crossing.seed == 2)
+    crossing.loc[low, "value"] = 0.2
+    df = pd.concat([df, crossing], ignore_index=True)
+    little, much = claims_table([claim(name="little", n_train="min"), claim(name="much")],
+                                df, primary, draws, min_crossing=0.5).verdict  # fmt: skip
+    assert little == "undecided (replicas did not cross)"
+    assert much == "does not hold"  # n_train 1000: every run crossed
+    # the check off (0), or a lower threshold: the CI decides again
+    assert claims_table([claim(n_train="min")], df, primary, draws).verdict[0] == "holds"
+    assert claims_table([claim(n_train="min")], df, primary, draws,
+                        min_crossing=0.1).verdict[0] == "holds"  # fmt: skip
+
+
+def test_compare_claims_names_every_move(tmp_path):
+    import subprocess
+    import sys
+
+    from cgflow.analysis.claims import compare_verdicts
+
+    def table(verdicts):
+        return pd.DataFrame([{"claim": c, "verdict": v, "effect": -0.1, "ci_low": -0.2,
+                              "ci_high": 0.1} for c, v in verdicts.items()])  # fmt: skip
+
+    first = table({"a": "holds", "b": "holds", "c": "undecided", "d": "does not hold",
+                   "e": "undecided (1 seed)", "f": "holds"})  # fmt: skip
+    second = table({"a": "holds", "b": "does not hold", "c": "holds", "d": "undecided",
+                    "e": "undecided", "g": "holds"})  # fmt: skip
+    moved = dict(zip(*compare_verdicts(first, second)[["claim", "moved"]].T.values, strict=True))
+    assert moved == {"a": "same", "b": "flipped", "c": "from undecided", "d": "to undecided",
+                     "e": "same", "f": "only in first", "g": "only in second"}  # fmt: skip
+    first.to_csv(tmp_path / "one.csv", index=False)
+    second.to_csv(tmp_path / "two.csv", index=False)
+    done = subprocess.run([sys.executable, "-m", "cgflow.cli", "compare-claims",
+                           str(tmp_path / "one.csv"), str(tmp_path / "two.csv")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0 and "1 verdict(s) flipped" in done.stderr
+    assert "| b | -0.100 [-0.200, +0.100] | holds |" in done.stdout and "**flipped**" in done.stdout
+    assert "2 same, 1 flipped, 1 to undecided, 1 from undecided" in done.stdout
+    (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
+    bad = subprocess.run([sys.executable, "-m", "cgflow.cli", "compare-claims",
+                          str(tmp_path / "one.csv"), str(tmp_path / "bad.csv")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "bad.csv: not a claims.csv" in bad.stderr

@@ -8,26 +8,29 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from cgflow.analysis import stats  # noqa: E402
-from cgflow.analysis.claims import (  # noqa: E402
+from cgflow.analysis import stats
+from cgflow.analysis.claims import (
     GROUP,
+    MIN_CROSSING,
     MIN_SEEDS,
     claims_markdown,
     claims_table,
     paired_effect,
-    plot_claims,
     run_key,
     seed_draws,
 )
-from cgflow.analysis.names import dt_label, figure_name, n_train_label  # noqa: E402
-from cgflow.io import atomic_write, load_dataset, read_json  # noqa: E402
+from cgflow.analysis.convergence import (
+    MIN_BASIN_SAMPLES,
+    convergence_markdown,
+    reference_checks,
+    unconverged,
+)
+from cgflow.analysis.figures import plot_claims, plot_errors, plot_profiles
+from cgflow.analysis.names import dt_label, n_train_label
+from cgflow.io import atomic_write, load_dataset, read_json
 
 COLUMNS = [
     "system", "mapping", "method", "n_train", "seed", "dt", "temperature", "metric", "value",
@@ -88,8 +91,9 @@ def _metrics_record(path: str) -> dict:
 
 
 def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
-                   order: list[str] = (), claims: list[dict] = (),
-                   min_seeds: int = MIN_SEEDS) -> pd.DataFrame:  # fmt: skip
+                   order: list[str] = (), claims: list[dict] = (), min_seeds: int = MIN_SEEDS,
+                   min_basin_samples: int = MIN_BASIN_SAMPLES,
+                   min_replicas_crossing: float = MIN_CROSSING) -> pd.DataFrame:  # fmt: skip
     records = [_metrics_record(f) for f in metric_files]
     df = collect(records)
     draws = load_draws(metric_files, records)
@@ -99,21 +103,24 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
     figures = Path(figures_dir)
     figures.mkdir(parents=True, exist_ok=True)
     plot_profiles(metric_files, records, figures)
-    plot_error_vs_n_train(df, primary, figures)
-    plot_error_vs_dt(df, primary, figures)
     table = benchmark_table(df, primary, draws)
+    units = {rec["run"]["system"]: rec.get("units") for rec in records}
+    plot_errors(table, df, units, figures)
     atomic_write(out_csv.with_name("benchmark.csv"), lambda fh: table.to_csv(fh, index=False))
     diffs = paired_differences(df, primary, draws, order)
     atomic_write(out_csv.with_name("differences.csv"), lambda fh: diffs.to_csv(fh, index=False))
-    verdicts = claims_table(list(claims), df, primary, draws, min_seeds)
+    checks = reference_checks(df, records, min_basin_samples)
+    verdicts = claims_table(list(claims), df, primary, draws, min_seeds, unconverged(checks),
+                            min_replicas_crossing)  # fmt: skip
     atomic_write(out_csv.with_name("claims.csv"), lambda fh: verdicts.to_csv(fh, index=False))
     claims_text = claims_markdown(verdicts, min_seeds).encode()
     atomic_write(out_csv.with_name("claims.md"), lambda fh: fh.write(claims_text))
     plot_claims(verdicts, figures / "claims.png")
     text = (
         benchmark_markdown(table, noise_floors(df, primary, records))
+        + convergence_markdown(checks)
         + differences_markdown(diffs)
-        + crossing_markdown(df)
+        + crossing_markdown(df, min_replicas_crossing)
         + ci_sides_markdown(records)
         + pressure_markdown(df, draws)
         + thermodynamics_markdown(df, draws)
@@ -302,20 +309,35 @@ def _dt_table(part: pd.DataFrame, cell) -> list[str]:
     return lines + [""]
 
 
-def crossing_markdown(df: pd.DataFrame) -> str:
+def crossing_markdown(df: pd.DataFrame, threshold: float = 0.0) -> str:
     """Per system, the share of each model's CG replicas that visited more than one
     basin (``replicas_crossing``), mean over its stable seeds: near 0, its basin
-    populations are its start frames'. Empty without it."""
+    populations are its start frames'. A cell where some seed's run fell below
+    ``threshold`` is flagged (its claims are undecided). Empty without it."""
     rows = df[df.metric == "replicas_crossing"].dropna(subset=["value"])
     lines = []
     for (system, mapping, temperature), part in rows.groupby(
         ["system", "mapping", "temperature"], sort=True
     ):
-        cells = part.groupby(GROUP[3:], sort=True).value.agg(["mean", "size"]).reset_index()
+        cells = part.groupby(GROUP[3:], sort=True).value.agg(["mean", "size", "min"])
+        cells = cells.reset_index()
+        flag = (
+            (
+                f"; **below {threshold:g}**: some seed's replicas mostly stayed in their "
+                "start basins, and claims reading the cell are undecided"
+            )
+            if threshold
+            else ""
+        )
         lines += [f"## {system} / {mapping} / T = {temperature:g}: share of CG replicas that "
                   "visited more than one basin (mean over stable seeds; near 0, the basin "
-                  "populations are the start frames')", ""]  # fmt: skip
-        lines += _dt_table(cells, lambda r: f"{r['mean']:.2f} (n={r['size']})")
+                  f"populations are the start frames'{flag})", ""]  # fmt: skip
+
+        def cell(r):
+            low = " **below**" if threshold and r["min"] < threshold else ""
+            return f"{r['mean']:.2f} (n={r['size']}){low}"
+
+        lines += _dt_table(cells, cell)
     return "\n".join(lines)
 
 
@@ -548,209 +570,3 @@ def _ratio_text(x: float) -> str:
     if not np.isfinite(x) or abs(x) >= 1000:
         return f"{x:.3g}"
     return f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}"
-
-
-def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -> None:
-    """Per (system, mapping, temperature): the reference free energy and each model's.
-
-    1-D profiles (double well): one panel per dt, a line per (method, n_train).
-    2-D surfaces (phi/psi): the reference, then each model at its largest n_train.
-    Curves of the first seed are drawn.
-    """
-    groups: dict[tuple, list] = {}
-    for f, rec in zip(metric_files, records, strict=True):
-        run = rec["run"]
-        curves, _ = load_dataset(Path(f).with_name("curves.npz"))
-        if "empty" not in curves:
-            key = (run["system"], run["mapping"], run["temperature"], rec["figure_kind"])
-            groups.setdefault(key, []).append((run, curves))
-    for (system, mapping, temperature, kind), items in groups.items():
-        ref = next((c for r, c in items if r["method"] == REFERENCE), items[0][1])
-        models = [(r, c) for r, c in items if r["method"] != REFERENCE]
-        first_seed = min((r["seed"] for r, _ in models), default=None)
-        models = [(r, c) for r, c in models if r["seed"] == first_seed]
-        draw = {"profile_1d": _profiles_1d, "surface_2d": _surfaces_2d,
-                "structure": _structure}[kind]  # fmt: skip
-        fig = draw(ref, models)
-        fig.suptitle(
-            f"{system} / {mapping} / T = {temperature:g}"
-            + (f" (seed {first_seed})" if models else "")
-        )
-        if fig.get_layout_engine() is None:
-            fig.tight_layout()
-        name = figure_name(kind, system, mapping, temperature)
-        fig.savefig(figures / name, dpi=120)
-        plt.close(fig)
-
-
-def _structure(ref, models):
-    """A liquid: g(r) and the triplet ADF of the test reference, the training
-    reference and each model at its largest n_train."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    n_max = max((r["n_train"] for r, _ in models), default=None)
-    panels = (("r", "rdf", "r / nm"), ("theta", "adf", "angle / rad"))
-    for ax, (x, key, xlabel) in zip(axes, panels, strict=True):
-        ax.plot(ref[x], ref[f"{key}_reference"], "k-", lw=2.5, label="test reference")
-        ax.plot(ref[x], ref[f"{key}_model"], "k:", lw=1.2, label="training reference")
-        for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["dt"])):
-            if run["n_train"] == n_max and f"{key}_model" in c:
-                ax.plot(c[x], c[f"{key}_model"], lw=1.2,
-                        label=f"{run['method']} n={n_max} {dt_label(run['dt'])}")  # fmt: skip
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("g(r)" if key == "rdf" else "ADF density")
-        ax.legend(fontsize=6)
-    return fig
-
-
-def _profiles_1d(ref, models):
-    dts = sorted({r["dt"] for r, _ in models}) or [None]
-    fig, axes = plt.subplots(1, len(dts), figsize=(4.2 * len(dts), 3.6), squeeze=False, sharey=True)
-    for ax, dt in zip(axes[0], dts, strict=True):
-        ax.plot(ref["centres"], ref["pmf_reference_kT"], "k-", lw=2.5, label="exact")
-        for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["n_train"])):
-            if run["dt"] != dt:
-                continue
-            label = f"{run['method']} n={run['n_train']}"
-            if "pmf_model_kT" in c:  # the simulation's PMF (none when it blew up)
-                (line,) = ax.plot(c["centres"], c["pmf_model_kT"], lw=1.2, label=label)
-                label = None
-            if "pmf_quadrature_kT" in c:  # the model's own PMF, dashed
-                color = line.get_color() if label is None else None
-                ax.plot(
-                    c["centres"], c["pmf_quadrature_kT"], "--", lw=0.8, color=color, label=label
-                )
-        ax.set_title(dt_label(dt) if dt is not None else "")
-        ax.legend(fontsize=6)
-        ax.set_xlabel("CG coordinate")
-        ax.set_ylim(-0.5, 10)
-    axes[0][0].set_ylabel("PMF / kT\n(solid: CG simulation, dashed: quadrature)")
-    return fig
-
-
-def _surfaces_2d(ref, models):
-    """Top row: the reference phi/psi surface and each model's at the largest n_train.
-    Bottom row: 1-D PMFs along phi and psi (marginals), reference and models."""
-    panels = [("reference", ref, "fes_reference_kT")]
-    if models:
-        n_max = max(r["n_train"] for r, _ in models)
-        for run, c in sorted(models, key=lambda rc: (rc[0]["method"], rc[0]["dt"])):
-            if run["n_train"] == n_max:
-                panels.append((f"{run['method']} n={n_max} dt={run['dt']:g}", c, "fes_model_kT"))
-    n = len(panels)
-    fig = plt.figure(figsize=(max(3.6 * n + 1.2, 8.0), 7.0), layout="constrained")
-    grid = fig.add_gridspec(2, 1)
-    top_row, bottom_row = grid[0].subgridspec(1, n), grid[1].subgridspec(1, 2)
-    names = [k[: -len("_edges")] for k in ref if k.endswith("_edges")]
-    edges = np.degrees(ref[f"{names[0]}_edges"])
-    top = [fig.add_subplot(top_row[0, k]) for k in range(n)]
-    for ax, (title, curves, key) in zip(top, panels, strict=True):
-        mesh = ax.pcolormesh(edges, edges, curves[key].T, cmap="viridis", vmin=0, vmax=8)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel(f"{names[0]} / deg")
-        ax.set_aspect("equal")
-    top[0].set_ylabel(f"{names[1]} / deg")
-    fig.colorbar(mesh, ax=top, label="free energy / kT")
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    for k, name in enumerate(names):
-        ax = fig.add_subplot(bottom_row[0, k])
-        ax.plot(centres, ref[f"pmf_{name}_reference_kT"], "k-", lw=2.5, label="reference")
-        for title, curves, _ in panels[1:]:
-            ax.plot(centres, curves[f"pmf_{name}_model_kT"], lw=1.2, label=title)
-        ax.set_xlabel(f"{name} / deg")
-        ax.set_ylabel("PMF / kT")
-        ax.set_ylim(-0.3, 8)
-        ax.legend(fontsize=7)
-    return fig
-
-
-def plot_error_vs_dt(df: pd.DataFrame, primary: dict[str, str], figures: Path) -> None:
-    """Error vs CG time step, a panel per system, a line per (method, n_train), mean
-    +- sd over seeds; where every seed was unstable, an x at the top of the panel."""
-    _plot_error_vs(
-        df,
-        primary,
-        figures / "error_vs_dt.png",
-        x="dt",
-        line="n_train",
-        label=lambda method, n: f"{method} n={n}",
-        xlabel="CG time step dt",
-        legend_size=6,
-    )
-
-
-def plot_error_vs_n_train(df: pd.DataFrame, primary: dict[str, str], figures: Path) -> None:
-    """Error vs n_train, a panel per system (its main metric), a line per (method, dt),
-    mean +- sd over seeds, and the reference data's own error."""
-
-    def reference_line(ax, system, metric):
-        ref = df[(df.system == system) & (df.method == REFERENCE) & (df.metric == metric)]
-        if len(ref):
-            ax.axhline(
-                ref.value.mean(),
-                color="k",
-                ls=":",
-                label=f"reference data itself ({int(ref.n_train.iloc[0])} frames)",
-            )
-        ax.set_xscale("log")
-
-    _plot_error_vs(
-        df,
-        primary,
-        figures / "error_vs_n_train.png",
-        x="n_train",
-        line="dt",
-        label=lambda method, dt: f"{method} dt={dt:g}",
-        xlabel="n_train",
-        legend_size=7,
-        decorate=reference_line,
-    )
-
-
-def _plot_error_vs(df, primary, path, x, line, label, xlabel, legend_size, decorate=None):
-    """Each system's main metric against ``x``: a panel per system, a line per
-    (method, ``line``), mean +- sd over seeds; ``decorate(ax, system, metric)`` adds
-    to a panel."""
-    sel = df[_is_primary(df, primary) & (df.method != REFERENCE)]
-    systems = sorted(sel.system.unique())
-    if not systems:
-        return
-    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), squeeze=False)
-    for ax, system in zip(axes[0], systems, strict=True):
-        part = sel[sel.system == system]
-        metric = part.metric.iloc[0]
-        free = (part.n_train == 0) & (part.dt == 0)  # data-free generators: no x
-        for method, g in part[free].groupby("method"):
-            ax.axhline(g.value.mean(), ls="--", lw=1.2, color="tab:purple",
-                       label=f"{method} (no data, sampled)")  # fmt: skip
-        part = part[~free]
-        stats = part.groupby(["method", line, x])["value"].agg(["mean", "std"])
-        unstable = 0  # lines with an unstable point: their x markers are staggered
-        for (method, value), g in stats.groupby(level=[0, 1]):
-            drawn = ax.errorbar(
-                g.index.get_level_values(x),
-                g["mean"],
-                yerr=g["std"].fillna(0.0),
-                marker="o",
-                capsize=3,
-                label=label(method, value),
-            )
-            bad = g[g["mean"].isna()]  # every seed's run was unstable there
-            if len(bad):
-                xs = np.asarray(bad.index.get_level_values(x), float)
-                y = 0.97 - 0.04 * unstable
-                unstable += 1
-                ax.plot(xs, np.full(len(bad), y), "x", ms=7, mew=2, clip_on=False,
-                        color=drawn[0].get_color(), transform=ax.get_xaxis_transform())  # fmt: skip
-                ax.update_datalim(np.stack([xs, np.zeros_like(xs)], axis=1), updatey=False)
-                ax.autoscale_view()
-        if unstable:
-            ax.plot([], [], "x", color="0.3", mew=2, label="unstable (every seed)")
-        if decorate is not None:
-            decorate(ax, system, metric)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(metric)
-        ax.set_title(system)
-        ax.legend(fontsize=legend_size)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -46,7 +46,12 @@ above zero there makes it ``does not hold``.
 
 A claim read on fewer seeds than ``min_seeds`` (config ``claims_min_seeds``) is
 ``undecided (n seeds)`` whatever its CI: the spread between trainings is not
-measured well enough to say anything about the method.
+measured well enough to say anything about the method. A claim read on a reference
+that is not converged (``cgflow.analysis.convergence``) is ``undecided (reference
+not converged)``, and one that reads a CG run whose replicas mostly stayed in their
+start basins (``replicas_crossing`` below ``min_crossing``, config
+``min_replicas_crossing``) is ``undecided (replicas did not cross)``: such a run's
+basin populations are its start frames', not the model's.
 """
 
 from __future__ import annotations
@@ -64,11 +69,14 @@ MIN_SEEDS = 3
 """Seeds a claim needs before its verdict can be holds or does not hold (the
 default of config ``claims_min_seeds``)."""
 VERDICTS = ("holds", "does not hold", "undecided")
+MIN_CROSSING = 0.5
+"""Share of a CG run's replicas that must visit more than one basin for a claim to
+read it (the default of config ``min_replicas_crossing``)."""
 REFERENCE = "reference"
 GROUP = ["system", "mapping", "temperature", "method", "n_train", "dt"]
 """A benchmark cell: one model configuration, over seeds."""
 COLUMNS = [
-    "claim", "system", "metric", "method", "baseline", "kind", "cells", "effect",
+    "claim", "system", "temperature", "metric", "method", "baseline", "kind", "cells", "effect",
     "ci_low", "ci_high", "far_effect", "far_ci_low", "far_ci_high", "n_seeds", "line",
     "stable_runs", "verdict",
 ]  # fmt: skip
@@ -196,21 +204,31 @@ def _empty_row(claim: dict, metric: str) -> dict:
     row = {k: claim.get(k) for k in ("system", "method", "baseline", "kind")}
     row["baseline"] = row["baseline"] or ""
     line = {"within": claim.get("margin"), "at_least": claim.get("threshold")}
-    row.update(claim=claim["name"], metric=metric, cells="", effect=np.nan, ci_low=np.nan,
-               ci_high=np.nan, far_effect=np.nan, far_ci_low=np.nan, far_ci_high=np.nan,
-               n_seeds=0, line=line.get(claim["kind"], 0.0), stable_runs="")  # fmt: skip
+    row.update(claim=claim["name"], temperature=np.nan, metric=metric, cells="",
+               effect=np.nan, ci_low=np.nan, ci_high=np.nan, far_effect=np.nan,
+               far_ci_low=np.nan, far_ci_high=np.nan, n_seeds=0,
+               line=line.get(claim["kind"], 0.0), stable_runs="")  # fmt: skip
     return row
 
 
-def evaluate_claim(
-    claim: dict, df: pd.DataFrame, primary: dict, draws: dict, min_seeds: int = MIN_SEEDS
-) -> dict:
+def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict,
+                   min_seeds: int = MIN_SEEDS, unconverged=frozenset(),
+                   min_crossing: float = 0.0) -> dict:  # fmt: skip
     """One row of the claims table (COLUMNS) for ``claim`` (a validated config entry):
-    its verdict from the CI, then ``undecided (n seeds)`` below ``min_seeds`` seeds."""
+    its verdict from the CI, then ``undecided (n seeds)`` below ``min_seeds`` seeds,
+    ``undecided (reference not converged)`` where its (system, temperature) is in
+    ``unconverged``, and ``undecided (replicas did not cross)`` where a run it reads
+    has ``replicas_crossing`` below ``min_crossing``."""
     row = _evaluate(claim, df, primary, draws)
+    runs = row.pop("_runs", [])
     n = int(row["n_seeds"])
-    if 0 < n < min_seeds:
-        row["verdict"] = f"undecided ({n} seed{'s' if n > 1 else ''})"
+    reasons = [f"{n} seed{'s' if n > 1 else ''}"] if 0 < n < min_seeds else []
+    if (row["system"], row["temperature"]) in unconverged:
+        reasons.append("reference not converged")
+    if min_crossing > 0 and not_crossing(df, runs, min_crossing):
+        reasons.append("replicas did not cross")
+    if reasons:
+        row["verdict"] = f"undecided ({'; '.join(reasons)})"
     return row
 
 
@@ -230,6 +248,8 @@ def _evaluate(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) -> dict
     part, where = _at_temperature(claim, part)
     if part is None:
         return {**row, "cells": where, "verdict": "undecided"}
+    if len(part):
+        row["temperature"] = float(part.temperature.iloc[0])
     # which methods run in one cell only is a matter of the study, not of which runs
     # were stable: an unstable cell must not move the comparison to another one
     fixed = _fixed_cells(part)
@@ -263,7 +283,21 @@ def _evaluate(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) -> dict
         if verdict_ == "holds" and not fhi < 0:
             verdict_ = "does not hold" if flo > 0 else "undecided"
     return {**row, "effect": effect, "ci_low": lo, "ci_high": hi, "n_seeds": len(seeds),
-            "verdict": verdict_}  # fmt: skip
+            "verdict": verdict_, "_runs": _runs_of(terms, seeds)}  # fmt: skip
+
+
+def _runs_of(terms: list, seeds: list) -> list[tuple]:
+    """The run keys (``run_key``) an effect was computed from."""
+    return [tuple(keys) + (str(seed),) for _, keys, _ in terms for seed in seeds]
+
+
+def not_crossing(df: pd.DataFrame, runs: list[tuple], threshold: float) -> list[tuple]:
+    """Of ``runs`` (run keys), those whose CG replicas crossed between basins less
+    often than ``threshold`` (``replicas_crossing``; runs without it, such as
+    generators and references, pass)."""
+    rows = df[df.metric == "replicas_crossing"]
+    crossing = {run_key(r): r["value"] for r in rows.to_dict("records")}
+    return [r for r in runs if r in crossing and crossing[r] < threshold]
 
 
 def _stable_runs(claim: dict, part: pd.DataFrame, fixed: dict) -> str:
@@ -334,6 +368,7 @@ def _at_least(claim: dict, df: pd.DataFrame, draws: dict, row: dict) -> dict:
     part, where = _at_temperature(claim, part)
     if part is None or not len(part):
         return {**row, "cells": where or f"no runs with {metric}", "verdict": "undecided"}
+    row["temperature"] = float(part.temperature.iloc[0])
     cell = _at_least_cell(claim, part)
     hit = part[_same(part.n_train, cell["n_train"]) & _same(part.dt, cell["dt"])]
     row["cells"] = where + _cell_text(cell)
@@ -348,7 +383,7 @@ def _at_least(claim: dict, df: pd.DataFrame, draws: dict, row: dict) -> dict:
     verdict_ = "undecided" if not (np.isfinite(lo) and np.isfinite(hi)) else (
         "holds" if lo > t else "does not hold" if hi < t else "undecided")  # fmt: skip
     return {**row, "effect": effect, "ci_low": lo, "ci_high": hi, "n_seeds": len(seeds),
-            "verdict": verdict_}  # fmt: skip
+            "verdict": verdict_, "_runs": _runs_of([(1.0, keys, value_of)], seeds)}  # fmt: skip
 
 
 def claimed_cells(claims: list[dict], system: str, cells: list[dict]) -> set[tuple]:
@@ -397,8 +432,10 @@ def _at_least_cell(claim: dict, part: pd.DataFrame) -> dict:
 
 
 def claims_table(claims: list[dict], df: pd.DataFrame, primary: dict, draws: dict,
-                 min_seeds: int = MIN_SEEDS) -> pd.DataFrame:  # fmt: skip
-    rows = [evaluate_claim(c, df, primary, draws, min_seeds) for c in claims]
+                 min_seeds: int = MIN_SEEDS, unconverged=frozenset(),
+                 min_crossing: float = 0.0) -> pd.DataFrame:  # fmt: skip
+    rows = [evaluate_claim(c, df, primary, draws, min_seeds, unconverged, min_crossing)
+            for c in claims]  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -445,33 +482,68 @@ def claims_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_claims(table: pd.DataFrame, path) -> None:
-    """Each claim's effect with its 95 % CI (a forest plot)."""
-    import matplotlib.pyplot as plt
+def compare_verdicts(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """Two runs' claims tables (claims.csv) side by side, by claim name, with how each
+    verdict moved: ``same``, ``flipped`` (holds <-> does not hold: the run decided
+    the claim both ways), ``to undecided`` or ``from undecided``; a claim in one table
+    only is ``only in first`` / ``only in second``.
 
-    n = max(len(table), 1)
-    fig, ax = plt.subplots(figsize=(7.5, 0.55 * n + 1.4))
-    colors = {"holds": "tab:green", "does not hold": "tab:red", "undecided": "tab:gray"}
-    for i, r in enumerate(table.itertuples()):
-        if np.isfinite(r.effect):  # drawn against the claim's line: left is in its favour
-            sign = -1.0 if r.kind == "at_least" else 1.0
-            x, lo, hi = (sign * (v - r.line) for v in (r.effect, r.ci_low, r.ci_high))
-            lo, hi = min(lo, hi), max(lo, hi)
-            color = colors[verdict_kind(r.verdict)]
-            ax.errorbar(x, i, xerr=[[x - lo], [hi - x]], fmt="o", color=color,
-                        capsize=4)  # fmt: skip
-    if table.empty:
-        ax.text(0.5, 0.5, "no claims in the config", ha="center", va="center",
-                transform=ax.transAxes)  # fmt: skip
-    ax.axvline(0.0, color="k", lw=0.8)
-    ax.set_yticks(
-        range(len(table)), [f"{r.claim}\n({r.verdict})" for r in table.itertuples()], fontsize=7
-    )
-    ax.invert_yaxis()
-    ax.set_xlabel(
-        "effect against the claim's line (method - baseline, less a within claim's margin;\n"
-        "threshold - metric for at_least): negative favours the claim"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    Columns: claim, verdict_first, verdict_second, effect_first, ci_first,
+    effect_second, ci_second, moved.
+    """
+    a, b = first.set_index("claim"), second.set_index("claim")
+    rows = []
+    for claim in list(a.index) + [c for c in b.index if c not in a.index]:
+        row = {"claim": claim}
+        for side, table in (("first", a), ("second", b)):
+            if claim in table.index:
+                r = table.loc[claim]
+                row[f"verdict_{side}"] = str(r.verdict)
+                row[f"effect_{side}"] = float(r.effect)
+                row[f"ci_{side}"] = (float(r.ci_low), float(r.ci_high))
+            else:
+                row.update({f"verdict_{side}": "", f"effect_{side}": np.nan,
+                            f"ci_{side}": (np.nan, np.nan)})  # fmt: skip
+        row["moved"] = _moved(row["verdict_first"], row["verdict_second"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _moved(first: str, second: str) -> str:
+    if not first or not second:
+        return "only in first" if first else "only in second"
+    one, two = verdict_kind(first), verdict_kind(second)
+    if one == two:
+        return "same"
+    if "undecided" not in (one, two):
+        return "flipped"
+    return "to undecided" if two == "undecided" else "from undecided"
+
+
+def comparison_markdown(table: pd.DataFrame, first: str, second: str) -> str:
+    """``compare_verdicts`` as Markdown, with the counts of each kind of move."""
+
+    def effect(value, ci):
+        if not np.isfinite(value):
+            return ""
+        return f"{value:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+    counts = table.moved.value_counts()
+    summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in
+                        ("same", "flipped", "to undecided", "from undecided"))  # fmt: skip
+    lines = [
+        "# Verdicts of two runs",
+        "",
+        f"First: `{first}`. Second: `{second}`. Flipped: the two runs decided the claim "
+        f"in opposite ways. Of {len(table)} claims: {summary}.",
+        "",
+        "| claim | first [95 % CI] | verdict | second [95 % CI] | verdict | moved |",
+        "|---|---:|---|---:|---|---|",
+    ]
+    for r in table.itertuples():
+        name = str(r.claim).replace("|", "\\|")
+        moved = f"**{r.moved}**" if r.moved == "flipped" else r.moved
+        one, two = effect(r.effect_first, r.ci_first), effect(r.effect_second, r.ci_second)
+        lines.append(f"| {name} | {one} | {r.verdict_first} | {two} | {r.verdict_second} "
+                     f"| {moved} |")  # fmt: skip
+    return "\n".join(lines) + "\n"

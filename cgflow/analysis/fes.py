@@ -354,18 +354,21 @@ class SurfaceGrid:
 
     def metrics(self, p, p_ref, n_samples) -> dict[str, np.ndarray]:
         """Metrics of model probabilities ``p`` against reference ``p_ref`` (views of
-        ``bin``; rows are paired draws):
+        ``bin``; rows are paired draws).
 
-        fes_wrmse_kT: on the coarse grid, weighted by the reference probability, over
-          bins within ``f_max`` kT of the reference minimum (the primary metric).
-        fes_rmse_kT: on the fine grid, every bin the reference populates alike.
-        hist_mse: mean squared difference of the fine histograms (Thaler et al. 2022).
-        js_divergence: of the fine histograms.
-        mass_outside: the model's probability on coarse bins the primary metric does
-          not score (reference free energy ``f_max`` kT or more above its minimum, or
-          never visited). fes_wrmse_kT removes the best shift, so it cannot see mass
-          put where the reference is not; this can (the reference's own is ~0).
-        dF_<basin>_err_kT: error of each basin's free energy relative to the first.
+        Returns:
+          One array of draws per metric:
+
+          - fes_wrmse_kT: on the coarse grid, weighted by the reference probability, over
+            bins within ``f_max`` kT of the reference minimum (the primary metric).
+          - fes_rmse_kT: on the fine grid, every bin the reference populates alike.
+          - hist_mse: mean squared difference of the fine histograms (Thaler et al. 2022).
+          - js_divergence: of the fine histograms.
+          - mass_outside: the model's probability on coarse bins the primary metric does
+            not score (reference free energy ``f_max`` kT or more above its minimum, or
+            never visited). fes_wrmse_kT removes the best shift, so it cannot see mass
+            put where the reference is not; this can (the reference's own is ~0).
+          - dF_<basin>_err_kT: error of each basin's free energy relative to the first.
         """
         pf, rf = p["fine"][..., :-1], p_ref["fine"][..., :-1]
         pc, rc = p["coarse"][..., :-1], p_ref["coarse"][..., :-1]

@@ -479,6 +479,7 @@ def evaluate_step(
         "unstable_reason": None if status["stable"] else status.get("reason", "blew up"),
         "primary_metric": system.primary_metric,
         "figure_kind": system.figure_kind,
+        "units": system.units,
     }
     write_json(out, record)
     save_dataset(Path(out).with_name("curves.npz"), curves or {"empty": np.zeros(0)}, {"run": run})

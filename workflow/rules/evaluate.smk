@@ -78,6 +78,10 @@ rule aggregate:
     params:
         claims=lambda wildcards: json.dumps(config["claims"]),
         min_seeds=config["claims_min_seeds"],
+        min_basin_samples=config["min_basin_samples"],
+        min_crossing=config["min_replicas_crossing"],
     shell:
         "cgflow aggregate --out {output.summary} --figures results/figures"
-        " --claims {params.claims:q} --min-seeds {params.min_seeds} {input} 2> {log}"
+        " --claims {params.claims:q} --min-seeds {params.min_seeds}"
+        " --min-basin-samples {params.min_basin_samples}"
+        " --min-replicas-crossing {params.min_crossing} {input} 2> {log}"
