@@ -1,9 +1,9 @@
 """JAX MD's ``space``, ``partition`` and ``simulate``, without importing all of JAX MD.
 
 ``import jax_md`` runs ``jax_md/__init__``, which imports every submodule (rigid
-bodies, e3nn-based networks, scipy.signal): about 10 s on this project's 2-core
-machine, paid by every job. cgflow uses three submodules, which need none of that
-(0.7 s, most of it JAX itself). When JAX MD is not imported yet, this module puts a
+bodies, e3nn-based networks, scipy.signal), several seconds paid by every job
+(``cgflow bench``'s start-up figures show a step's import time). cgflow uses three
+submodules, which need none of that. When JAX MD is not imported yet, this module puts a
 lazy package object in its place: the submodules load on first use, exactly as
 ``import jax_md.space`` would load them, and any other submodule still loads on
 attribute access (``jax_md.energy``). When JAX MD is already imported, its own

@@ -195,11 +195,10 @@ TUNING_ENV = "CGFLOW_XLA_TUNING"
 SAMPLING_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 """XLA options for the CG sampler's compiled programs on a CPU. XLA hands dots to
 YNNPACK by default; for the small dots of a force call (a few thousand rows by 16 or
-32) its own dot emitter is faster. Measured on 2 idle cores, alternating in one
-sitting: alanine SchNet BAOAB, 32 replicas, 2.31-2.49 -> 1.96-2.10 ms/step (1.17x);
-water (256 beads, neighbour lists, 4 replicas) 45-52 -> 34-41 ms/step (1.28x). FM
-training, whose parameter gradients are larger dots, ran at 0.8x with it as a
-process-wide flag (two paired runs under load), so only the sampler's programs get it."""
+32) its own dot emitter is faster. Training, whose parameter gradients are larger
+dots, was slower with it as a process-wide flag, so only the sampler's programs get
+it. ``cgflow bench --compare`` of runs with and without ``CGFLOW_XLA_TUNING=off``
+measures the difference on a machine."""
 
 
 def sampling_compiler_options(environ=None) -> dict:

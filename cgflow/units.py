@@ -1,6 +1,6 @@
 """Units and constants shared by the systems (OpenMM's units: nm, ps, kJ/mol, K, amu)."""
 
-MOLAR_GAS_CONSTANT = 8.314462618e-3
+MOLAR_GAS_CONSTANT = 8.314_462_618e-3
 """R in kJ/(mol K): kT = R T per mole."""
 
 MOLECULAR = {"length": "nm", "time": "ps", "energy": "kJ/mol", "mass": "amu", "temperature": "K"}
@@ -12,8 +12,8 @@ REDUCED = {"length": "reduced", "time": "reduced", "energy": "reduced (k_B = 1)"
 KJ_PER_KCAL = 4.184
 """kJ per kcal (thermochemical calorie): JAX MD's force fields work in kcal/mol."""
 
-BAR_PER_KJ_MOL_NM3 = 16.605390671738466
-"""1 kJ/mol/nm^3 in bar (1e3 J / 6.02214076e23 / 1e-27 m^3 / 1e5 Pa)."""
+BAR_PER_KJ_MOL_NM3 = 16.605_390_671_738_466
+"""1 kJ/mol/nm^3 in bar (1e3 J / Avogadro's number / 1e-27 m^3 / 1e5 Pa)."""
 
 
 def pressure_bar(du_ds, n_particles: int, kT: float, volume_nm3):

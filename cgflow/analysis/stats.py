@@ -43,7 +43,7 @@ out the correlation between neighbouring blocks: a 95 % CI of the mean of an
 AR(1) series (phi = 0.9, 5,000 steps) covered the true mean in 86 % of 200
 repeats; with two, 94.5 %; with four, 93.5 % (fewer blocks). tests/test_stats.py
 checks the rate."""
-REFERENCE_SEED = 20221103
+REFERENCE_SEED = 20_221_103
 """Seed of the reference side of every bootstrap: all models scored against one
 reference draw the same reference blocks, so their differences are paired."""
 

@@ -105,7 +105,7 @@ def fit(
       stop_after: stop after this many checks, leaving the checkpoint (tests).
 
     Returns:
-      (params, history): the parameters kept and one dict per check: the step
+      The parameters kept, and the history: one dict per check with the step
       count, the step's metrics (averaged over a check), ``val_loss`` and
       ``wall_time_s``.
     """

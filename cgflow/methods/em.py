@@ -1,14 +1,14 @@
 """Energy matching (Duschatko et al. 2024): a free energy A(R, beta) trained on the
 mapped forces and on the all-atom potential energy, at several temperatures at once.
 
-For a CG map R = M(x) the exact CG free energy satisfies
+For a CG map R = M(x) the exact CG free energy satisfies::
 
     -grad_R A(R, beta) = <f_mapped | R>_beta        (the mean force, as in FM)
     d(beta A)/d beta   = <U_AA | R>_beta + c(beta)  (the conditional all-atom energy)
 
 with c(beta) independent of R (A is defined up to a function of beta). So every
 reference frame i at kT_i gives two unbiased labels, its mapped force F_i and its
-all-atom energy U_i, and the loss
+all-atom energy U_i, and the loss::
 
     L = w_F <|F_i + grad_R A(R_i, beta_i)|^2> / (D sigma_F^2)
       + w_E <(r_i - rbar_{T(i)})^2> / sigma_U^2,   r_i = U_i - d(beta A)/d beta (R_i, beta_i)

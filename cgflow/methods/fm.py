@@ -1,5 +1,7 @@
 """Force matching: minimise the mean squared error between model and mapped forces.
 
+::
+
     L(theta) = < |F_map(r) + grad_R U_theta(M r)|^2 > / (n_beads * dim)
 
 Its minimiser over all functions is the mean force, -grad A(R) (Noid et al. 2008).
@@ -119,8 +121,8 @@ def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt,
         return FMState(optax.apply_updates(state.params, updates), opt_state), {"train_loss": value}
 
     # the validation frames are arguments, not constants of the program: XLA would
-    # otherwise fold the loss's data-only parts at compile time (14 s per scatter
-    # on a 128-bead water box)
+    # otherwise fold the loss's data-only parts at compile time, which takes long
+    # for a box's scatters
     val_loss = jax.jit(loss)
     return Trainer(init, step, lambda st: st.params, pure=True,
                    validate=lambda p: val_loss(p, R_va, F_va, P_va))  # fmt: skip

@@ -3,11 +3,10 @@
 One ``vmap`` over thousands of frames makes every intermediate of the network a
 (frames, pairs, features) array far larger than the CPU's caches, and its reverse
 pass streams them all through memory again. Scanning over chunks of frames keeps
-each chunk's intermediates in cache: on 2 cores, for the 10-bead alanine SchNet,
-the parameter gradient of 4,096 frames took 0.65-0.71 s in chunks of 16-64 frames
-against 1.95 s in one ``vmap``, and their energies 0.12 s against 0.24 s. The
-chunk holds about ``PAIRS_PER_CHUNK`` bead pairs, so small systems are not split
-at all and a liquid box goes a few frames at a time.
+each chunk's intermediates in cache (``cgflow bench``'s RE update time measures
+the gradient over a reference batch). The chunk holds about ``PAIRS_PER_CHUNK``
+bead pairs, so small systems are not split at all and a liquid box goes a few
+frames at a time.
 
 A frame is positions R (beads, dim), or ``(R, idx)`` with its pair list idx (2,
 capacity) (:mod:`cgflow.models.pairs`): then the model sees only the listed pairs,

@@ -6,7 +6,8 @@ its parameters, saved with Flax serialisation.
 Networks: ``mlp`` (a feed-forward net on the standardised flat coordinates; for
 low-dimensional toy systems) and ``schnet`` (an invariant continuous-filter
 message-passing network over bead pairs within a cutoff, Schuett et al. 2018,
-with species embeddings and a smooth cosine envelope; for molecules).
+with species embeddings and a smooth cosine envelope; for molecules). The
+description::
 
     description = {
       "n_beads": int, "dim": int, "kT": float,

@@ -30,10 +30,10 @@ def make_simulation(topology, system, integrator, platform: str, deterministic: 
 
     With ``deterministic``, one seed gives one trajectory: the platform's
     DeterministicForces is set where it has one (CPU, CUDA), and the CPU platform
-    runs one thread, because with two its sums still differ from run to run
-    (measured on alanine dipeptide with DeterministicForces set: in OBC2 frames
-    1e-3 nm apart after 0.2 ps; in vacuum 2e-9 nm at the first frame, growing to
-    1e-2 nm by the 20th; identical with one thread).
+    runs one thread, because with two its sums still differ from run to run even
+    with DeterministicForces set, and the difference grows along the trajectory
+    (tests/test_faults.py resumes an OpenMM run and checks it against an uninterrupted
+    one).
 
     Returns:
       (simulation, platform name).

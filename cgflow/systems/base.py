@@ -63,7 +63,9 @@ class ExactProfile(NamedTuple):
 class System(Protocol):
     """A benchmark system.
 
-    Class attributes (declared capabilities):
+    Its class attributes declare its capabilities.
+
+    Attributes:
       type: the system type in config (``systems.<name>.type``).
       units: units of its data sets.
       dim: spatial dimension of its particles.

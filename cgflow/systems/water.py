@@ -33,7 +33,7 @@ from cgflow.systems.base import OpenMMSetup
 from cgflow.systems.pairs import pair_distance_counts, rdf_of_counts
 from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
 
-AVOGADRO = 6.02214076e23
+AVOGADRO = 6.022_140_76e23
 WATER_MODELS = {
     # force field file, O-H length (nm), H-O-H angle (degrees); TIP4P-Ew adds a
     # massless virtual site M per molecule (OpenMM's Modeller.addExtraParticles)
