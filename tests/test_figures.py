@@ -161,3 +161,24 @@ def test_the_claims_figure_keeps_long_names_and_its_label_inside():
     assert not clipped(fig)
     assert len(fig.axes[0].get_yticklabels()) == 3
     plt.close(fig)
+
+
+def test_a_study_without_claims_draws_an_empty_claims_figure():
+    import warnings
+
+    columns = ["claim", "kind", "effect", "ci_low", "ci_high", "line", "verdict"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no singular axis limits
+        fig = figures.claims_figure(pd.DataFrame(columns=columns))
+    assert fig.axes[0].texts[0].get_text() == "no claims in the config"
+    assert not clipped(fig)
+    plt.close(fig)
+
+
+def test_data_free_generators_get_a_colour_each():
+    rows = table()
+    rows = pd.concat([rows, rows.iloc[[-2]].assign(method="rkl_flow", mean=0.1)])
+    fig = figures.error_vs_figure(rows, "dt", UNITS)
+    lines = [ln for ln in fig.axes[0].get_lines() if "no data" in str(ln.get_label())]
+    assert len(lines) == 2 and lines[0].get_color() != lines[1].get_color()
+    plt.close(fig)

@@ -31,6 +31,8 @@ COLUMNS_PER_ROW = 3
 PANEL = (4.6, 3.4)
 """Width and height of one panel (inches), its legend beside it not included."""
 DPI = 120
+FREE_COLORS = ("tab:purple", "tab:pink", "tab:olive")
+"""Lines of data-free generators (one value, no axis), each its own colour."""
 VERDICT_COLORS = {"holds": "tab:green", "does not hold": "tab:red", "undecided": "tab:gray"}
 
 
@@ -118,8 +120,8 @@ def error_vs_figure(table: pd.DataFrame, x: str, units: dict[str, dict] | None =
         if unstable:
             ax.plot([], [], "x", color="0.3", mew=2, label="x: every seed unstable")
         at = table[free & (table.system == system) & (table.temperature == temperature)]
-        for method, g in at.groupby("method"):
-            ax.axhline(g["mean"].mean(), ls="--", lw=1.2, color="tab:purple",
+        for k, (method, g) in enumerate(at.groupby("method")):
+            ax.axhline(g["mean"].mean(), ls="--", lw=1.2, color=FREE_COLORS[k % len(FREE_COLORS)],
                        label=f"{method} (no data, sampled)")  # fmt: skip
         if references is not None:
             ref = references[(references.system == system) & (references.metric == metric)
@@ -316,7 +318,7 @@ def claims_figure(table: pd.DataFrame):
     ax.axvline(0.0, color="k", lw=0.8)
     labels = [textwrap.fill(f"{r.claim} ({r.verdict})", 55) for r in table.itertuples()]
     ax.set_yticks(range(len(table)), labels, fontsize=7)
-    ax.set_ylim(len(table) - 0.5, -0.5)
+    ax.set_ylim(max(len(table), 1) - 0.5, -0.5)
     ax.set_xlabel(
         "effect against the claim's line, 95 % CI over seeds\n(method - baseline, less a "
         "within claim's margin; threshold - metric\nfor at_least): negative favours the claim",
