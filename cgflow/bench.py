@@ -49,16 +49,10 @@ def machine() -> dict:
     """CPU model, cores, Python and JAX versions, JAX backend and device."""
     import jax
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from cgflow.runtime import cpu_model
+
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "affinity_cores": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")

@@ -328,12 +328,13 @@ def _compare_claims(args) -> int:
             raise ValueError(f"{path}: not a claims.csv of cgflow aggregate (lacks "
                              f"{sorted(missing)})")  # fmt: skip
         tables.append(table)
-    text = comparison_markdown(compare_verdicts(*tables), args.first, args.second)
+    compared = compare_verdicts(*tables)
+    text = comparison_markdown(compared, args.first, args.second)
     if args.out:
         Path(args.out).write_text(text)
     else:
         print(text, end="")
-    flipped = (compare_verdicts(*tables).moved == "flipped").sum()
+    flipped = (compared.moved == "flipped").sum()
     print(f"compare-claims: {flipped} verdict(s) flipped", file=sys.stderr)
     return 0
 

@@ -227,16 +227,43 @@ def sampling_compiler_options(environ=None) -> dict:
     return dict(SAMPLING_COMPILER_OPTIONS)
 
 
-def available_memory() -> int | None:
-    """Bytes of memory this machine can give a new allocation now (Linux
-    ``MemAvailable``; else free pages), or None when unknown."""
+def _meminfo(key: str) -> int | None:
+    """Bytes of a /proc/meminfo entry (Linux), or None."""
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(f"{key}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def total_memory() -> int | None:
+    """Bytes of memory this machine has (Linux ``MemTotal``), or None when unknown."""
+    return _meminfo("MemTotal")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else what the platform says)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor()
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a new allocation now (Linux
+    ``MemAvailable``; else free pages), or None when unknown."""
+    found = _meminfo("MemAvailable")
+    if found is not None:
+        return found
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

@@ -24,6 +24,7 @@ from cgflow.analysis.claims import (
 )
 from cgflow.analysis.convergence import (
     MIN_BASIN_SAMPLES,
+    basin_relaxation,
     convergence_markdown,
     reference_checks,
     unconverged,
@@ -262,8 +263,7 @@ def _relaxation_text(bootstrap: dict) -> str:
     """The reference runs' basin relaxation time, as a clause (empty when the
     reference is not a time series or visits one basin only)."""
     parts = []
-    for side, label in (("samples", "training"), ("reference", "test")):
-        br = (bootstrap.get(side) or {}).get("basin_relaxation") or {}
+    for label, br in basin_relaxation(bootstrap).items():
         tau = br.get("tau")
         if tau is None or not np.isfinite(tau):
             continue

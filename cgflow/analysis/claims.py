@@ -56,8 +56,6 @@ basin populations are its start frames', not the model's.
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pandas as pd
 
@@ -101,11 +99,6 @@ def seed_draws(draws: dict, keys: tuple, seeds, metric: str, value_of: dict) -> 
         d = draws.get(tuple(keys) + (str(seed),), {})
         out.append(d[metric] if metric in d else np.full(stats.N_BOOT, value_of[seed]))
     return out
-
-
-def group_rng(keys) -> np.random.Generator:
-    """A generator seeded by a cell's identity (reproducible tables)."""
-    return np.random.default_rng(zlib.crc32("/".join(map(str, keys)).encode()))
 
 
 def verdict(lo: float, hi: float, margin: float = 0.0) -> str:
@@ -213,20 +206,23 @@ def _empty_row(claim: dict, metric: str) -> dict:
 
 def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict,
                    min_seeds: int = MIN_SEEDS, unconverged=frozenset(),
-                   min_crossing: float = 0.0) -> dict:  # fmt: skip
+                   min_crossing: float = 0.0, crossing: dict | None = None) -> dict:  # fmt: skip
     """One row of the claims table (COLUMNS) for ``claim`` (a validated config entry):
     its verdict from the CI, then ``undecided (n seeds)`` below ``min_seeds`` seeds,
     ``undecided (reference not converged)`` where its (system, temperature) is in
     ``unconverged``, and ``undecided (replicas did not cross)`` where a run it reads
-    has ``replicas_crossing`` below ``min_crossing``."""
+    has ``replicas_crossing`` below ``min_crossing`` (``crossing``: the runs' values,
+    ``replicas_crossing(df)`` when not given)."""
     row = _evaluate(claim, df, primary, draws)
     runs = row.pop("_runs", [])
     n = int(row["n_seeds"])
     reasons = [f"{n} seed{'s' if n > 1 else ''}"] if 0 < n < min_seeds else []
     if (row["system"], row["temperature"]) in unconverged:
         reasons.append("reference not converged")
-    if min_crossing > 0 and not_crossing(df, runs, min_crossing):
-        reasons.append("replicas did not cross")
+    if min_crossing > 0:
+        crossing = replicas_crossing(df) if crossing is None else crossing
+        if any(crossing.get(r, 1.0) < min_crossing for r in runs):
+            reasons.append("replicas did not cross")
     if reasons:
         row["verdict"] = f"undecided ({'; '.join(reasons)})"
     return row
@@ -291,13 +287,11 @@ def _runs_of(terms: list, seeds: list) -> list[tuple]:
     return [tuple(keys) + (str(seed),) for _, keys, _ in terms for seed in seeds]
 
 
-def not_crossing(df: pd.DataFrame, runs: list[tuple], threshold: float) -> list[tuple]:
-    """Of ``runs`` (run keys), those whose CG replicas crossed between basins less
-    often than ``threshold`` (``replicas_crossing``; runs without it, such as
-    generators and references, pass)."""
+def replicas_crossing(df: pd.DataFrame) -> dict[tuple, float]:
+    """Each CG run's ``replicas_crossing`` by ``run_key`` (generators and references
+    have none)."""
     rows = df[df.metric == "replicas_crossing"]
-    crossing = {run_key(r): r["value"] for r in rows.to_dict("records")}
-    return [r for r in runs if r in crossing and crossing[r] < threshold]
+    return {run_key(r): r["value"] for r in rows.to_dict("records")}
 
 
 def _stable_runs(claim: dict, part: pd.DataFrame, fixed: dict) -> str:
@@ -434,7 +428,8 @@ def _at_least_cell(claim: dict, part: pd.DataFrame) -> dict:
 def claims_table(claims: list[dict], df: pd.DataFrame, primary: dict, draws: dict,
                  min_seeds: int = MIN_SEEDS, unconverged=frozenset(),
                  min_crossing: float = 0.0) -> pd.DataFrame:  # fmt: skip
-    rows = [evaluate_claim(c, df, primary, draws, min_seeds, unconverged, min_crossing)
+    crossing = replicas_crossing(df)
+    rows = [evaluate_claim(c, df, primary, draws, min_seeds, unconverged, min_crossing, crossing)
             for c in claims]  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 

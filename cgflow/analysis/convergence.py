@@ -25,13 +25,22 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-REFERENCE = "reference"
+from cgflow.analysis.claims import REFERENCE
+
 MIN_BASIN_SAMPLES = 50
 """Independent samples of the slowest basin a reference run needs (the default of
 config ``min_basin_samples``)."""
 SIDES = (("samples", "training"), ("reference", "test"))
 """The bootstrap record's sides of a reference scored as a model: the training run
 (its samples) and the test run (the reference)."""
+
+
+def basin_relaxation(bootstrap: dict) -> dict[str, dict]:
+    """The basin relaxation ``cgflow evaluate`` recorded for each run of a reference
+    scored as a model (``metrics.json``'s ``bootstrap``), by run (``training``,
+    ``test``); empty for a run that is not a time series."""
+    return {label: (bootstrap.get(side) or {}).get("basin_relaxation") or {}
+            for side, label in SIDES}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,9 +94,7 @@ def reference_checks(df: pd.DataFrame, records: list[dict],
         run = rec["run"]
         if run["method"] != REFERENCE:
             continue
-        boot = rec.get("bootstrap") or {}
-        relax = {label: (boot.get(side) or {}).get("basin_relaxation") or {}
-                 for side, label in SIDES}  # fmt: skip
+        relax = basin_relaxation(rec.get("bootstrap") or {})
         if not relax["test"]:
             continue  # scored against an exact distribution, not a second run
         at = (df.system == run["system"]) & (df.mapping == run["mapping"])
@@ -98,13 +105,12 @@ def reference_checks(df: pd.DataFrame, records: list[dict],
             for r in basins.itertuples()
             if np.isfinite(r.ci_low) and np.isfinite(r.ci_high) and (r.ci_low > 0 or r.ci_high < 0)
         )  # fmt: skip
-        counts = [float(r.get("independent_samples", math.nan)) for r in relax.values() if r]
-        if not len(basins) and not any(np.isfinite(counts)):
+        counts = {k: float(r.get("independent_samples", math.nan)) for k, r in relax.items() if r}
+        if not len(basins) and not np.isfinite(list(counts.values())).any():
             continue  # no basins (a liquid): nothing to converge
         out.append(ReferenceCheck(
             system=run["system"], mapping=run["mapping"], temperature=float(run["temperature"]),
-            independent_samples={k: float(r.get("independent_samples", math.nan))
-                                 for k, r in relax.items() if r},
+            independent_samples=counts,
             slowest_basin={k: r.get("slowest_basin", "") for k, r in relax.items() if r},
             disagreeing=disagreeing, min_samples=min_samples,
         ))  # fmt: skip

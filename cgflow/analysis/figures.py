@@ -21,11 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cgflow.analysis.claims import verdict_kind  # noqa: E402
+from cgflow.analysis.claims import REFERENCE, verdict_kind  # noqa: E402
 from cgflow.analysis.names import dt_label, figure_name  # noqa: E402
 from cgflow.io import load_dataset  # noqa: E402
 
-REFERENCE = "reference"
 COLUMNS_PER_ROW = 3
 """Panels per row before a figure wraps."""
 PANEL = (4.6, 3.4)
@@ -129,14 +128,14 @@ def error_vs_figure(table: pd.DataFrame, x: str, units: dict[str, dict] | None =
             if len(ref):
                 ax.axhline(ref.value.mean(), color="k", ls=":", lw=1.0,
                            label="noise floor (reference data)")  # fmt: skip
-        ax.set_xticks(sorted(part[x].unique()))  # the values run, not a generic scale
+        ticks = sorted(part[x].unique())  # the values run, not a generic scale
         if x == "n_train":
             ax.set_xscale("log")
             ax.minorticks_off()
-            ax.set_xticks(sorted(part[x].unique()), [f"{v:g}" for v in sorted(part[x].unique())])
             ax.set_xlabel("training frames n_train")
         else:
             ax.set_xlabel(time_axis_label((units or {}).get(system)))
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
         ax.set_ylabel(f"{metric}\n(mean over seeds, 95 % CI)")
         ax.set_title(f"{system}, T = {temperature:g}", fontsize=9)
         _legend_beside(ax)

@@ -23,6 +23,7 @@ import subprocess
 from pathlib import Path
 
 from cgflow.io import atomic_write
+from cgflow.runtime import cpu_model, total_memory
 
 PACKAGES = ("cgflow", "jax", "jaxlib", "flax", "optax", "jax-md", "openmm", "snakemake",
             "numpy", "scipy", "pymbar", "mdtraj", "pandas")  # fmt: skip
@@ -86,24 +87,6 @@ def _git(folder: Path, *args: str) -> str:
     return out.stdout.strip()
 
 
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    hit = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return hit.group(1).strip() if hit else platform.processor()
-
-
-def _memory_gb() -> float | None:
-    try:
-        text = Path("/proc/meminfo").read_text()
-    except OSError:
-        return None
-    hit = re.search(r"^MemTotal:\s*(\d+) kB", text, re.MULTILINE)
-    return round(int(hit.group(1)) / 1024**2, 1) if hit else None
-
-
 def _gpus() -> list[str]:
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
@@ -115,11 +98,12 @@ def _gpus() -> list[str]:
 
 def machine() -> dict:
     """The machine a page is generated on (where the study ran, when run in place)."""
+    total = total_memory()
     return {
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "memory_gb": _memory_gb(),
+        "memory_gb": None if total is None else round(total / 1024**3, 1),
         "gpus": _gpus(),
         "python": platform.python_version(),
     }
