@@ -259,6 +259,13 @@ def _claim_kind_problems(where: str, claim: dict) -> list[str]:
         problems.append(f"{where}.margin: a within claim needs a margin > 0")
     if "threshold" in claim:
         problems.append(f"{where}.threshold: only an at_least claim has one")
+    if kind == "more_stable":
+        if claim.get("baseline") == "reference":
+            problems.append(f"{where}.baseline: a more_stable claim compares two methods' "
+                            "CG runs; the reference has none")  # fmt: skip
+        if "metric" in claim:
+            problems.append(f"{where}.metric: a more_stable claim counts blown-up runs; "
+                            "it has no metric")  # fmt: skip
     return problems
 
 

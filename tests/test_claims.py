@@ -305,6 +305,8 @@ def test_claims_of_each_kind_need_what_they_compare_with():
         {"name": "b", "system": system, "method": method, "kind": "at_least"},
         {"name": "c", "system": system, "method": method, "baseline": "reference",
          "kind": "within"},
+        {"name": "d", "system": system, "method": method, "baseline": "reference",
+         "kind": "more_stable", "metric": "pmf_wrmse_kT"},
     ]  # fmt: skip
     with pytest.raises(ConfigError) as err:
         validate_config(config)
@@ -312,6 +314,8 @@ def test_claims_of_each_kind_need_what_they_compare_with():
     assert "claims[0]: a within claim needs a baseline" in text
     assert "claims[1]: an at_least claim needs a threshold" in text
     assert "claims[2].margin: a within claim needs a margin > 0" in text
+    assert "claims[3].baseline: a more_stable claim compares two methods' CG runs" in text
+    assert "claims[3].metric: a more_stable claim counts blown-up runs" in text
 
 
 def test_an_unstable_cell_is_not_replaced_by_another():
@@ -330,6 +334,49 @@ def test_an_unstable_cell_is_not_replaced_by_another():
     at_min = table.loc["at min"]
     assert at_min.effect == pytest.approx(-0.30) and at_min.verdict == "holds"
     assert at_max.stable_runs == "re 0/3, fm 3/3" and at_min.stable_runs == "re 3/3, fm 3/3"
+
+
+def stability_study(blew_up: dict, seeds=range(6)):
+    """'stable' rows (1, or 0 for a run that blew up) of method, dt cells:
+    ``blew_up[(method, dt)]`` is how many of the seeds blew up."""
+    rows = []
+    for (method, dt), k in blew_up.items():
+        for seed in seeds:
+            rows.append({"system": "dw", "mapping": "x1", "temperature": 3.0,
+                         "method": method, "n_train": 1000, "dt": dt, "seed": seed,
+                         "run_dir": "r", "metric": "stable",
+                         "value": float(seed >= k)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_more_stable_claim_compares_blow_up_rates_at_the_largest_dt():
+    """RE blows up in 0 of 6 seeds at dt 0.3, FM in 5 of 6: effect -5/6 with
+    Newcombe's CI below zero, holds; 1 against 2 of 6 is undecided; at dt 0.1, where
+    neither blows up, it is undecided too (no evidence either way), and a margin of
+    0.5 makes that "does not hold"."""
+    df = stability_study({("re", 0.1): 0, ("fm", 0.1): 0, ("re", 0.3): 0, ("fm", 0.3): 5})
+    kw = {"kind": "more_stable", "dt": "max"}
+    table = claims_table(
+        [claim(name="max", **kw), claim(name="min", kind="more_stable"),
+         claim(name="margin", kind="more_stable", margin=0.5)],
+        df, {"dw": "pmf_wrmse_kT"}, {},
+    ).set_index("claim")  # fmt: skip
+    top = table.loc["max"]
+    assert top.effect == pytest.approx(-5 / 6) and top.ci_high < 0 and top.verdict == "holds"
+    assert top.metric == "unstable_fraction" and top.stable_runs == "re 6/6, fm 1/6"
+    assert top.cells == "n_train 1000, dt 0.3" and top.n_seeds == 6
+    assert table.loc["min"].verdict == "undecided" and table.loc["min"].effect == 0.0
+    assert table.loc["margin"].verdict == "does not hold"
+    close = stability_study({("re", 0.3): 1, ("fm", 0.3): 2})
+    row = claims_table([claim(**kw)], close, {"dw": "pmf_wrmse_kT"}, {}).iloc[0]
+    assert row.verdict == "undecided" and row.ci_low < 0 < row.ci_high
+    # the reference's convergence is not its concern; too few seeds still are
+    row = claims_table([claim(**kw)], df, {"dw": "pmf_wrmse_kT"}, {},
+                       unconverged={("dw", 3.0)}).iloc[0]  # fmt: skip
+    assert row.verdict == "holds"
+    few = stability_study({("re", 0.3): 0, ("fm", 0.3): 2}, seeds=range(2))
+    row = claims_table([claim(**kw)], few, {"dw": "pmf_wrmse_kT"}, {}).iloc[0]
+    assert row.verdict == "undecided (2 seeds)"
 
 
 def test_stable_runs_are_counted_at_the_worse_end_of_a_degrades_less_claim():

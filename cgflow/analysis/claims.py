@@ -31,6 +31,17 @@ Two more kinds test a method on its own:
   least ``threshold``: ``holds`` when its CI lies above it, ``does not hold`` when
   below.
 
+And one compares how often two methods' CG runs blow up:
+
+- ``kind: more_stable``: the share of the method's runs (seeds) in the claim's
+  (n_train, dt) cell that blew up, minus the baseline's, with Newcombe's score
+  interval for a difference of proportions (``stats.proportion_difference_ci``).
+  Negative: the method blows up less often. It is read at the claim's ``dt``; a
+  time-step claim sets ``dt: max``, the system's largest. The seeds are the unit: a
+  run blows up as a whole (``cgflow.simulate.langevin``), so ``n_seeds`` is the
+  smaller side's number of runs, and neither the reference's convergence nor the
+  replicas' crossing bears on it.
+
 A method (or ``reference``) run in only one (n_train, dt) cell, as a data-free
 generator (n_train 0, dt 0) or the reference, is compared in that cell whatever
 the claim's ``n_train`` and ``dt``, which then pick the other side's cell; a
@@ -62,7 +73,7 @@ import pandas as pd
 from cgflow.analysis import stats
 from cgflow.analysis.names import dt_label, n_train_label
 
-CLAIM_KINDS = ("better", "degrades_less", "within", "at_least")
+CLAIM_KINDS = ("better", "degrades_less", "within", "at_least", "more_stable")
 MIN_SEEDS = 3
 """Seeds a claim needs before its verdict can be holds or does not hold (the
 default of config ``claims_min_seeds``)."""
@@ -217,7 +228,7 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict,
     runs = row.pop("_runs", [])
     n = int(row["n_seeds"])
     reasons = [f"{n} seed{'s' if n > 1 else ''}"] if 0 < n < min_seeds else []
-    if (row["system"], row["temperature"]) in unconverged:
+    if claim["kind"] != "more_stable" and (row["system"], row["temperature"]) in unconverged:
         reasons.append("reference not converged")
     if min_crossing > 0:
         crossing = replicas_crossing(df) if crossing is None else crossing
@@ -238,6 +249,8 @@ def _evaluate(claim: dict, df: pd.DataFrame, primary: dict, draws: dict) -> dict
     row = _empty_row(claim, claim.get("metric") or primary.get(system, ""))
     if claim["kind"] == "at_least":
         return _at_least(claim, df, draws, row)
+    if claim["kind"] == "more_stable":
+        return _more_stable(claim, df, row)
     metric = row["metric"]
     part = df[(df.system == system) & (df.metric == metric)]
     part = part[part.method.isin([claim["method"], claim["baseline"]])]
@@ -380,6 +393,42 @@ def _at_least(claim: dict, df: pd.DataFrame, draws: dict, row: dict) -> dict:
             "verdict": verdict_, "_runs": _runs_of([(1.0, keys, value_of)], seeds)}  # fmt: skip
 
 
+UNSTABLE = "unstable_fraction"
+"""The metric column of a ``more_stable`` claim: the share of runs that blew up."""
+
+
+def _more_stable(claim: dict, df: pd.DataFrame, row: dict) -> dict:
+    """A ``more_stable`` claim: the method's share of blown-up runs minus the
+    baseline's in the claim's cell, with Newcombe's CI; holds when the CI lies below
+    zero."""
+    row = {**row, "metric": UNSTABLE}
+    part = df[(df.system == claim["system"]) & (df.metric == "stable")
+              & df.method.isin([claim["method"], claim["baseline"]])]  # fmt: skip
+    part, where = _at_temperature(claim, part)
+    if part is None or not len(part):
+        return {**row, "cells": where or "no runs of these methods", "verdict": "undecided"}
+    row["temperature"] = float(part.temperature.iloc[0])
+    fixed = _fixed_cells(part)
+    cells = _cells(claim, part, fixed)
+    if isinstance(cells, str):
+        return {**row, "cells": where + cells, "verdict": "undecided"}
+    (_, cell), runs, counts = cells[0], [], []
+    for method in (claim["method"], claim["baseline"]):
+        c = fixed.get(method, cell)
+        hit = part[(part.method == method) & _same(part.n_train, c["n_train"])
+                   & _same(part.dt, c["dt"])]  # fmt: skip
+        counts.append((int((hit.value < 0.5).sum()), len(hit)))
+        runs.append(f"{method} {len(hit) - counts[-1][0]}/{len(hit)}")
+    row.update(cells=where + _cell_text(cell), stable_runs=", ".join(runs))
+    if min(n for _, n in counts) == 0:
+        return {**row, "cells": row["cells"] + " (a side has no runs)", "verdict": "undecided"}
+    (x1, n1), (x2, n2) = counts
+    lo, hi = stats.proportion_difference_ci(x1, n1, x2, n2)
+    verdict_ = verdict(lo, hi, claim.get("margin", 0.0))
+    return {**row, "effect": x1 / n1 - x2 / n2, "ci_low": lo, "ci_high": hi,
+            "n_seeds": min(n1, n2), "verdict": verdict_}  # fmt: skip
+
+
 def claimed_cells(claims: list[dict], system: str, cells: list[dict]) -> set[tuple]:
     """The (method, n_train, dt) cells of ``system`` that its claims compare.
 
@@ -447,6 +496,8 @@ def claims_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
         "cell; the claim holds only when both CIs lie below zero. A within claim holds "
         "when the CI lies below its margin; an at_least claim's effect is the metric "
         "itself, and it holds when the CI lies above the threshold (baseline column). "
+        "A more_stable claim's effect is the share of the method's runs that blew up "
+        "minus the baseline's (metric unstable_fraction), with Newcombe's score CI. "
         "Stable runs: each side's runs that finished without blowing up, of those run, in"
         " the claim's cell (at the worse end); the effect uses the seeds where both sides"
         " were stable.",

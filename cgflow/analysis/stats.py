@@ -292,6 +292,29 @@ def seed_ratio_ci(
     return -math.inf, float(roots[0])
 
 
+def proportion_difference_ci(
+    x1: int, n1: int, x2: int, n2: int, alpha: float = 0.05
+) -> tuple[float, float]:
+    """Newcombe's hybrid score CI of p1 - p2 from x1 of n1 and x2 of n2 independent
+    trials (e.g. the runs of two methods that blew up): each side's Wilson score
+    interval (scipy), combined as the square root of the sum of their squared
+    one-sided distances. Unlike the Wald interval it keeps its coverage at a few
+    trials and at counts of 0 or n (Newcombe 1998, Stat. Med. 17, 873)."""
+    from scipy.stats import binomtest
+
+    if min(n1, n2) < 1 or not (0 <= x1 <= n1 and 0 <= x2 <= n2):
+        raise ValueError(f"need 0 <= x <= n and n >= 1, got {x1}/{n1} and {x2}/{n2}")
+    (p1, (l1, u1)), (p2, (l2, u2)) = (
+        (x / n, binomtest(x, n).proportion_ci(1 - alpha, method="wilson"))
+        for x, n in ((x1, n1), (x2, n2))
+    )
+    d = p1 - p2
+    return (
+        float(d - math.hypot(p1 - l1, u2 - p2)),
+        float(d + math.hypot(u1 - p1, p2 - l2)),
+    )
+
+
 def bar(w_forward: np.ndarray, w_reverse: np.ndarray) -> tuple[float, float]:
     """Bennett acceptance ratio: the free-energy difference f1 - f0 (in kT) and its
     standard error, from the reduced work u1 - u0 on samples of state 0
