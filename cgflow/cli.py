@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="train: the reference models learn from; test: an independent one they are scored on",
     )  # fmt: skip
     p.add_argument("--out", required=True, help="output .npz (metadata .json beside it)")
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument(
+        "--run", type=_nonneg_int, metavar="K",
+        help="of a reference pooled from n_runs independent runs: sample run K only",
+    )  # fmt: skip
+    runs.add_argument(
+        "--pool", nargs="+", metavar="RUN_NPZ",
+        help="of a reference pooled from n_runs runs: join their data sets, in run order",
+    )  # fmt: skip
 
     p = sub.add_parser("map", help="map an AA data set to CG positions and forces")
     _study_args(p)
@@ -344,7 +353,8 @@ def _run_step(study, args) -> None:
     if args.step == "sample":
         from cgflow.steps.sample import sample_step
 
-        sample_step(study, args.temperature, args.out, part=args.part)
+        sample_step(study, args.temperature, args.out, part=args.part, run=args.run,
+                    pool=args.pool)  # fmt: skip
     elif args.step == "map":
         from cgflow.steps.map import map_dataset
 

@@ -115,7 +115,8 @@ def save_dataset(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) ->
 def check_arrays(path, arrays: dict) -> None:
     """The arrays every step reads, checked for what they must be (ValueError naming
     the file): ``positions`` and ``forces`` (frames, beads >= 1, dim >= 1) of real
-    numbers, alike in shape, finite; energies one finite number per frame."""
+    numbers, alike in shape, finite; energies one finite number per frame; ``run``
+    (a pooled reference's run of each frame) integers from 0, in order."""
     frames = None
     for key in ("positions", "forces"):
         if key not in arrays:
@@ -133,6 +134,13 @@ def check_arrays(path, arrays: dict) -> None:
             raise ValueError(f"{path}: forces {a.shape} and positions "
                              f"{arrays['positions'].shape} differ in shape")  # fmt: skip
         frames = a.shape[0]
+    if "run" in arrays and frames is not None:
+        run = arrays["run"]
+        steps = np.diff(run) if run.ndim == 1 else None
+        if (run.shape != (frames,) or not np.issubdtype(run.dtype, np.integer)
+                or (frames and (run[0] != 0 or not np.isin(steps, (0, 1)).all()))):  # fmt: skip
+            raise ValueError(f"{path}: run must be {frames} integers, one per frame, "
+                             "counting the pooled runs up from 0 in order")  # fmt: skip
     for key in ("energies", "aa_energies"):
         if key in arrays and frames is not None:
             e = arrays[key]

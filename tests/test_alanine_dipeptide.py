@@ -461,3 +461,41 @@ def test_the_jax_energy_is_refused_with_solvent():
     assert not system_def.jax_energy
     with pytest.raises(ValueError, match="in vacuum only"):
         system_def.aa_energy_jax()
+
+
+def test_a_reference_of_several_runs_is_sampled_run_by_run_and_pooled(tmp_path):
+    """n_runs 2: each run is half the production time with its own seed, the pooled
+    data set is the runs one after the other with each frame's run, and the map step
+    keeps the runs; a run that is not one of the reference's is refused."""
+    from cgflow.steps.map import map_dataset
+    from cgflow.steps.sample import run_path, sample_step
+    from cgflow.study import StudySettings
+
+    entry = {"potential": {"solvent": "vacuum", "constraints": "hbonds"},
+             "reference": {"equilibration_ps": 0.1, "production_ps": 1.0,
+                           "save_interval_ps": 0.1, "platform": "CPU", "seed": 4,
+                           "n_runs": 2}}  # fmt: skip
+    study = StudySettings("alanine_dipeptide", entry, {}, 0.1)
+    out = tmp_path / "aa.npz"
+    meta = sample_step(study, 300.0, str(out), io.StringIO())
+    data, saved = load_dataset(out)
+    runs = [load_dataset(run_path(out, k)) for k in range(2)]
+    assert data["positions"].shape == (10, 22, 3) and list(data["run"]) == [0] * 5 + [1] * 5
+    np.testing.assert_array_equal(
+        data["positions"], np.concatenate([r["positions"] for r, _ in runs])
+    )
+    assert [r["seed"] for r in saved["runs"]] == [4, 4 + 1009] == [m["md"]["seed"] for _, m in runs]
+    assert meta["n_frames"] == 10 and saved["md"]["n_runs"] == 2
+    assert not np.allclose(runs[0][0]["positions"][0], runs[1][0]["positions"][0], atol=1e-3)
+    import mdtraj
+
+    assert mdtraj.load(str(out.with_suffix(".h5"))).n_frames == 10
+    mapped = tmp_path / "cg.npz"
+    map_dataset(study, "heavy_atoms", str(out), str(mapped))
+    assert list(load_dataset(mapped)[0]["run"]) == list(data["run"])
+    with pytest.raises(ValueError, match="run 2 is not one of the reference's 2 runs"):
+        sample_step(study, 300.0, str(tmp_path / "x.npz"), io.StringIO(), run=2)
+    with pytest.raises(ValueError, match="pools 2 runs, got 1 data sets"):
+        sample_step(study, 300.0, str(tmp_path / "x.npz"), io.StringIO(), pool=[str(out)])
+    with pytest.raises(ValueError, match="must divide production_ps / n_runs"):
+        MDSettings(production_ps=1.0, save_interval_ps=0.1, n_runs=3)

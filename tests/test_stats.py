@@ -301,3 +301,21 @@ def test_re_lnz_falls_back_to_the_exponential_average(monkeypatch):
     monkeypatch.setattr(re_method, "bar", no_bar)
     fallback, se = re_method.lnz_difference(w, w)
     assert fallback == pytest.approx(-1.5, abs=0.1) and np.isnan(se)  # -dF, dF = 2 - 1/2
+
+
+def test_pooled_runs_keep_their_blocks_and_their_slow_mixing():
+    """Two independent AR(1) runs (phi 0.9, g = 19) pooled: g from the runs is about
+    19, and no block spans the join. Two runs that each sit in one state (a basin
+    each) have a g of about the whole run's length, where treating each run as its
+    own series would find them fast (g about 1)."""
+    rng = np.random.default_rng(5)
+    runs = np.repeat([0, 1], 20_000)
+    x = np.concatenate([ar1(rng, 0.9, 20_000), ar1(rng, 0.9, 20_000)])
+    assert 16 < stats.statistical_inefficiency(x, runs) < 22
+    labels = stats.block_labels(len(x), 3000, runs)
+    assert set(labels[runs == 0]).isdisjoint(labels[runs == 1])
+    assert np.all(np.diff(labels) >= 0) and labels.max() + 1 == 2 * (20_000 // 3000)
+    stuck = np.concatenate([rng.normal(0, 0.01, 2000), 1 + rng.normal(0, 0.01, 2000)])
+    runs = np.repeat([0, 1], 2000)
+    assert stats.statistical_inefficiency(stuck, runs) > 500
+    assert stats.statistical_inefficiency(stuck[:2000]) < 2

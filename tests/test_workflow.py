@@ -119,6 +119,27 @@ def test_a_claimed_system_runs_only_what_its_claims_compare(workdir):
     assert "results/dw_data_d25/x1/T3/fm/n1000_s0/dt0.05/metrics.json" in out
 
 
+def test_a_reference_of_several_runs_is_sampled_in_parallel_jobs_and_pooled(workdir):
+    """reference.n_runs 4 (test_reference.n_runs 2): a job per run, and the
+    reference's job pools them in run order."""
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    entry = config["systems"]["alanine_dipeptide"]
+    entry["reference"]["n_runs"] = 4
+    entry["test_reference"] = {"n_runs": 2}
+    (workdir / "config" / "runs.yaml").write_text(yaml.safe_dump(config))
+    plan = snakemake(workdir, "-n", "-p", "--configfile", "config/runs.yaml")
+    out = plan.stdout + plan.stderr
+    jobs = planned_jobs(out)
+    assert jobs["sample_reference_run"] == 4 and jobs["sample_test_reference_run"] == 2
+    base = "results/alanine_dipeptide/reference/T300/"
+    pooled = " ".join(f"{base}runs/{k}/aa.npz" for k in range(4))
+    assert f"--pool {pooled} --out {base}aa.npz" in out
+    assert f"--run 3 --out {base}runs/3/aa.npz" in out
+    assert f"--pool {base}test/runs/0/aa.npz {base}test/runs/1/aa.npz" in out
+    # the other systems' references are one run each, sampled whole by one job
+    assert re.search(r"--part train\s+--out results/double_well/reference/T3/aa\.npz", out)
+
+
 def test_configfile_replaces_the_default_config(workdir):
     """--configfile must not be merged into config/config.yaml (Snakemake's default)."""
     plan = snakemake(workdir, "-n", "--configfile", "config/paper_alanine_dipeptide.yaml")

@@ -57,37 +57,66 @@ def _pymbar():
     return pymbar
 
 
-def statistical_inefficiency(series: np.ndarray) -> float:
+def _segments(n: int, runs) -> list[slice]:
+    """The frames of each run of a pooled series (``runs``: each frame's run, in
+    order), or one segment without it."""
+    if runs is None:
+        return [slice(0, n)]
+    runs = np.asarray(runs)
+    if runs.shape != (n,):
+        raise ValueError(f"runs has shape {runs.shape}; needs one per frame ({n},)")
+    edges = np.flatnonzero(np.diff(runs)) + 1
+    bounds = np.r_[0, edges, n]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def statistical_inefficiency(series: np.ndarray, runs=None) -> float:
     """g = 1 + 2 tau_int (in frames) of a time series, the largest over its columns.
 
     Args:
       series: (n,) or (n, k) observables along a trajectory.
+      runs: for a series pooled from independent runs, each frame's run (in
+        order): g then comes from the runs' autocorrelations about their pooled
+        mean (pymbar's ``statistical_inefficiency_multiple``), so that neither a
+        join nor a run that stays in one basin while another stays in a second looks
+        like fast mixing.
     """
     x = np.asarray(series, float)
     x = x.reshape(len(x), -1)
     timeseries = _pymbar().timeseries
+    parts = _segments(len(x), runs)
     g = 1.0
     for col in x.T:
         if np.ptp(col) > 0:
-            g = max(g, float(timeseries.statistical_inefficiency(col, fast=False)))
+            if len(parts) > 1:
+                found = timeseries.statistical_inefficiency_multiple([col[p] for p in parts])
+            else:
+                found = timeseries.statistical_inefficiency(col, fast=False)
+            g = max(g, float(found))
     return g
 
 
-def block_length(series: np.ndarray, factor: float = BLOCK_FACTOR) -> int:
+def block_length(series: np.ndarray, factor: float = BLOCK_FACTOR, runs=None) -> int:
     """Frames per bootstrap block: ``factor`` statistical inefficiencies, and at
     most a fifth of the series (so there are at least five blocks)."""
     n = len(series)
-    g = statistical_inefficiency(series)
+    g = statistical_inefficiency(series, runs)
     return int(max(1, min(math.ceil(factor * g), n // 5)))
 
 
-def block_labels(n: int, length: int) -> np.ndarray:
+def block_labels(n: int, length: int, runs=None) -> np.ndarray:
     """Block index of each of ``n`` frames for blocks of ``length`` frames (the last
-    block takes the remainder)."""
+    block of a run takes the remainder). With ``runs`` (each frame's run, in order),
+    blocks lie within one run, so a block never spans the join of two runs."""
     if length < 1 or n < 1:
         raise ValueError(f"need n >= 1 and length >= 1, got n={n}, length={length}")
-    n_blocks = max(1, n // length)
-    return np.minimum(np.arange(n) // length, n_blocks - 1)
+    out, offset = np.empty(n, np.int64), 0
+    for part in _segments(n, runs):
+        m = part.stop - part.start
+        n_blocks = max(1, m // length)
+        out[part] = offset + np.minimum(np.arange(m) // length, n_blocks - 1)
+        offset += n_blocks
+    return out
 
 
 def group_counts(bin_index: np.ndarray, groups: np.ndarray, n_bins: int) -> np.ndarray:

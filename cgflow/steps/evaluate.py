@@ -27,20 +27,22 @@ replicas are cut into blocks of at least n / MAX_GROUPS frames (which any block
 bootstrap allows; it bounds the memory of the draws)."""
 
 
-def time_blocks(system, cv_values: np.ndarray) -> tuple[np.ndarray, int]:
+def time_blocks(system, cv_values: np.ndarray, runs=None) -> tuple[np.ndarray, int]:
     """Block of each frame of a time series of CV values, and the block length: two
     statistical inefficiencies of the slowest of the CVs (cos and sin of angles) and
-    the basin indicators."""
+    the basin indicators. ``runs``: a pooled reference's run of each frame (blocks
+    stay within a run)."""
     series = cv_feature_values(system, cv_values)
     basins = np.asarray(system.basins(cv_values))
     onehot = (basins[:, None] == np.arange(len(system.basin_names))).astype(float)
     series = np.concatenate([series, onehot], axis=1)
     n = len(series)
-    length = max(stats.block_length(series), math.ceil(n / MAX_GROUPS))
-    return stats.block_labels(n, length), int(length)
+    length = max(stats.block_length(series, runs=runs), math.ceil(n / MAX_GROUPS))
+    return stats.block_labels(n, length, runs), int(length)
 
 
-def basin_relaxation(system, cv_values: np.ndarray, interval: float | None) -> dict:
+def basin_relaxation(system, cv_values: np.ndarray, interval: float | None,
+                     runs=None) -> dict:  # fmt: skip
     """How slowly a time series moves between the system's basins: the integrated
     autocorrelation time tau of each basin's occupancy indicator (pymbar's
     statistical inefficiency g = 1 + 2 tau), the largest over the basins visited.
@@ -48,6 +50,8 @@ def basin_relaxation(system, cv_values: np.ndarray, interval: float | None) -> d
     Args:
       cv_values: (n_frames, n_cv) CV values of consecutive frames.
       interval: time between frames (None: report frames only).
+      runs: a pooled reference's run of each frame: tau from the runs'
+        autocorrelations about their pooled mean.
 
     Returns:
       ``tau_frames`` (the slowest basin's), ``tau`` (times ``interval``; NaN without
@@ -60,7 +64,7 @@ def basin_relaxation(system, cv_values: np.ndarray, interval: float | None) -> d
     for b, name in enumerate(system.basin_names):
         indicator = (basins == b).astype(float)
         if 0 < indicator.mean() < 1:
-            taus[name] = (stats.statistical_inefficiency(indicator) - 1.0) / 2.0
+            taus[name] = (stats.statistical_inefficiency(indicator, runs) - 1.0) / 2.0
     n = len(basins)
     if not taus:
         return {"tau_frames": math.nan, "tau": math.nan, "slowest_basin": None,
@@ -73,26 +77,29 @@ def basin_relaxation(system, cv_values: np.ndarray, interval: float | None) -> d
         "slowest_basin": slowest,
         "n_frames": n,
         "independent_samples": n / (2.0 * tau + 1.0),
+        "n_runs": 1 if runs is None else int(np.max(runs)) + 1,
     }
 
 
 def groups_of(system, samples: dict, cv_values: np.ndarray,
               frame_interval: float | None = None) -> tuple[np.ndarray, dict]:  # fmt: skip
     """Bootstrap groups of a data set: its CG replicas where it has them (each an
-    independent chain), else blocks of its time series (with the series' basin
-    relaxation time, ``frame_interval`` being the time between its frames)."""
+    independent chain), else blocks of its time series, within each of its pooled
+    runs where it has ``run`` (with the series' basin relaxation time,
+    ``frame_interval`` being the time between its frames)."""
     if "replica" in samples:
         replica = np.asarray(samples["replica"])
         info = {"groups": "replicas", "n_groups": int(replica.max()) + 1}
         if len(system.basin_names) > 1:  # a liquid has none
             info["replicas_crossing"] = replicas_crossing(system, cv_values, replica)
         return replica, info
-    labels, length = time_blocks(system, cv_values)
+    runs = samples.get("run")
+    labels, length = time_blocks(system, cv_values, runs)
     return labels, {
         "groups": "time blocks",
         "n_groups": int(labels.max()) + 1,
         "block_length": length,
-        "basin_relaxation": basin_relaxation(system, cv_values, frame_interval),
+        "basin_relaxation": basin_relaxation(system, cv_values, frame_interval, runs),
     }
 
 
@@ -278,8 +285,13 @@ def sampled_thermodynamics(model_dir: str, samples: dict, groups, reference: dic
 def _thermodynamics_of(system, cg_map, model_dir, samples, ref_data, kT, interval, rng):
     cv = system.cv(cg_map)
     groups, _ = groups_of(system, samples, cv(samples["positions"]), interval)
-    ref_groups, _ = groups_of(system, {}, cv(ref_data["positions"]), interval)
+    ref_groups, _ = groups_of(system, _runs_of(ref_data), cv(ref_data["positions"]), interval)
     return sampled_thermodynamics(model_dir, samples, groups, ref_data, ref_groups, kT, rng)
+
+
+def _runs_of(data: dict) -> dict:
+    """A data set's ``run`` labels (a pooled reference), for ``groups_of``."""
+    return {"run": data["run"]} if "run" in data else {}
 
 
 def sampling_speed(status: dict, meta: dict) -> dict:
@@ -335,11 +347,13 @@ def _latent(system, cg_map, samples: dict, run: dict):
 
 def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rng=None,
           target: ExactTarget | None = None, frame_interval: float | None = None,
-          reference_pressure=None):  # fmt: skip
+          reference_pressure=None, reference_runs=None):  # fmt: skip
     """The system's metrics for CG ``samples`` (``positions``, and ``replica`` where
-    they come from CG replicas): against the exact profile (``profile_1d``) or
-    against ``reference`` positions (``surface_2d``, ``structure``). A liquid's
-    samples with a ``pressure_bar`` are scored against ``reference_pressure`` too.
+    they come from CG replicas, ``run`` where they are a pooled reference): against
+    the exact profile (``profile_1d``) or against ``reference`` positions
+    (``surface_2d``, ``structure``; ``reference_runs``: its frames' runs where it is
+    pooled). A liquid's samples with a ``pressure_bar`` are scored against
+    ``reference_pressure`` too.
 
     Returns:
       (metrics, 95 % CIs, bootstrap draws, curves, raw RMSEs, how the frames were
@@ -355,7 +369,8 @@ def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rn
     if reference is None:
         raise ValueError(f"{system.type}: scoring needs reference positions")
     ref_values = cv(reference)
-    ref_groups, ref_info = groups_of(system, {}, ref_values, frame_interval)
+    ref_runs = {} if reference_runs is None else {"run": reference_runs}
+    ref_groups, ref_info = groups_of(system, ref_runs, ref_values, frame_interval)
     if system.figure_kind == "structure":
         from cgflow.analysis.structure import score_structure
 
@@ -428,12 +443,13 @@ def evaluate_step(
     bootstrap: dict = {"n_boot": stats.N_BOOT}
     target = exact_target(system, settings, kT) if system.figure_kind == "profile_1d" else None
     if status["stable"] and samples["positions"].shape[0] > 0:
-        reference, reference_pressure, ref_data = None, None, None
+        reference, reference_pressure, reference_runs, ref_data = None, None, None, None
         if target is None:
             if not reference_path:
                 raise ValueError(f"{system.type}: scoring needs a reference data set")
             ref_data = load_dataset(reference_path, required=("positions",))[0]
             reference, reference_pressure = ref_data["positions"], ref_data.get("pressure_bar")
+            reference_runs = ref_data.get("run")
         rng = np.random.default_rng(run_seed(run))
         interval = getattr(reference_settings(system, study.entry), "save_interval_ps", None)
         values, cis, draws, curves, raw, groups = score(
@@ -447,6 +463,7 @@ def evaluate_step(
             target,
             interval,
             reference_pressure,
+            reference_runs,
         )
         metrics.update(values)
         bootstrap.update(groups)

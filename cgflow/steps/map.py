@@ -14,9 +14,10 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
     """Map an AA data set to CG positions and forces with ``mapping``; write ``out``.
 
     The CG data set holds ``positions``, ``forces`` (frames, beads, dim),
-    ``aa_energies`` (frames,), ``box`` and ``pressure_bar`` where the AA data have
-    them, and the coordinate and force matrices; its metadata has kT, units, bead
-    names and masses, and the force map used. For systems with a CG topology the mapped
+    ``aa_energies`` (frames,), ``box``, ``pressure_bar`` and ``run`` (a pooled
+    reference's run of each frame) where the AA data have them, and the coordinate
+    and force matrices; its metadata has kT, units, bead names and masses, and the
+    force map used. For systems with a CG topology the mapped
     reference is also written as ``out`` with suffix ``.h5`` (MDTraj) and the
     metadata lists the CG bonds, angles and dihedrals.
     """
@@ -41,7 +42,7 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
         "coord_matrix": cg_map.coord_matrix,
         "force_matrix": cg_map.force_matrix,
     }
-    for key in ("box", "pressure_bar"):  # a periodic box, and its virial pressure
+    for key in ("box", "pressure_bar", "run"):  # a periodic box, its pressure, pooled runs
         if key in aa:
             arrays[key] = aa[key]
     if system.has_topology:

@@ -38,15 +38,16 @@ TEST_SEED_OFFSET = 1_000_003
 """The test reference's seed is the training reference's plus this (a stream no
 other part of a study uses)."""
 
-TEST_REFERENCE_KEYS = ("production_ps", "n_samples")
+TEST_REFERENCE_KEYS = ("production_ps", "n_samples", "n_runs")
 """What an entry's ``test_reference`` block may set: the held-out test reference's
-length (saved MD time, or exact samples). Everything else, the ensemble and the
+length (saved MD time, or exact samples) and, for MD, how many independent runs
+make it up. Everything else, the ensemble and the
 sampler, is the training reference's, so that the two sample one distribution."""
 
 
 def test_reference_settings(system, entry: dict):
     """The held-out test reference's settings: the training reference's with the
-    entry's ``test_reference`` block (its length) on top, and its seed offset by
+    entry's ``test_reference`` block (its length, its runs) on top, and its seed offset by
     ``TEST_SEED_OFFSET`` (for MD, independent velocities and noise)."""
     ref = reference_settings(system, entry)
     block = entry.get("test_reference") or {}
@@ -56,7 +57,8 @@ def test_reference_settings(system, entry: dict):
     other = sorted(set(block) - set(allowed))
     if other:
         raise ValueError(
-            f"sets only the test reference's length ({', '.join(allowed)}), not {other}: "
+            f"sets only the test reference's length and runs ({', '.join(allowed)}), not "
+            f"{other}: "
             "the rest is the training reference's"
         )
     test = system.reference_settings.from_dict(

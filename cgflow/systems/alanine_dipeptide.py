@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -52,6 +52,9 @@ FORCEFIELDS = {
 SOLVENTS = ("vacuum", "implicit", "explicit")
 CONSTRAINTS = ("none", "hbonds")
 PLATFORMS = ("auto", "CUDA", "OpenCL", "CPU", "Reference")
+RUN_SEED_STRIDE = 1009
+"""Run k of a pooled reference is seeded with the reference's seed plus k times this
+(each run uses seed + 1 and seed + 2, and the test reference seed + 1,000,003)."""
 BACKBONE = [("ACE", "C"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "C"), ("NME", "N")]
 
 
@@ -68,6 +71,11 @@ class MDSettings(Settings):
       checkpoint_interval_ps: time between checkpoints of a production run (ps).
       platform: ``auto`` (CUDA, then OpenCL, then CPU) or an OpenMM platform name.
       seed: random seed of velocities and the Langevin integrator.
+      n_runs: independent runs pooled into the reference, each ``production_ps /
+        n_runs`` long with its own equilibration from the start structure and its own
+        seed (``run``); the DAG runs them as parallel jobs. The data set records each
+        frame's run, so that the block bootstrap and the basin relaxation do not
+        treat the joins as time steps.
       hydrogen_mass_amu: hydrogen mass repartitioning: each hydrogen gets this mass,
         taken from the heavy atom it is bonded to (OpenMM's ``hydrogenMass``), so
         that a 4 fs step is stable with constrained H bonds. Masses change the
@@ -85,6 +93,12 @@ class MDSettings(Settings):
     checkpoint_interval_ps: float = setting(10.0, gt=0, doc="time between checkpoints (ps)")
     platform: str = setting("auto", choices=PLATFORMS, doc="OpenMM platform, or auto")
     seed: int = setting(0, ge=0, doc="seed of velocities and the integrator")
+    n_runs: int = setting(
+        1,
+        ge=1,
+        doc="independent runs pooled into the reference (parallel jobs), each "
+        "production_ps / n_runs long with its own equilibration and seed",
+    )
     hydrogen_mass_amu: float | None = setting(
         None,
         gt=1.0,
@@ -105,10 +119,20 @@ class MDSettings(Settings):
             f"({self.save_interval_ps} ps / {self.timestep_fs} fs)",
         )
         _whole(
-            self.production_ps / self.save_interval_ps,
-            "reference.save_interval_ps must divide production_ps "
-            f"({self.production_ps} / {self.save_interval_ps})",
+            self.production_ps / self.n_runs / self.save_interval_ps,
+            "reference.save_interval_ps must divide production_ps / n_runs "
+            f"({self.production_ps} / {self.n_runs} / {self.save_interval_ps})",
         )
+
+    def run(self, k: int) -> MDSettings:
+        """The settings of run ``k`` of ``n_runs``: its share of the production time
+        and its own seed (run 0 keeps the reference's)."""
+        if not 0 <= k < self.n_runs:
+            raise ValueError(f"run {k} is not one of the reference's {self.n_runs} runs")
+        return replace(
+            self, production_ps=self.production_ps / self.n_runs, n_runs=1,
+            seed=self.seed + RUN_SEED_STRIDE * k,
+        )  # fmt: skip
 
     @property
     def steps_per_frame(self) -> int:

@@ -8,6 +8,7 @@ from cgflow.analysis.names import figure_name
 from cgflow.config import load_config, training_temperatures, validate_config
 from cgflow.study import StudySettings, method_settings
 from cgflow.systems import get_system, reference_settings
+from cgflow.systems import test_reference_settings as test_settings_of
 
 # Stop before anything runs if the config is wrong; fills in schema defaults. A cluster
 # job's own Snakemake process skips the method blocks (their modules import JAX): the
@@ -40,6 +41,7 @@ wildcard_constraints:
     seed=r"\d+",
     dt=r"[0-9][0-9.eE+-]*",
     temperature=r"[0-9][0-9.eE+-]*",
+    run=r"\d+",
 
 
 def fmt(x):
@@ -333,6 +335,30 @@ def evaluate_options(wildcards, input):
     if input.get("model"):
         options.append(f"--model $(dirname {input.model})")
     return " ".join(options)
+
+
+def pooled_runs(part):
+    """Input function of a reference (``part`` train or test): the data sets of its
+    independent runs when it pools several (``reference.n_runs`` > 1), else none (its
+    job samples it whole)."""
+
+    def runs(wildcards):
+        system = system_of(wildcards.system)
+        entry = config["systems"][wildcards.system]
+        of = test_settings_of if part == "test" else reference_settings
+        n = getattr(of(system, entry), "n_runs", 1)
+        if n == 1:
+            return []
+        base = f"results/{wildcards.system}/reference/T{wildcards.temperature}"
+        base += "/test" if part == "test" else ""
+        return [f"{base}/runs/{k}/aa.npz" for k in range(n)]
+
+    return runs
+
+
+def pool_option(wildcards, input):
+    """``--pool`` and the runs' data sets, for a reference that pools several."""
+    return ("--pool " + " ".join(input.runs)) if input.runs else ""
 
 
 def reference_seed(wildcards):

@@ -1,4 +1,6 @@
 rule sample_reference:
+    input:
+        runs=pooled_runs("train"),
     output:
         data="results/{system}/reference/T{temperature}/aa.npz",
     log:
@@ -13,9 +15,10 @@ rule sample_reference:
     params:
         settings=settings(),
         part="train",
+        how=pool_option,
     shell:
         "cgflow sample --settings {params.settings:q} --temperature {wildcards.temperature}"
-        " --part {params.part} --out {output.data} 2> {log}"
+        " --part {params.part} {params.how} --out {output.data} 2> {log}"
 
 
 # The held-out test reference: the same sampler with an independent seed (for MD,
@@ -23,6 +26,8 @@ rule sample_reference:
 # says. Every model is scored on it; training, validation and prior fitting never
 # read it (nor that block: changing its length reruns this job and the scoring only).
 use rule sample_reference as sample_test_reference with:
+    input:
+        runs=pooled_runs("test"),
     output:
         data="results/{system}/reference/T{temperature}/test/aa.npz",
     log:
@@ -32,3 +37,36 @@ use rule sample_reference as sample_test_reference with:
     params:
         settings=test_reference_settings,
         part="test",
+        how=pool_option,
+
+
+# A reference of n_runs > 1 independent runs (reference.n_runs): each run is a job of
+# its own (in parallel on a cluster's GPU nodes), and the reference's job pools them.
+use rule sample_reference as sample_reference_run with:
+    input:
+        runs=[],
+    output:
+        data="results/{system}/reference/T{temperature}/runs/{run}/aa.npz",
+    log:
+        "logs/{system}/reference/T{temperature}/runs/{run}/sample.log",
+    benchmark:
+        "benchmarks/{system}/reference/T{temperature}/runs/{run}/sample.tsv"
+    params:
+        settings=settings(),
+        part="train",
+        how="--run {run}",
+
+
+use rule sample_reference as sample_test_reference_run with:
+    input:
+        runs=[],
+    output:
+        data="results/{system}/reference/T{temperature}/test/runs/{run}/aa.npz",
+    log:
+        "logs/{system}/reference/T{temperature}/runs/{run}/sample_test.log",
+    benchmark:
+        "benchmarks/{system}/reference/T{temperature}/runs/{run}/sample_test.tsv"
+    params:
+        settings=test_reference_settings,
+        part="test",
+        how="--run {run}",
