@@ -44,6 +44,19 @@ wildcard_constraints:
     run=r"\d+",
 
 
+# Path templates, each written once: under results/ (what a study makes), logs/,
+# benchmarks/ and checkpoints/ (outside results/, so that Snakemake never deletes a
+# checkpoint with a failed job's outputs) the same folders name the same job.
+REFERENCE = "{system}/reference/T{temperature}"  # an all-atom reference
+DATASET = "{system}/{mapping}/T{temperature}"  # its CG data set, and the runs on it
+RUN = "{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}"  # a trained model
+RUN_DT = "{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}"  # at dt
+GENERATOR = "{system}/{mapping}/T{temperature}/{method}/n0_s{seed}"  # no data
+ACROSS = "{system}/{mapping}/multiT"  # the data of all training temperatures
+ACROSS_RUN = "{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}"  # trained on them
+PRIOR = "prior/n{n_train}_s{seed}"  # a run's prior, under DATASET or ACROSS
+
+
 def fmt(x):
     """Number as it appears in paths and wildcards (3.0 -> '3', 0.005 -> '0.005')."""
     return f"{x:g}"
@@ -79,11 +92,7 @@ def training_settings(wildcards):
 
 def run_folder(wildcards, method=None):
     w = dict(wildcards.items())
-    return (
-        "results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}".format(
-            **{**w, "method": method or w["method"]}
-        )
-    )
+    return f"results/{RUN}".format(**{**w, "method": method or w["method"]})
 
 
 def nearest_training_temperature(system, temperature):
@@ -107,11 +116,7 @@ def model_folder(wildcards, method=None):
         w["temperature"] = nearest_training_temperature(w["system"], w["temperature"])
         return model_folder(w, m.model_of)
     if m.temperatures == "training":
-        parts = [
-            "results/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}".format(
-                **{**w, "method": name}
-            )
-        ]
+        parts = [f"results/{ACROSS_RUN}".format(**{**w, "method": name})]
     else:
         parts = [run_folder(w, name)]
     if m.per_dt:
@@ -123,8 +128,8 @@ def training_data(wildcards):
     """The CG data sets of a system's training temperatures (methods trained across
     temperatures and their prior)."""
     return [
-        "results/{system}/{mapping}/T{t}/cg.npz".format(
-            t=fmt(t), **dict(wildcards.items())
+        f"results/{DATASET}/cg.npz".format(
+            **{**dict(wildcards.items()), "temperature": fmt(t)}
         )
         for t in training_temperatures(config["systems"][wildcards.system])
     ]
@@ -138,7 +143,7 @@ def start_data(wildcards):
     w = dict(wildcards.items())
     if methods.get(w["method"]).temperatures != "one":
         w["temperature"] = nearest_training_temperature(w["system"], w["temperature"])
-    return "results/{system}/{mapping}/T{temperature}/cg.npz".format(**w)
+    return f"results/{DATASET}/cg.npz".format(**w)
 
 
 def temperature_option(wildcards):
@@ -259,13 +264,11 @@ def datasets():
 
 def all_metrics():
     files = [
-        "results/{system}/{mapping}/T{temperature}/reference/metrics.json".format(**d)
-        for d in datasets()
+        f"results/{DATASET}/reference/metrics.json".format(**d) for d in datasets()
     ]
     for run in runs():
         for dt in scored_dts(run):
-            path = "results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/metrics.json"
-            files.append(path.format(dt=fmt(dt), **run))
+            files.append(f"results/{RUN_DT}/metrics.json".format(dt=fmt(dt), **run))
     return files
 
 
@@ -312,9 +315,7 @@ def test_reference(wildcards):
     systems scored against their exact answer."""
     if system_of(wildcards.system).figure_kind == "profile_1d":
         return []
-    return "results/{system}/{mapping}/T{temperature}/test/cg.npz".format(
-        **dict(wildcards.items())
-    )
+    return f"results/{DATASET}/test/cg.npz".format(**dict(wildcards.items()))
 
 
 def scored_model(wildcards):
@@ -349,8 +350,8 @@ def pooled_runs(part):
         n = getattr(of(system, entry), "n_runs", 1)
         if n == 1:
             return []
-        base = f"results/{wildcards.system}/reference/T{wildcards.temperature}"
-        base += "/test" if part == "test" else ""
+        base = f"results/{REFERENCE}".format(**dict(wildcards.items()))
+        base = os.path.join(base, "test") if part == "test" else base
         return [f"{base}/runs/{k}/aa.npz" for k in range(n)]
 
     return runs

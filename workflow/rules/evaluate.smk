@@ -1,15 +1,15 @@
 rule evaluate:
     input:
-        samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",
-        status="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/status.json",
+        samples=f"results/{RUN_DT}/samples.npz",
+        status=f"results/{RUN_DT}/status.json",
         reference=test_reference,
         model=scored_model,
     output:
-        metrics="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/metrics.json",
-        curves="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/curves.npz",
-        draws="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/bootstrap.npz",
+        metrics=f"results/{RUN_DT}/metrics.json",
+        curves=f"results/{RUN_DT}/curves.npz",
+        draws=f"results/{RUN_DT}/bootstrap.npz",
     log:
-        "logs/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/evaluate.log",
+        f"logs/{RUN_DT}/evaluate.log",
     conda:
         conda_env("jax")
     resources:
@@ -28,14 +28,14 @@ rule evaluate:
 # The noise floor: the training reference scored as if it were a model.
 rule evaluate_reference:
     input:
-        data="results/{system}/{mapping}/T{temperature}/cg.npz",
+        data=f"results/{DATASET}/cg.npz",
         reference=test_reference,
     output:
-        metrics="results/{system}/{mapping}/T{temperature}/reference/metrics.json",
-        curves="results/{system}/{mapping}/T{temperature}/reference/curves.npz",
-        draws="results/{system}/{mapping}/T{temperature}/reference/bootstrap.npz",
+        metrics=f"results/{DATASET}/reference/metrics.json",
+        curves=f"results/{DATASET}/reference/curves.npz",
+        draws=f"results/{DATASET}/reference/bootstrap.npz",
     log:
-        "logs/{system}/{mapping}/T{temperature}/reference/evaluate.log",
+        f"logs/{DATASET}/reference/evaluate.log",
     conda:
         conda_env("jax")
     resources:

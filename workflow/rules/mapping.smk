@@ -1,10 +1,10 @@
 rule map_to_cg:
     input:
-        aa="results/{system}/reference/T{temperature}/aa.npz",
+        aa=f"results/{REFERENCE}/aa.npz",
     output:
-        data="results/{system}/{mapping}/T{temperature}/cg.npz",
+        data=f"results/{DATASET}/cg.npz",
     log:
-        "logs/{system}/{mapping}/T{temperature}/map.log",
+        f"logs/{DATASET}/map.log",
     conda:
         conda_env("openmm")
     resources:
@@ -19,8 +19,8 @@ rule map_to_cg:
 
 use rule map_to_cg as map_test_to_cg with:
     input:
-        aa="results/{system}/reference/T{temperature}/test/aa.npz",
+        aa=f"results/{REFERENCE}/test/aa.npz",
     output:
-        data="results/{system}/{mapping}/T{temperature}/test/cg.npz",
+        data=f"results/{DATASET}/test/cg.npz",
     log:
-        "logs/{system}/{mapping}/T{temperature}/map_test.log",
+        f"logs/{DATASET}/map_test.log",

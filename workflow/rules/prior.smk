@@ -1,10 +1,10 @@
 rule fit_prior:
     input:
-        data="results/{system}/{mapping}/T{temperature}/cg.npz",
+        data=f"results/{DATASET}/cg.npz",
     output:
-        prior="results/{system}/{mapping}/T{temperature}/prior/n{n_train}_s{seed}.json",
+        prior=f"results/{DATASET}/{PRIOR}.json",
     log:
-        "logs/{system}/{mapping}/T{temperature}/prior/n{n_train}_s{seed}.log",
+        f"logs/{DATASET}/{PRIOR}.log",
     conda:
         conda_env("jax")
     resources:
@@ -25,9 +25,9 @@ rule fit_prior_across_temperatures:
     input:
         data=training_data,
     output:
-        prior="results/{system}/{mapping}/multiT/prior/n{n_train}_s{seed}.json",
+        prior=f"results/{ACROSS}/{PRIOR}.json",
     log:
-        "logs/{system}/{mapping}/multiT/prior/n{n_train}_s{seed}.log",
+        f"logs/{ACROSS}/{PRIOR}.log",
     conda:
         conda_env("jax")
     resources:

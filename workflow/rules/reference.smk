@@ -2,11 +2,11 @@ rule sample_reference:
     input:
         runs=pooled_runs("train"),
     output:
-        data="results/{system}/reference/T{temperature}/aa.npz",
+        data=f"results/{REFERENCE}/aa.npz",
     log:
-        "logs/{system}/reference/T{temperature}/sample.log",
+        f"logs/{REFERENCE}/sample.log",
     benchmark:
-        "benchmarks/{system}/reference/T{temperature}/sample.tsv"
+        f"benchmarks/{REFERENCE}/sample.tsv"
     conda:
         conda_env("openmm", gpu=True)
     resources:
@@ -29,11 +29,11 @@ use rule sample_reference as sample_test_reference with:
     input:
         runs=pooled_runs("test"),
     output:
-        data="results/{system}/reference/T{temperature}/test/aa.npz",
+        data=f"results/{REFERENCE}/test/aa.npz",
     log:
-        "logs/{system}/reference/T{temperature}/sample_test.log",
+        f"logs/{REFERENCE}/sample_test.log",
     benchmark:
-        "benchmarks/{system}/reference/T{temperature}/sample_test.tsv"
+        f"benchmarks/{REFERENCE}/sample_test.tsv"
     params:
         settings=test_reference_settings,
         part="test",
@@ -46,11 +46,11 @@ use rule sample_reference as sample_reference_run with:
     input:
         runs=[],
     output:
-        data="results/{system}/reference/T{temperature}/runs/{run}/aa.npz",
+        data=f"results/{REFERENCE}/runs/{{run}}/aa.npz",
     log:
-        "logs/{system}/reference/T{temperature}/runs/{run}/sample.log",
+        f"logs/{REFERENCE}/runs/{{run}}/sample.log",
     benchmark:
-        "benchmarks/{system}/reference/T{temperature}/runs/{run}/sample.tsv"
+        f"benchmarks/{REFERENCE}/runs/{{run}}/sample.tsv"
     params:
         settings=settings(),
         part="train",
@@ -61,11 +61,11 @@ use rule sample_reference as sample_test_reference_run with:
     input:
         runs=[],
     output:
-        data="results/{system}/reference/T{temperature}/test/runs/{run}/aa.npz",
+        data=f"results/{REFERENCE}/test/runs/{{run}}/aa.npz",
     log:
-        "logs/{system}/reference/T{temperature}/runs/{run}/sample_test.log",
+        f"logs/{REFERENCE}/runs/{{run}}/sample_test.log",
     benchmark:
-        "benchmarks/{system}/reference/T{temperature}/runs/{run}/sample_test.tsv"
+        f"benchmarks/{REFERENCE}/runs/{{run}}/sample_test.tsv"
     params:
         settings=test_reference_settings,
         part="test",

@@ -4,12 +4,12 @@ rule simulate_cg:
         params=model_params,
         data=start_data,
     output:
-        samples="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/samples.npz",
-        status="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/status.json",
+        samples=f"results/{RUN_DT}/samples.npz",
+        status=f"results/{RUN_DT}/status.json",
     log:
-        "logs/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.log",
+        f"logs/{RUN_DT}/simulate.log",
     benchmark:
-        "benchmarks/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.tsv"
+        f"benchmarks/{RUN_DT}/simulate.tsv"
     wildcard_constraints:
         method="|".join(SIMULATED),
     conda:
@@ -20,7 +20,7 @@ rule simulate_cg:
     params:
         settings=settings("simulation"),
         temperature=temperature_option,
-        checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/simulate.ckpt",
+        checkpoint=f"checkpoints/{RUN_DT}/simulate.ckpt",
     shell:
         "cgflow simulate --settings {params.settings:q} --model $(dirname {input.model})"
         " --data {input.data} --dt {wildcards.dt} {params.temperature}"
@@ -32,16 +32,16 @@ rule simulate_cg:
 # simulation saves frames, under dt0 (no time step).
 rule generate:
     input:
-        model="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/model.json",
-        params="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/params.msgpack",
+        model=f"results/{GENERATOR}/model/model.json",
+        params=f"results/{GENERATOR}/model/params.msgpack",
     output:
-        samples="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/samples.npz",
-        status="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/status.json",
-        latent="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/latent.png",
+        samples=f"results/{GENERATOR}/dt0/samples.npz",
+        status=f"results/{GENERATOR}/dt0/status.json",
+        latent=f"results/{GENERATOR}/dt0/latent.png",
     log:
-        "logs/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/generate.log",
+        f"logs/{GENERATOR}/dt0/generate.log",
     benchmark:
-        "benchmarks/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/dt0/generate.tsv"
+        f"benchmarks/{GENERATOR}/dt0/generate.tsv"
     wildcard_constraints:
         method="|".join(DATA_FREE) or "(?!)",
     conda:

@@ -4,17 +4,17 @@
 # removed after success.
 rule train:
     input:
-        data="results/{system}/{mapping}/T{temperature}/cg.npz",
-        prior="results/{system}/{mapping}/T{temperature}/prior/n{n_train}_s{seed}.json",
+        data=f"results/{DATASET}/cg.npz",
+        prior=f"results/{DATASET}/{PRIOR}.json",
         init=start_model,
     output:
-        model="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/model/model.json",
-        params="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/model/params.msgpack",
-        history="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/model/train_log.csv",
+        model=f"results/{RUN}/model/model.json",
+        params=f"results/{RUN}/model/params.msgpack",
+        history=f"results/{RUN}/model/train_log.csv",
     log:
-        "logs/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/train.log",
+        f"logs/{RUN}/train.log",
     benchmark:
-        "benchmarks/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/train.tsv"
+        f"benchmarks/{RUN}/train.tsv"
     wildcard_constraints:
         method="|".join(TRAINED_ONCE),
     conda:
@@ -25,7 +25,7 @@ rule train:
     params:
         settings=training_settings,
         init=start_model_option,
-        checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/train.ckpt",
+        checkpoint=f"checkpoints/{RUN}/train.ckpt",
     shell:
         "cgflow train --settings {params.settings:q} --method {wildcards.method}"
         " --data {input.data} --prior {input.prior} --n-train {wildcards.n_train}"
@@ -37,18 +37,18 @@ rule train:
 # per dt.
 rule train_at_dt:
     input:
-        data="results/{system}/{mapping}/T{temperature}/cg.npz",
-        prior="results/{system}/{mapping}/T{temperature}/prior/n{n_train}_s{seed}.json",
+        data=f"results/{DATASET}/cg.npz",
+        prior=f"results/{DATASET}/{PRIOR}.json",
         init=start_model,
     output:
-        model="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/model/model.json",
-        params="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/model/params.msgpack",
-        history="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/model/train_log.csv",
-        figure="results/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/model/train_log.png",
+        model=f"results/{RUN_DT}/model/model.json",
+        params=f"results/{RUN_DT}/model/params.msgpack",
+        history=f"results/{RUN_DT}/model/train_log.csv",
+        figure=f"results/{RUN_DT}/model/train_log.png",
     log:
-        "logs/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/train.log",
+        f"logs/{RUN_DT}/train.log",
     benchmark:
-        "benchmarks/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/train.tsv"
+        f"benchmarks/{RUN_DT}/train.tsv"
     wildcard_constraints:
         method="|".join(TRAINED_PER_DT),
     conda:
@@ -59,7 +59,7 @@ rule train_at_dt:
     params:
         settings=training_settings,
         init=start_model_option,
-        checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}/train.ckpt",
+        checkpoint=f"checkpoints/{RUN_DT}/train.ckpt",
     shell:
         "cgflow train --settings {params.settings:q} --method {wildcards.method}"
         " --data {input.data} --prior {input.prior} --n-train {wildcards.n_train}"
@@ -72,15 +72,15 @@ rule train_at_dt:
 rule train_across_temperatures:
     input:
         data=training_data,
-        prior="results/{system}/{mapping}/multiT/prior/n{n_train}_s{seed}.json",
+        prior=f"results/{ACROSS}/{PRIOR}.json",
     output:
-        model="results/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/model/model.json",
-        params="results/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/model/params.msgpack",
-        history="results/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/model/train_log.csv",
+        model=f"results/{ACROSS_RUN}/model/model.json",
+        params=f"results/{ACROSS_RUN}/model/params.msgpack",
+        history=f"results/{ACROSS_RUN}/model/train_log.csv",
     log:
-        "logs/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/train.log",
+        f"logs/{ACROSS_RUN}/train.log",
     benchmark:
-        "benchmarks/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/train.tsv"
+        f"benchmarks/{ACROSS_RUN}/train.tsv"
     wildcard_constraints:
         method="|".join(TRAINED_ACROSS) or "(?!)",
     conda:
@@ -90,7 +90,7 @@ rule train_across_temperatures:
         runtime=240,
     params:
         settings=training_settings,
-        checkpoint="checkpoints/{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}/train.ckpt",
+        checkpoint=f"checkpoints/{ACROSS_RUN}/train.ckpt",
     shell:
         "cgflow train --settings {params.settings:q} --method {wildcards.method}"
         " --data {input.data} --prior {input.prior} --n-train {wildcards.n_train}"
@@ -102,14 +102,14 @@ rule train_across_temperatures:
 # all-atom Boltzmann density; no data set, no prior, n_train 0.
 rule train_generator:
     output:
-        model="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/model.json",
-        params="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/params.msgpack",
-        history="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/train_log.csv",
-        figure="results/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/model/train_log.png",
+        model=f"results/{GENERATOR}/model/model.json",
+        params=f"results/{GENERATOR}/model/params.msgpack",
+        history=f"results/{GENERATOR}/model/train_log.csv",
+        figure=f"results/{GENERATOR}/model/train_log.png",
     log:
-        "logs/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/train.log",
+        f"logs/{GENERATOR}/train.log",
     benchmark:
-        "benchmarks/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/train.tsv"
+        f"benchmarks/{GENERATOR}/train.tsv"
     wildcard_constraints:
         method="|".join(DATA_FREE) or "(?!)",
     conda:
@@ -119,7 +119,7 @@ rule train_generator:
         runtime=240,
     params:
         settings=training_settings,
-        checkpoint="checkpoints/{system}/{mapping}/T{temperature}/{method}/n0_s{seed}/train.ckpt",
+        checkpoint=f"checkpoints/{GENERATOR}/train.ckpt",
     shell:
         "cgflow train-generator --settings {params.settings:q} --method {wildcards.method}"
         " --temperature {wildcards.temperature} --mapping {wildcards.mapping}"
