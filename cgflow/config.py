@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from cgflow import methods
+from cgflow.analysis.claims import registry as claim_kinds
 from cgflow.settings import json_schema
 from cgflow.simulate.settings import IntegratorSettings, RunSettings
 from cgflow.systems import (
@@ -121,6 +122,9 @@ def load_schema(schema_path: str | Path = SCHEMA_PATH, method_names=None) -> dic
         imported); None for every registered method.
     """
     schema = yaml.safe_load(Path(schema_path).read_text())
+    kind = schema["properties"]["claims"]["items"]["properties"]["kind"]
+    kind["enum"] = list(claim_kinds.KINDS)
+    kind["description"] = "; ".join(k.doc for k in claim_kinds.KINDS.values())
     block = schema["properties"]["methods"]
     block["propertyNames"] = {"enum": sorted(methods.REGISTRY)}
     names = sorted(methods.REGISTRY) if method_names is None else sorted(method_names)
@@ -221,7 +225,7 @@ def _claim_problems(config: dict) -> list[str]:
             if "n_train" in entry
             else []
         )
-        problems += _claim_kind_problems(where, claim)
+        problems += claim_kinds.get(claim.get("kind", "better")).problems(where, claim)
         for key in ("method", "baseline"):
             if key in claim and claim[key] not in runs and claim[key] != "reference":
                 problems.append(
@@ -239,33 +243,6 @@ def _claim_problems(config: dict) -> list[str]:
     for name, entry in config["systems"].items():
         if entry.get("runs") == "claimed" and name not in named:
             problems.append(f"config.systems.{name}.runs: claimed, but no claim names {name}")
-    return problems
-
-
-def _claim_kind_problems(where: str, claim: dict) -> list[str]:
-    """What each kind of claim needs: a baseline (all but at_least), a threshold
-    (at_least), a margin > 0 (within)."""
-    kind = claim.get("kind", "better")
-    problems = []
-    if kind == "at_least":
-        if "threshold" not in claim:
-            problems.append(f"{where}: an at_least claim needs a threshold")
-        if "baseline" in claim:
-            problems.append(f"{where}.baseline: an at_least claim has no baseline")
-        return problems
-    if "baseline" not in claim:
-        problems.append(f"{where}: a {kind} claim needs a baseline")
-    if kind == "within" and not claim.get("margin", 0) > 0:
-        problems.append(f"{where}.margin: a within claim needs a margin > 0")
-    if "threshold" in claim:
-        problems.append(f"{where}.threshold: only an at_least claim has one")
-    if kind == "more_stable":
-        if claim.get("baseline") == "reference":
-            problems.append(f"{where}.baseline: a more_stable claim compares two methods' "
-                            "CG runs; the reference has none")  # fmt: skip
-        if "metric" in claim:
-            problems.append(f"{where}.metric: a more_stable claim counts blown-up runs; "
-                            "it has no metric")  # fmt: skip
     return problems
 
 
