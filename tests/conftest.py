@@ -8,9 +8,9 @@ import pytest
 # Keep JAX on the CPU and quiet in tests, whatever the machine has.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The tests' JAX programs are small and run briefly, so compiling them costs more than
-# running them: XLA's optimisation passes off (in-process and in the studies'
-# subprocesses) made four JAX-heavy test files 1.46x faster (185 -> 127 s, 2 cores).
-# Results stay within the tests' tolerances; the shipped steps compile fully optimised.
+# running them: XLA's optimisation passes are off (in-process and in the studies'
+# subprocesses; commit 51029d4 measured the gain). Results stay within the tests'
+# tolerances; the shipped steps compile fully optimised.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")
 # Full float32 matrix products, as the steps ask for (cgflow.runtime.set_matmul_precision),
 # so that the tests hold on a GPU too (JAX_PLATFORMS=cuda).
@@ -26,8 +26,8 @@ if "CGFLOW_JAX_CACHE" not in os.environ:
     _CACHE = os.environ["CGFLOW_JAX_CACHE"] = tempfile.mkdtemp(prefix="cgflow-jax-cache-")
 
 
-# The files that run a whole Snakemake study (about 3 min each on 2 cores) go first,
-# so that the quicker files fill the other worker around them.
+# The files that run a whole Snakemake study (the longest files) go first, so that
+# the quicker files fill the other worker around them.
 STUDY_FILES = ("test_slurm.py", "test_workflow.py")
 
 

@@ -29,14 +29,14 @@ def config_file(tmp_path: Path) -> Path:
     config["methods"]["re"].update(n_updates=60, checkpoint_every=5, sample_steps=1000)
     config["methods"]["em"].update(max_steps=6000, eval_every=100, patience=1000)
     config["systems"]["double_well_thermal"]["methods"]["em"] = {}
-    # 10^6 steps: with 2 * 10^5 the prior-only run finished its last 90 % within the
-    # 0.9 s this test waits after the first checkpoint, on an idle machine
+    # 10^6 steps: a shorter run can finish between its first checkpoint and the kill
+    # this test sends a moment later, on an idle machine
     sim = config["systems"]["double_well"]["simulation"]
     sim.update(n_steps=1_000_000, n_replicas=64, chunk_steps=20_000, save_every=100)
     config["systems"]["double_well"]["methods"]["re"] = {}
-    # 100 ps: at about 1,300 ns/day on one core, 20 ps took 1.3 s, so a kill up to
-    # 1.5 s after the first checkpoint could land after the run had finished its work
-    # and removed its partial file, while the process was still exiting.
+    # 100 ps: a shorter reference can finish its work and remove its partial file
+    # before the kill sent after its first checkpoint lands, while the process is
+    # still exiting.
     ala = config["systems"]["alanine_dipeptide"]["reference"]
     ala.update(production_ps=100, checkpoint_interval_ps=2, save_interval_ps=0.1)
     path = tmp_path / "faults.yaml"
