@@ -11,12 +11,35 @@ import sys
 
 from cgflow import __version__
 
+STUDY_ARGS = "--config FILE --system NAME, or --settings JSON"
+
 
 def _study_args(p):
-    g = p.add_argument_group("settings (one of)")
+    g = p.add_argument_group(f"settings (required: {STUDY_ARGS})")
     g.add_argument("--config", help="study config YAML")
     g.add_argument("--system", help="system name in the config")
     g.add_argument("--settings", help="JSON settings of one system (as the workflow passes)")
+    p.set_defaults(needs_study=True)
+
+
+class _StepParser(argparse.ArgumentParser):
+    """A step's parser: a missing required option is named together with the study
+    settings every such step needs, so that one error lists all that is missing."""
+
+    def error(self, message):
+        if message.startswith("the following arguments are required") and (
+            self.get_default("needs_study")
+        ):
+            message += f"; and the study's settings: {STUDY_ARGS}"
+        super().error(message)
+
+
+def _model_folder(text: str) -> str:
+    """A model's folder, given as the folder or as its model.json."""
+    from pathlib import Path
+
+    path = Path(text)
+    return str(path.parent) if path.name == "model.json" else text
 
 
 def _nonneg_int(text):
@@ -43,7 +66,7 @@ def _pos_float(text):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cgflow", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cgflow {__version__}")
-    sub = parser.add_subparsers(dest="step", required=True)
+    sub = parser.add_subparsers(dest="step", required=True, parser_class=_StepParser)
 
     p = sub.add_parser("check-config", help="validate a config file and print its runs")
     p.add_argument("config")
@@ -137,7 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="draw CG samples from a trained generator")
     _study_args(p)
-    p.add_argument("--model", required=True, help="generator folder (model.json, params.msgpack)")
+    p.add_argument(
+        "--model",
+        required=True,
+        type=_model_folder,
+        help="generator folder (model.json, params.msgpack), or its model.json",
+    )
     p.add_argument(
         "--n-samples", type=_pos_int,
         help="draws (default: as many as a CG simulation of the system saves frames)",
@@ -146,7 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="Langevin simulation of a trained model")
     _study_args(p)
-    p.add_argument("--model", required=True, help="model folder (model.json, params.msgpack)")
+    p.add_argument(
+        "--model",
+        required=True,
+        type=_model_folder,
+        help="model folder (model.json, params.msgpack), or its model.json",
+    )
     p.add_argument("--data", required=True, help="CG data set (start frames)")
     p.add_argument("--dt", type=_pos_float, required=True)
     p.add_argument(
@@ -166,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", required=True, help="samples .npz (key positions)")
     p.add_argument("--status", help="status.json of the simulation (omit for data sets)")
     p.add_argument("--reference", help="held-out test reference (CG data set) to compare with")
-    p.add_argument("--model", help="model folder: also score its PMF by quadrature (1-D systems)")
+    p.add_argument(
+        "--model",
+        type=_model_folder,
+        help="model folder (or its model.json): also score its PMF by quadrature (1-D systems)",
+    )
     p.add_argument("--mapping", required=True)
     p.add_argument("--method", required=True)
     p.add_argument("--n-train", type=int, required=True)
@@ -223,7 +260,14 @@ FILE_ARGS = ("config", "data", "prior", "init_model", "model", "samples", "statu
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "needs_study", False) and not (args.settings or (args.config and args.system)):
+        given = [f"--{k}" for k in ("config", "system") if getattr(args, k)]
+        print(f"{parser.prog} {args.step}: error: the study's settings are required: "
+              f"{STUDY_ARGS}" + (f" (got only {' '.join(given)})" if given else ""),
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         return _run(args)
     except (ValueError, OSError) as err:  # bad input, or an output folder it cannot write

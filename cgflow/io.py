@@ -48,10 +48,17 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write(Path(path), lambda fh: fh.write(text.encode()))
 
 
+def _check_file(path: Path, what: str) -> None:
+    """FileNotFoundError, or IsADirectoryError for a folder, unless ``path`` is a file."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; a {what} file is needed here")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+
+
 def read_json(path: str | Path) -> Any:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+    _check_file(path, "file")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -153,8 +160,7 @@ def load_dataset(path: str | Path, required: tuple[str, ...] = ()) -> tuple[dict
     """Read an npz (no pickles) and its JSON metadata; check ``required`` keys exist
     and the standard arrays' shapes, types and finiteness (``check_arrays``)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: data set not found")
+    _check_file(path, "data set")
     with path.open("rb") as fh:
         if fh.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
             raise ValueError(f"{path}: not an .npz file (no zip archive at its start)")

@@ -57,6 +57,35 @@ def test_missing_input_file(smoke, tmp_path, capsys):
     assert not (tmp_path / "cg.npz").exists()
 
 
+def test_a_folder_is_not_reported_as_a_missing_file(smoke, tmp_path, capsys):
+    assert cli(f"map {smoke} --mapping x1 --input {tmp_path} --out {tmp_path}/cg.npz") == 2
+    assert f"{tmp_path}: is a folder; a data set file is needed here" in capsys.readouterr().err
+
+
+def test_a_step_without_arguments_names_the_study_settings_too(repo, capsys):
+    """The missing required options and the study's settings in one error; with the
+    options but no settings, or half of them, one line saying which."""
+    with pytest.raises(SystemExit) as err:
+        cli("train")
+    text = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.value.code == 2 and "--method, --data" in text
+    assert text.endswith(
+        "and the study's settings: --config FILE --system NAME, or --settings JSON"
+    )
+    base = "train --method fm --data d.npz --prior p.json --n-train 5 --seed 0 --out-dir x"
+    assert cli(base) == 2
+    assert "the study's settings are required" in capsys.readouterr().err
+    assert cli(f"{base} --config {repo / 'config' / 'smoke.yaml'}") == 2
+    assert "(got only --config)" in capsys.readouterr().err
+
+
+def test_model_is_its_folder_or_its_model_json(smoke, tmp_path, capsys):
+    missing = tmp_path / "m" / "model.json"
+    assert cli(f"generate {smoke} --model {missing} --out-dir {tmp_path}/o") == 2
+    err = capsys.readouterr().err
+    assert f"{missing}: file not found" in err and "model.json/model.json" not in err
+
+
 def test_unknown_system_and_mapping(repo, smoke, tmp_path, capsys):
     config = repo / "config" / "smoke.yaml"
     assert (
