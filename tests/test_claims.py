@@ -185,7 +185,7 @@ def test_runs_claimed_needs_a_claim_on_the_system():
 
 def test_paired_differences_agree_with_a_better_claim():
     """benchmark.md's paired differences and the claims table are one computation."""
-    from cgflow.analysis.aggregate import paired_differences
+    from cgflow.analysis.tables import paired_differences
 
     df, primary, draws = study(ERRORS)
     diffs = paired_differences(df, primary, draws, order=["fm", "re"])
@@ -201,7 +201,8 @@ def test_paired_differences_agree_with_a_better_claim():
 def test_paired_differences_give_the_ratio_of_mean_errors():
     """FM 0.50 vs RE 0.30 (n 100, dt 0.01): ratio 5/3, its CI around it and within the
     draws' noise; FM 0.05 vs RE 0.12: below 1. benchmark.md shows both."""
-    from cgflow.analysis.aggregate import differences_markdown, paired_differences
+    from cgflow.analysis.markdown import differences_markdown
+    from cgflow.analysis.tables import paired_differences
 
     df, primary, draws = study(ERRORS)
     diffs = paired_differences(df, primary, draws, order=["fm", "re"]).set_index(["n_train", "dt"])

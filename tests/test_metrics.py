@@ -167,7 +167,8 @@ def test_the_ci_of_each_side_shows_which_side_limits_it():
 def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
     import pandas as pd
 
-    from cgflow.analysis.aggregate import benchmark_markdown, benchmark_table, noise_floors
+    from cgflow.analysis.markdown import benchmark_markdown
+    from cgflow.analysis.tables import benchmark_table, noise_floors
 
     run = {"system": "dw", "mapping": "x1", "temperature": 3.0, "run_dir": "r"}
     rows = []
@@ -199,7 +200,7 @@ def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
 def test_the_crossing_table_averages_the_stable_seeds():
     import pandas as pd
 
-    from cgflow.analysis.aggregate import crossing_markdown
+    from cgflow.analysis.markdown import crossing_markdown
 
     run = {"system": "dw", "mapping": "x1", "temperature": 3.0, "run_dir": "r"}
     rows = [{**run, "method": m, "n_train": 100, "dt": dt, "seed": seed,
@@ -215,7 +216,7 @@ def test_the_crossing_table_averages_the_stable_seeds():
 
 
 def test_the_ci_sides_table_names_the_wider_side_of_each_run():
-    from cgflow.analysis.aggregate import ci_sides_markdown
+    from cgflow.analysis.markdown import ci_sides_markdown
 
     def record(method, seed, ci, cg, ref):
         run = {"system": "ala", "mapping": "heavy", "temperature": 300.0, "method": method,
@@ -242,7 +243,7 @@ def test_the_ci_sides_table_names_the_wider_side_of_each_run():
 def test_the_thermodynamics_table_averages_seeds_with_their_draws():
     import pandas as pd
 
-    from cgflow.analysis.aggregate import thermodynamics_markdown
+    from cgflow.analysis.markdown import thermodynamics_markdown
 
     run = {"system": "ala", "mapping": "heavy", "method": "em", "n_train": 300, "dt": 0.002}
     rows, draws = [], {}

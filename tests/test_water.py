@@ -286,7 +286,7 @@ def test_the_periodic_model_is_invariant_under_translation_and_wrapping():
 
 
 def test_the_benchmark_gives_cg_and_all_atom_speeds(tmp_path):
-    from cgflow.analysis.aggregate import speed_markdown
+    from cgflow.analysis.markdown import speed_markdown
     from cgflow.io import write_json
     from cgflow.steps.evaluate import sampling_speed
 
