@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -50,6 +51,34 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     energy_fn, params, desc = load_model(model_dir, kT=kT, transfer=transfer)
     if not desc.get("usable", True):
         return _write_unusable(desc, model_dir, out_dir, device, log)
+    plan = _plan(study, desc, data_path, dt, out_dir)
+    frames, statuses = _rounds(study, plan, energy_fn, params, checkpoint, log)
+    status = merged_status(statuses, plan.integrator.dt, plan.run.n_replicas)
+    status.update({"model": str(model_dir), "device": device})
+    _write(study, plan, params, frames, status, out_dir, log)
+    for r in range(plan.run.n_rounds):  # the results are written; the checkpoints are spent
+        ckpt.discard(round_checkpoint(checkpoint, r))
+    return status
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a simulation runs: the model's description, the data set its replicas
+    start from and the frames they may start from (its training split), the
+    integrator and run settings, and the run's base random key."""
+
+    desc: dict
+    data: dict
+    train_idx: np.ndarray
+    integrator: object
+    run: object
+    dt: float
+    base_key: object
+
+
+def _plan(study, desc: dict, data_path: str, dt: float, out_dir: str) -> _Plan:
+    """Check the data set against the model and the run against memory and disk,
+    before anything runs."""
     data, data_meta = load_dataset(data_path, required=("positions",))
     mapping = (data_meta.get("mapping") or {}).get("name") if isinstance(data_meta, dict) else None
     if mapping != desc["mapping"]:
@@ -69,18 +98,26 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     seed, n_train = desc["seed"], start_budget(desc, data_meta, data_path)
     train_idx, _ = split_indices(data["positions"].shape[0], n_train, study.val_fraction, seed)
     base_key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
+    return _Plan(desc, data, train_idx, integrator, run, float(dt), base_key)
+
+
+def _rounds(study, plan: _Plan, energy_fn, params, checkpoint, log):
+    """Rounds of ``n_replicas`` replicas, each from its own start frames, until the
+    CG side of the CI is narrow enough (or one round without a target, or a
+    blow-up): the frames (n_saved, replicas, beads, dim) and each round's status."""
+    desc, run = plan.desc, plan.run
     rounds, statuses = [], []
     for r in range(run.n_rounds):
-        key = base_key if r == 0 else jax.random.fold_in(base_key, r)
+        key = plan.base_key if r == 0 else jax.random.fold_in(plan.base_key, r)
         key, pick = jax.random.split(key)
-        start = np.asarray(jax.random.choice(pick, train_idx, (run.n_replicas,)))
+        start = np.asarray(jax.random.choice(pick, plan.train_idx, (run.n_replicas,)))
         frames, status = simulate_langevin(
             energy_fn,
             params,
-            data["positions"][start],
+            plan.data["positions"][start],
             desc["bead_masses"],
             desc["kT"],
-            integrator,
+            plan.integrator,
             run,
             key,
             log=log,
@@ -93,26 +130,26 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
         statuses.append(status)
         if run.target_halfwidth is None or not status["stable"]:
             break
-        status["ci_halfwidth"] = samples_halfwidth(study, desc, np.concatenate(rounds, 1), data)
+        status["ci_halfwidth"] = samples_halfwidth(study, desc, np.concatenate(rounds, 1),
+                                                   plan.data)  # fmt: skip
         print(f"simulate: round {r + 1}, {(r + 1) * run.n_replicas} replicas: CG side of "
               f"the CI half-width {status['ci_halfwidth']:.3g} (target "
               f"{run.target_halfwidth:g})", file=log, flush=True)  # fmt: skip
         if status["ci_halfwidth"] <= run.target_halfwidth:
             break
     n_kept = min(f.shape[0] for f in rounds)  # a round that blew up saved fewer
-    frames = np.concatenate([f[:n_kept] for f in rounds], axis=1)
-    status = merged_status(statuses, integrator.dt, run.n_replicas)
+    return np.concatenate([f[:n_kept] for f in rounds], axis=1), statuses
+
+
+def _write(study, plan: _Plan, params, frames: np.ndarray, status: dict, out_dir, log):
+    """samples.npz (replica-major, with a periodic model's virial pressure), the
+    MDTraj trajectory of a system with a CG topology, and status.json."""
+    desc = plan.desc
     n_t, n_rep = frames.shape[:2]
     arrays = replica_major(frames)
     positions = arrays["positions"]
-    status.update(
-        {
-            "model": str(model_dir),
-            "device": device,
-            "time_unit": desc["units"]["time"],
-            "frame_order": "replica-major: frame = replica * n_saved + t",
-        }
-    )
+    status.update({"time_unit": desc["units"]["time"],
+                   "frame_order": "replica-major: frame = replica * n_saved + t"})  # fmt: skip
     if desc["units"]["time"] == "ps":
         status["ns_per_day_per_replica"] = status["time_per_day_per_replica"] / 1000.0
         status["ns_per_day_all_replicas"] = status["time_per_day_all_replicas"] / 1000.0
@@ -122,25 +159,14 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
         arrays["pressure_bar"] = model_pressure(desc, params, positions)
         print(f"simulate: virial pressure {arrays['pressure_bar'].mean():.0f} bar", file=log)
     out_dir = Path(out_dir)
-    status["samples_write_id"] = save_dataset(
-        out_dir / "samples.npz",
-        arrays,
-        {
-            "kT": desc["kT"],
-            "units": desc["units"],
-            "dt": float(dt),
-            "n_replicas": n_rep,
-            "n_saved_per_replica": n_t,
-        },
-    )
+    meta = {"kT": desc["kT"], "units": desc["units"], "dt": plan.dt, "n_replicas": n_rep,
+            "n_saved_per_replica": n_t}  # fmt: skip
+    status["samples_write_id"] = save_dataset(out_dir / "samples.npz", arrays, meta)
     system = study.build_system()
     if system.has_topology and positions.shape[0]:
         top = system.cg_topology(get_map(system, desc["mapping"]))
         write_trajectory(out_dir / "trajectory.h5", positions, top)
     write_json(out_dir / "status.json", status)
-    for r in range(run.n_rounds):  # the results are written; the checkpoints are spent
-        ckpt.discard(round_checkpoint(checkpoint, r))
-    return status
 
 
 def round_checkpoint(checkpoint: str | None, r: int) -> str | None:
