@@ -87,7 +87,7 @@ def workload():
     import mdtraj
 
     from cgflow.mapping.topology import bonded_terms
-    from cgflow.models import build_energy, fit_prior, init_params
+    from cgflow.models import ModelDescription, build_energy, fit_prior, init_params
     from cgflow.systems import get_map
     from cgflow.systems.alanine_dipeptide import AlanineDipeptide
 
@@ -101,15 +101,15 @@ def workload():
     kT = system.kT(300.0)
     prior = fit_prior("bonded", frames, kT, terms)
     meta = cg_map.metadata()
-    desc = {
-        "n_beads": cg_map.n_beads,
-        "dim": 3,
-        "kT": kT,
-        "prior": prior,
-        "network": NETWORK,
-        "species_names": meta["species_names"],
-        "species_index": meta["species_index"],
-    }
+    desc = ModelDescription(
+        n_beads=cg_map.n_beads,
+        dim=3,
+        kT=kT,
+        prior=prior,
+        network=NETWORK,
+        species_names=tuple(meta["species_names"]),
+        species_index=tuple(meta["species_index"]),
+    )
     params = init_params(desc, jax.random.PRNGKey(0))
     return desc, build_energy, params, frames, np.asarray(cg_map.bead_masses), kT
 
@@ -151,7 +151,7 @@ def sampling(desc, build_energy, params, frames, masses, kT, steps: int, replica
     replica-steps as N_REPLICAS x ``steps``."""
     out, scaling = {}, []
     for label, network in (("prior", {"type": "none"}), ("schnet", NETWORK)):
-        energy_fn = build_energy({**desc, "network": network})
+        energy_fn = build_energy(desc.replace(network=network))
         p = params if network["type"] != "none" else {}
         out[label] = _sampling_rate(energy_fn, p, desc, frames, masses, kT, N_REPLICAS, steps)
         flops = force_flops(energy_fn, p, frames[:N_REPLICAS])
@@ -251,7 +251,7 @@ def _sampling_rate(energy_fn, params, desc, frames, masses, kT, n_replicas, step
     from cgflow.simulate.settings import IntegratorSettings
 
     integrator = IntegratorSettings(dt=DT_PS, friction=10.0)
-    runner = replica_runner(energy_fn, kT, integrator, desc["n_beads"], 50, 1)
+    runner = replica_runner(energy_fn, kT, integrator, desc.n_beads, 50, 1)
     start = np.resize(frames, (n_replicas, *frames.shape[1:]))  # the frames, repeated
     reps = runner.init(jax.random.PRNGKey(1), start, masses, params)
     per_replica = _runner_steps_per_s(runner, reps, params, steps)
@@ -313,7 +313,7 @@ def liquid(quick: bool) -> dict:
     import optax
 
     from cgflow.methods.fm import fm_trainer
-    from cgflow.models import build_energy, fit_prior, init_params
+    from cgflow.models import ModelDescription, build_energy, fit_prior, init_params
     from cgflow.models.pairs import FramePairs
     from cgflow.simulate.replicas import replica_runner
     from cgflow.simulate.settings import IntegratorSettings
@@ -325,9 +325,11 @@ def liquid(quick: bool) -> dict:
     frames = (sites + rng.normal(0, 0.02, (96, n, 3))).astype(np.float32) % edge
     forces = rng.normal(0, 300, frames.shape).astype(np.float32)
     kT, box = 2.494, [edge] * 3
-    desc = {"n_beads": n, "dim": 3, "kT": kT, "box": box, "network": LIQUID_NETWORK,
-            "species_names": ["W"], "species_index": [0] * n,
-            "prior": fit_prior("pair_repulsion", frames, kT, box=box, cutoff=0.5)}  # fmt: skip
+    desc = ModelDescription(
+        n_beads=n, dim=3, kT=kT, box=tuple(box), network=LIQUID_NETWORK,
+        species_names=("W",), species_index=(0,) * n,
+        prior=fit_prior("pair_repulsion", frames, kT, box=box, cutoff=0.5),
+    )  # fmt: skip
     energy_fn, params = build_energy(desc), init_params(desc, jax.random.PRNGKey(0))
     pairs = FramePairs(box, 0.5, n)
     jax.block_until_ready(pairs(frames[:8]))  # compiles

@@ -304,7 +304,7 @@ def test_a_periodic_data_set_gives_a_periodic_model(tmp_path):
     study = StudySettings("box", entry, {"prior": {}}, 0.1)
     desc = train(study, "prior", tmp_path / "cg.npz", tmp_path / "prior.json", 20, 0,
                  tmp_path / "model")  # fmt: skip
-    assert desc["box"] == [L, L, L]
+    assert desc.box == (L, L, L)
     status = simulate_step(study, tmp_path / "model", tmp_path / "cg.npz", 0.01, tmp_path / "sim")
     samples, _ = load_dataset(tmp_path / "sim" / "samples.npz")
     assert status["stable"] and samples["positions"].shape == (2 * 10, 8, 3)
@@ -425,13 +425,16 @@ def test_training_checkpoints_are_bound_to_their_inputs(repo, tmp_path):
         tr, va = slice(0, 45), slice(45, 50)
         return (R[tr], F[tr], R[va], F[va]) + (() if U is None else (U[tr], U[va]))
 
-    desc = {"prior": {"type": "harmonic_position", "k": [[1.0]]}, "seed": 0, "n_train": 50}
+    from cgflow.models import ModelDescription
+
+    desc = ModelDescription(kT=1.0, prior={"type": "harmonic_position", "k": [[1.0]]}, seed=0,
+                            n_train=50)  # fmt: skip
     base = run_inputs(desc, split(R, F), None, 0.05)
-    other_prior = {**desc, "prior": {"type": "harmonic_position", "k": [[1.1]]}}
+    other_prior = desc.replace(prior={"type": "harmonic_position", "k": [[1.1]]})
     changed = [
         run_inputs(desc, split(R + 1e-6, F), None, 0.05),
         run_inputs(other_prior, split(R, F), None, 0.05),
-        run_inputs({**desc, "seed": 1}, split(R, F), None, 0.05),
+        run_inputs(desc.replace(seed=1), split(R, F), None, 0.05),
         run_inputs(desc, split(R, F), None, 0.1),
         run_inputs(desc, split(R, F), {"w": jax.numpy.ones(2)}, 0.05),
         # the all-atom energies of a method that trains on them (em)
@@ -584,4 +587,4 @@ def test_data_sets_and_models_are_checked_for_what_they_must_hold(tmp_path):
         load_model(tmp_path / "m")
     desc["prior"]["k"] = [[1.0]]
     save_model(tmp_path / "m", desc, init_params(desc, jax.random.PRNGKey(0)))
-    assert load_model(tmp_path / "m")[2]["prior"]["k"] == [[1.0]]
+    assert load_model(tmp_path / "m")[2].prior["k"] == [[1.0]]

@@ -8,7 +8,13 @@ import pytest
 
 from cgflow.methods import em
 from cgflow.methods.base import Problem
-from cgflow.models import at_temperature, build_energy, build_free_energy, init_params
+from cgflow.models import (
+    ModelDescription,
+    at_temperature,
+    build_energy,
+    build_free_energy,
+    init_params,
+)
 from cgflow.systems import get_system
 from cgflow.systems.double_well import ExactSettings, pmf_x1
 
@@ -37,7 +43,7 @@ def test_a_temperature_aware_model_reads_kt_and_its_energy_fixes_it():
     plain = mlp_description(temperature=False)
     with pytest.raises(ValueError, match="does not read the temperature"):
         at_temperature(plain, 4.0)
-    assert at_temperature(plain, 2.0) == plain
+    assert at_temperature(plain, 2.0) == ModelDescription.from_json(plain)
 
 
 def test_schnet_takes_the_temperature_as_an_input():

@@ -47,3 +47,19 @@ def test_layer_contract_fails_on_a_cycle(repo, tmp_path):
         env={"PYTHONPATH": str(copy), "PATH": str(BIN)},
     )
     assert proc.returncode != 0 and "BROKEN" in proc.stdout
+
+
+RECORD_LOOKUPS = ('desc["', "desc.get(", "desc['")
+"""How code read the model description before it was a typed record."""
+
+
+def test_the_model_description_is_read_as_a_record(repo):
+    """cgflow/ reads a model's description through ModelDescription's fields: no
+    key spelled as a string at the use (a typo there is a KeyError at run time)."""
+    found = [
+        f"{path.relative_to(repo)}:{n}: {line.strip()}"
+        for path in sorted((repo / "cgflow").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if any(k in line for k in RECORD_LOOKUPS)
+    ]
+    assert not found, "\n".join(found)

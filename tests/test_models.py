@@ -9,7 +9,14 @@ import pytest
 
 from cgflow.methods.data import split_indices
 from cgflow.methods.fm import FMSettings, force_loss_fn, train_fm
-from cgflow.models import build_energy, fit_prior, init_params, load_model, save_model
+from cgflow.models import (
+    ModelDescription,
+    build_energy,
+    fit_prior,
+    init_params,
+    load_model,
+    save_model,
+)
 from cgflow.systems import get_system
 from cgflow.systems.double_well import ExactSettings, pmf_x1
 
@@ -81,7 +88,7 @@ def test_save_and_load_model_round_trip(tmp_path):
     energy2, params2, desc2 = load_model(tmp_path / "m")
     R = jnp.ones((2, 3))
     assert float(energy2(params2, R)) == pytest.approx(float(build_energy(desc)(params, R)))
-    assert desc2 == desc
+    assert desc2 == ModelDescription.from_json(desc)
 
 
 def test_split_is_deterministic_and_disjoint():
@@ -194,3 +201,29 @@ def test_force_matching_is_repeatable_with_same_seed():
     a, b, c = fit(0), fit(0), fit(1)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+def test_a_model_json_of_before_the_records_loads_and_writes_back_unchanged(tmp_path):
+    """A model.json as cgflow wrote it before ModelDescription (the keys, no usable
+    flag) and one with a key this version does not know: both load, rebuild their
+    energy, and write back every key they had (plus ``usable``)."""
+    from cgflow.io import read_json, write_json
+    from cgflow.models import ModelDescription, load_model
+
+    old = {"system": "double_well", "mapping": "x1", "kT": 3.0, "n_beads": 1, "dim": 1,
+           "bead_masses": [1.0], "species_names": ["X"], "species_index": [0],
+           "prior": {"type": "harmonic_position", "k": [[0.5]], "x0": [[0.0]]},
+           "network": {"type": "none"}, "method": "prior", "n_train": 100, "seed": 0,
+           "units": {"time": "tau"}, "training": {"steps": 0},
+           "written_by": "a later cgflow"}  # fmt: skip
+    save_model(tmp_path / "m", old, {})
+    write_json(tmp_path / "m" / "model.json", old)  # as the older version wrote it
+    energy_fn, _, desc = load_model(tmp_path / "m")
+    assert isinstance(desc, ModelDescription) and desc.extra == {"written_by": "a later cgflow"}
+    assert float(energy_fn({}, jnp.array([[2.0]]))) == pytest.approx(0.5 * 0.5 * 4.0)
+    back = desc.to_json()
+    assert {k: back[k] for k in old} == old and back["usable"] is True
+    save_model(tmp_path / "again", desc, {})
+    assert read_json(tmp_path / "again" / "model.json") == back
+    with pytest.raises(ValueError, match=r"lacks \['network'\]"):
+        ModelDescription.from_json({k: v for k, v in old.items() if k != "network"})

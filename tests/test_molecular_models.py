@@ -34,6 +34,7 @@ def chain_model(prior, network):
     return {
         "n_beads": 5,
         "dim": 3,
+        "kT": 2.5,
         "prior": prior,
         "species_names": ["A"],
         "species_index": [0] * 5,
@@ -134,6 +135,7 @@ def schnet():
     desc = {
         "n_beads": 10,
         "dim": 3,
+        "kT": 2.5,
         "prior": {"type": "none"},
         "species_names": ["C", "N", "O"],
         "species_index": species,
@@ -225,6 +227,7 @@ def test_neighbour_list_energy_equals_all_pairs_in_a_periodic_box(fmt):
     desc = {
         "n_beads": 64,
         "dim": 3,
+        "kT": 2.5,
         "box": box.tolist(),
         "prior": {"type": "none"},
         "species_names": ["A", "B"],

@@ -177,8 +177,8 @@ def test_train_generator_and_generate_write_what_evaluate_scores(tmp_path):
 
     study = StudySettings.from_config(validate_config(config), "dw")
     desc = train_generator(study, "rkl", 3.0, "x1", 0, tmp_path / "model")
-    assert desc["n_train"] == 0 and desc["training"]["energy_evaluations"] == 600 * 128
-    assert desc["training"]["exact_log_z"] == pytest.approx(5.7519, abs=1e-4)
+    assert desc.n_train == 0 and desc.training["energy_evaluations"] == 600 * 128
+    assert desc.training["exact_log_z"] == pytest.approx(5.7519, abs=1e-4)
     assert (tmp_path / "model" / "train_log.png").is_file()
     status = generate_step(study, tmp_path / "model", None, tmp_path / "dt0")
     assert status["n_samples"] == 400 * 10  # as many as a simulation saves

@@ -105,7 +105,7 @@ def test_a_flow_proposes_alanine_dipeptide_in_internal_coordinates(tmp_path):
     }  # fmt: skip
     study = StudySettings.from_config(validate_config(config), "ala")
     desc = train_generator(study, "rkl_flow", 300.0, "heavy_atoms", 0, tmp_path / "model")
-    assert desc["generator"]["data_dim"] == 60  # 3 x 22 - 6
+    assert desc.generator["data_dim"] == 60  # 3 x 22 - 6
     status = generate_step(study, tmp_path / "model", None, tmp_path / "dt0")
     assert status["stable"] and status["n_samples"] == 200
     assert sum(status["basin_fractions"].values()) == pytest.approx(1.0)

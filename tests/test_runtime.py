@@ -155,7 +155,7 @@ def test_every_product_of_a_schnet_force_is_full_float32_unless_the_user_chooses
     from cgflow.models import build_energy, init_params
     from cgflow.runtime import set_matmul_precision
 
-    desc = {"n_beads": 4, "dim": 3, "prior": {"type": "none"}, "species_names": ["C"],
+    desc = {"n_beads": 4, "dim": 3, "kT": 2.5, "prior": {"type": "none"}, "species_names": ["C"],
             "species_index": [0] * 4, "network": {"type": "schnet", "cutoff": 0.6}}  # fmt: skip
     energy, params = build_energy(desc), init_params(desc, jax.random.PRNGKey(0))
     R = np.random.default_rng(0).normal(0, 0.2, (4, 3)).astype(np.float32)
@@ -188,10 +188,18 @@ def test_bench_times_sampling_at_other_replica_counts(capsys):
 
     from cgflow import bench
     from cgflow.cli import main
+    from cgflow.models import ModelDescription
 
     frames = np.random.default_rng(0).normal(0, 0.1, (5, 3, 3)).astype(np.float32)
     row = bench._sampling_rate(
-        lambda params, R: 50.0 * jnp.sum(R**2), {}, {"n_beads": 3}, frames, np.ones(3), 2.5, 12, 20
+        lambda params, R: 50.0 * jnp.sum(R**2),
+        {},
+        ModelDescription(kT=2.5, n_beads=3, dim=3),
+        frames,
+        np.ones(3),
+        2.5,
+        12,
+        20,
     )
     assert row["steps_per_s_per_replica"] > 0
     assert row["steps_per_s_summed"] == pytest.approx(12 * row["steps_per_s_per_replica"])

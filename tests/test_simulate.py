@@ -209,6 +209,7 @@ def lattice_liquid(n_side=3, spacing=0.7):
     desc = {
         "n_beads": n,
         "dim": 3,
+        "kT": 2.5,
         "box": box,
         "prior": {"type": "none"},
         "species_names": ["A", "B"],
@@ -317,6 +318,7 @@ def test_periodic_models_take_no_free_space_prior():
     desc = {
         "n_beads": 2,
         "dim": 3,
+        "kT": 2.5,
         "box": [2.0, 2.0, 2.0],
         "prior": {"type": "harmonic_position"},
         "species_names": ["A"],

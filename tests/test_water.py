@@ -273,7 +273,7 @@ def test_the_periodic_model_is_invariant_under_translation_and_wrapping():
 
     x, _ = ideal_gas(n_frames=4, n=40, edge=1.5, seed=5)
     box = [1.5, 1.5, 1.5]
-    desc = {"n_beads": 40, "dim": 3, "box": box, "species_names": ["W"],
+    desc = {"n_beads": 40, "dim": 3, "kT": 2.5, "box": box, "species_names": ["W"],
             "species_index": [0] * 40, "prior": fit_prior("pair_repulsion", x, 2.5, box=box),
             "network": {"type": "schnet", "cutoff": 0.5, "features": 16}}  # fmt: skip
     energy = build_energy(desc)

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
+from cgflow.models.description import ModelDescription
 from cgflow.simulate.settings import IntegratorSettings
 
 
@@ -61,7 +62,7 @@ class Problem:
     kT: float
     integrator: IntegratorSettings | None = None
     start: Any = None
-    start_description: dict | None = None
+    start_description: ModelDescription | None = None
     checkpoint: Path | None = None
     log: TextIO | None = None
     inputs: str = ""

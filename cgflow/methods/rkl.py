@@ -325,12 +325,14 @@ def read_generator_folder(folder, kind: str, build, init):
     from flax import serialization
 
     from cgflow.io import read_json
+    from cgflow.models.description import GeneratorDescription
 
     folder = Path(folder)
-    desc = read_json(folder / "model.json")
-    block = desc.get("generator")
+    where = str(folder / "model.json")
+    desc = GeneratorDescription.from_json(read_json(folder / "model.json"), where)
+    block = desc.generator
     if not isinstance(block, dict) or block.get("type") != kind:
-        raise ValueError(f"{folder / 'model.json'}: not a cgflow {kind} generator")
+        raise ValueError(f"{where}: not a cgflow {kind} generator")
     gen = build(block)
     params_file = folder / "params.msgpack"
     if not params_file.is_file():

@@ -1,5 +1,6 @@
 """CG energy models: energy = fitted prior + neural network, one pure function."""
 
+from cgflow.models.description import GeneratorDescription, ModelDescription
 from cgflow.models.energy import (
     at_temperature,
     box_scaling_derivative,
@@ -14,6 +15,8 @@ from cgflow.models.energy import (
 from cgflow.models.prior import fit_prior, prior_energy
 
 __all__ = [
+    "GeneratorDescription",
+    "ModelDescription",
     "at_temperature",
     "box_scaling_derivative",
     "build_energy",

@@ -1,7 +1,8 @@
 """The shared CG energy: ``energy_fn(params, R) -> scalar``, prior + network.
 
-A model is described by a JSON-ready dict (enough to rebuild the function) and
-its parameters, saved with Flax serialisation.
+A model is described by a ``ModelDescription`` (:mod:`cgflow.models.description`,
+enough to rebuild the function; its JSON form is below) and its parameters, saved
+with Flax serialisation.
 
 Networks: ``mlp`` (a feed-forward net on the standardised flat coordinates; for
 low-dimensional toy systems) and ``schnet`` (an invariant continuous-filter
@@ -47,6 +48,7 @@ from flax import serialization
 from cgflow.io import atomic_write, read_json, write_json
 from cgflow.jaxmd import partition
 from cgflow.models import geometry, tables
+from cgflow.models.description import GeneratorDescription, ModelDescription, as_model
 from cgflow.models.prior import prior_energy
 from cgflow.runtime import switched_off
 
@@ -204,9 +206,9 @@ def schnet_filter_tables(params, network: dict) -> jax.Array:
 TEMPERATURE_FORMS = ("input", "entropy")
 
 
-def _temperature_form(desc: dict) -> str | None:
+def _temperature_form(desc: ModelDescription) -> str | None:
     """How a temperature-aware network reads kT (None: it does not)."""
-    t = desc.get("network", {}).get("temperature")
+    t = desc.network.get("temperature")
     if t is None:
         return None
     form = t.get("form", "input")
@@ -215,14 +217,14 @@ def _temperature_form(desc: dict) -> str | None:
     return form
 
 
-def _network(desc: dict):
-    net = desc["network"]
+def _network(desc: ModelDescription):
+    net = desc.network
     if net["type"] not in NETWORK_TYPES:
         raise ValueError(f"unknown network {net['type']!r}; allowed: {list(NETWORK_TYPES)}")
     outputs = 2 if _temperature_form(desc) == "entropy" else 1
     if net["type"] == "schnet":
         cfg = _schnet_config(net)
-        return SchNetEnergy(n_species=len(desc["species_names"]), outputs=outputs, **cfg)
+        return SchNetEnergy(n_species=len(desc.species_names), outputs=outputs, **cfg)
     activation = net.get("activation", "softplus")
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; allowed: {sorted(ACTIVATIONS)}")
@@ -230,49 +232,51 @@ def _network(desc: dict):
                      outputs=outputs)  # fmt: skip
 
 
-def interaction_range(desc: dict) -> float | None:
+def interaction_range(desc: ModelDescription | dict) -> float | None:
     """Distance beyond which beads do not interact through the network (None: any)."""
-    if desc["network"]["type"] != "schnet":
+    desc = as_model(desc)
+    if desc.network_type != "schnet":
         return None
-    return float(_schnet_config(desc["network"])["cutoff"])
+    return float(_schnet_config(desc.network)["cutoff"])
 
 
-def is_temperature_aware(desc: dict) -> bool:
+def is_temperature_aware(desc: ModelDescription | dict) -> bool:
     """Whether a model is a free energy A(R, kT) (its network reads kT)."""
-    return "temperature" in desc.get("network", {})
+    return as_model(desc).temperature_aware
 
 
-def _temperature_feature(desc: dict):
+def _temperature_feature(desc: ModelDescription):
     """kT -> the standardised input the network reads, or None (no kT input)."""
     if _temperature_form(desc) != "input":
         return None
-    t = desc["network"]["temperature"]
+    t = desc.network["temperature"]
     shift, scale = float(t["kT_shift"]), float(t["kT_scale"])
     return lambda kT: (jnp.asarray(kT, jnp.float32) - shift) / scale
 
 
-def build_free_energy(desc: dict):
+def build_free_energy(desc: ModelDescription | dict):
     """Return the pure ``free_energy_fn(params, R, kT, neighbor=None) -> scalar``.
 
     For a temperature-aware model (``network.temperature``) the network reads kT; for
     any other, kT is ignored (its energy is the same at every temperature).
     """
-    box = desc.get("box")
-    if box is not None and desc["network"]["type"] == "mlp":
+    desc = as_model(desc)
+    box = desc.box
+    if box is not None and desc.network_type == "mlp":
         raise ValueError(
             "a periodic model (box) takes the schnet network or none: the mlp reads "
             "free-space coordinates"
         )
-    prior = prior_energy(desc["prior"], box)
-    if desc["network"]["type"] == "none":
+    prior = prior_energy(desc.prior, box)
+    if desc.network_type == "none":
         return lambda params, R, kT, neighbor=None: prior(R, neighbor)
     module = _network(desc)
     t_feature = _temperature_feature(desc)
     # form entropy: the network's (E, S) combine to E - kT S; else its one output
     combine = (lambda out, kT: out[0] - kT * out[1]) if _temperature_form(desc) == "entropy" \
         else (lambda out, kT: out)  # fmt: skip
-    if desc["network"]["type"] == "schnet":
-        species = jnp.asarray(desc["species_index"])
+    if desc.network_type == "schnet":
+        species = jnp.asarray(desc.species_index)
         displacement = geometry.displacement_fn(box)  # minimum image in a box
 
         def free_energy_fn(params, R, kT, neighbor=None, filter_tables=None):
@@ -283,8 +287,8 @@ def build_free_energy(desc: dict):
             return prior(R, neighbor) + combine(out, kT)
 
         return free_energy_fn
-    shift = jnp.asarray(desc["network"]["input_shift"]).reshape(-1)
-    scale = jnp.asarray(desc["network"]["input_scale"]).reshape(-1)
+    shift = jnp.asarray(desc.network["input_shift"]).reshape(-1)
+    scale = jnp.asarray(desc.network["input_scale"]).reshape(-1)
 
     def free_energy_fn(params, R, kT, neighbor=None):
         del neighbor
@@ -296,27 +300,28 @@ def build_free_energy(desc: dict):
     return free_energy_fn
 
 
-def build_energy(desc: dict):
+def build_energy(desc: ModelDescription | dict):
     """Return the pure ``energy_fn(params, R) -> scalar`` for a model description
     (``energy_fn(params, R, neighbor)`` for SchNet): the free energy at the
     description's ``kT``.
 
     Args:
-      desc: model description (see module docstring).
+      desc: model description (a ModelDescription, or its JSON dict).
 
     Returns:
       energy_fn taking network params and positions R of shape (n_beads, dim).
     """
+    desc = as_model(desc)
     free_energy_fn = build_free_energy(desc)
-    kT = float(desc["kT"]) if is_temperature_aware(desc) else None  # else not read
-    if desc["network"]["type"] != "schnet":
+    kT = float(desc.kT) if desc.temperature_aware else None  # else not read
+    if desc.network_type != "schnet":
         return lambda params, R: free_energy_fn(params, R, kT)
 
     def energy_fn(params, R, neighbor=None):
         return free_energy_fn(params, R, kT, neighbor)
 
     def prepare(params):
-        return params, schnet_filter_tables(params, desc["network"])
+        return params, schnet_filter_tables(params, desc.network)
 
     def tabulated_energy_fn(prepared, R, neighbor=None):
         params, filter_tables = prepared
@@ -352,71 +357,74 @@ def sampling_form(energy_fn, environ=None) -> SamplingForm:
     return form
 
 
-def box_scaling_derivative(desc: dict):
+def box_scaling_derivative(desc: ModelDescription | dict):
     """Return ``du_ds(params, R) -> scalar`` for a periodic model: the derivative of
     its energy at s = 1 when the box and the beads are scaled by s (all pairs,
     minimum image; the cutoffs stay), the virial term of the CG pressure
     ``cgflow.units.pressure_bar``. Differentiates through the box as well as the
     positions, so what depends on the box only through minimum images is right."""
-    if desc.get("box") is None:
+    desc = as_model(desc)
+    if desc.box is None:
         raise ValueError("a pressure needs a periodic model (a description with a box)")
-    box = jnp.asarray(desc["box"], jnp.float32)
+    box = jnp.asarray(desc.box, jnp.float32)
 
     def scaled(s, params, R):
-        return build_energy({**desc, "box": s * box})(params, s * R)
+        return build_energy(desc.replace(box=s * box))(params, s * R)
 
     grad = jax.grad(scaled)
     return lambda params, R: grad(jnp.float32(1.0), params, R)
 
 
-def init_params(desc: dict, key):
-    if desc["network"]["type"] == "none":
+def init_params(desc: ModelDescription | dict, key):
+    desc = as_model(desc)
+    if desc.network_type == "none":
         return {}
     module = _network(desc)
-    if desc["network"]["type"] == "schnet":
+    if desc.network_type == "schnet":
         # a spread-out dummy configuration: init must not see coincident beads
-        R = jnp.arange(desc["n_beads"] * 3.0).reshape(-1, 3) * 0.1
+        R = jnp.arange(desc.n_beads * 3.0).reshape(-1, 3) * 0.1
         t = jnp.zeros(()) if _temperature_feature(desc) is not None else None
-        return module.init(key, R, jnp.asarray(desc["species_index"]), None, None, t)
-    n_in = desc["n_beads"] * desc["dim"] + int(_temperature_feature(desc) is not None)
+        return module.init(key, R, jnp.asarray(desc.species_index), None, None, t)
+    n_in = desc.n_beads * desc.dim + int(_temperature_feature(desc) is not None)
     return module.init(key, jnp.zeros((n_in,)))
 
 
-def save_model(folder: str | Path, desc: dict, params) -> None:
-    """Write ``model.json`` (description) and ``params.msgpack`` (Flax bytes)."""
+def save_model(folder: str | Path, desc: ModelDescription | GeneratorDescription | dict,
+               params) -> None:  # fmt: skip
+    """Write ``model.json`` (the description; a dict is read as a ModelDescription's
+    JSON) and ``params.msgpack`` (Flax bytes)."""
     folder = Path(folder)
+    desc = desc if isinstance(desc, GeneratorDescription) else as_model(desc)
     data = serialization.to_bytes(params)
     atomic_write(folder / "params.msgpack", lambda fh: fh.write(data))
-    write_json(folder / "model.json", desc)
+    write_json(folder / "model.json", desc.to_json())
 
 
-MODEL_KEYS = ("kT", "n_beads", "dim", "prior", "network")
-"""What every model.json holds (load_model checks)."""
-
-
-def at_temperature(desc: dict, kT: float, transfer: bool = False) -> dict:
+def at_temperature(desc: ModelDescription | dict, kT: float,
+                   transfer: bool = False) -> ModelDescription:  # fmt: skip
     """The description of a model run at ``kT``: a temperature-aware model's ``kT``
     is set to it; any other must have been trained at that kT (ValueError), unless
     ``transfer``: then it runs as it is at ``kT`` (its energy unchanged; the
     description records ``trained_at_kT``)."""
-    if is_temperature_aware(desc):
-        return {**desc, "kT": float(kT)}
-    same = np.isclose(float(desc["kT"]), float(kT), rtol=1e-9, atol=0.0)
+    desc = as_model(desc)
+    if desc.temperature_aware:
+        return desc.replace(kT=float(kT))
+    same = np.isclose(float(desc.kT), float(kT), rtol=1e-9, atol=0.0)
     if transfer and not same:
-        return {**desc, "kT": float(kT), "trained_at_kT": float(desc["kT"])}
+        return desc.replace(kT=float(kT), trained_at_kT=float(desc.kT))
     if not same:
         raise ValueError(
-            f"the model was trained at kT {desc['kT']} and does not read the temperature: "
+            f"the model was trained at kT {desc.kT} and does not read the temperature: "
             f"it cannot be run at kT {kT}"
         )
     return desc
 
 
-def prior_shape_problem(desc: dict) -> str | None:
+def prior_shape_problem(desc: ModelDescription) -> str | None:
     """What is wrong with the shapes of a description's prior terms (None: nothing):
     per-coordinate arrays of (n_beads, dim), index lists within the beads, one
     parameter per indexed term. Broadcasting would otherwise accept a wrong prior."""
-    prior, n, dim = desc["prior"], int(desc["n_beads"]), int(desc["dim"])
+    prior, n, dim = desc.prior, int(desc.n_beads), int(desc.dim)
     if not isinstance(prior, dict) or "type" not in prior:
         return "prior is not a prior description (no type)"
     if prior["type"] == "harmonic_position":
@@ -444,12 +452,7 @@ def load_model(folder: str | Path, kT: float | None = None, transfer: bool = Fal
     """Rebuild ``(energy_fn, params, description)`` from a model folder; with ``kT``,
     the model at that thermal energy (see :func:`at_temperature`)."""
     folder = Path(folder)
-    desc = read_json(folder / "model.json")
-    missing = [k for k in MODEL_KEYS if k not in desc]
-    if missing:
-        raise ValueError(
-            f"{folder / 'model.json'}: not a cgflow model description (lacks {missing})"
-        )
+    desc = ModelDescription.from_json(read_json(folder / "model.json"), str(folder / "model.json"))
     params_file = folder / "params.msgpack"
     if not params_file.is_file():
         raise FileNotFoundError(f"{params_file}: model parameters not found")

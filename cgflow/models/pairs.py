@@ -25,6 +25,7 @@ from flax import struct
 
 from cgflow.jaxmd import partition
 from cgflow.models import geometry
+from cgflow.models.description import ModelDescription
 from cgflow.models.energy import interaction_range
 
 ORDERED_SPARSE = partition.NeighborListFormat.OrderedSparse
@@ -100,9 +101,9 @@ class FramePairs:
                 self.n_beads * (self.n_beads - 1) // 2}  # fmt: skip
 
 
-def frame_pairs_for(desc: dict) -> FramePairs | None:
+def frame_pairs_for(desc: ModelDescription) -> FramePairs | None:
     """The pair lister of a periodic SchNet model (None: any other model, which
     evaluates all pairs, or has no pairs)."""
-    if desc.get("box") is None or desc["network"]["type"] != "schnet":
+    if desc.box is None or desc.network_type != "schnet":
         return None
-    return FramePairs(desc["box"], interaction_range(desc), int(desc["n_beads"]))
+    return FramePairs(desc.box, interaction_range(desc), int(desc.n_beads))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from cgflow.models import box_scaling_derivative
+from cgflow.models import ModelDescription, box_scaling_derivative
+from cgflow.models.description import as_model
 from cgflow.units import pressure_bar
 
 
-def model_pressure(desc: dict, params, positions: np.ndarray, chunk: int = 16) -> np.ndarray:
+def model_pressure(
+    desc: ModelDescription | dict, params, positions: np.ndarray, chunk: int = 16
+) -> np.ndarray:
     """Per-frame pressure (bar) of a periodic model's frames, (frames,).
 
     P = (N kT - (1/3) dU/ds) / V, dU/ds the derivative of the model's energy when
@@ -18,6 +21,7 @@ def model_pressure(desc: dict, params, positions: np.ndarray, chunk: int = 16) -
     approximates, so its pressure need not be the reference's: this measures how
     far it is.
     """
+    desc = as_model(desc)
     du_ds = jax.jit(jax.vmap(box_scaling_derivative(desc), in_axes=(None, 0)))
     x = np.asarray(positions, np.float32)
     out = np.empty(len(x))
@@ -27,5 +31,5 @@ def model_pressure(desc: dict, params, positions: np.ndarray, chunk: int = 16) -
         if pad:
             part = np.concatenate([part, np.repeat(part[-1:], pad, 0)])
         out[start : start + chunk] = np.asarray(du_ds(params, part))[: chunk - pad]
-    volume = float(np.prod(desc["box"]))
-    return pressure_bar(out, int(desc["n_beads"]), float(desc["kT"]), volume)
+    volume = float(np.prod(desc.box))
+    return pressure_bar(out, int(desc.n_beads), float(desc.kT), volume)

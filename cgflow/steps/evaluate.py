@@ -158,7 +158,7 @@ def quadrature(system, cg_map, model_dir: str, target: ExactTarget, kT: float):
     # at the scored kT: a temperature-aware model reads it, any other is scored as it
     # is (for fm_nearest, away from the temperature it was trained at)
     energy_fn, params, desc = load_model(model_dir, kT=kT, transfer=True)
-    if not desc.get("usable", True):  # its training diverged: no model to score
+    if not desc.usable:  # its training diverged: no model to score
         return {}, {}
     profile = system.exact_profile(kT)
     grid = profile.grid[::20]
@@ -173,7 +173,7 @@ def quadrature(system, cg_map, model_dir: str, target: ExactTarget, kT: float):
                                                 weights / weights.sum())  # fmt: skip
         values.update(values_e)
         curves.update(curves_e)
-        offsets = desc.get("training", {}).get("energy_offsets")
+        offsets = desc.training.get("energy_offsets")
         if offsets:
             from cgflow.models import build_free_energy
 
@@ -258,7 +258,7 @@ def sampled_thermodynamics(model_dir: str, samples: dict, groups, reference: dic
     from cgflow.models import build_free_energy, is_temperature_aware, load_model
 
     _, params, desc = load_model(model_dir)
-    offsets = desc.get("training", {}).get("energy_offsets")
+    offsets = desc.training.get("energy_offsets")
     if not (is_temperature_aware(desc) and offsets and "aa_energies" in reference):
         return {}, {}, {}
     both = jax.jit(jax.vmap(beta_derivatives(build_free_energy(desc)), (None, 0, None)))

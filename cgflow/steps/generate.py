@@ -26,7 +26,7 @@ from cgflow.io import check_output_folder, save_dataset, write_json
 from cgflow.mapping import apply_map
 from cgflow.methods.base import GeneratorProblem
 from cgflow.methods.data import KEY_SIMULATE, KEY_TRAIN
-from cgflow.models import save_model
+from cgflow.models import GeneratorDescription, save_model
 from cgflow.runtime import jax_device_info
 from cgflow.simulate.settings import run_settings
 from cgflow.systems import get_map
@@ -132,18 +132,18 @@ def train_generator(study, method_name: str, temperature: float, mapping: str, s
     result = method.train(
         problem, settings, jax.random.fold_in(jax.random.PRNGKey(seed), KEY_TRAIN)
     )
-    desc = {
-        "system": study.system,
-        "mapping": mapping,
-        "kT": kT,
-        "method": method_name,
-        "n_train": 0,
-        "seed": seed,
-        "units": system.units,
-        "generator": module.description(settings, space.dim),
-        "potential": system.describe(),
-        "training": {**result.info, "device": device},
-    }
+    desc = GeneratorDescription(
+        system=study.system,
+        mapping=mapping,
+        kT=kT,
+        method=method_name,
+        n_train=0,
+        seed=seed,
+        units=system.units,
+        generator=module.description(settings, space.dim),
+        potential=system.describe(),
+        training={**result.info, "device": device},
+    )
     out = Path(out_dir)
     write_history(out / "train_log.csv", result.history)
     save_model(out, desc, result.params)
@@ -176,24 +176,24 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
         run = run_settings(study.entry["simulation"])
         n_samples = run.n_replicas * (run.n_steps // run.save_every)
     system = study.build_system()
-    if desc.get("potential", system.describe()) != system.describe():
+    if (desc.potential or system.describe()) != system.describe():
         raise ValueError(
-            f"{model_dir}: the generator was trained on {desc['potential']}, not on this "
+            f"{model_dir}: the generator was trained on {desc.potential}, not on this "
             f"config's {system.describe()}"
         )
-    space = generator_space(system, desc["kT"])
+    space = generator_space(system, desc.kT)
     if space.dim != gen.data_dim:
         raise ValueError(
             f"{model_dir}: the generator makes {gen.data_dim} coordinates; {system.type}'s "
             f"generators make {space.dim}"
         )
-    cg_map = get_map(system, desc["mapping"])
+    cg_map = get_map(system, desc.mapping)
     data_dim = system.n_atoms * system.dim
     check_output_folder(out_dir, 4 * n_samples * (data_dim + gen.latent_dim + 2) + 10**6,
                         "generate")  # fmt: skip
     t0 = time.perf_counter()
-    key = jax.random.fold_in(jax.random.PRNGKey(desc["seed"]), KEY_SIMULATE)
-    beta = 1.0 / desc["kT"]
+    key = jax.random.fold_in(jax.random.PRNGKey(desc.seed), KEY_SIMULATE)
+    beta = 1.0 / desc.kT
     terms_fn = jax.jit(lambda p, k: module.bound_terms(gen, space.energy_fn, p, k, n_samples, beta))
     terms = terms_fn(params, key)
     z, x = terms["z"], terms["x"]
@@ -215,13 +215,13 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
         "bound_se": bound_se,
         "log_z_estimate": log_z_est,
         "ess_fraction": ess / n_samples,
-        "energy_evaluations": desc["training"]["energy_evaluations"],
+        "energy_evaluations": desc.training["energy_evaluations"],
         "model": str(model_dir),
         "device": device,
     }
-    if "exact_log_z" in desc["training"]:
-        gap = bound + desc["training"]["exact_log_z"]
-        status.update(exact_log_z=desc["training"]["exact_log_z"], gap=gap,
+    if "exact_log_z" in desc.training:
+        gap = bound + desc.training["exact_log_z"]
+        status.update(exact_log_z=desc.training["exact_log_z"], gap=gap,
                       gap_ci95=[gap - 1.96 * bound_se, gap + 1.96 * bound_se])  # fmt: skip
     cv = system.cv(cg_map)(cg_positions)
     basins = np.asarray(system.basins(cv))
@@ -239,11 +239,11 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
         "log_weight": (-l_values).astype(np.float32),
         "replica": np.arange(n_samples) % GROUPS,
     }
-    meta = {"kT": desc["kT"], "units": desc["units"], "generator": True,
+    meta = {"kT": desc.kT, "units": desc.units, "generator": True,
             "n_replicas": GROUPS}  # fmt: skip
     status["samples_write_id"] = save_dataset(Path(out_dir) / "samples.npz", arrays, meta)
     plot_latent(arrays["latent"], cv, system.cv_names, Path(out_dir) / "latent.png",
-                f"{name} kT={desc['kT']:g}")  # fmt: skip
+                f"{name} kT={desc.kT:g}")  # fmt: skip
     write_json(Path(out_dir) / "status.json", status)
     print(f"generate: {n_samples} samples, bound {bound:.4f} +- {bound_se:.4f}, "
           f"ESS {status['ess_fraction']:.3f}", file=log, flush=True)  # fmt: skip

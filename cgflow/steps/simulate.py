@@ -12,7 +12,7 @@ import numpy as np
 from cgflow import checkpoint as ckpt
 from cgflow.io import check_output_folder, load_dataset, save_dataset, write_json, write_trajectory
 from cgflow.methods.data import KEY_SIMULATE, split_indices
-from cgflow.models import interaction_range, load_model
+from cgflow.models import ModelDescription, interaction_range, load_model
 from cgflow.runtime import check_memory, jax_device_info
 from cgflow.simulate.langevin import record_speed, simulate_langevin
 from cgflow.simulate.settings import (
@@ -49,7 +49,7 @@ def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str
     device = jax_device_info("simulate", log)
     kT = study.build_system().kT(temperature) if temperature is not None else None
     energy_fn, params, desc = load_model(model_dir, kT=kT, transfer=transfer)
-    if not desc.get("usable", True):
+    if not desc.usable:
         return _write_unusable(desc, model_dir, out_dir, device, log)
     plan = _plan(study, desc, data_path, dt, out_dir)
     frames, statuses = _rounds(study, plan, energy_fn, params, checkpoint, log)
@@ -67,7 +67,7 @@ class _Plan:
     start from and the frames they may start from (its training split), the
     integrator and run settings, and the run's base random key."""
 
-    desc: dict
+    desc: ModelDescription
     data: dict
     train_idx: np.ndarray
     integrator: object
@@ -76,26 +76,26 @@ class _Plan:
     base_key: object
 
 
-def _plan(study, desc: dict, data_path: str, dt: float, out_dir: str) -> _Plan:
+def _plan(study, desc: ModelDescription, data_path: str, dt: float, out_dir: str) -> _Plan:
     """Check the data set against the model and the run against memory and disk,
     before anything runs."""
     data, data_meta = load_dataset(data_path, required=("positions",))
     mapping = (data_meta.get("mapping") or {}).get("name") if isinstance(data_meta, dict) else None
-    if mapping != desc["mapping"]:
+    if mapping != desc.mapping:
         raise ValueError(
             f"{data_path}: not the CG data set the model was trained on (its map is "
-            f"{mapping!r}, the model's {desc['mapping']!r}; give the output of cgflow map)"
+            f"{mapping!r}, the model's {desc.mapping!r}; give the output of cgflow map)"
         )
     block = study.entry["simulation"]
     integrator, run = integrator_settings(block, dt), run_settings(block)
     most = run.n_replicas * run.n_rounds
     n_saved = run.n_steps // run.save_every
-    size = n_saved * most * desc["n_beads"] * desc["dim"] * 4
-    need = sampling_memory(most, n_saved, desc["n_beads"], desc["dim"],
-                           network_width(desc["network"]))  # fmt: skip
+    size = n_saved * most * desc.n_beads * desc.dim * 4
+    need = sampling_memory(most, n_saved, desc.n_beads, desc.dim,
+                           network_width(desc.network))  # fmt: skip
     check_memory(need, "simulate", f"{most} replicas x {n_saved} saved frames")
     check_output_folder(out_dir, 2 * size, "simulate")  # samples and trajectory
-    seed, n_train = desc["seed"], start_budget(desc, data_meta, data_path)
+    seed, n_train = desc.seed, start_budget(desc, data_meta, data_path)
     train_idx, _ = split_indices(data["positions"].shape[0], n_train, study.val_fraction, seed)
     base_key = jax.random.fold_in(jax.random.PRNGKey(seed), KEY_SIMULATE)
     return _Plan(desc, data, train_idx, integrator, run, float(dt), base_key)
@@ -115,15 +115,15 @@ def _rounds(study, plan: _Plan, energy_fn, params, checkpoint, log):
             energy_fn,
             params,
             plan.data["positions"][start],
-            desc["bead_masses"],
-            desc["kT"],
+            desc.bead_masses,
+            desc.kT,
             plan.integrator,
             run,
             key,
             log=log,
-            **_watch(desc["prior"]),
-            box=desc.get("box"),
-            cutoff=interaction_range(desc) if desc.get("box") is not None else None,
+            **_watch(desc.prior),
+            box=desc.box,
+            cutoff=interaction_range(desc) if desc.box is not None else None,
             checkpoint=round_checkpoint(checkpoint, r),
         )
         rounds.append(frames)
@@ -148,23 +148,23 @@ def _write(study, plan: _Plan, params, frames: np.ndarray, status: dict, out_dir
     n_t, n_rep = frames.shape[:2]
     arrays = replica_major(frames)
     positions = arrays["positions"]
-    status.update({"time_unit": desc["units"]["time"],
+    status.update({"time_unit": desc.units["time"],
                    "frame_order": "replica-major: frame = replica * n_saved + t"})  # fmt: skip
-    if desc["units"]["time"] == "ps":
+    if desc.units["time"] == "ps":
         status["ns_per_day_per_replica"] = status["time_per_day_per_replica"] / 1000.0
         status["ns_per_day_all_replicas"] = status["time_per_day_all_replicas"] / 1000.0
-    if desc.get("box") is not None and positions.shape[0]:
+    if desc.box is not None and positions.shape[0]:
         from cgflow.simulate.pressure import model_pressure
 
         arrays["pressure_bar"] = model_pressure(desc, params, positions)
         print(f"simulate: virial pressure {arrays['pressure_bar'].mean():.0f} bar", file=log)
     out_dir = Path(out_dir)
-    meta = {"kT": desc["kT"], "units": desc["units"], "dt": plan.dt, "n_replicas": n_rep,
+    meta = {"kT": desc.kT, "units": desc.units, "dt": plan.dt, "n_replicas": n_rep,
             "n_saved_per_replica": n_t}  # fmt: skip
     status["samples_write_id"] = save_dataset(out_dir / "samples.npz", arrays, meta)
     system = study.build_system()
     if system.has_topology and positions.shape[0]:
-        top = system.cg_topology(get_map(system, desc["mapping"]))
+        top = system.cg_topology(get_map(system, desc.mapping))
         write_trajectory(out_dir / "trajectory.h5", positions, top)
     write_json(out_dir / "status.json", status)
 
@@ -186,7 +186,7 @@ def replica_major(frames: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def samples_halfwidth(study, desc: dict, frames: np.ndarray, data: dict) -> float:
+def samples_halfwidth(study, desc: ModelDescription, frames: np.ndarray, data: dict) -> float:
     """Half-width of the CG side of the 95 % CI of the system's primary metric, for
     ``frames`` (n_saved, replicas, beads, dim), scored against the training
     reference ``data`` (the exact profile for 1-D systems; the test reference is for
@@ -198,8 +198,8 @@ def samples_halfwidth(study, desc: dict, frames: np.ndarray, data: dict) -> floa
     samples = replica_major(frames)
     interval = getattr(reference_settings(system, study.entry), "save_interval_ps", None)
     _, cis, _, _, _, groups = score(
-        system, get_map(system, desc["mapping"]), evaluation_settings(system, study.entry),
-        samples, desc["kT"], data["positions"], np.random.default_rng(0),
+        system, get_map(system, desc.mapping), evaluation_settings(system, study.entry),
+        samples, desc.kT, data["positions"], np.random.default_rng(0),
         frame_interval=interval,
     )  # fmt: skip
     metric = system.primary_metric
@@ -228,12 +228,12 @@ def merged_status(statuses: list[dict], dt: float, n_replicas: int) -> dict:
     return status
 
 
-def start_budget(desc: dict, data_meta: dict, data_path) -> int:
+def start_budget(desc: ModelDescription, data_meta: dict, data_path) -> int:
     """The n_train whose training split the replicas start from: the run's, or for a
     model trained across temperatures its share at the data set's kT."""
-    sets = desc.get("train_sets")
+    sets = desc.train_sets
     if not sets:
-        return desc["n_train"]
+        return desc.n_train
     for s in sets:
         if np.isclose(float(s["kT"]), float(data_meta["kT"])):
             return int(s["n_train"])
@@ -243,15 +243,15 @@ def start_budget(desc: dict, data_meta: dict, data_path) -> int:
     )
 
 
-def _write_unusable(desc: dict, model_dir, out_dir, device, log) -> dict:
+def _write_unusable(desc: ModelDescription, model_dir, out_dir, device, log) -> dict:
     """No simulation of a model whose training diverged: no frames, and a status
     that says why (evaluation records the run as unstable)."""
-    reason = f"model unusable: {desc.get('unusable_reason', 'training diverged')}"
+    reason = f"model unusable: {desc.unusable_reason or 'training diverged'}"
     print(f"simulate: {reason}", file=log, flush=True)
     out_dir = Path(out_dir)
-    shape = (0, desc["n_beads"], desc["dim"])
+    shape = (0, desc.n_beads, desc.dim)
     arrays = {"positions": np.zeros(shape), "replica": np.zeros(0, int)}
-    meta = {"kT": desc["kT"], "units": desc["units"], "n_replicas": 0, "n_saved_per_replica": 0}
+    meta = {"kT": desc.kT, "units": desc.units, "n_replicas": 0, "n_saved_per_replica": 0}
     write_id = save_dataset(out_dir / "samples.npz", arrays, meta)
     status = {"stable": False, "reason": reason, "steps_done": 0, "wall_time_s": 0.0,
               "model": str(model_dir), "device": device,

@@ -25,7 +25,14 @@ from cgflow.analysis.training import plot_diverged
 from cgflow.io import atomic_write, check_output_folder, read_json
 from cgflow.methods.base import Problem
 from cgflow.methods.data import KEY_INIT, KEY_TRAIN, periodic_box, training_frames
-from cgflow.models import build_energy, build_free_energy, init_params, load_model, save_model
+from cgflow.models import (
+    ModelDescription,
+    build_energy,
+    build_free_energy,
+    init_params,
+    load_model,
+    save_model,
+)
 from cgflow.models.pairs import frame_pairs_for
 from cgflow.runtime import check_memory, jax_device_info
 from cgflow.simulate.settings import integrator_settings, network_width
@@ -36,31 +43,29 @@ SHARED_WITH_START = ("system", "mapping", "n_train", "seed", "network", "prior")
 
 
 def model_description(study, method, meta: dict, prior: dict, R_train, n_train: int, seed: int,
-                      box=None) -> dict:  # fmt: skip
-    """The JSON description that rebuilds a run's energy function."""
+                      box=None) -> ModelDescription:  # fmt: skip
+    """The description that rebuilds a run's energy function."""
     net = dict(study.entry["network"]) if method.network else {"type": "none"}
     if net["type"] == "mlp":  # the MLP sees coordinates standardised on the training split
         net["input_shift"] = R_train.mean(axis=0).tolist()
         net["input_scale"] = np.maximum(R_train.std(axis=0), 1e-6).tolist()
-    desc = {
-        "system": study.system,
-        "mapping": meta["mapping"]["name"],
-        "kT": meta["kT"],
-        "n_beads": int(R_train.shape[1]),
-        "dim": int(R_train.shape[2]),
-        "bead_masses": meta["mapping"]["bead_masses"],
-        "species_names": meta["mapping"]["species_names"],
-        "species_index": meta["mapping"]["species_index"],
-        "prior": prior,
-        "network": net,
-        "method": method.name,
-        "n_train": n_train,
-        "seed": seed,
-        "units": meta["units"],
-    }
-    if box is not None:
-        desc["box"] = box
-    return desc
+    return ModelDescription(
+        system=study.system,
+        mapping=meta["mapping"]["name"],
+        kT=meta["kT"],
+        n_beads=int(R_train.shape[1]),
+        dim=int(R_train.shape[2]),
+        bead_masses=tuple(meta["mapping"]["bead_masses"]),
+        species_names=tuple(meta["mapping"]["species_names"]),
+        species_index=tuple(meta["mapping"]["species_index"]),
+        prior=prior,
+        network=net,
+        method=method.name,
+        n_train=n_train,
+        seed=seed,
+        units=meta["units"],
+        box=None if box is None else tuple(box),
+    )
 
 
 MODEL_BYTES = 20_000_000
@@ -95,16 +100,19 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
                              n_train, seed, periodic_box(data, meta))  # fmt: skip
     if across:
         kTs = np.array(frames.kTs)
-        desc["kT"] = float(kTs.mean())  # where it runs unless told another temperature
-        desc["network"]["temperature"] = {
+        temperature = {
             "form": getattr(settings, "temperature_form", "input"),
             "kT_shift": float(kTs.mean()),
             "kT_scale": float(max(kTs.std(), 1e-6 * kTs.mean())),
         }
-        desc["train_sets"] = frames.sets
+        desc = desc.replace(
+            kT=float(kTs.mean()),  # where it runs unless told another temperature
+            network={**desc.network, "temperature": temperature},
+            train_sets=tuple(frames.sets),
+        )
     if hasattr(settings, "memory_bytes"):  # methods that sample say what that takes
-        width = network_width(desc["network"])
-        need = settings.memory_bytes(desc["n_beads"], desc["dim"], width) + frames.nbytes
+        width = network_width(desc.network)
+        need = settings.memory_bytes(desc.n_beads, desc.dim, width) + frames.nbytes
         check_memory(need, f"train {method_name}", "its CG samples and the data set")
     device = jax_device_info("train", log)
     energy_fn = build_energy(desc)
@@ -117,8 +125,8 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         F_train=frames.F_train,
         R_val=frames.R_val,
         F_val=frames.F_val,
-        masses=np.asarray(desc["bead_masses"]),
-        kT=desc["kT"],
+        masses=np.asarray(desc.bead_masses),
+        kT=desc.kT,
         integrator=integrator_settings(study.entry["simulation"], dt) if method.per_dt else None,
         start=start,
         start_description=start_desc,
@@ -134,16 +142,17 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         pairs=frame_pairs_for(desc),
     )
     out_dir = Path(out_dir)
-    if start_desc is not None and not start_desc.get("usable", True):
-        why = f"its start model {init_model} is unusable: {start_desc.get('unusable_reason')}"
+    if start_desc is not None and not start_desc.usable:
+        why = f"its start model {init_model} is unusable: {start_desc.unusable_reason}"
         return _write_unusable(desc, problem.params, why, out_dir, checkpoint, log, device)
     try:
         result = method.train(problem, settings, jax.random.fold_in(key, KEY_TRAIN))
     except FloatingPointError as err:  # a diverged training is a result, not a crash
         return _write_unusable(desc, problem.params, str(err), out_dir, checkpoint, log, device)
-    desc["training"] = {**result.info, "device": device}
+    training = {**result.info, "device": device}
     if start_desc is not None:
-        desc["training"]["started_from"] = str(init_model)
+        training["started_from"] = str(init_model)
+    desc = desc.replace(training=training)
     write_history(out_dir / "train_log.csv", result.history)
     save_model(out_dir, desc, result.params)
     if result.plot is not None:
@@ -178,41 +187,40 @@ def _check_request(study, method, paths: list, dt, init_model) -> None:
         raise ValueError(f"method {name!r} trains at one temperature: give one --data")
 
 
-def run_inputs(desc: dict, frames: tuple, start, dt) -> str:
+def run_inputs(desc: ModelDescription, frames: tuple, start, dt) -> str:
     """Digest of what a training's result depends on besides its settings: the model
     description (prior, network, seed, n_train, species), the arrays of its split
     (frames, forces, and energies and temperatures where used), the start model's
     parameters and the time step. A checkpoint is bound to it, so a rerun after an
     upstream change starts afresh."""
     start_digest = ckpt.array_digest(start) if start is not None else None
-    return ckpt.fingerprint(desc, ckpt.array_digest(*frames), start_digest, dt)
+    return ckpt.fingerprint(desc.to_json(), ckpt.array_digest(*frames), start_digest, dt)
 
 
-def _write_unusable(desc: dict, params, reason: str, out_dir: Path, checkpoint, log,
+def _write_unusable(desc: ModelDescription, params, reason: str, out_dir: Path, checkpoint, log,
                     device: dict) -> dict:  # fmt: skip
     """Record a training that diverged: a model marked ``usable: false`` with the
     reason (its parameters are the initial ones, kept only so the folder is complete;
     simulation and evaluation record the run as unstable), a one-row log, and no
     checkpoint (resuming it would diverge again)."""
     print(f"train: {reason}; the model is recorded as unusable", file=log, flush=True)
-    desc["usable"] = False
-    desc["unusable_reason"] = reason
-    desc["training"] = {"diverged": True, "device": device}
+    desc = desc.replace(usable=False, unusable_reason=reason,
+                        training={"diverged": True, "device": device})  # fmt: skip
     write_history(out_dir / "train_log.csv", [{"diverged": 1, "reason": reason}])
-    plot_diverged(out_dir / "train_log.png", desc["method"], reason)
+    plot_diverged(out_dir / "train_log.png", desc.method, reason)
     save_model(out_dir, desc, params)
     ckpt.discard(checkpoint)
     return desc
 
 
-def _start_model(folder: str, desc: dict):
+def _start_model(folder: str, desc: ModelDescription):
     """Parameters and description of the start model, checked to belong to this run."""
     _, params, start_desc = load_model(folder)
     for key in SHARED_WITH_START:
-        if start_desc[key] != desc[key]:
+        if getattr(start_desc, key) != getattr(desc, key):
             raise ValueError(
                 f"start model {folder} has another {key} than this run "
-                f"({start_desc[key]!r} vs {desc[key]!r})"
+                f"({getattr(start_desc, key)!r} vs {getattr(desc, key)!r})"
             )
     return params, start_desc
 
