@@ -520,18 +520,12 @@ def _check_config(path) -> int:
 def _evaluate(study, args) -> None:
     from pathlib import Path
 
+    from cgflow.analysis.records import RunId
     from cgflow.steps.evaluate import evaluate_step
 
-    run = {
-        "system": study.system,
-        "mapping": args.mapping,
-        "method": args.method,
-        "n_train": args.n_train,
-        "seed": args.seed,
-        "dt": args.dt,
-        "temperature": args.temperature,
-        "run_dir": str(Path(args.samples).parent),
-    }
+    run = RunId(system=study.system, mapping=args.mapping, method=args.method,
+                n_train=args.n_train, seed=args.seed, dt=args.dt,
+                temperature=args.temperature, run_dir=str(Path(args.samples).parent))  # fmt: skip
     metrics = evaluate_step(
         study, args.samples, run, args.out, args.status, args.reference, args.model
     )

@@ -440,7 +440,7 @@ def test_a_reference_with_few_basin_samples_or_disagreeing_runs_is_not_converged
         for t, v, lo, hi in ((300.0, 0.1, -0.2, 0.4), (330.0, 0.1, -0.3, 0.5),
                              (350.0, -1.2, -1.6, -0.8))
     ])  # fmt: skip
-    checks = reference_checks(summary, records, min_samples=50)
+    checks = reference_checks(summary, [as_record(r) for r in records], min_samples=50)
     by_t = {c.temperature: c for c in checks}
     assert by_t[300.0].converged
     assert by_t[330.0].too_few == ["training"] and not by_t[330.0].disagreeing
@@ -452,7 +452,7 @@ def test_a_reference_with_few_basin_samples_or_disagreeing_runs_is_not_converged
     assert "alpha_L: training - test -1.20 [-1.60, -0.80] kT" in text
     # an exact sampler (no relaxation recorded) is not checked
     exact = {"run": {**records[0]["run"], "system": "dw"}, "bootstrap": {}}
-    assert reference_checks(summary, [exact]) == []
+    assert reference_checks(summary, [as_record(exact)]) == []
 
 
 def test_a_claim_on_an_unconverged_reference_is_undecided():
@@ -515,3 +515,13 @@ def test_compare_claims_names_every_move(tmp_path):
                           str(tmp_path / "one.csv"), str(tmp_path / "bad.csv")],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "bad.csv: not a claims.csv" in bad.stderr
+
+
+def as_record(d: dict):
+    """A MetricsRecord of a test's partial metrics.json dict (the rest filled in)."""
+    from cgflow.analysis.records import MetricsRecord
+
+    run = {"mapping": "m", "n_train": 0, "seed": 0, "dt": float("nan"), "run_dir": "r",
+           **d["run"]}  # fmt: skip
+    return MetricsRecord.from_json({"metrics": {}, "primary_metric": "x",
+                                    "figure_kind": "surface_2d", **d, "run": run})  # fmt: skip

@@ -189,7 +189,7 @@ def test_benchmark_table_averages_seeds_and_counts_unstable_runs():
     assert (table.n_seeds == 2).all() and "reference" not in table.index
     relaxation = {"tau": 52.0, "slowest_basin": "alpha_R", "independent_samples": 24.0}
     record = {"run": ref, "bootstrap": {"samples": {"basin_relaxation": relaxation}}}
-    floors = noise_floors(pd.DataFrame(rows), {"dw": "pmf_rmse_kT"}, [record])
+    floors = noise_floors(pd.DataFrame(rows), {"dw": "pmf_rmse_kT"}, [as_record(record)])
     text = benchmark_markdown(table.reset_index(), floors)
     assert "Noise floor: 0.10 [0.05, 0.20] (the training reference, 500 frames" in text
     assert "training run: tau = 52 ps (alpha_R), 24 independent basin samples" in text
@@ -231,6 +231,7 @@ def test_the_ci_sides_table_names_the_wider_side_of_each_run():
         {**record("reference", 0, [0.0, 0.1], [0.0, 0.1], [0.0, 0.1])},
         {**record("re", 2, [0.3, 0.7], [0.3, 0.7], [0.4, 0.6]), "bootstrap": {}},  # 1-D
     ]
+    records = [as_record(r) for r in records]
     text = ci_sides_markdown(records)
     assert "## ala / heavy / T = 300: fes_wrmse_kT, each run's 95 % CI" in text
     assert "Widest half-width 0.30, median 0.20; the CG side is the wider in 1 of 2 runs" in text
@@ -387,3 +388,37 @@ def test_a_liquid_has_no_replicas_crossing():
     replica = np.repeat(np.arange(3), 4)
     groups, info = groups_of(water, {"replica": replica}, np.zeros((12, 1)))
     assert info == {"groups": "replicas", "n_groups": 3} and (groups == replica).all()
+
+
+def as_record(d: dict):
+    """A MetricsRecord of a test's partial metrics.json dict (the rest filled in)."""
+    from cgflow.analysis.records import MetricsRecord
+
+    run = {"mapping": "m", "n_train": 0, "seed": 0, "dt": float("nan"), "run_dir": "r",
+           **d["run"]}  # fmt: skip
+    return MetricsRecord.from_json({"metrics": {}, "primary_metric": "x",
+                                    "figure_kind": "surface_2d", **d, "run": run})  # fmt: skip
+
+
+def test_a_metrics_json_of_before_the_records_reads_and_writes_back_unchanged():
+    """A metrics.json as cgflow wrote it before MetricsRecord (the reference's dt
+    NaN, no speed) with a key this version does not know: it loads, keeps every key
+    and writes back the same dict; one that lacks a key is refused naming it."""
+    from cgflow.analysis.records import MetricsRecord
+
+    old = {"run": {"system": "dw", "mapping": "x1", "method": "reference", "n_train": 500,
+                   "seed": 0, "dt": None, "temperature": 3.0, "run_dir": "r"},
+           "metrics": {"stable": 1.0, "pmf_rmse_kT": 0.1}, "ci95": {"pmf_rmse_kT": [0.05, 0.2]},
+           "bootstrap": {"n_boot": 1000}, "unstable_reason": None,
+           "primary_metric": "pmf_rmse_kT", "figure_kind": "profile_1d", "units": None,
+           "scored_by": "a later cgflow"}  # fmt: skip
+    record = MetricsRecord.from_json(old, "old/metrics.json")
+    assert np.isnan(record.run.dt) and record.extra == {"scored_by": "a later cgflow"}
+    back = record.to_json()
+    assert {k: v for k, v in back.items() if k not in ("run", "speed")} == {
+        k: v for k, v in old.items() if k != "run"}  # fmt: skip
+    assert np.isnan(back["run"]["dt"]) and back["speed"] == {}
+    with pytest.raises(ValueError, match=r"old/metrics.json: not a metrics.json .*\['metrics'\]"):
+        MetricsRecord.from_json(
+            {k: v for k, v in old.items() if k != "metrics"}, "old/metrics.json"
+        )

@@ -299,6 +299,16 @@ def test_the_benchmark_gives_cg_and_all_atom_speeds(tmp_path):
     run = {"system": "water", "mapping": "com", "temperature": 300.0, "method": "fm"}
     records = [{"run": {**run, "method": "reference", "dt": float("nan")}, "speed": aa}]
     records += [{"run": {**run, "dt": 0.004, "seed": s}, "speed": cg} for s in (0, 1)]
-    text = speed_markdown(records)
+    text = speed_markdown([as_record(r) for r in records])
     assert "All-atom reference MD (768 atoms): 49.8 ns/day." in text
     assert "| fm | 0.004 | 10 | 40 |" in text
+
+
+def as_record(d: dict):
+    """A MetricsRecord of a test's partial metrics.json dict (the rest filled in)."""
+    from cgflow.analysis.records import MetricsRecord
+
+    run = {"mapping": "m", "n_train": 0, "seed": 0, "dt": float("nan"), "run_dir": "r",
+           **d["run"]}  # fmt: skip
+    return MetricsRecord.from_json({"metrics": {}, "primary_metric": "x",
+                                    "figure_kind": "surface_2d", **d, "run": run})  # fmt: skip

@@ -34,6 +34,7 @@ from cgflow.analysis.markdown import (
     speed_markdown,
     thermodynamics_markdown,
 )
+from cgflow.analysis.records import MetricsRecord
 from cgflow.analysis.tables import benchmark_table, noise_floors, paired_differences
 from cgflow.io import atomic_write, load_dataset, read_json
 
@@ -43,16 +44,14 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def collect(records: list[dict]) -> pd.DataFrame:
+def collect(records: list[MetricsRecord]) -> pd.DataFrame:
     """One row per (run, metric), columns as in DESIGN.md, from metrics.json records."""
     rows = []
     for rec in records:
-        cis = rec.get("ci95", {})
-        for metric, value in rec["metrics"].items():
-            lo, hi = cis.get(metric, (np.nan, np.nan))
-            rows.append(
-                {**rec["run"], "metric": metric, "value": value, "ci_low": lo, "ci_high": hi}
-            )
+        run = rec.run.to_json()
+        for metric, value in rec.metrics.items():
+            lo, hi = rec.ci95.get(metric, (np.nan, np.nan))
+            rows.append({**run, "metric": metric, "value": value, "ci_low": lo, "ci_high": hi})
     df = pd.DataFrame(rows, columns=COLUMNS)
     return df.sort_values(
         ["system", "mapping", "method", "n_train", "seed", "dt", "metric"],
@@ -61,12 +60,12 @@ def collect(records: list[dict]) -> pd.DataFrame:
     )
 
 
-def primary_metrics(records: list[dict]) -> dict[str, str]:
+def primary_metrics(records: list[MetricsRecord]) -> dict[str, str]:
     """Each system's primary metric, as its evaluation declared it."""
-    return {rec["run"]["system"]: rec["primary_metric"] for rec in records}
+    return {rec.run.system: rec.primary_metric for rec in records}
 
 
-def load_draws(metric_files: list[str], records: list[dict]) -> dict[tuple, dict]:
+def load_draws(metric_files: list[str], records: list[MetricsRecord]) -> dict[tuple, dict]:
     """Each run's bootstrap draws of its metrics (``bootstrap.npz`` beside its
     metrics.json), by ``run_key``; runs without draws are left out."""
     out = {}
@@ -75,21 +74,13 @@ def load_draws(metric_files: list[str], records: list[dict]) -> dict[tuple, dict
         if path.is_file():
             draws, _ = load_dataset(path)
             if "empty" not in draws:
-                out[run_key(rec["run"])] = draws
+                out[run_key(rec.run.to_json())] = draws
     return out
 
 
-RECORD_KEYS = ("run", "metrics", "primary_metric", "figure_kind")
-"""What every metrics.json of cgflow evaluate holds."""
-
-
-def _metrics_record(path: str) -> dict:
+def _metrics_record(path: str) -> MetricsRecord:
     """A metrics.json, checked to be one (ValueError naming the file)."""
-    record = read_json(path)
-    missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
-    if missing:
-        raise ValueError(f"{path}: not a metrics.json of cgflow evaluate (lacks {missing})")
-    return record
+    return MetricsRecord.from_json(read_json(path), path)
 
 
 def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
@@ -106,7 +97,7 @@ def aggregate_step(metric_files: list[str], out_csv: str, figures_dir: str,
     figures.mkdir(parents=True, exist_ok=True)
     plot_profiles(metric_files, records, figures)
     table = benchmark_table(df, primary, draws)
-    units = {rec["run"]["system"]: rec.get("units") for rec in records}
+    units = {rec.run.system: rec.units for rec in records}
     plot_errors(table, df, units, figures)
     atomic_write(out_csv.with_name("benchmark.csv"), lambda fh: table.to_csv(fh, index=False))
     diffs = paired_differences(df, primary, draws, order)

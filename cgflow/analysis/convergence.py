@@ -85,20 +85,20 @@ class ReferenceCheck:
         return "; ".join(out)
 
 
-def reference_checks(df: pd.DataFrame, records: list[dict],
+def reference_checks(df: pd.DataFrame, records: list,
                      min_samples: int = MIN_BASIN_SAMPLES) -> list[ReferenceCheck]:  # fmt: skip
     """A check per reference that is a time series (``records``: metrics.json of the
     reference scored as a model; ``df``: summary rows, for the basin errors' CIs)."""
     out = []
     for rec in records:
-        run = rec["run"]
-        if run["method"] != REFERENCE:
+        run = rec.run
+        if run.method != REFERENCE:
             continue
-        relax = basin_relaxation(rec.get("bootstrap") or {})
+        relax = basin_relaxation(rec.bootstrap)
         if not relax["test"]:
             continue  # scored against an exact distribution, not a second run
-        at = (df.system == run["system"]) & (df.mapping == run["mapping"])
-        rows = df[(df.method == REFERENCE) & at & (df.temperature == run["temperature"])]
+        at = (df.system == run.system) & (df.mapping == run.mapping)
+        rows = df[(df.method == REFERENCE) & at & (df.temperature == run.temperature)]
         basins = rows[rows.metric.str.startswith("dF_") & rows.metric.str.endswith("_err_kT")]
         disagreeing = tuple(
             (r.metric[len("dF_"): -len("_err_kT")], r.value, r.ci_low, r.ci_high)
@@ -109,7 +109,7 @@ def reference_checks(df: pd.DataFrame, records: list[dict],
         if not len(basins) and not np.isfinite(list(counts.values())).any():
             continue  # no basins (a liquid): nothing to converge
         out.append(ReferenceCheck(
-            system=run["system"], mapping=run["mapping"], temperature=float(run["temperature"]),
+            system=run.system, mapping=run.mapping, temperature=float(run.temperature),
             independent_samples=counts,
             slowest_basin={k: r.get("slowest_basin", "") for k, r in relax.items() if r},
             disagreeing=disagreeing, min_samples=min_samples,

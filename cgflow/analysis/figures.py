@@ -155,15 +155,15 @@ def profile_figure(kind: str, ref: dict, models: list, title: str):
     return fig
 
 
-def plot_profiles(metric_files: list[str], records: list[dict], figures: Path) -> None:
+def plot_profiles(metric_files: list[str], records: list, figures: Path) -> None:
     """Per (system, mapping, temperature): the reference free energy and each
     model's, curves of the first seed."""
     groups: dict[tuple, list] = {}
     for f, rec in zip(metric_files, records, strict=True):
-        run = rec["run"]
+        run = rec.run.to_json()
         curves, _ = load_dataset(Path(f).with_name("curves.npz"))
         if "empty" not in curves:
-            key = (run["system"], run["mapping"], run["temperature"], rec["figure_kind"])
+            key = (run["system"], run["mapping"], run["temperature"], rec.figure_kind)
             groups.setdefault(key, []).append((run, curves))
     for (system, mapping, temperature, kind), items in groups.items():
         ref = next((c for r, c in items if r["method"] == REFERENCE), items[0][1])

@@ -153,24 +153,23 @@ def thermodynamics_markdown(df: pd.DataFrame, draws: dict) -> str:
     return "\n".join(lines)
 
 
-def ci_sides_markdown(records: list[dict]) -> str:
+def ci_sides_markdown(records: list) -> str:
     """Where each run's CI of its primary metric comes from, for systems whose
     samples and reference are both resampled: per run, the half-width of the whole
     95 % CI, and of the CI with only the model's samples (CG replicas) resampled or
     only the reference's blocks. The wider side is the one to sample more of."""
     rows = {}
     for rec in records:
-        run, boot = rec["run"], rec.get("bootstrap") or {}
-        metric = rec["primary_metric"]
-        sides = boot.get("ci95_by_side") or {}
-        whole = (rec.get("ci95") or {}).get(metric)
-        if run["method"] == REFERENCE or whole is None or not sides:
+        run, metric = rec.run, rec.primary_metric
+        sides = rec.bootstrap.get("ci95_by_side") or {}
+        whole = rec.ci95.get(metric)
+        if run.method == REFERENCE or whole is None or not sides:
             continue
         half = {side: (v[metric][1] - v[metric][0]) / 2 for side, v in sides.items()}
-        key = (run["system"], run["mapping"], float(run["temperature"]), metric)
+        key = (run.system, run.mapping, float(run.temperature), metric)
         rows.setdefault(key, []).append(
-            (run["method"], int(run["n_train"]), float(run["dt"]), int(run["seed"]),
-             rec["metrics"][metric], whole, half)
+            (run.method, int(run.n_train), float(run.dt), int(run.seed),
+             rec.metrics[metric], whole, half)
         )  # fmt: skip
     lines = []
     for (system, mapping, temperature, metric), runs in sorted(rows.items()):
@@ -197,18 +196,18 @@ def ci_sides_markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def speed_markdown(records: list[dict]) -> str:
+def speed_markdown(records: list) -> str:
     """Sampling speed per system: the all-atom reference MD's ns/day, and each CG
     model's (method, dt) ns/day per replica and summed over its replicas, mean over
     seeds; measured where the job ran (see each run's status.json for its device)."""
     aa, cg = {}, {}
     for rec in records:
-        speed, run = rec.get("speed") or {}, rec["run"]
-        key = (run["system"], run["mapping"], float(run["temperature"]))
+        speed, run = rec.speed, rec.run
+        key = (run.system, run.mapping, float(run.temperature))
         if speed.get("kind") == "aa":
             aa[key] = speed
         elif speed.get("kind") == "cg":
-            cg.setdefault(key, {}).setdefault((run["method"], float(run["dt"])), []).append(speed)
+            cg.setdefault(key, {}).setdefault((run.method, float(run.dt)), []).append(speed)
     if not cg:
         return ""
     lines = []

@@ -127,9 +127,9 @@ def noise_floors(df: pd.DataFrame, primary: dict[str, str], records=()) -> dict[
     of the reference runs where they are time series (``records``: metrics.json)."""
     rows = df[(df.method == REFERENCE) & _is_primary(df, primary)]
     relaxation = {
-        (r["run"]["system"], r["run"]["mapping"], r["run"]["temperature"]): r["bootstrap"]
+        (r.run.system, r.run.mapping, r.run.temperature): r.bootstrap
         for r in records
-        if r["run"]["method"] == REFERENCE
+        if r.run.method == REFERENCE
     }
     out = {}
     for r in rows.itertuples():

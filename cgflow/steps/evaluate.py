@@ -17,10 +17,10 @@ from cgflow.analysis.fes import (
     score_quadrature,
     score_surface,
 )
+from cgflow.analysis.records import RUN_KEYS, MetricsRecord, RunId
 from cgflow.io import load_dataset, read_json, save_dataset, write_json
 from cgflow.systems import cv_feature_values, evaluation_settings, get_map, reference_settings
 
-RUN_KEYS = ("system", "mapping", "method", "n_train", "seed", "dt", "temperature", "run_dir")
 MAX_GROUPS = 200
 """At most this many bootstrap groups per data set: frames of a data set without
 replicas are cut into blocks of at least n / MAX_GROUPS frames (which any block
@@ -126,9 +126,19 @@ def _mixing(groups: dict) -> dict:
     return {} if found is None else {"replicas_crossing": found}
 
 
-def run_seed(run: dict) -> int:
+def _run_id(run: RunId | dict) -> RunId:
+    """A run's identity, from one or from its dict (ValueError naming what it lacks)."""
+    if isinstance(run, RunId):
+        return run
+    missing = [k for k in RUN_KEYS if k not in run]
+    if missing:
+        raise ValueError(f"run identity lacks {missing}")
+    return RunId.from_json(run)
+
+
+def run_seed(run: RunId) -> int:
     """Seed of the model side of a run's bootstrap, from its identity."""
-    key = "/".join(str(run[k]) for k in RUN_KEYS[:-1])
+    key = "/".join(str(getattr(run, k)) for k in RUN_KEYS[:-1])
     return zlib.crc32(key.encode())
 
 
@@ -335,7 +345,7 @@ def generator_metrics(status: dict) -> tuple[dict, dict]:
     return metrics, cis
 
 
-def _latent(system, cg_map, samples: dict, run: dict):
+def _latent(system, cg_map, samples: dict, run: RunId):
     """CV discovery scores of a generator's samples (:mod:`cgflow.analysis.latent`)."""
     from cgflow.analysis.latent import latent_scores
 
@@ -394,7 +404,7 @@ def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rn
 def evaluate_step(
     study,
     samples_path: str,
-    run: dict,
+    run: RunId | dict,
     out: str,
     status_path: str | None = None,
     reference_path: str | None = None,
@@ -419,11 +429,9 @@ def evaluate_step(
     (the draws of each metric, for paired differences) beside it. An unstable
     simulation gets ``stable = 0`` and NaN for every sampled metric.
     """
-    missing = [k for k in RUN_KEYS if k not in run]
-    if missing:
-        raise ValueError(f"run identity lacks {missing}")
+    run = _run_id(run)
     system = study.build_system()
-    cg_map = get_map(system, run["mapping"])
+    cg_map = get_map(system, run.mapping)
     settings = evaluation_settings(system, study.entry)
     samples, meta = load_dataset(samples_path, required=("positions",))
     status = read_json(status_path) if status_path else {"stable": True}
@@ -487,20 +495,19 @@ def evaluate_step(
         quad, quad_curve = quadrature(system, cg_map, model_dir, target, kT)
         metrics.update(quad)
         curves.update(quad_curve)
-    record = {
-        "run": run,
-        "speed": sampling_speed(status, meta),
-        "metrics": metrics,
-        "ci95": {k: list(v) for k, v in cis.items()},
-        "bootstrap": bootstrap,
-        "unstable_reason": None if status["stable"] else status.get("reason", "blew up"),
-        "primary_metric": system.primary_metric,
-        "figure_kind": system.figure_kind,
-        "units": system.units,
-    }
-    write_json(out, record)
-    save_dataset(Path(out).with_name("curves.npz"), curves or {"empty": np.zeros(0)}, {"run": run})
-    save_dataset(
-        Path(out).with_name("bootstrap.npz"), draws or {"empty": np.zeros(0)}, {"run": run}
+    record = MetricsRecord(
+        run=run,
+        speed=sampling_speed(status, meta),
+        metrics=metrics,
+        ci95={k: list(v) for k, v in cis.items()},
+        bootstrap=bootstrap,
+        unstable_reason=None if status["stable"] else status.get("reason", "blew up"),
+        primary_metric=system.primary_metric,
+        figure_kind=system.figure_kind,
+        units=system.units,
     )
+    write_json(out, record.to_json())
+    meta_run = {"run": run.to_json()}
+    save_dataset(Path(out).with_name("curves.npz"), curves or {"empty": np.zeros(0)}, meta_run)
+    save_dataset(Path(out).with_name("bootstrap.npz"), draws or {"empty": np.zeros(0)}, meta_run)
     return metrics
