@@ -210,6 +210,23 @@ def system_method_names(config: dict, entry: dict) -> list[str]:
     return list(own) if own is not None else list(config["methods"])
 
 
+def _duplicate_claims(claims: list[dict]) -> list[str]:
+    """Claims are told apart by name (claims.csv, compare-claims), and one stated
+    twice is one claim."""
+    problems, names, seen = [], {}, {}
+    for k, claim in enumerate(claims):
+        name, key = claim.get("name"), repr(sorted((a, repr(b)) for a, b in claim.items()
+                                                    if a != "name"))  # fmt: skip
+        if name in names:
+            problems.append(f"config.claims[{k}].name: {name!r} is also claims[{names[name]}]'s")
+        elif key in seen:
+            problems.append(f"config.claims[{k}]: the same claim as claims[{seen[key]}] "
+                            "under another name")  # fmt: skip
+        names.setdefault(name, k)
+        seen.setdefault(key, k)
+    return problems
+
+
 def _claim_problems(config: dict) -> list[str]:
     """Claims must name systems of the config and methods those systems run."""
     problems = []
@@ -239,6 +256,7 @@ def _claim_problems(config: dict) -> list[str]:
         if not isinstance(t, str) and not any(math.isclose(t, u) for u in temps):
             problems.append(f"{where}.temperature: {t} is not one of {claim['system']}'s "
                             f"temperatures {temps}")  # fmt: skip
+    problems += _duplicate_claims(config.get("claims", []))
     named = {claim["system"] for claim in config.get("claims", [])}
     for name, entry in config["systems"].items():
         if entry.get("runs") == "claimed" and name not in named:
@@ -280,7 +298,8 @@ def _system_problems(
             problems.append(f"{where}.{block}: {err}")
             continue
         if block == "reference":
-            problems += _size_problems(where, entry, system.n_reference_frames(built))
+            problems += _size_problems(where, entry, system.n_reference_frames(built),
+                                       config.get("val_fraction", 0.0))  # fmt: skip
     if entry.get("prior_cv_dihedrals") == "omit" and (
         entry.get("prior") != "bonded" or not callable(getattr(system, "cv_dihedrals", None))
     ):
@@ -339,14 +358,19 @@ def _data_free_problems(config: dict, where: str, entry: dict, system) -> list[s
     ]
 
 
-def _size_problems(where: str, entry: dict, n_ref: int) -> list[str]:
+def _size_problems(where: str, entry: dict, n_ref: int, val_fraction: float) -> list[str]:
+    """Each n_train fits in the reference and leaves the prior fit at least 2
+    training frames after the validation split (as ``split_indices`` makes it)."""
     problems = []
     for i, n in enumerate(entry.get("n_train", [])):
         if n > n_ref:
             problems.append(f"{where}.n_train[{i}]: {n} exceeds the {n_ref} reference frames")
-        if n < 2:
+        n_val = min(math.ceil(val_fraction * n) if val_fraction > 0 else 0, max(n - 1, 0))
+        if n - n_val < 2:
             problems.append(
-                f"{where}.n_train[{i}]: need at least 2 frames (training plus validation)"
+                f"{where}.n_train[{i}]: {n} frames leave {n - n_val} for training after "
+                f"the validation split (val_fraction {val_fraction:g}); the prior fit "
+                "needs at least 2"
             )
     return problems
 
@@ -447,13 +471,14 @@ def _simulation_problems(where: str, entry: dict, partial: bool) -> list[str]:
         return [f"{where}: 'simulation' is required when 'n_train' is given"]
     sim = entry.get("simulation")
     problems = []
-    dts = (sim or {}).get("dt", [])
-    paths = [f"{x:g}" for x in dts if isinstance(x, (int, float))]
-    if len(set(paths)) < len(paths):
-        problems.append(
-            f"{where}.simulation.dt: {dts} holds time steps that name the same job "
-            f"({paths}); give distinct values"
-        )
+    for key, values in (("simulation.dt", (sim or {}).get("dt", [])),
+                        ("temperatures", entry.get("temperatures") or [])):  # fmt: skip
+        paths = [f"{x:g}" for x in values if isinstance(x, (int, float))]
+        if len(set(paths)) < len(paths):
+            problems.append(
+                f"{where}.{key}: {values} holds values that name the same job "
+                f"({paths}); give distinct values"
+            )
     if not sim or "n_steps" not in sim:
         return problems
     try:

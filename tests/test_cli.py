@@ -518,7 +518,7 @@ def test_run_settings_refuse_what_would_silently_change_a_run(repo):
         validate_config(config)
     config = load_config(repo / "config" / "smoke.yaml")
     config["systems"]["double_well"]["simulation"]["dt"] = [0.05, 0.0500000001]
-    with pytest.raises(ConfigError, match="time steps that name the same job"):
+    with pytest.raises(ConfigError, match="simulation.dt: .* values that name the same job"):
         validate_config(config)
 
 

@@ -90,6 +90,24 @@ def test_n_train_larger_than_reference(default_config):
     check_fails(cfg, "config.systems.double_well.n_train[0]", "exceeds the 20000 reference frames")
 
 
+def test_check_config_catches_what_would_fail_or_collide_later(default_config):
+    """An n_train whose validation split leaves the prior one frame, temperatures
+    that name one T path, and a claim stated twice (by name or by content) are
+    refused before any job."""
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well"]["n_train"] = [2]
+    check_fails(cfg, "config.systems.double_well.n_train[0]", "leave 1 for training")
+    cfg = copy.deepcopy(default_config)
+    cfg["systems"]["double_well"]["temperatures"] = [3.0, 3.0000000001]
+    check_fails(cfg, "config.systems.double_well.temperatures", "values that name the same job")
+    cfg = copy.deepcopy(default_config)
+    first = cfg["claims"][0]
+    cfg["claims"].append(dict(first))
+    check_fails(cfg, f"config.claims[{len(cfg['claims']) - 1}].name", "is also claims[0]'s")
+    cfg["claims"][-1] = {**first, "name": "the same, renamed"}
+    check_fails(cfg, f"config.claims[{len(cfg['claims']) - 1}]", "the same claim as claims[0]")
+
+
 def test_a_test_reference_sets_only_its_length(default_config):
     """``test_reference`` may lengthen the held-out reference; anything that would
     make it sample another ensemble, or with the training reference's seed, is refused,
