@@ -23,6 +23,7 @@ include: "workflow/rules/evaluate.smk"
 
 localrules:
     all,
+    claims_config,
 
 
 rule all:

@@ -231,9 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("aggregate", help="summary.csv and figures from metrics files")
     p.add_argument("--out", required=True, help="summary CSV")
     p.add_argument("--figures", required=True, help="folder for figures")
-    p.add_argument(
+    claims = p.add_mutually_exclusive_group()
+    claims.add_argument(
         "--claims", type=_json_list, default=[],
         help="the config's claims (JSON list): claims.md, claims.csv and a figure",
+    )  # fmt: skip
+    claims.add_argument(
+        "--claims-file", type=_json_list_file, dest="claims", metavar="JSON_FILE",
+        help="the same, read from a file (the workflow's results/claims_config.json)",
     )  # fmt: skip
     p.add_argument(
         "--min-seeds", type=int, default=None, metavar="N",
@@ -306,6 +311,15 @@ def _json_list(text: str) -> list:
     if not isinstance(value, list):
         raise argparse.ArgumentTypeError("must be a JSON list")
     return value
+
+
+def _json_list_file(path: str) -> list:
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise argparse.ArgumentTypeError(f"{path}: file not found")
+    return _json_list(file.read_text())
 
 
 def _run(args) -> int:

@@ -314,6 +314,15 @@ def test_smoke_study_end_to_end(workdir):
         "aggregate": 1,
         "all": 1,
     }
+    # A changed claim rewrites the claims file and reruns the aggregate only, whose
+    # command line names the file, not the claims.
+    cfg = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
+    cfg["claims"][0]["name"] = "RE beats FM (quux)"
+    (workdir / "config" / "renamed.yaml").write_text(yaml.safe_dump(cfg))
+    plan = snakemake(workdir, "-n", "-p", "--configfile", "config/renamed.yaml")
+    out = plan.stdout + plan.stderr
+    assert planned_jobs(out) == {"claims_config": 1, "aggregate": 1, "all": 1}
+    assert "--claims-file results/claims_config.json" in out and "quux" not in out
 
 
 def planned_jobs(text: str) -> dict:

@@ -366,6 +366,14 @@ def reference_seed(wildcards):
     return reference_run(wildcards)[1].seed
 
 
+def write_claims(claims_json, path, log):
+    """Rule claims_config: the config's claims as JSON, and one line on its log."""
+    with open(path, "w") as fh:
+        fh.write(f"{claims_json}\n")
+    with open(log, "w") as fh:
+        fh.write(f"claims_config: {len(config['claims'])} claims to {path}\n")
+
+
 def conda_env(side, gpu=False):
     """Conda environment file for one side of the DAG, "openmm" or "jax" (--sdm conda).
 
