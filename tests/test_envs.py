@@ -99,14 +99,23 @@ def test_env_groups_hold_what_their_rules_import(repo, side):
 
 
 def test_rules_name_existing_envs(repo):
-    """Every rule has a conda directive, and it resolves to an env file in both variants."""
+    """Every rule that runs a command has a conda directive, and it resolves to an env
+    file in both variants. A ``run:`` rule (claims_config) runs inside Snakemake's own
+    process, where no conda env applies (Snakemake refuses one there); it must be a
+    local rule, so that a cluster never gets it as a job."""
     rules = 0
+    local = re.search(r"localrules:\n((?:    \w+,\n)+)", (repo / "Snakefile").read_text())
+    local = set(re.findall(r"(\w+),", local.group(1)))
     for smk in (repo / "workflow" / "rules").glob("*.smk"):
         text = smk.read_text()
         for rule in re.split(r"\n(?=rule )", text):
             if not rule.startswith("rule "):
                 continue
             rules += 1
+            if re.search(r"\n    run:\n", rule):
+                name = re.match(r"rule (\w+):", rule).group(1)
+                assert name in local, f"{smk.name}: run: rule {name} is not a local rule"
+                continue
             m = re.search(r"conda:\s*\n\s*conda_env\(\"(\w+)\"(, gpu=True)?\)", rule)
             assert m, f"{smk.name}: {rule.splitlines()[0]} has no conda_env(...) directive"
             for variant in ("", "-cuda") if m.group(2) else ("",):

@@ -62,7 +62,7 @@ rule claims_config:
     log:
         "logs/claims_config.log",
     params:
-        claims=lambda wildcards: json.dumps(config["claims"], indent=1),
+        claims=lambda wildcards: json.dumps(config["claims"], indent=1, sort_keys=True),
     run:
         write_claims(params.claims, output[0], log[0])
 
