@@ -48,13 +48,6 @@ class RunId:
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
-    @property
-    def key(self) -> tuple:
-        """(system, mapping, temperature, method, n_train, dt, seed) as text, so that
-        NaN (the reference's dt) compares equal: the key of its bootstrap draws."""
-        return tuple(str(getattr(self, k)) for k in (
-            "system", "mapping", "temperature", "method", "n_train", "dt", "seed"))  # fmt: skip
-
 
 @dataclass(frozen=True)
 class MetricsRecord:
@@ -102,7 +95,3 @@ class MetricsRecord:
                 out[f.name] = getattr(self, f.name)
         out["run"] = self.run.to_json()
         return out
-
-    @property
-    def primary_value(self) -> float:
-        return self.metrics.get(self.primary_metric, math.nan)
