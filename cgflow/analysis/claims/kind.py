@@ -4,6 +4,8 @@ reads, how it is evaluated and explained. Each kind is one module
 
 from __future__ import annotations
 
+from cgflow.analysis.claims.core import one_cell
+
 
 class ClaimKind:
     """A kind of claim.
@@ -37,8 +39,9 @@ class ClaimKind:
 
     def cells(self, claim: dict, part, fixed: dict) -> list[tuple[float, dict]] | str:
         """(sign, {n_train, dt}) of the cells the claim reads among the rows ``part``
-        of its methods (``fixed``: methods run in one cell), or why there are none."""
-        raise NotImplementedError
+        of its methods (``fixed``: methods run in one cell), or why there are none.
+        The default: the one cell of the claim's ``n_train`` and ``dt``."""
+        return one_cell(claim, part, fixed)
 
     def evaluate(self, claim: dict, df, draws: dict, row: dict) -> dict:
         """The claim's row of the claims table, from the study's rows ``df`` and

@@ -9,7 +9,6 @@ from cgflow.analysis.claims.core import (
     at_temperature,
     cell_text,
     fixed_cells,
-    one_cell,
     verdict,
 )
 from cgflow.analysis.claims.kind import ClaimKind
@@ -44,9 +43,6 @@ class MoreStable(ClaimKind):
             out.append(f"{where}.metric: a more_stable claim counts blown-up runs; "
                        "it has no metric")  # fmt: skip
         return out
-
-    def cells(self, claim, part, fixed):
-        return one_cell(claim, part, fixed)
 
     def evaluate(self, claim, df, draws, row):
         row = {**row, "metric": UNSTABLE}

@@ -12,7 +12,6 @@ from cgflow.analysis.claims.core import (
     cell_keys,
     cell_text,
     fixed_cells,
-    one_cell,
     paired_effect,
     runs_of,
 )
@@ -22,9 +21,6 @@ from cgflow.analysis.claims.kind import ClaimKind
 class PairedKind(ClaimKind):
     """A claim on method - baseline of a metric, summed over signed cells (one for
     ``better`` and ``within``, two for ``degrades_less``), with its seed-level CI."""
-
-    def cells(self, claim, part, fixed):
-        return one_cell(claim, part, fixed)
 
     def decide(self, claim: dict, lo: float, hi: float) -> str:
         raise NotImplementedError
