@@ -280,6 +280,7 @@ def re_speed(desc, build_energy, params, frames, masses, kT, updates: int) -> di
 
     import jax
 
+    from cgflow.methods.base import Problem
     from cgflow.methods.re import RESettings, re_timing, train_re
     from cgflow.simulate.settings import IntegratorSettings
 
@@ -289,10 +290,9 @@ def re_speed(desc, build_energy, params, frames, masses, kT, updates: int) -> di
     s = RESettings(learning_rate=0.003, n_updates=updates, n_replicas=N_REPLICAS,
                    equilibration_steps=200, sample_steps=1000, save_every=10,
                    neff_threshold=1.0, ref_batch_size=1024)  # fmt: skip
-    _, history = train_re(
-        build_energy(desc), params, frames, frames, masses, kT, s,
-        IntegratorSettings(dt=DT_PS, friction=10.0), jax.random.PRNGKey(4), log=io.StringIO(),
-    )  # fmt: skip
+    problem = Problem(build_energy(desc), params, frames, masses, kT, log=io.StringIO(),
+                      integrator=IntegratorSettings(dt=DT_PS, friction=10.0))  # fmt: skip
+    _, history = train_re(problem, s, jax.random.PRNGKey(4))
     timing = re_timing(history)
     return {
         "wall_per_update_s": timing["wall_per_update_s"],
@@ -315,7 +315,7 @@ def liquid(quick: bool) -> dict:
     from cgflow.methods.fm import fm_trainer
     from cgflow.models import ModelDescription, build_energy, fit_prior, init_params
     from cgflow.models.pairs import FramePairs
-    from cgflow.simulate.replicas import replica_runner
+    from cgflow.simulate.replicas import Periodic, replica_runner
     from cgflow.simulate.settings import IntegratorSettings
 
     n, edge = LIQUID_SIDE**3, LIQUID_EDGE_NM
@@ -340,7 +340,7 @@ def liquid(quick: bool) -> dict:
                          optax.adam(1e-3), pairs)  # fmt: skip
     fm_fps = 16 * _trainer_steps_per_s(trainer, params, 3 if quick else 10)
     integrator = IntegratorSettings(dt=DT_PS, friction=2.0, thermostat="nose_hoover")
-    runner = replica_runner(energy_fn, kT, integrator, n, 50, 1, box, 0.5)
+    runner = replica_runner(energy_fn, kT, integrator, n, 50, 1, Periodic(box, 0.5))
     reps = runner.init(jax.random.PRNGKey(1), frames[:4], np.full(n, 18.0), params)
     per_replica = _runner_steps_per_s(runner, reps, params, 20 if quick else 200)
     return {

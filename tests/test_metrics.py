@@ -280,7 +280,7 @@ def test_quadrature_pmf_of_a_model_matches_its_simulated_pmf(tmp_path):
     from cgflow.io import save_dataset
     from cgflow.models import load_model
     from cgflow.models.energy import init_params, save_model
-    from cgflow.simulate.langevin import simulate_langevin
+    from cgflow.simulate.langevin import CGSystem, simulate_langevin
     from cgflow.simulate.settings import IntegratorSettings, RunSettings
     from cgflow.steps.evaluate import evaluate_step
     from cgflow.study import StudySettings
@@ -298,7 +298,7 @@ def test_quadrature_pmf_of_a_model_matches_its_simulated_pmf(tmp_path):
     energy_fn, params, _ = load_model(tmp_path / "model")
     run = RunSettings(n_steps=20_000, equilibration_steps=2_000, save_every=20, n_replicas=128)
     frames, _ = simulate_langevin(
-        energy_fn, params, np.full((128, 1, 1), -0.5), [1.0], 3.0,
+        CGSystem(energy_fn, params, [1.0], 3.0), np.full((128, 1, 1), -0.5),
         IntegratorSettings(dt=0.005, thermostat="langevin", friction=1.0), run,
         jax.random.PRNGKey(0), log=io.StringIO(),
     )  # fmt: skip

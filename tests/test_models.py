@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cgflow.methods.base import Problem
 from cgflow.methods.data import split_indices
 from cgflow.methods.fm import FMSettings, force_loss_fn, train_fm
 from cgflow.models import (
@@ -35,6 +36,12 @@ def describe(prior, hidden=(16, 16), n_beads=2, dim=3):
             "input_scale": np.ones((n_beads, dim)).tolist(),
         },
     }
+
+
+def fm_problem(energy, params, train, val) -> Problem:
+    """A force-matching problem of one 1-D bead: training and held-out (R, F)."""
+    return Problem(energy, params, train[0], np.ones(1), 1.0, F_train=train[1], R_val=val[0],
+                   F_val=val[1], log=io.StringIO())  # fmt: skip
 
 
 def test_harmonic_prior_recovers_parameters():
@@ -116,13 +123,9 @@ def test_force_matching_learns_double_well_pmf():
     params = init_params(desc, jax.random.PRNGKey(0))
     settings = FMSettings(max_steps=4000, eval_every=200, patience=10, batch_size=128)
     params, hist = train_fm(
-        energy,
-        params,
-        (R[200:], F[200:]),
-        (R[:200], F[:200]),
+        fm_problem(energy, params, (R[200:], F[200:]), (R[:200], F[:200])),
         settings,
         jax.random.PRNGKey(1),
-        log=io.StringIO(),
     )
     assert hist[-1]["val_loss"] < hist[0]["val_loss"]
     x = np.linspace(-3.5, 3.5, 301)
@@ -161,13 +164,7 @@ def test_force_matching_keeps_the_best_or_the_last_average(keep):
     R_val = jnp.asarray(R[:100])
     val = (R_val, -jax.vmap(jax.grad(energy, argnums=1), (None, 0))(start, R_val))
     params, hist = train_fm(
-        energy,
-        start,
-        (R[100:], F[100:]),
-        val,
-        settings,
-        jax.random.PRNGKey(1),
-        log=io.StringIO(),
+        fm_problem(energy, start, (R[100:], F[100:]), val), settings, jax.random.PRNGKey(1)
     )
     losses = [h["val_loss"] for h in hist]
     assert len(losses) == 6 and int(np.argmin(losses)) < 5  # the best is not the last
@@ -188,13 +185,9 @@ def test_force_matching_is_repeatable_with_same_seed():
         key = jax.random.PRNGKey(seed)
         params = init_params(desc, jax.random.fold_in(key, 1))
         out, _ = train_fm(
-            energy,
-            params,
-            (R[50:], F[50:]),
-            (R[:50], F[:50]),
+            fm_problem(energy, params, (R[50:], F[50:]), (R[:50], F[:50])),
             settings,
             jax.random.fold_in(key, 2),
-            log=io.StringIO(),
         )
         return np.concatenate([np.ravel(x) for x in jax.tree.leaves(out)])
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cgflow.methods.base import Problem
 from cgflow.methods.fm import force_loss_fn
 from cgflow.methods.re import RESettings, re_gradient_fn, train_re
 from cgflow.models import build_energy, init_params
@@ -126,10 +127,11 @@ def test_re_with_lists_samples_in_the_box_and_resumes(tmp_path):
     masses = np.full(N, 18.0)
     ckpt = tmp_path / "re.ckpt"
 
-    def run(**kw):
+    def run(stop_after=None, log=None):
         pairs = FramePairs(desc["box"], CUTOFF, N)
-        return train_re(energy, params, X, X, masses, 2.5, s, sim, jax.random.PRNGKey(3),
-                        checkpoint=ckpt, pairs=pairs, **kw), pairs  # fmt: skip
+        problem = Problem(energy, params, X, masses, 2.5, integrator=sim, checkpoint=ckpt,
+                          pairs=pairs, log=log)  # fmt: skip
+        return train_re(problem, s, jax.random.PRNGKey(3), stop_after), pairs
 
     (_, h_first), pairs = run(stop_after=2)
     assert len(h_first) == 2 and ckpt.exists() and pairs.capacity > 0

@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+from cgflow.methods.base import Problem
 from cgflow.methods.re import RESettings, re_gradient_fn, re_trainer, reweight, train_re
 from cgflow.simulate.settings import IntegratorSettings
 
@@ -102,7 +103,7 @@ def test_re_gradient_matches_quadrature(moved):
     assert np.linalg.norm(got - want) < 0.03 * np.linalg.norm(want), (got, want)
 
 
-def _harmonic_run(settings, key=0, **kw):
+def _harmonic_run(settings, key=0, stop_after=None, **kw):
     kT, k_true = 1.5, 4.0
     rng = np.random.default_rng(0)
     R = rng.normal(0, np.sqrt(kT / k_true), size=(5000, 1, 1)).astype(np.float32)
@@ -111,18 +112,8 @@ def _harmonic_run(settings, key=0, **kw):
         return 0.5 * jnp.exp(p["logk"]) * jnp.sum(R**2)
 
     sim = IntegratorSettings(dt=0.05, friction=2.0)
-    params, history = train_re(
-        energy,
-        {"logk": jnp.float32(0.0)},
-        R,
-        R,
-        np.ones(1),
-        kT,
-        settings,
-        sim,
-        jax.random.PRNGKey(key),
-        **kw,
-    )
+    problem = Problem(energy, {"logk": jnp.float32(0.0)}, R, np.ones(1), kT, integrator=sim, **kw)
+    params, history = train_re(problem, settings, jax.random.PRNGKey(key), stop_after)
     return float(jnp.exp(params["logk"])), history, k_true
 
 
@@ -207,9 +198,9 @@ def test_re_sampler_saves_at_its_own_interval():
     F, gamma, dt = 2.0, 50.0, 0.001  # gamma dt = 0.05: BAOAB drift exact to ~2e-4
     s = RESettings(n_updates=1, n_replicas=2, equilibration_steps=200, sample_steps=20,
                    save_every=5, neff_threshold=1.0)  # fmt: skip
-    trainer = re_trainer(lambda p, R: -F * jnp.sum(R), np.zeros((4, 1, 1)), np.zeros((4, 1, 1)),
-                         np.ones(1), 1e-9, s, IntegratorSettings(dt=dt, friction=gamma),
-                         optax.sgd(0.0))  # fmt: skip
+    problem = Problem(lambda p, R: -F * jnp.sum(R), {}, np.zeros((4, 1, 1)), np.ones(1), 1e-9,
+                      integrator=IntegratorSettings(dt=dt, friction=gamma))  # fmt: skip
+    trainer = re_trainer(problem, s, optax.sgd(0.0))
     state = trainer.init({}, jax.random.PRNGKey(0))
     state, _ = trainer.step(state, jax.random.PRNGKey(1))  # burn 200 steps, then 4 frames
     frames = np.asarray(state.X_cg).reshape(2, 4)  # replica-major

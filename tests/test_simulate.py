@@ -1,12 +1,13 @@
 """Langevin simulator: Boltzmann sampling of a harmonic oscillator, and blow-up handling."""
 
 import io
+from dataclasses import replace
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cgflow.simulate.langevin import simulate_langevin
+from cgflow.simulate.langevin import CGSystem, simulate_langevin
 from cgflow.simulate.settings import IntegratorSettings, RunSettings
 
 
@@ -23,9 +24,8 @@ def run(energy, params, settings, kT=1.5, mass=2.0, seed=0):
     import jax
 
     R0 = jnp.zeros((settings[1].n_replicas, 1, 1))
-    return simulate_langevin(
-        energy, params, R0, [mass], kT, *settings, jax.random.PRNGKey(seed), log=io.StringIO()
-    )
+    system = CGSystem(energy, params, [mass], kT)
+    return simulate_langevin(system, R0, *settings, jax.random.PRNGKey(seed), log=io.StringIO())
 
 
 def test_harmonic_oscillator_samples_boltzmann_variance():
@@ -149,9 +149,8 @@ def test_molecular_blow_ups_are_recorded(energy, start, watch, reason):
 
     s = SimSettings(dt=0.005, n_steps=2000, save_every=10, n_replicas=4, chunk_steps=100)
     R0 = jnp.tile(jnp.array([[0.0, 0, 0], [start, 0, 0]]), (4, 1, 1))
-    _, status = simulate_langevin(
-        energy, {}, R0, [12.0, 12.0], 2.5, *s, jax.random.PRNGKey(0), log=io.StringIO(), **watch
-    )
+    system = CGSystem(energy, {}, [12.0, 12.0], 2.5, **watch)
+    _, status = simulate_langevin(system, R0, *s, jax.random.PRNGKey(0), log=io.StringIO())
     assert status["stable"] is False
     assert status["failure"]["reason"].startswith(reason)
 
@@ -178,9 +177,8 @@ def test_thermostats_hold_the_temperature(thermostat, friction):
         thermostat=thermostat,
     )
     R0 = 0.3 * jax.random.normal(jax.random.PRNGKey(1), (16, 8, 3))
-    frames, status = simulate_langevin(
-        energy, {}, R0, jnp.ones(8), kT, *s, jax.random.PRNGKey(2), log=io.StringIO()
-    )
+    system = CGSystem(energy, {}, jnp.ones(8), kT)
+    frames, status = simulate_langevin(system, R0, *s, jax.random.PRNGKey(2), log=io.StringIO())
     assert status["stable"]
     grad = jax.vmap(jax.grad(energy, argnums=1), (None, 0))
     flat = jnp.asarray(frames.reshape(-1, 8, 3))
@@ -239,11 +237,10 @@ def test_periodic_neighbour_lists_match_all_pairs_and_grow(thermostat):
         thermostat=thermostat,
     )
     R0 = jnp.asarray(np.stack([R, R + 0.05]), jnp.float32)
-    kw = dict(masses=jnp.full(R.shape[0], 12.0), kT=2.5, integrator=s[0], run=s[1])
-    kw["log"] = io.StringIO()
-    key = jax.random.PRNGKey(4)
-    f_nl, st_nl = simulate_langevin(energy, params, R0, key=key, box=box, cutoff=0.5, **kw)
-    f_all, st_all = simulate_langevin(energy, params, R0, key=key, box=box, **kw)
+    system = CGSystem(energy, params, jnp.full(R.shape[0], 12.0), 2.5, box=box)
+    kw = dict(integrator=s[0], run=s[1], key=jax.random.PRNGKey(4), log=io.StringIO())
+    f_nl, st_nl = simulate_langevin(replace(system, cutoff=0.5), R0, **kw)
+    f_all, st_all = simulate_langevin(system, R0, **kw)
     assert st_nl["stable"] and st_all["stable"]
     assert st_nl["neighbor_list"]["reallocations"] >= 1
     assert "neighbor_list" not in st_all
@@ -293,17 +290,8 @@ def test_periodic_box_samples_an_external_cosine_potential():
         friction=1.0,
     )
     R0 = jax.random.uniform(jax.random.PRNGKey(0), (16, 8, 3)) * L
-    frames, status = simulate_langevin(
-        energy,
-        {},
-        R0,
-        jnp.ones(8),
-        kT,
-        *s,
-        jax.random.PRNGKey(1),
-        log=io.StringIO(),
-        box=[L, L, L],
-    )
+    system = CGSystem(energy, {}, jnp.ones(8), kT, box=[L, L, L])
+    frames, status = simulate_langevin(system, R0, *s, jax.random.PRNGKey(1), log=io.StringIO())
     assert status["stable"] and np.all((frames >= 0) & (frames < L))
     c = np.cos(2 * np.pi * frames[..., 0] / L).mean(axis=(0, 2))  # per replica
     exact = -i1(A / kT) / i0(A / kT)
@@ -330,16 +318,7 @@ def test_periodic_models_take_no_free_space_prior():
     with pytest.raises(ValueError, match="periodic model"):
         build_energy({**desc, "prior": {"type": "none"}, "network": {"type": "mlp"}})
     with pytest.raises(ValueError, match="needs a periodic box"):
-        simulate_langevin(
-            harmonic,
-            {"k": 1.0},
-            jnp.zeros((1, 1, 1)),
-            [1.0],
-            1.0,
-            *SimSettings(dt=0.1, n_steps=10, n_replicas=1),
-            None,
-            cutoff=0.5,
-        )
+        CGSystem(harmonic, {"k": 1.0}, [1.0], 1.0, cutoff=0.5)
 
 
 def test_killed_simulation_resumes_from_its_checkpoint(tmp_path):
@@ -351,15 +330,14 @@ def test_killed_simulation_resumes_from_its_checkpoint(tmp_path):
                     n_replicas=4, chunk_steps=220)  # fmt: skip
     R0 = jnp.zeros((4, 1, 1))
     key = jax.random.PRNGKey(3)
+    system = CGSystem(harmonic, {"k": 1.0}, [1.0], 1.0)
     ck = tmp_path / "sim.ckpt"
 
     def sim(settings, **kw):
-        return simulate_langevin(harmonic, {"k": 1.0}, R0, [1.0], 1.0, *settings, key,
-                                 log=io.StringIO(), checkpoint=ck, **kw)  # fmt: skip
+        return simulate_langevin(system, R0, *settings, key, log=io.StringIO(), checkpoint=ck,
+                                 **kw)  # fmt: skip
 
-    whole, st_whole = simulate_langevin(
-        harmonic, {"k": 1.0}, R0, [1.0], 1.0, *s, key, log=io.StringIO()
-    )
+    whole, st_whole = simulate_langevin(system, R0, *s, key, log=io.StringIO())
     _, st_part = sim(s, stop_after_chunks=2)
     assert ck.exists() and st_part["steps_done"] == 440
     resumed, st = sim(s)
@@ -368,7 +346,7 @@ def test_killed_simulation_resumes_from_its_checkpoint(tmp_path):
     other = SimSettings(dt=0.04, n_steps=1000, equilibration_steps=100, save_every=10,
                         n_replicas=4, chunk_steps=220)  # fmt: skip
     log = io.StringIO()
-    simulate_langevin(harmonic, {"k": 1.0}, R0, [1.0], 1.0, *other, key, log=log, checkpoint=ck)
+    simulate_langevin(system, R0, *other, key, log=log, checkpoint=ck)
     assert "other settings; starting afresh" in log.getvalue()
 
 

@@ -25,10 +25,13 @@ class Problem:
     Attributes:
       energy_fn: ``energy_fn(params, R) -> scalar``, R (beads, dim).
       params: initial parameters (the fitted prior's network part, untrained).
-      R_train, F_train: training frames and their mapped forces (n, beads, dim).
-      R_val, F_val: held-out validation frames and forces (m, beads, dim); m may be 0.
+      R_train: training frames (n, beads, dim).
       masses: bead masses (beads,).
       kT: thermal energy of the data.
+      F_train: the training frames' mapped forces (n, beads, dim), for methods that
+        fit forces.
+      R_val, F_val: held-out validation frames and forces (m, beads, dim); m may be 0
+        (None: no held-out frames).
       integrator: the CG integrator at the run's time step (methods declared
         ``per_dt``), else None.
       start: parameters of the start model (methods declared ``start_from``), else None.
@@ -55,11 +58,11 @@ class Problem:
     energy_fn: Callable
     params: Any
     R_train: np.ndarray
-    F_train: np.ndarray
-    R_val: np.ndarray
-    F_val: np.ndarray
     masses: np.ndarray
     kT: float
+    F_train: np.ndarray | None = None
+    R_val: np.ndarray | None = None
+    F_val: np.ndarray | None = None
     integrator: IntegratorSettings | None = None
     start: Any = None
     start_description: ModelDescription | None = None
@@ -73,6 +76,20 @@ class Problem:
     kT_train: np.ndarray | None = None
     kT_val: np.ndarray | None = None
     pairs: Any = None
+
+    def __post_init__(self):
+        empty = np.zeros((0, *np.shape(self.R_train)[1:]), np.float32)
+        if self.R_val is None:  # no held-out frames: none, of the frames' shape
+            object.__setattr__(self, "R_val", empty)
+        if self.F_val is None:
+            object.__setattr__(self, "F_val", empty)
+
+    def forces(self, method: str) -> tuple[tuple, tuple]:
+        """``((R_train, F_train), (R_val, F_val))`` for a method that fits forces."""
+        if self.F_train is None or len(self.F_val) != len(self.R_val):
+            raise ValueError(f"{method}: needs the mapped forces of its training and held-out "
+                             "frames")  # fmt: skip
+        return (self.R_train, self.F_train), (self.R_val, self.F_val)
 
 
 class Trained(NamedTuple):

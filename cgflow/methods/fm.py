@@ -128,38 +128,29 @@ def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt,
                    validate=lambda p: val_loss(p, R_va, F_va, P_va))  # fmt: skip
 
 
-def train_fm(energy_fn, params, data_train, data_val, settings: FMSettings, key, log=None,
-             checkpoint=None, stop_after=None, inputs: str = "",
-             pairs: FramePairs | None = None):  # fmt: skip
-    """Fit ``params`` of ``energy_fn`` to mapped forces.
+def train_fm(problem: Problem, settings: FMSettings, key, stop_after: int | None = None):
+    """Fit ``problem.params`` of its energy to the mapped forces of its training frames,
+    validated on its held-out ones (checkpointed to ``problem.checkpoint``, resumed
+    where written with the same settings and ``problem.inputs``; ``stop_after``
+    checks: tests).
 
     Returns:
       (params, history): the averaged parameters ``settings.keep`` picks (the
       lowest validation loss, or the last), and one dict per check with ``step,
       train_loss, val_loss, wall_time_s``.
     """
-    s = settings
-    trainer = fm_trainer(energy_fn, data_train, data_val, s.batch_size, optimizer(s), pairs)
+    s, p = settings, problem
+    data_train, data_val = p.forces("fm")
+    trainer = fm_trainer(p.energy_fn, data_train, data_val, s.batch_size, optimizer(s), p.pairs)
     schedule = validated_schedule(s, "fm")
-    fp = fingerprint(s.to_dict(), [list(a.shape) for a in (*data_train, *data_val)], inputs)
-    return fit(trainer, params, key, schedule, checkpoint, fp, log, stop_after)
+    fp = fingerprint(s.to_dict(), [list(a.shape) for a in (*data_train, *data_val)], p.inputs)
+    return fit(trainer, p.params, key, schedule, p.checkpoint, fp, p.log, stop_after)
 
 
 def train(problem: Problem, settings: FMSettings, key) -> Trained:
     """The registry's entry: FM on the run's training frames, validated on its held-out ones."""
     p = problem
-    params, history = train_fm(
-        p.energy_fn,
-        p.params,
-        (p.R_train, p.F_train),
-        (p.R_val, p.F_val),
-        settings,
-        key,
-        p.log,
-        p.checkpoint,
-        inputs=p.inputs,
-        pairs=p.pairs,
-    )
+    params, history = train_fm(p, settings, key)
     info = {
         "settings": settings.to_dict(),
         "checks": len(history),

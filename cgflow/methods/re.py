@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import jax
@@ -52,8 +53,7 @@ from cgflow.methods.driver import Schedule, Trainer, fit
 from cgflow.methods.options import RESettings
 from cgflow.models.batch import energies_fn, n_frames, weighted_grad_fn
 from cgflow.models.pairs import FramePairs
-from cgflow.simulate.replicas import Replicas, replica_runner
-from cgflow.simulate.settings import IntegratorSettings
+from cgflow.simulate.replicas import Periodic, Replicas, replica_runner
 
 SETTINGS = RESettings  # defined in cgflow.methods.options, which imports no JAX
 
@@ -171,8 +171,8 @@ class RunawayGuard:
 def _sampler(energy_fn, kT, integrator, n_beads, save_every, n_saves, pairs):
     """RE's replica runner: in free space, or in the box of ``pairs`` with
     neighbour lists (the CG simulator's runner)."""
-    box, cutoff = (None, None) if pairs is None else (pairs.box, pairs.cutoff)
-    return replica_runner(energy_fn, kT, integrator, n_beads, save_every, n_saves, box, cutoff)
+    periodic = None if pairs is None else Periodic(pairs.box, pairs.cutoff)
+    return replica_runner(energy_fn, kT, integrator, n_beads, save_every, n_saves, periodic)
 
 
 def _with_lists(runner, reps: Replicas) -> Replicas:
@@ -222,42 +222,38 @@ def _held_out(R_val, R_ref, features):
     return has_val, sample_score, jnp.asarray(R_val if has_val else R_ref[:1], jnp.float32)
 
 
-def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
-               integrator: IntegratorSettings, opt, R_val=None,
-               features=None, pairs: FramePairs | None = None) -> Trainer:  # fmt: skip
+def re_trainer(problem: Problem, settings: RESettings, opt) -> Trainer:
     """RE as init/step over REState; each step is one parameter update.
 
     Args:
-      energy_fn: ``energy_fn(params, R) -> scalar``.
-      R_ref: reference CG frames of the training split (frames, beads, dim).
-      R_start: frames the replicas start from, drawn at random.
-      masses: bead masses (beads,).
-      kT: thermal energy.
-      settings: RESettings.
-      integrator: the integrator RE samples with (its dt is the one trained at).
+      problem: the run: its ``energy_fn(params, R) -> scalar``; its training frames
+        ``R_train`` (frames, beads, dim), the reference of the relative entropy and
+        where the replicas start (drawn at random); ``masses`` and ``kT``; the
+        ``integrator`` RE samples with (its dt is the one trained at); held-out frames
+        ``R_val``, whose relative entropy beta <U>_val + ln Z is reported as
+        ``val_srel`` and whose squared MMD to the CG samples (reweighted to the
+        parameters each update starts from) as ``val_mmd``, compared in the system's
+        ``features`` (None: the flat positions); and a periodic model's ``pairs``
+        lister: the replicas run in its box with neighbour lists, and every frame the
+        gradient or the reweighting evaluates is listed once (None: free space, all
+        pairs).
+      settings: RESettings; ``val_loss`` is the held-out score ``settings.keep``
+        stops on.
       opt: an Optax GradientTransformation.
-      R_val: held-out frames: their relative entropy beta <U>_val + ln Z is reported
-        as ``val_srel``, and the squared MMD between them and the CG samples
-        (reweighted to the parameters each update starts from) as ``val_mmd``;
-        ``val_loss`` is the one ``settings.keep`` stops on.
-      features: ``features(positions) -> (n, k)`` NumPy features the MMD compares
-        (the system's collective variables); None: the flat positions.
-      pairs: a periodic model's pair lister: the replicas run in its box with
-        neighbour lists, and every frame the gradient or the reweighting evaluates
-        is listed once (None: free space, all pairs).
     """
-    s, beta = settings, 1.0 / kT
-    R_ref = jnp.asarray(R_ref, jnp.float32)
-    R_start = np.asarray(R_start, np.float32)
+    p, s, beta = problem, settings, 1.0 / problem.kT
+    energy_fn, integrator, masses, pairs = p.energy_fn, p.integrator, p.masses, p.pairs
+    R_ref = jnp.asarray(p.R_train, jnp.float32)
+    R_start = np.asarray(p.R_train, np.float32)
     n_ref, n_beads = R_ref.shape[0], R_ref.shape[1]
     batch = min(s.ref_batch_size, n_ref)
     n_saves = s.sample_steps // s.save_every
     n_samples = n_saves * s.n_replicas
-    runner = _sampler(energy_fn, kT, integrator, n_beads, s.save_every, n_saves, pairs)
+    runner = _sampler(energy_fn, p.kT, integrator, n_beads, s.save_every, n_saves, pairs)
     n_force_per_resim = s.n_replicas * (s.equilibration_steps + n_saves * s.save_every)
     grad_fn = re_gradient_fn(energy_fn, beta, n_beads)
     energies = jax.jit(energies_fn(energy_fn, n_beads))
-    has_val, sample_score, R_val = _held_out(R_val, R_ref, features)
+    has_val, sample_score, R_val = _held_out(p.R_val, R_ref, p.features)
     listed = FrameLists(pairs, R_ref, R_val)
 
     @jax.jit
@@ -349,16 +345,12 @@ def re_trainer(energy_fn, R_ref, R_start, masses, kT, settings: RESettings,
     return Trainer(init, step, lambda st: st.params, pure=False, optional=optional)
 
 
-def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RESettings,
-             integrator: IntegratorSettings, key, checkpoint=None, log=None,
-             stop_after: int | None = None, R_val=None, inputs: str = "",
-             features=None, pairs: FramePairs | None = None):  # fmt: skip
-    """Minimise the relative entropy of ``energy_fn`` to the reference frames ``R_ref``.
-
-    Args are those of :func:`re_trainer`, plus the starting ``params``, a JAX ``key``,
-    a ``checkpoint`` file (written every ``settings.checkpoint_every`` updates and
-    resumed from when written with the same settings and ``inputs``, a digest of
-    everything else the result depends on) and ``stop_after`` updates (tests).
+def train_re(problem: Problem, settings: RESettings, key, stop_after: int | None = None):
+    """Minimise the relative entropy of ``problem``'s model, from ``problem.params``,
+    to its training frames (see :func:`re_trainer`), checkpointed to
+    ``problem.checkpoint`` every ``settings.checkpoint_every`` updates and resumed
+    from where written with the same settings and ``problem.inputs``, a digest of
+    everything else the result depends on; ``stop_after`` updates (tests).
 
     Returns:
       (params, history): the parameters (the last, or the best on R_val) and one
@@ -368,12 +360,8 @@ def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RES
       tracked across re-simulations by the reweighting estimate; ``val_loss`` is the
       same on R_val (NaN without it).
     """
-    s = settings
-    R_ref = np.asarray(R_ref)
-    trainer = re_trainer(
-        energy_fn, R_ref, R_start, masses, kT, s, integrator, optimizer(s), R_val, features,
-        pairs,
-    )  # fmt: skip
+    s, p = settings, problem
+    trainer = re_trainer(p, s, optimizer(s))
     schedule = Schedule(
         name="re",
         n_checks=s.n_updates,
@@ -382,21 +370,17 @@ def train_re(energy_fn, params, R_ref, R_start, masses, kT: float, settings: RES
         checkpoint_every=s.checkpoint_every,
         step_name="update",
     )
-    n_val = 0 if R_val is None else len(R_val)
-    fp = fingerprint(s.to_dict(), integrator.to_dict(), kT, list(R_ref.shape), n_val, inputs)
-    return fit(trainer, params, key, schedule, checkpoint, fp, log, stop_after)
+    fp = fingerprint(s.to_dict(), p.integrator.to_dict(), p.kT, list(np.shape(p.R_train)),
+                     len(p.R_val), p.inputs)  # fmt: skip
+    return fit(trainer, p.params, key, schedule, p.checkpoint, fp, p.log, stop_after)
 
 
 def train(problem: Problem, settings: RESettings, key) -> Trained:
     """The registry's entry (``re`` and ``fm_re``): RE at the run's time step, from the
     prior or from the start model, on the training frames."""
     p = problem
-    params = p.params if p.start is None else p.start
-    params, history = train_re(
-        p.energy_fn, params, p.R_train, p.R_train, p.masses, p.kT, settings, p.integrator,
-        key, p.checkpoint, p.log, R_val=p.R_val, inputs=p.inputs, features=p.features,
-        pairs=p.pairs,
-    )  # fmt: skip
+    start = p if p.start is None else replace(p, params=p.start)
+    params, history = train_re(start, settings, key)
     val = [h["val_loss"] for h in history]
     best = settings.keep != "last" and p.R_val.shape[0] and np.isfinite(val).any()
     info = {

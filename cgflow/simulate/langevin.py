@@ -16,7 +16,10 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,45 +27,60 @@ import numpy as np
 
 from cgflow import checkpoint as ckpt
 from cgflow.jaxmd import space
-from cgflow.simulate.replicas import replica_runner
+from cgflow.simulate.replicas import Periodic, replica_runner
 from cgflow.simulate.settings import IntegratorSettings, RunSettings
 
 
+@dataclass(frozen=True)
+class CGSystem:
+    """What CG dynamics sample, and what a blow-up is measured against.
+
+    Attributes:
+      energy_fn: pure energy ``energy_fn(params, R)``, R of shape (beads, dim).
+      params: its parameters.
+      masses: bead masses, (beads,).
+      kT: thermal energy.
+      box: periodic box lengths (dim,), or None for free space. Distances in the
+        blow-up checks are then minimum-image ones.
+      cutoff: with a box, the model's interaction range: each replica carries a
+        JAX MD neighbour list (pairs within cutoff + ``run.neighbor_skin``).
+      bonds: optional (pairs (n, 2), reference lengths (n,)) checked for stretching.
+      contacts: optional (pairs (n, 2), closest reference distances (n,)) checked
+        for overlap.
+    """
+
+    energy_fn: Callable
+    params: Any
+    masses: Any
+    kT: float
+    box: Any = None
+    cutoff: float | None = None
+    bonds: tuple | None = None
+    contacts: tuple | None = None
+
+    def __post_init__(self):
+        if self.cutoff is not None and self.box is None:
+            raise ValueError("a neighbour-list cutoff needs a periodic box")
+
+
 def simulate_langevin(
-    energy_fn,
-    params,
+    system: CGSystem,
     R0,
-    masses,
-    kT,
     integrator: IntegratorSettings,
     run: RunSettings,
     key,
     log=None,
-    bonds=None,
-    contacts=None,
-    box=None,
-    cutoff=None,
     checkpoint: str | Path | None = None,
     stop_after_chunks: int | None = None,
 ):
-    """Run ``run.n_replicas`` replicas of ``energy_fn(params, R)``.
+    """Run ``run.n_replicas`` replicas of ``system``.
 
     Args:
-      energy_fn: pure energy, R of shape (beads, dim).
-      params: its parameters.
+      system: the model, its masses and kT, its box and what its checks watch.
       R0: start positions, (n_replicas, beads, dim).
-      masses: bead masses, (beads,).
-      kT: thermal energy.
       integrator: IntegratorSettings (dt, thermostat, friction).
       run: RunSettings (length, replicas, saving, blow-up checks).
       key: JAX PRNG key.
-      bonds: optional (pairs (n, 2), reference lengths (n,)) checked for stretching.
-      contacts: optional (pairs (n, 2), closest reference distances (n,)) checked
-        for overlap.
-      box: periodic box lengths (dim,), or None for free space. Distances in the
-        checks above are then minimum-image ones.
-      cutoff: with a box, the model's interaction range: each replica carries a
-        JAX MD neighbour list (pairs within cutoff + ``run.neighbor_skin``).
       checkpoint: file written after every chunk and resumed from.
       stop_after_chunks: stop after this many chunks, leaving the checkpoint (tests).
 
@@ -77,18 +95,18 @@ def simulate_langevin(
     if R0.shape[0] != s.n_replicas:
         raise ValueError(f"need {s.n_replicas} start configurations, got {R0.shape[0]}")
     chunk_saves = max(1, s.chunk_steps // s.save_every)
-    runner = replica_runner(
-        energy_fn, kT, integrator, R0.shape[1], s.save_every, chunk_saves, box, cutoff,
-        s.neighbor_skin,
-    )  # fmt: skip
-    healthy = health_check(s, bonds, contacts, box)
+    m = system
+    periodic = None if m.box is None else Periodic(m.box, m.cutoff, s.neighbor_skin)
+    runner = replica_runner(m.energy_fn, m.kT, integrator, R0.shape[1], s.save_every,
+                            chunk_saves, periodic)  # fmt: skip
+    healthy = health_check(s, m.bonds, m.contacts, m.box)
     # Equilibration is a whole number of save intervals whose frames are dropped.
     n_eq = -(-s.equilibration_steps // s.save_every)
     n_total = n_eq + s.n_steps // s.save_every
-    reps = runner.init(key, R0, masses, params)
+    reps = runner.init(key, R0, m.masses, m.params)
     fp = ckpt.fingerprint(
-        integrator.to_dict(), s.to_dict(), float(kT), box, cutoff, bonds, contacts,
-        ckpt.array_digest(params, R0, masses, key),
+        integrator.to_dict(), s.to_dict(), float(m.kT), m.box, m.cutoff, m.bonds, m.contacts,
+        ckpt.array_digest(m.params, R0, m.masses, key),
     )  # fmt: skip
     status = {
         "stable": True,
@@ -97,26 +115,17 @@ def simulate_langevin(
         "n_steps_requested": n_total * s.save_every,
         "equilibration_steps_done": n_eq * s.save_every,
         "settings": {**integrator.to_dict(), **s.to_dict()},
-        "kT": float(kT),
+        "kT": float(m.kT),
         "resumed_at_step": 0,
     }
-    frames, done, wall0 = [], 0, 0.0
-    loaded = ckpt.load(checkpoint, reps, fp, log, "simulate")
-    if loaded is not None:
-        reps, meta, arrays = loaded
-        done, wall0 = meta["done_frames"], meta["wall_time_s"]
-        frames = [arrays["frames"]] if arrays["frames"].shape[0] else []
-        status["resumed_at_step"] = done * s.save_every
-        if runner.neighbors:  # lists are rebuilt from the positions
-            reps = reps._replace(nbrs=runner.neighbors.allocate(reps.state.position))
-        print(f"simulate: resumed from {checkpoint} at step {done * s.save_every}", file=log)
+    reps, frames, done, wall0 = _resume(checkpoint, runner, reps, fp, status, s.save_every, log)
     if runner.neighbors:
         status["neighbor_list"] = runner.neighbors.status
     t0 = time.perf_counter() - wall0
     chunks = 0
     while done < n_total and status["stable"]:
         n = min(chunk_saves, n_total - done)
-        reps, buf = runner.record(reps, params, n)
+        reps, buf = runner.record(reps, m.params, n)
         first = max(0, n_eq - done)  # frames of this chunk still in equilibration
         done += n
         if _check(reps.state.position, healthy, done * s.save_every, status) and first < n:
@@ -133,6 +142,22 @@ def simulate_langevin(
     status["n_frames_saved"] = int(sum(f.shape[0] for f in frames))
     shape = (0, s.n_replicas) + tuple(R0.shape[1:])
     return (np.concatenate(frames) if frames else np.zeros(shape, np.float32)), status
+
+
+def _resume(checkpoint, runner, reps, fp, status: dict, save_every: int, log):
+    """``(replicas, frames, frames done, wall time so far)`` from ``checkpoint`` where it
+    holds a run with fingerprint ``fp`` (noted in ``status``), else the fresh start."""
+    loaded = ckpt.load(checkpoint, reps, fp, log, "simulate")
+    if loaded is None:
+        return reps, [], 0, 0.0
+    reps, meta, arrays = loaded
+    done = meta["done_frames"]
+    frames = [arrays["frames"]] if arrays["frames"].shape[0] else []
+    status["resumed_at_step"] = done * save_every
+    if runner.neighbors:  # lists are rebuilt from the positions
+        reps = reps._replace(nbrs=runner.neighbors.allocate(reps.state.position))
+    print(f"simulate: resumed from {checkpoint} at step {done * save_every}", file=log)
+    return reps, frames, done, meta["wall_time_s"]
 
 
 def health_check(run: RunSettings, bonds=None, contacts=None, box=None):

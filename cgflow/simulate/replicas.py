@@ -11,6 +11,7 @@ step ever uses a truncated list.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -146,6 +147,22 @@ class Runner(NamedTuple):
     neighbors: Neighbors | None
 
 
+@dataclass(frozen=True)
+class Periodic:
+    """A periodic box and, for neighbour lists, the model's interaction range.
+
+    Attributes:
+      box: box lengths (dim,).
+      cutoff: the model's interaction range: replicas carry neighbour lists of pairs
+        within cutoff + ``skin`` (None: no lists, every pair).
+      skin: added to the cutoff; a list is rebuilt once a bead has moved half of it.
+    """
+
+    box: Any
+    cutoff: float | None = None
+    skin: float = 0.1
+
+
 def replica_runner(
     energy_fn,
     kT: float,
@@ -153,9 +170,7 @@ def replica_runner(
     n_beads: int,
     save_every: int,
     max_frames: int,
-    box=None,
-    cutoff: float | None = None,
-    skin: float = 0.1,
+    periodic: Periodic | None = None,
 ) -> Runner:
     """Replicas of ``energy_fn(params, R)`` under ``integrator`` at ``kT``.
 
@@ -167,16 +182,15 @@ def replica_runner(
       save_every: steps between recorded frames.
       max_frames: the most frames one ``record`` call returns (its buffer size:
         one compiled program serves every shorter call).
-      box: periodic box lengths (dim,), or None for free space.
-      cutoff: with a box, the model's interaction range: replicas carry neighbour
-        lists of pairs within cutoff + ``skin``.
+      periodic: the box (and neighbour-list range) of a periodic model; None for
+        free space.
     """
-    if cutoff is not None and box is None:
-        raise ValueError("a neighbour-list cutoff needs a periodic box")
+    box = None if periodic is None else periodic.box
+    cutoff = None if periodic is None else periodic.cutoff
     form = sampling_form(energy_fn)  # a SchNet's filters as tables: params -> prepared
     init_fn, apply_fn = make_integrator(form.energy_fn, kT, integrator, n_beads, box=box)
     prepare = jax.jit(form.prepare)
-    neighbors = None if cutoff is None else Neighbors(box, cutoff, skin)
+    neighbors = None if cutoff is None else Neighbors(box, cutoff, periodic.skin)
     kw = (lambda nb: {"neighbor": nb}) if neighbors else (lambda nb: {})
 
     move = jax.vmap(lambda st, nb, params: apply_fn(st, params=params, **kw(nb)), (0, 0, None))

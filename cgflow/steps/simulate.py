@@ -14,7 +14,7 @@ from cgflow.io import check_output_folder, load_dataset, save_dataset, write_jso
 from cgflow.methods.data import KEY_SIMULATE, split_indices
 from cgflow.models import ModelDescription, interaction_range, load_model
 from cgflow.runtime import check_memory, jax_device_info
-from cgflow.simulate.langevin import record_speed, simulate_langevin
+from cgflow.simulate.langevin import CGSystem, record_speed, simulate_langevin
 from cgflow.simulate.settings import (
     integrator_settings,
     network_width,
@@ -75,6 +75,20 @@ class _Plan:
     dt: float
     base_key: object
 
+    def system(self, energy_fn, params) -> CGSystem:
+        """The model as the dynamics run it: its masses, kT and box, and the bonds and
+        close contacts of a bonded prior for the blow-up checks."""
+        desc = self.desc
+        return CGSystem(
+            energy_fn,
+            params,
+            desc.bead_masses,
+            desc.kT,
+            box=desc.box,
+            cutoff=interaction_range(desc) if desc.box is not None else None,
+            **_watch(desc.prior),
+        )
+
 
 def _plan(study, desc: ModelDescription, data_path: str, dt: float, out_dir: str) -> _Plan:
     """Check the data set against the model and the run against memory and disk,
@@ -112,18 +126,12 @@ def _rounds(study, plan: _Plan, energy_fn, params, checkpoint, log):
         key, pick = jax.random.split(key)
         start = np.asarray(jax.random.choice(pick, plan.train_idx, (run.n_replicas,)))
         frames, status = simulate_langevin(
-            energy_fn,
-            params,
+            plan.system(energy_fn, params),
             plan.data["positions"][start],
-            desc.bead_masses,
-            desc.kT,
             plan.integrator,
             run,
             key,
             log=log,
-            **_watch(desc.prior),
-            box=desc.box,
-            cutoff=interaction_range(desc) if desc.box is not None else None,
             checkpoint=round_checkpoint(checkpoint, r),
         )
         rounds.append(frames)

@@ -13,7 +13,7 @@ def sample(n_replicas: int):
     import jax
 
     from cgflow.models import build_energy, fit_prior, init_params
-    from cgflow.simulate.replicas import replica_runner
+    from cgflow.simulate.replicas import Periodic, replica_runner
     from cgflow.simulate.settings import IntegratorSettings
 
     side, edge, kT = 4, 1.24, 2.494
@@ -30,7 +30,7 @@ def sample(n_replicas: int):
     }  # fmt: skip
     energy, params = build_energy(desc), init_params(desc, jax.random.PRNGKey(0))
     integrator = IntegratorSettings(dt=0.002, friction=2.0)
-    runner = replica_runner(energy, kT, integrator, side**3, 10, 20, box, 0.5)
+    runner = replica_runner(energy, kT, integrator, side**3, 10, 20, Periodic(box, 0.5))
     masses = np.full(side**3, 18.0)
     reps = runner.init(jax.random.PRNGKey(1), frames[:n_replicas], masses, params)
     reps = runner.advance(reps, params, 30)
