@@ -6,6 +6,17 @@ import pytest
 from cgflow.analysis import mmd
 
 
+def test_squared_distances_are_scipys_and_the_expansion_they_replaced():
+    """scipy's cdist gives the squared distances of |a|^2 + |b|^2 - 2 a.b (the
+    hand-written form before) to rounding, and of explicit differences exactly."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 2, (50, 4)), rng.normal(1, 1, (70, 4))
+    d = mmd._sq_dists(a, b)
+    expanded = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    np.testing.assert_allclose(d, np.maximum(expanded, 0.0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d, ((a[:, None] - b[None]) ** 2).sum(-1), rtol=1e-15)
+
+
 def test_mmd_separates_equal_from_shifted_samples():
     rng = np.random.default_rng(0)
     y = rng.normal(0, 1, (800, 1))

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy.signal import lfilter
+from scipy.special import logsumexp
 from scipy.stats import t
 
 from cgflow.analysis import stats
@@ -301,6 +302,8 @@ def test_re_lnz_falls_back_to_the_exponential_average(monkeypatch):
     monkeypatch.setattr(re_method, "bar", no_bar)
     fallback, se = re_method.lnz_difference(w, w)
     assert fallback == pytest.approx(-1.5, abs=0.1) and np.isnan(se)  # -dF, dF = 2 - 1/2
+    # pymbar's EXP is the log-mean-exp it replaced, to rounding
+    assert -fallback == pytest.approx(-(logsumexp(-w) - np.log(len(w))), rel=1e-12)
 
 
 def test_pooled_runs_keep_their_blocks_and_their_slow_mixing():

@@ -10,6 +10,7 @@ system's collective variables), looks only at where the samples are.
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 MAX_SAMPLES = 1000
 """CG samples scored (evenly spaced over the sample set): the kernel matrix is
@@ -17,8 +18,7 @@ MAX_SAMPLES^2."""
 
 
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.maximum(d, 0.0)
+    return cdist(a, b, "sqeuclidean")
 
 
 def bandwidth(y: np.ndarray) -> float:

@@ -369,3 +369,11 @@ def bar(w_forward: np.ndarray, w_reverse: np.ndarray) -> tuple[float, float]:
         if np.isfinite(out["Delta_f"]):
             return float(out["Delta_f"]), float(out["dDelta_f"])
     raise ValueError("BAR did not converge with any of pymbar's solvers")
+
+
+def exp_average(w_forward: np.ndarray) -> float:
+    """One-sided exponential averaging (EXP, Zwanzig): the free-energy difference
+    f1 - f0 (in kT) from the reduced works u1 - u0 on samples of state 0 alone,
+    -ln <exp(-w)>_0 (pymbar)."""
+    out = _pymbar().other_estimators.exp(np.asarray(w_forward, float), compute_uncertainty=False)
+    return float(out["Delta_f"])
