@@ -265,13 +265,13 @@ def _sampling_rate(energy_fn, params, desc, frames, masses, kT, n_replicas, step
 def fm_speed(desc, build_energy, params, frames, steps: int) -> dict:
     import optax
 
-    from cgflow.methods.fm import fm_trainer
+    from cgflow.methods.base import Problem
+    from cgflow.methods.fm import FMSettings, fm_trainer
 
-    energy_fn = build_energy(desc)
     forces = np.random.default_rng(1).normal(0, 100, frames.shape).astype(np.float32)
-    data = (frames[:1800], forces[:1800])
-    val = (frames[1800:], forces[1800:])
-    trainer = fm_trainer(energy_fn, data, val, 64, optax.adam(1e-3))
+    problem = Problem(build_energy(desc), params, frames[:1800], np.ones(frames.shape[1]), 1.0,
+                      F_train=forces[:1800], R_val=frames[1800:], F_val=forces[1800:])  # fmt: skip
+    trainer = fm_trainer(problem, FMSettings(batch_size=64), optax.adam(1e-3))
     return {"frames_per_s": 64 * _trainer_steps_per_s(trainer, params, steps)}
 
 
@@ -312,7 +312,8 @@ def liquid(quick: bool) -> dict:
     import jax
     import optax
 
-    from cgflow.methods.fm import fm_trainer
+    from cgflow.methods.base import Problem
+    from cgflow.methods.fm import FMSettings, fm_trainer
     from cgflow.models import ModelDescription, build_energy, fit_prior, init_params
     from cgflow.models.pairs import FramePairs
     from cgflow.simulate.replicas import Periodic, replica_runner
@@ -336,8 +337,9 @@ def liquid(quick: bool) -> dict:
     t = time.perf_counter()
     jax.block_until_ready(pairs(frames))
     list_ms = 1000 * (time.perf_counter() - t) / len(frames)
-    trainer = fm_trainer(energy_fn, (frames[:80], forces[:80]), (frames[80:], forces[80:]), 16,
-                         optax.adam(1e-3), pairs)  # fmt: skip
+    problem = Problem(energy_fn, params, frames[:80], np.full(n, 18.0), kT, F_train=forces[:80],
+                      R_val=frames[80:], F_val=forces[80:], pairs=pairs)  # fmt: skip
+    trainer = fm_trainer(problem, FMSettings(batch_size=16), optax.adam(1e-3))
     fm_fps = 16 * _trainer_steps_per_s(trainer, params, 3 if quick else 10)
     integrator = IntegratorSettings(dt=DT_PS, friction=2.0, thermostat="nose_hoover")
     runner = replica_runner(energy_fn, kT, integrator, n, 50, 1, Periodic(box, 0.5))

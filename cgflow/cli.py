@@ -67,7 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cgflow", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cgflow {__version__}")
     sub = parser.add_subparsers(dest="step", required=True, parser_class=_StepParser)
+    for add in (_study_commands, _data_commands, _training_commands, _sampling_commands,
+                _tool_commands):  # fmt: skip
+        add(sub)
+    return parser
 
+
+def _study_commands(sub) -> None:
+    """Subcommands for the commands about a study: check-config, schema, compare-claims, report."""
     p = sub.add_parser("check-config", help="validate a config file and print its runs")
     p.add_argument("config")
 
@@ -96,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="the page's title (default: the page's file name)")
     p.add_argument("--note", help="what else to know about the run (e.g. other load beside it)")
 
+
+def _data_commands(sub) -> None:
+    """Subcommands for the reference and its data sets: sample, map, fit-prior."""
     p = sub.add_parser("sample", help="AA reference sampling at one temperature")
     _study_args(p)
     p.add_argument("--temperature", type=_pos_float, required=True)
@@ -131,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonneg_int, required=True)
     p.add_argument("--out", required=True, help="prior JSON")
 
+
+def _training_commands(sub) -> None:
+    """Subcommands for the models: train, train-generator, generate."""
     p = sub.add_parser("train", help="train a CG model by one method")
     _study_args(p)
     p.add_argument("--method", required=True)
@@ -172,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--out-dir", required=True)
 
+
+def _sampling_commands(sub) -> None:
+    """Subcommands for the CG samples and their scores: simulate, evaluate."""
     p = sub.add_parser("simulate", help="Langevin simulation of a trained model")
     _study_args(p)
     p.add_argument(
@@ -212,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, required=True)
     p.add_argument("--out", required=True, help="metrics.json")
 
+
+def _tool_commands(sub) -> None:
+    """Subcommands for bench and aggregate."""
     p = sub.add_parser(
         "bench",
         help="time a fixed synthetic workload (start-up, CG sampling, FM, RE) as JSON",
@@ -256,7 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
         "read it (default: config min_replicas_crossing's default)",
     )  # fmt: skip
     p.add_argument("metrics", nargs="+")
-    return parser
 
 
 # Arguments that name files a step reads: an unexpected error names them.
@@ -423,11 +441,12 @@ def _run_step(study, args) -> None:
         data = args.data if len(args.data) > 1 else args.data[0]
         fit_prior_step(study, data, args.n_train, args.seed, args.out)
     elif args.step == "train":
-        from cgflow.steps.train import train
+        from cgflow.steps.train import TrainRequest, train
 
-        data = args.data if len(args.data) > 1 else args.data[0]
-        train(study, args.method, data, args.prior, args.n_train, args.seed, args.out_dir,
-              dt=args.dt, init_model=args.init_model, checkpoint=args.checkpoint)  # fmt: skip
+        data = tuple(args.data) if len(args.data) > 1 else args.data[0]
+        request = TrainRequest(args.method, data, args.prior, args.n_train, args.seed,
+                               args.out_dir, args.dt, args.init_model, args.checkpoint)  # fmt: skip
+        train(study, request)
     elif args.step == "train-generator":
         from cgflow.steps.generate import train_generator
 
@@ -438,10 +457,11 @@ def _run_step(study, args) -> None:
 
         generate_step(study, args.model, args.n_samples, args.out_dir)
     elif args.step == "simulate":
-        from cgflow.steps.simulate import simulate_step
+        from cgflow.steps.simulate import SimulateRequest, simulate_step
 
-        status = simulate_step(study, args.model, args.data, args.dt, args.out_dir, args.checkpoint,
-                               temperature=args.temperature, transfer=args.transfer)  # fmt: skip
+        request = SimulateRequest(args.model, args.data, args.dt, args.out_dir, args.checkpoint,
+                                  args.temperature, args.transfer)  # fmt: skip
+        status = simulate_step(study, request)
         print(
             f"simulate: stable={status['stable']} steps={status['steps_done']} "
             f"wall={status['wall_time_s']:.1f}s",

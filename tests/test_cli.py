@@ -284,8 +284,8 @@ def test_scoped_settings_hold_only_what_a_step_reads(repo, tmp_path, capsys):
 def test_a_periodic_data_set_gives_a_periodic_model(tmp_path):
     """The box of a periodic CG data set goes into the model description, and the
     simulator runs that model in the box (positions wrapped into it)."""
-    from cgflow.steps.simulate import simulate_step
-    from cgflow.steps.train import train
+    from cgflow.steps.simulate import SimulateRequest, simulate_step
+    from cgflow.steps.train import TrainRequest, train
     from cgflow.study import StudySettings
     from cgflow.units import MOLECULAR
 
@@ -302,10 +302,11 @@ def test_a_periodic_data_set_gives_a_periodic_model(tmp_path):
              "network": {"type": "schnet"},
              "simulation": {"n_steps": 500, "save_every": 50, "n_replicas": 2}}  # fmt: skip
     study = StudySettings("box", entry, {"prior": {}}, 0.1)
-    desc = train(study, "prior", tmp_path / "cg.npz", tmp_path / "prior.json", 20, 0,
-                 tmp_path / "model")  # fmt: skip
+    desc = train(study, TrainRequest("prior", tmp_path / "cg.npz", tmp_path / "prior.json", 20, 0,
+                                     tmp_path / "model"))  # fmt: skip
     assert desc.box == (L, L, L)
-    status = simulate_step(study, tmp_path / "model", tmp_path / "cg.npz", 0.01, tmp_path / "sim")
+    request = SimulateRequest(tmp_path / "model", tmp_path / "cg.npz", 0.01, tmp_path / "sim")
+    status = simulate_step(study, request)
     samples, _ = load_dataset(tmp_path / "sim" / "samples.npz")
     assert status["stable"] and samples["positions"].shape == (2 * 10, 8, 3)
     assert np.all((samples["positions"] >= 0) & (samples["positions"] < L))
@@ -318,8 +319,8 @@ def test_replicas_are_added_in_rounds_until_the_ci_is_narrow_enough(repo, smoke,
     frames of a run without one; a reachable one stops at the first round within it;
     an unreachable one runs max_replicas. status.json lists the rounds."""
     from cgflow.config import load_config
-    from cgflow.steps.simulate import simulate_step
-    from cgflow.steps.train import train
+    from cgflow.steps.simulate import SimulateRequest, simulate_step
+    from cgflow.steps.train import TrainRequest, train
     from cgflow.study import StudySettings
 
     t = tmp_path
@@ -332,8 +333,8 @@ def test_replicas_are_added_in_rounds_until_the_ci_is_narrow_enough(repo, smoke,
                                                "n_steps": 2000, **sim}}  # fmt: skip
         study = StudySettings(study.system, entry, study.methods, study.val_fraction)
         if not (t / "model").exists():
-            train(study, "prior", t / "cg.npz", t / "prior.json", 200, 0, t / "model")
-        status = simulate_step(study, t / "model", t / "cg.npz", 0.05, t / out)
+            train(study, TrainRequest("prior", t / "cg.npz", t / "prior.json", 200, 0, t / "model"))
+        status = simulate_step(study, SimulateRequest(t / "model", t / "cg.npz", 0.05, t / out))
         samples, meta = load_dataset(t / out / "samples.npz")
         return status, samples, meta
 

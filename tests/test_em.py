@@ -264,7 +264,7 @@ def test_mean_energy_and_heat_capacity_from_samples_of_the_exact_free_energy():
     the model's CG samples, the exact all-atom energies of an independent sample for
     the reference. The exact A and offsets give <U> and C within their CIs; a
     constant offset misses C by the bath's 1/2, an energetic error misses <U>."""
-    from cgflow.analysis.thermo import score_thermodynamics
+    from cgflow.analysis.thermo import ModelEnergies, ReferenceEnergies, score_thermodynamics
 
     system = get_system("double_well", SYSTEM)
     kT, n = 3.0, 20000
@@ -276,15 +276,11 @@ def test_mean_energy_and_heat_capacity_from_samples_of_the_exact_free_energy():
 
     def scored(err, offsets, positions=R, same_frames=False):
         g, dg = (np.asarray(a, float) for a in both({"err": err}, positions, kT))
+        offset = (em.mean_energy_offset(offsets, kT), em.mean_energy_offset_slope(offsets, kT))
         return score_thermodynamics(
-            g,
-            dg,
-            groups,
-            ref["energies"],
-            groups,
+            ModelEnergies(g, dg, groups, *offset),
+            ReferenceEnergies(ref["energies"], groups),
             kT,
-            em.mean_energy_offset(offsets, kT),
-            em.mean_energy_offset_slope(offsets, kT),
             np.random.default_rng(0),
             same_frames=same_frames,
         )

@@ -76,7 +76,7 @@ def _positions(system, cg_map, n=400, seed=0):
 
 @pytest.mark.parametrize("system_type", sorted(SYSTEMS))
 def test_each_system_reports_the_metrics_it_declares(system_type):
-    from cgflow.steps.evaluate import score
+    from cgflow.steps.evaluate import Reference, Scoring, score
 
     system = get_system(system_type, {})
     name = sorted(system.mappings())[0]
@@ -85,9 +85,8 @@ def test_each_system_reports_the_metrics_it_declares(system_type):
     pos = _positions(system, cg_map)
     assert system.cv(cg_map)(pos).shape == (len(pos), len(system.cv_names))
     samples = {"positions": pos}
-    metrics, cis, draws, curves, _, _ = score(
-        system, cg_map, settings, samples, system.kT(3.0), pos[::-1]
-    )
+    scoring = Scoring(system, cg_map, settings, system.kT(3.0))
+    metrics, cis, draws, curves, _, _ = score(scoring, samples, Reference(pos[::-1]))
     assert set(metrics) == set(system.metric_names) and curves
     assert set(cis) == set(draws) == set(metrics)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cgflow.methods import rkl
+from cgflow.methods.base import GeneratorProblem
 from cgflow.systems import get_system
 from cgflow.systems.double_well import pmf_x1
 
@@ -88,8 +89,9 @@ def test_the_reparametrised_gradient_matches_finite_differences():
 
 def test_training_recovers_a_gaussian_target():
     settings = rkl.RKLSettings(latent_dim=1, hidden=16, samples_per_step=256, steps=3000,
-                               learning_rate=3e-3, log_every=500)  # fmt: skip
-    gen, params, history = rkl.train_rkl(gaussian_energy, 1, 1.0, settings, jax.random.PRNGKey(5))
+                               learning_rate=3e-3, log_every=500, init_scale=1.0)  # fmt: skip
+    problem = GeneratorProblem(gaussian_energy, 1, 1.0)
+    gen, params, history = rkl.train_rkl(problem, settings, jax.random.PRNGKey(5))
     x = rkl.sample(gen, params, jax.random.PRNGKey(6), 20_000)["x"][:, 0]
     # sampling error of the mean S / sqrt(n) = 0.0035; of the variance ~1 %
     assert abs(x.mean() - M) < 0.03 and abs(x.var() / S**2 - 1) < 0.08
@@ -123,8 +125,8 @@ def test_the_double_well_bound_lies_above_minus_ln_z():
     )  # fmt: skip
     settings = rkl.RKLSettings(latent_dim=1, hidden=32, samples_per_step=256, steps=1500,
                                learning_rate=3e-3, log_every=500)  # fmt: skip
-    _, _, history = rkl.train_rkl(energy, 2, 1.0 / kT, settings, jax.random.PRNGKey(7),
-                                  x_scale=2.0)  # fmt: skip
+    _, _, history = rkl.train_rkl(GeneratorProblem(energy, 2, kT), settings,
+                                  jax.random.PRNGKey(7))  # fmt: skip
     gap = history[-1]["bound"] + log_z
     assert gap > -0.05  # a bound: L >= -ln Z up to the sampling noise of a check's mean
     assert history[-1]["log_z_estimate"] < log_z + 0.05
@@ -145,13 +147,13 @@ def test_the_double_well_gives_its_exact_ln_z_and_its_energy_in_jax(d, log_z):
 
 def test_a_training_killed_after_a_checkpoint_resumes_to_the_same_generator(tmp_path):
     settings = rkl.RKLSettings(latent_dim=1, hidden=8, samples_per_step=32, steps=400,
-                               log_every=50)  # fmt: skip
+                               log_every=50, init_scale=1.0)  # fmt: skip
     key, ck = jax.random.PRNGKey(3), tmp_path / "rkl.ckpt"
-    args = (gaussian_energy, 1, 1.0, settings, key)
-    _, whole, _ = rkl.train_rkl(*args)
-    rkl.train_rkl(*args, checkpoint=ck, fingerprint="f", stop_after=5)
+    _, whole, _ = rkl.train_rkl(GeneratorProblem(gaussian_energy, 1, 1.0), settings, key)
+    problem = GeneratorProblem(gaussian_energy, 1, 1.0, checkpoint=ck, inputs="f")
+    rkl.train_rkl(problem, settings, key, stop_after=5)
     assert ck.is_file()
-    _, resumed, history = rkl.train_rkl(*args, checkpoint=ck, fingerprint="f")
+    _, resumed, history = rkl.train_rkl(problem, settings, key)
     assert history[-1]["step"] == 400
     for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -71,9 +71,11 @@ def test_a_trained_flow_recovers_a_correlated_gaussian_and_its_ln_z():
     def terms_fn(p, k, n, beta):
         return rkl_flow.bound_terms(flow, energy, p, k, n, beta)
 
+    from cgflow.methods.base import GeneratorProblem
     from cgflow.methods.rkl import fit_generator
 
-    params, history = fit_generator(terms_fn, rkl_flow.init_flow(flow, k_init), 1.0, settings,
+    start = rkl_flow.init_flow(flow, k_init)
+    params, history = fit_generator(GeneratorProblem(energy, 2, 1.0), terms_fn, start, settings,
                                     k_train)  # fmt: skip
     terms = rkl_flow.bound_terms(flow, energy, params, jax.random.PRNGKey(9), 4000, 1.0)
     gap = float(jnp.mean(terms["l"])) + log_z

@@ -21,6 +21,8 @@ draws of two models scored against one reference are paired.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from cgflow.analysis import stats
@@ -33,21 +35,35 @@ def _moments(weights: np.ndarray, sums: np.ndarray) -> np.ndarray:
     return totals[:, 1:] / totals[:, :1]
 
 
-def score_thermodynamics(g, dg, groups, ref_U, ref_groups, kT: float, offset: float,
-                         slope: float, rng, n_boot: int = stats.N_BOOT,
-                         same_frames: bool = False):  # fmt: skip
+class ModelEnergies(NamedTuple):
+    """The model's side: at each CG sample, g = d(beta A)/d beta and its beta
+    derivative dg (energy units; dg in energy^2), the sample's bootstrap group
+    (replica), and the offset c(kT) and its slope dc/dkT at the temperature scored."""
+
+    g: np.ndarray
+    dg: np.ndarray
+    groups: np.ndarray
+    offset: float
+    slope: float
+
+
+class ReferenceEnergies(NamedTuple):
+    """The reference's side: its frames' all-atom energies and their groups."""
+
+    U: np.ndarray
+    groups: np.ndarray
+
+
+def score_thermodynamics(model: ModelEnergies, reference: ReferenceEnergies, kT: float, rng,
+                         n_boot: int = stats.N_BOOT, same_frames: bool = False):  # fmt: skip
     """The model's <U> and C_U at kT against the reference's, with 95 % CIs.
 
     Args:
-      g, dg: (n,) d(beta A)/d beta and its beta derivative at each CG sample
-        (energy units; dg in energy^2).
-      groups: (n,) bootstrap group (replica) of each sample.
-      ref_U, ref_groups: (m,) the reference's all-atom energies and their groups.
+      model, reference: the two sides.
       kT: the temperature scored (energy units).
-      offset, slope: c(kT) and dc/dkT.
       rng: generator of the model side's draws.
-      same_frames: g and dg are of the reference's own frames (``groups`` its
-        groups): both sides take the same draws, so the errors measure the model's
+      same_frames: g and dg are of the reference's own frames (the model's groups
+        its groups): both sides take the same draws, so the errors measure the model's
         energy on the reference ensemble, without the model's sampling.
 
     Returns:
@@ -56,7 +72,8 @@ def score_thermodynamics(g, dg, groups, ref_U, ref_groups, kT: float, offset: fl
       themselves (``mean_energy_model_kT``, ``mean_energy_ref_kT``: <U> / kT;
       ``heat_capacity_model``, ``heat_capacity_ref``).
     """
-    g, dg, ref_U = (np.asarray(a, float) for a in (g, dg, ref_U))
+    groups, ref_groups, offset, slope = model.groups, reference.groups, model.offset, model.slope
+    g, dg, ref_U = (np.asarray(a, float) for a in (model.g, model.dg, reference.U))
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(dg)) and np.all(np.isfinite(ref_U))):
         raise ValueError("thermodynamics: non-finite energies or derivatives")
     beta = 1.0 / kT

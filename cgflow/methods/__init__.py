@@ -82,7 +82,10 @@ class Method:
         """Whether the method trains a model of its own (else it uses ``model_of``'s)."""
         return self.model_of is None
 
-    def _module(self):
+    def implementation(self):
+        """The method's module: ``SETTINGS`` and ``train``, and for a generator
+        (``produces="generator"``) ``description``, ``load_generator``,
+        ``bound_terms`` and ``log_z_and_ess`` (imports JAX)."""
         return importlib.import_module(self.module)
 
     @property
@@ -91,7 +94,13 @@ class Method:
         (no JAX import), any other method's from its module's ``SETTINGS``."""
         from cgflow.methods import options
 
-        return options.BY_MODULE.get(self.module) or self._module().SETTINGS
+        cls = options.BY_MODULE.get(self.module) or self.implementation().SETTINGS
+        if not issubclass(cls, options.MethodSettings):
+            raise TypeError(
+                f"method {self.name}: {self.module}.SETTINGS must subclass "
+                "cgflow.methods.options.MethodSettings"
+            )
+        return cls
 
     def settings(self, values: dict | None):
         """The method's settings from its config block (errors name ``methods.<name>``)."""
@@ -99,7 +108,7 @@ class Method:
 
     @property
     def train(self):
-        return self._module().train
+        return self.implementation().train
 
 
 # Integrator settings RE-type methods read: changing the run length of the CG

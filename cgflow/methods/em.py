@@ -184,53 +184,25 @@ def frames_of(R, F, U, kT, group) -> Frames:
     )
 
 
-def em_trainer(free_energy_fn, train: Frames, val: Frames, batch_size: int, opt,
-               scales: tuple[float, float], weights: tuple[float, ...]) -> Trainer:  # fmt: skip
-    """Energy matching as init/step over FMState (parameters, optimiser state).
+class EMData(NamedTuple):
+    """A problem's frames as energy matching reads them.
 
-    Args:
-      free_energy_fn: ``A(params, R, kT) -> scalar``.
-      train, val: Frames (validation may be empty: then the training frames are scored).
-      batch_size: frames per step, split evenly over the temperatures.
-      opt: an Optax GradientTransformation.
-      scales: (sigma_F^2, sigma_U^2).
-      weights: (w_F, w_E) or (w_F, w_E, w_V).
+    Attributes:
+      train, val: the training frames ordered by temperature, and the held-out ones.
+      temperatures: the training kTs, ascending (group g is ``temperatures[g]``).
+      sigma_f2, sigma_u2: the variance of the training forces' components and the
+        within-temperature variance of the training energies (the loss's scales).
     """
-    group = np.asarray(train.group)
-    n_groups = int(group.max()) + 1
-    starts = np.array([np.flatnonzero(group == g)[0] for g in range(n_groups)])
-    sizes = np.array([np.sum(group == g) for g in range(n_groups)])
-    if not np.all(np.diff(group) >= 0):
-        raise ValueError("em: training frames must be ordered by temperature")
-    per_group = max(1, batch_size // n_groups)
-    if val.R.shape[0] == 0:
-        val = train
-    loss = em_loss_fn(free_energy_fn, n_groups, *scales, *weights)
-    grad_fn = jax.value_and_grad(loss, has_aux=True)
-    starts_j, sizes_j = jnp.asarray(starts), jnp.asarray(sizes)
 
-    def init(params, key):
-        del key
-        return FMState(params, opt.init(params))
-
-    def step(state: FMState, key):
-        offsets = jax.random.randint(key, (n_groups, per_group), 0, sizes_j[:, None])
-        idx = (starts_j[:, None] + offsets).reshape(-1)
-        batch = jax.tree.map(lambda a: a[idx], train)
-        (value, (force, energy, variance)), g = grad_fn(state.params, batch)
-        updates, opt_state = opt.update(g, state.opt_state, state.params)
-        metrics = {"train_loss": value, "force_loss": force, "energy_loss": energy}
-        if len(weights) > 2 and weights[2] > 0:
-            metrics["variance_loss"] = variance
-        return FMState(optax.apply_updates(state.params, updates), opt_state), metrics
-
-    val_loss = jax.jit(lambda p, data: loss(p, data)[0])  # data an argument (see fm)
-    return Trainer(init, step, lambda st: st.params, pure=True,
-                   validate=lambda p: val_loss(p, val))  # fmt: skip
+    train: Frames
+    val: Frames
+    temperatures: np.ndarray
+    sigma_f2: float
+    sigma_u2: float
 
 
-def train(problem: Problem, settings: EMSettings, key) -> Trained:
-    """The registry's entry: EM on the training frames of every training temperature."""
+def em_data(problem: Problem) -> EMData:
+    """The training and held-out frames of every training temperature, grouped."""
     p = problem
     if p.free_energy_fn is None or p.U_train is None or p.kT_train is None:
         raise ValueError(
@@ -252,10 +224,63 @@ def train(problem: Problem, settings: EMSettings, key) -> Trained:
         raise ValueError(
             f"em: the training forces or energies do not vary (variances {sigma_f2}, {sigma_u2})"
         )
-    s = settings
-    trainer = em_trainer(p.free_energy_fn, tr, va, s.batch_size, optimizer(s),
-                         (sigma_f2, sigma_u2),
-                         (s.force_weight, s.energy_weight, s.variance_weight))  # fmt: skip
+    return EMData(tr, va, temperatures, sigma_f2, sigma_u2)
+
+
+def em_trainer(problem: Problem, settings: EMSettings, opt) -> Trainer:
+    """Energy matching as init/step over FMState (parameters, optimiser state).
+
+    Args:
+      problem: the run: its free energy ``A(params, R, kT) -> scalar`` and the frames,
+        forces, all-atom energies and temperatures of its training and held-out
+        splits (no held-out frames: the training frames are scored).
+      settings: ``batch_size`` (frames per step, split evenly over the temperatures)
+        and the terms' weights.
+      opt: an Optax GradientTransformation.
+    """
+    data, s = em_data(problem), settings
+    train, val, batch_size = data.train, data.val, s.batch_size
+    weights = (s.force_weight, s.energy_weight, s.variance_weight)
+    group = np.asarray(train.group)
+    n_groups = int(group.max()) + 1
+    starts = np.array([np.flatnonzero(group == g)[0] for g in range(n_groups)])
+    sizes = np.array([np.sum(group == g) for g in range(n_groups)])
+    if not np.all(np.diff(group) >= 0):
+        raise ValueError("em: training frames must be ordered by temperature")
+    per_group = max(1, batch_size // n_groups)
+    if val.R.shape[0] == 0:
+        val = train
+    loss = em_loss_fn(problem.free_energy_fn, n_groups, data.sigma_f2, data.sigma_u2,
+                      *weights)  # fmt: skip
+    grad_fn = jax.value_and_grad(loss, has_aux=True)
+    starts_j, sizes_j = jnp.asarray(starts), jnp.asarray(sizes)
+
+    def init(params, key):
+        del key
+        return FMState(params, opt.init(params))
+
+    def step(state: FMState, key):
+        offsets = jax.random.randint(key, (n_groups, per_group), 0, sizes_j[:, None])
+        idx = (starts_j[:, None] + offsets).reshape(-1)
+        batch = jax.tree.map(lambda a: a[idx], train)
+        (value, (force, energy, variance)), g = grad_fn(state.params, batch)
+        updates, opt_state = opt.update(g, state.opt_state, state.params)
+        metrics = {"train_loss": value, "force_loss": force, "energy_loss": energy}
+        if s.variance_weight > 0:
+            metrics["variance_loss"] = variance
+        return FMState(optax.apply_updates(state.params, updates), opt_state), metrics
+
+    val_loss = jax.jit(lambda p, data: loss(p, data)[0])  # data an argument (see fm)
+    return Trainer(init, step, lambda st: st.params, pure=True,
+                   validate=lambda p: val_loss(p, val))  # fmt: skip
+
+
+def train(problem: Problem, settings: EMSettings, key) -> Trained:
+    """The registry's entry: EM on the training frames of every training temperature."""
+    p, s = problem, settings
+    data = em_data(p)
+    tr, va, temperatures = data.train, data.val, data.temperatures
+    trainer = em_trainer(p, s, optimizer(s))
     schedule = validated_schedule(s, "em")
     fp = fingerprint(s.to_dict(), [list(np.shape(a)) for a in (*tr, *va)], p.inputs)
     params, history = fit(trainer, p.params, key, schedule, p.checkpoint, fp, p.log)
@@ -268,9 +293,9 @@ def train(problem: Problem, settings: EMSettings, key) -> Trained:
         "n_fit": int(p.R_train.shape[0]),
         "n_val": int(p.R_val.shape[0]),
         "kT_train": [float(t) for t in temperatures],
-        "n_fit_per_kT": [int(np.sum(g_train == g)) for g in range(len(temperatures))],
-        "sigma_F2": sigma_f2,
-        "sigma_U2": sigma_u2,
+        "n_fit_per_kT": [int(np.sum(tr.group == g)) for g in range(len(temperatures))],
+        "sigma_F2": data.sigma_f2,
+        "sigma_U2": data.sigma_u2,
         "energy_offsets": energy_offsets(p.free_energy_fn, params, tr, temperatures),
         # one force and one beta-derivative (and their parameter gradients) per frame
         "cost": {

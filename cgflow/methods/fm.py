@@ -24,7 +24,7 @@ from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
 from cgflow.methods.options import FMSettings
-from cgflow.models.pairs import FramePairs, PairList
+from cgflow.models.pairs import PairList
 
 SETTINGS = FMSettings  # defined in cgflow.methods.options, which imports no JAX
 
@@ -83,19 +83,19 @@ def validated_schedule(settings: FMSettings, name: str) -> Schedule:
     )
 
 
-def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt,
-               pairs: FramePairs | None = None) -> Trainer:  # fmt: skip
+def fm_trainer(problem: Problem, settings, opt) -> Trainer:
     """Force matching as init/step over FMState.
 
     Args:
-      energy_fn: ``energy_fn(params, R) -> scalar``.
-      data_train, data_val: (R, F) arrays (frames, beads, dim); validation may be
-        empty (then the training frames are scored).
-      batch_size: frames per step.
+      problem: the run: its energy function, training and held-out frames with their
+        mapped forces (no held-out frames: the training frames are scored), and its
+        pair lister (every frame is listed once and the model sees only its pairs
+        within the cutoff; None: all pairs).
+      settings: any settings with ``batch_size``, the frames per step.
       opt: an Optax GradientTransformation.
-      pairs: a periodic model's pair lister: every frame is listed once, and the
-        model sees only its pairs within the cutoff (None: all pairs).
     """
+    data_train, data_val = problem.forces("fm")
+    pairs, batch_size = problem.pairs, settings.batch_size
     R_tr, F_tr = (jnp.asarray(a, jnp.float32) for a in data_train)
     R_va, F_va = (jnp.asarray(a, jnp.float32) for a in data_val)
     if R_va.shape[0] == 0:
@@ -106,7 +106,7 @@ def fm_trainer(energy_fn, data_train, data_val, batch_size: int, opt,
         P_tr, P_va = pairs.fit(P_tr), pairs.fit(P_va)
     n = R_tr.shape[0]
     batch = min(batch_size, n)
-    loss = force_loss_fn(energy_fn)
+    loss = force_loss_fn(problem.energy_fn)
     grad_fn = jax.value_and_grad(loss)
 
     def init(params, key):
@@ -140,9 +140,9 @@ def train_fm(problem: Problem, settings: FMSettings, key, stop_after: int | None
       train_loss, val_loss, wall_time_s``.
     """
     s, p = settings, problem
-    data_train, data_val = p.forces("fm")
-    trainer = fm_trainer(p.energy_fn, data_train, data_val, s.batch_size, optimizer(s), p.pairs)
+    trainer = fm_trainer(p, s, optimizer(s))
     schedule = validated_schedule(s, "fm")
+    data_train, data_val = p.forces("fm")
     fp = fingerprint(s.to_dict(), [list(a.shape) for a in (*data_train, *data_val)], p.inputs)
     return fit(trainer, p.params, key, schedule, p.checkpoint, fp, p.log, stop_after)
 

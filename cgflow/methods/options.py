@@ -21,7 +21,26 @@ FM_KEEP = ("best", "last")
 
 
 @dataclass(frozen=True)
-class FMSettings(Settings):
+class MethodSettings(Settings):
+    """Base of a method's settings: what the train step asks of every method.
+
+    A method overrides these where it differs from the defaults; the train step calls
+    them on any method without knowing which it is.
+    """
+
+    def sampling_bytes(self, n_beads: int, dim: int, width: int) -> int:
+        """Peak memory of the CG sampling the method does while training, checked
+        before training starts (0: it samples nothing)."""
+        return 0
+
+    def network_temperature_form(self) -> str:
+        """How a model trained across temperatures reads kT (``input`` or
+        ``entropy``, see :mod:`cgflow.models.energy`)."""
+        return "input"
+
+
+@dataclass(frozen=True)
+class FMSettings(MethodSettings):
     """Hyperparameters of force matching (the ``methods.fm`` config block).
 
     Attributes:
@@ -63,7 +82,7 @@ class FMSettings(Settings):
 
 
 @dataclass(frozen=True)
-class RESettings(Settings):
+class RESettings(MethodSettings):
     """Hyperparameters of RE training (the ``methods.re`` / ``methods.fm_re`` config block).
 
     Attributes:
@@ -131,7 +150,7 @@ class RESettings(Settings):
         "(nats per frame; 0: never)",
     )
 
-    def memory_bytes(self, n_beads: int, dim: int, width: int) -> int:
+    def sampling_bytes(self, n_beads: int, dim: int, width: int) -> int:
         """Peak memory of the CG sampling of one re-simulation (an estimate)."""
         n_saved = self.sample_steps // self.save_every
         return sampling_memory(self.n_replicas, n_saved, n_beads, dim, width)
@@ -177,27 +196,30 @@ class EMSettings(FMSettings):
         doc="how the network reads kT: as an input (any dependence), or as A = E(R) - kT S(R)",
     )
 
+    def network_temperature_form(self) -> str:
+        return self.temperature_form
+
     def check(self) -> None:
         if self.force_weight == 0 and self.energy_weight == 0:
             raise ValueError(f"{self.block}: force_weight and energy_weight are both 0")
 
 
 @dataclass(frozen=True)
-class PriorSettings(Settings):
+class PriorSettings(MethodSettings):
     """The ``methods.prior`` block takes no settings."""
 
     block = "methods.prior"
 
 
 @dataclass(frozen=True)
-class NearestSettings(Settings):
+class NearestSettings(MethodSettings):
     """The ``methods.fm_nearest`` block takes no settings."""
 
     block = "methods.fm_nearest"
 
 
 @dataclass(frozen=True)
-class RKLSettings(Settings):
+class RKLSettings(MethodSettings):
     """Settings of the data-free reverse-KL method (the ``methods.rkl`` block).
 
     Attributes:
@@ -235,7 +257,7 @@ class RKLSettings(Settings):
 
 
 @dataclass(frozen=True)
-class FlowSettings(Settings):
+class FlowSettings(MethodSettings):
     """Settings of the data-free flow (the ``methods.rkl_flow`` block).
 
     Attributes:

@@ -221,6 +221,76 @@ def _held_out(R_val, R_ref, features):
     return has_val, sample_score, jnp.asarray(R_val if has_val else R_ref[:1], jnp.float32)
 
 
+def _updater(grad_fn, energies, opt, n_ref: int, batch: int):
+    """RE's jitted update: the gradient on a batch of reference frames drawn without
+    replacement (a training split no larger than the batch is used whole), the
+    held-out frames' mean energy, and the optimiser's step."""
+
+    @jax.jit
+    def update(params, opt_state, X_cg, X_ref, X_val, U_old, key):
+        idx = jax.random.choice(key, n_ref, (batch,), replace=False)
+        g, u_cg, u_ref = grad_fn(params, jax.tree.map(lambda a: a[idx], X_ref), X_cg, U_old)
+        u_val = jnp.mean(energies(params, X_val))
+        updates, opt_state = opt.update(g, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, g, u_cg, u_ref, u_val
+
+    return update
+
+
+def _starter(runner, R_train, masses, opt, n_replicas: int, n_samples: int):
+    """RE's initial state: replicas started from training frames drawn at random,
+    no samples yet (the first step re-simulates)."""
+    R_start = np.asarray(R_train, np.float32)
+
+    def init(params, key) -> REState:
+        k_start, k_init = jax.random.split(key)
+        pick = np.asarray(jax.random.randint(k_start, (n_replicas,), 0, R_start.shape[0]))
+        reps = runner.init(k_init, R_start[pick], masses, params)
+        reps = reps._replace(nbrs=None)  # lists are made anew for every re-simulation
+        X_cg = jnp.zeros((n_samples, *R_start.shape[1:]), jnp.float32)
+        U0 = jnp.zeros(n_samples)
+        return REState(params, opt.init(params), reps, X_cg, U0, params, 0.0, True)
+
+    return init
+
+
+def _resimulator(runner, energies, listed, settings: RESettings, dt: float):
+    """RE's re-simulation: the replicas continue under the current parameters
+    (equilibration, then ``sample_steps`` saved every ``save_every``); the samples and
+    their energies become the state's; FloatingPointError where the model blew up."""
+    s, n_saves = settings, settings.sample_steps // settings.save_every
+
+    def resimulate(state: REState) -> REState:
+        p, reps = state.params, _with_lists(runner, state.replicas)
+        if s.equilibration_steps:
+            reps = runner.advance(reps, p, s.equilibration_steps)
+        reps, frames = runner.record(reps, p, n_saves)
+        X_cg = jnp.swapaxes(frames, 0, 1).reshape((-1,) + frames.shape[2:])
+        U_old = energies(p, listed(X_cg))
+        if not (np.all(np.isfinite(np.asarray(X_cg))) and np.all(np.isfinite(U_old))):
+            raise FloatingPointError(
+                f"re: the CG model blew up while sampling (dt {dt}); "
+                "lower methods.re.learning_rate or the time step"
+            )
+        return state._replace(
+            replicas=reps._replace(nbrs=None), X_cg=X_cg, U_old=U_old, gen_params=p,
+            resim_needed=False,
+        )  # fmt: skip
+
+    return resimulate
+
+
+def _carried_lnz(u_gen_new, old: REState, new: REState, u_cur_old, beta: float):
+    """ln Z(new.gen_params) - ln Z(old.gen_params) and its standard error, by BAR
+    between the old samples (energies under both parameter sets: ``old.U_old`` and
+    ``u_cur_old``) and the new (``new.U_old``, and ``u_gen_new`` under the old
+    parameters); where BAR finds no solution, the one-sided exponential average over
+    the old samples, with a NaN standard error."""
+    w_forward = beta * (np.asarray(u_cur_old, np.float64) - np.asarray(old.U_old, np.float64))
+    w_reverse = beta * (np.asarray(u_gen_new, np.float64) - np.asarray(new.U_old, np.float64))
+    return lnz_difference(w_forward, w_reverse)
+
+
 def re_trainer(problem: Problem, settings: RESettings, opt) -> Trainer:
     """RE as init/step over REState; each step is one parameter update.
 
@@ -243,7 +313,6 @@ def re_trainer(problem: Problem, settings: RESettings, opt) -> Trainer:
     p, s, beta = problem, settings, 1.0 / problem.kT
     energy_fn, integrator, masses, pairs = p.energy_fn, p.integrator, p.masses, p.pairs
     R_ref = jnp.asarray(p.R_train, jnp.float32)
-    R_start = np.asarray(p.R_train, np.float32)
     n_ref, n_beads = R_ref.shape[0], R_ref.shape[1]
     batch = min(s.ref_batch_size, n_ref)
     n_saves = s.sample_steps // s.save_every
@@ -255,51 +324,10 @@ def re_trainer(problem: Problem, settings: RESettings, opt) -> Trainer:
     has_val, sample_score, R_val = _held_out(p.R_val, R_ref, p.features)
     listed = FrameLists(pairs, R_ref, R_val)
 
-    @jax.jit
-    def update(params, opt_state, X_cg, X_ref, X_val, U_old, key):
-        # without replacement: a training split no larger than the batch is used whole
-        idx = jax.random.choice(key, n_ref, (batch,), replace=False)
-        g, u_cg, u_ref = grad_fn(params, jax.tree.map(lambda a: a[idx], X_ref), X_cg, U_old)
-        u_val = jnp.mean(energies(params, X_val))
-        updates, opt_state = opt.update(g, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, g, u_cg, u_ref, u_val
+    update = _updater(grad_fn, energies, opt, n_ref, batch)
 
-    def init(params, key) -> REState:
-        k_start, k_init = jax.random.split(key)
-        pick = np.asarray(jax.random.randint(k_start, (s.n_replicas,), 0, R_start.shape[0]))
-        reps = runner.init(k_init, R_start[pick], masses, params)
-        reps = reps._replace(nbrs=None)  # lists are made anew for every re-simulation
-        X_cg = jnp.zeros((n_samples, n_beads, R_ref.shape[2]), jnp.float32)
-        U0 = jnp.zeros(n_samples)
-        return REState(params, opt.init(params), reps, X_cg, U0, params, 0.0, True)
-
-    def resimulate(state: REState) -> REState:
-        p, reps = state.params, _with_lists(runner, state.replicas)
-        if s.equilibration_steps:
-            reps = runner.advance(reps, p, s.equilibration_steps)
-        reps, frames = runner.record(reps, p, n_saves)
-        X_cg = jnp.swapaxes(frames, 0, 1).reshape((-1,) + frames.shape[2:])
-        U_old = energies(p, listed(X_cg))
-        if not (np.all(np.isfinite(np.asarray(X_cg))) and np.all(np.isfinite(U_old))):
-            raise FloatingPointError(
-                f"re: the CG model blew up while sampling (dt {integrator.dt}); "
-                "lower methods.re.learning_rate or the time step"
-            )
-        return state._replace(
-            replicas=reps._replace(nbrs=None), X_cg=X_cg, U_old=U_old, gen_params=p,
-            resim_needed=False,
-        )  # fmt: skip
-
-    def carry_lnz(old: REState, new: REState, u_cur_old) -> tuple[float, float]:
-        """ln Z(new.gen_params) - ln Z(old.gen_params) and its standard error, by BAR
-        between the old samples (energies under both parameter sets) and the new;
-        where BAR finds no solution, the one-sided exponential average over the old
-        samples, with a NaN standard error."""
-        u_gen_new = energies(old.gen_params, listed(new.X_cg))
-        w_forward = beta * (np.asarray(u_cur_old, np.float64) - np.asarray(old.U_old, np.float64))
-        w_reverse = beta * (np.asarray(u_gen_new, np.float64) - np.asarray(new.U_old, np.float64))
-        return lnz_difference(w_forward, w_reverse)
-
+    init = _starter(runner, p.R_train, masses, opt, s.n_replicas, n_samples)
+    resimulate = _resimulator(runner, energies, listed, s, integrator.dt)
     guard = RunawayGuard(s.divergence_nats, integrator.dt)
 
     def step(state: REState, key):
@@ -317,7 +345,8 @@ def re_trainer(problem: Problem, settings: RESettings, opt) -> Trainer:
             jax.block_until_ready(state.U_old)
             t_sim, resimulated = time.perf_counter() - ts, True
             if stale is not None:
-                dlnz_bar, lnz_se = carry_lnz(stale[0], state, stale[1])
+                u_gen_new = energies(stale[0].gen_params, listed(state.X_cg))
+                dlnz_bar, lnz_se = _carried_lnz(u_gen_new, stale[0], state, stale[1], beta)
                 anchor += dlnz_bar
             out = update(state.params, state.opt_state, *listed.all(state.X_cg), state.U_old, key)
             w, n_eff, dlnz = reweight(np.asarray(out[3]), np.asarray(state.U_old), beta)

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import GeneratorProblem, Trained
 from cgflow.methods.driver import Schedule, Trainer, fit
 from cgflow.methods.options import RKLSettings
@@ -218,45 +219,47 @@ def rkl_trainer(terms_fn, beta_target: float, settings) -> Trainer:
     return Trainer(init, step, lambda st: st.params, pure=True)
 
 
-def fit_generator(terms_fn, params, beta_target: float, settings, key, log=None,
-                  checkpoint=None, fingerprint: str = "",
+def fit_generator(problem: GeneratorProblem, terms_fn, params, settings, key,
                   stop_after: int | None = None):  # fmt: skip
-    """Train a generator's ``params`` by reverse KL with the shared driver; returns
-    (params, history) with ``energy_evaluations`` counted in each row."""
+    """Train a generator's ``params`` by reverse KL to exp(-U / kT) of ``problem``
+    with the shared driver (checkpointed to ``problem.checkpoint`` and resumed where
+    written with the same settings, ``problem.inputs`` and dimension; ``stop_after``
+    checks: tests); returns (params, history) with ``energy_evaluations`` counted in
+    each row."""
     s = settings
     schedule = Schedule(
-        name=getattr(s, "block", "rkl").split(".")[-1],
+        name=s.block.split(".")[-1],
         n_checks=max(1, s.steps // s.log_every),
         steps_per_check=s.log_every,
         keep="last",
         checkpoint_every=5,
     )
-    trainer = rkl_trainer(terms_fn, beta_target, s)
-    params, history = fit(trainer, params, key, schedule, checkpoint, fingerprint, log,
+    trainer = rkl_trainer(terms_fn, 1.0 / problem.kT, s)
+    fp = fingerprint(s.to_dict(), problem.inputs, problem.data_dim)
+    params, history = fit(trainer, params, key, schedule, problem.checkpoint, fp, problem.log,
                           stop_after)  # fmt: skip
     for row in history:
         row["energy_evaluations"] = int(row["step"]) * s.samples_per_step
     return params, history
 
 
-def train_rkl(energy_fn, data_dim: int, beta_target: float, settings: RKLSettings, key,
-              x_scale: float = 1.0, log=None, checkpoint=None, fingerprint: str = "",
+def train_rkl(problem: GeneratorProblem, settings: RKLSettings, key,
               stop_after: int | None = None):  # fmt: skip
-    """Fit the generator to exp(-beta_target U); returns (generator, params, history).
+    """Fit the generator to exp(-U / kT) of ``problem``, its decoder starting at
+    ``settings.init_scale``; returns (generator, params, history).
 
     History rows (one per ``log_every`` steps, means over them): ``step``, ``bound``
     (L), its parts, ``log_z_estimate``, ``ess_fraction``, ``beta`` and
     ``energy_evaluations`` (energies and forces computed so far).
     """
-    gen = make_generator(settings, data_dim)
+    gen = make_generator(settings, problem.data_dim)
     k_init, k_train = jax.random.split(key)
-    params = init_generator(gen, k_init, x_scale)
+    params = init_generator(gen, k_init, settings.init_scale)
 
     def terms_fn(p, k, n, beta):
-        return bound_terms(gen, energy_fn, p, k, n, beta)
+        return bound_terms(gen, problem.energy_fn, p, k, n, beta)
 
-    params, history = fit_generator(terms_fn, params, beta_target, settings, k_train, log,
-                                    checkpoint, fingerprint, stop_after)  # fmt: skip
+    params, history = fit_generator(problem, terms_fn, params, settings, k_train, stop_after)
     return gen, params, history
 
 
@@ -268,13 +271,7 @@ def sample(gen: Generator, params, key, n: int) -> dict[str, np.ndarray]:
 
 def train(problem: GeneratorProblem, settings: RKLSettings, key) -> Trained:
     """The registry's entry: fit the generator to exp(-U / kT) of ``problem``."""
-    from cgflow.checkpoint import fingerprint
-
-    fp = fingerprint(settings.to_dict(), problem.inputs, problem.data_dim)
-    _, params, history = train_rkl(problem.energy_fn, problem.data_dim, 1.0 / problem.kT,
-                                   settings, key, x_scale=settings.init_scale,
-                                   log=problem.log, checkpoint=problem.checkpoint,
-                                   fingerprint=fp)  # fmt: skip
+    _, params, history = train_rkl(problem, settings, key)
     return trained(problem, params, history, "rkl")
 
 

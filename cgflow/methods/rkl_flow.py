@@ -124,18 +124,14 @@ def bound_terms(flow: Flow, energy_fn, params, key, n: int, beta):
 
 def train(problem: GeneratorProblem, settings: FlowSettings, key) -> Trained:
     """The registry's entry: fit the flow to exp(-U / kT) of ``problem``."""
-    from cgflow.checkpoint import fingerprint
-
     flow = make_flow(settings, problem.data_dim)
     k_init, k_train = jax.random.split(key)
     params = init_flow(flow, k_init)
-    fp = fingerprint(settings.to_dict(), problem.inputs, problem.data_dim)
 
     def terms_fn(p, k, n, beta):
         return bound_terms(flow, problem.energy_fn, p, k, n, beta)
 
-    params, history = fit_generator(terms_fn, params, 1.0 / problem.kT, settings, k_train,
-                                    problem.log, problem.checkpoint, fp)  # fmt: skip
+    params, history = fit_generator(problem, terms_fn, params, settings, k_train)
     return trained(problem, params, history, "rkl_flow")
 
 

@@ -117,52 +117,26 @@ def sample_openmm(setup, temperature: float, md, out, log, description: dict) ->
     integrator.setRandomNumberSeed(md.seed + 1)
     sim, platform = make_simulation(topology, system, integrator, md.platform, md.deterministic)
     device = platform_device(sim)
-    print(
-        f"sample: {system.getNumParticles()} atoms, platform {platform} {device}",
-        file=log,
-        flush=True,
-    )
+    print(f"sample: {system.getNumParticles()} atoms, platform {platform} {device}", file=log,
+          flush=True)  # fmt: skip
     warn_if_gpu_unused("sample", platform, log)
     fingerprint = _fingerprint(description, temperature, asdict(md))
     partial = partial_path(out)
     n_frames = md.n_frames
-    frames = {
-        "positions": np.zeros((n_frames, len(solute), 3), np.float32),
-        "forces": np.zeros((n_frames, len(solute), 3), np.float32),
-        "energies": np.zeros(n_frames),
-        "box": np.zeros((n_frames, 3, 3), np.float32),
-        "temperature": np.zeros(n_frames),
-    }
+    frames = _empty_frames(n_frames, len(solute))
     dof = _degrees_of_freedom(system)
     done = _resume(partial, fingerprint, frames, sim, log)
     total = md.equilibration_steps + n_frames * md.steps_per_frame
     every = md.steps_per_frame * md.frames_per_checkpoint
     sim.reporters.append(_reporter(log, every, total))
     if done == 0:
-        sim.context.setPositions(positions)
-        sim.minimizeEnergy()
-        sim.context.setVelocitiesToTemperature(temperature * unit.kelvin, md.seed + 2)
-        t0 = time.perf_counter()
-        sim.step(md.equilibration_steps)
-        print(
-            f"sample: equilibrated {md.equilibration_ps} ps in {time.perf_counter() - t0:.1f} s",
-            file=log,
-            flush=True,
-        )
+        _equilibrate(sim, positions, temperature, md, log)
     t0 = time.perf_counter()
     steps_run = 0
     for k in range(done, n_frames):
         sim.step(md.steps_per_frame)
         steps_run += md.steps_per_frame
-        state = sim.context.getState(getPositions=True, getForces=True, getEnergy=True)
-        kinetic = state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
-        frames["temperature"][k] = 2.0 * kinetic / (dof * MOLAR_GAS_CONSTANT)
-        pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-        frc = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
-        frames["positions"][k] = pos[solute]
-        frames["forces"][k] = frc[solute]
-        frames["energies"][k] = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-        frames["box"][k] = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
+        _record(sim.context, frames, k, solute, dof)
         if (k + 1) % md.frames_per_checkpoint == 0 and k + 1 < n_frames:
             _checkpoint(partial, fingerprint, frames, k + 1, sim)
             print(f"sample: checkpoint at frame {k + 1}/{n_frames}", file=log, flush=True)
@@ -180,18 +154,69 @@ def sample_openmm(setup, temperature: float, md, out, log, description: dict) ->
         "platform": platform,
         "device": {**device, **scheduler_info()},
         "ns_per_day": ns_per_day,
-        "n_atoms_simulated": system.getNumParticles(),
         "n_frames": n_frames,
         "md": asdict(md),
         "resumed_from_frame": done,
-        "openmm_version": mm.__version__,
-        "n_constraints": system.getNumConstraints(),
+        **_simulated(system),
     }
-    time_ps = np.arange(1, n_frames + 1) * md.save_interval_ps
+    _write(out, frames, meta, solute_top, md.save_interval_ps)
+    return meta
+
+
+def _simulated(system) -> dict:
+    """What was simulated besides the settings: atoms, constraints, OpenMM's version."""
+    import openmm as mm
+
+    return {"n_atoms_simulated": system.getNumParticles(), "openmm_version": mm.__version__,
+            "n_constraints": system.getNumConstraints()}  # fmt: skip
+
+
+def _write(out: Path, frames: dict, meta: dict, solute_top, save_interval_ps: float) -> None:
+    """The data set, its trajectory for MDTraj beside it; the partial run is spent."""
+    time_ps = np.arange(1, len(frames["energies"]) + 1) * save_interval_ps
     write_trajectory(out.with_suffix(".h5"), frames["positions"], solute_top, time_ps)
     save_dataset(out, frames, meta)
-    partial.unlink(missing_ok=True)
-    return meta
+    partial_path(out).unlink(missing_ok=True)
+
+
+def _empty_frames(n_frames: int, n_solute: int) -> dict:
+    return {
+        "positions": np.zeros((n_frames, n_solute, 3), np.float32),
+        "forces": np.zeros((n_frames, n_solute, 3), np.float32),
+        "energies": np.zeros(n_frames),
+        "box": np.zeros((n_frames, 3, 3), np.float32),
+        "temperature": np.zeros(n_frames),
+    }
+
+
+def _equilibrate(sim, positions, temperature: float, md, log) -> None:
+    """From the start structure: minimised, velocities drawn at ``temperature``
+    (seed + 2), ``equilibration_steps`` run."""
+    import openmm.unit as unit
+
+    sim.context.setPositions(positions)
+    sim.minimizeEnergy()
+    sim.context.setVelocitiesToTemperature(temperature * unit.kelvin, md.seed + 2)
+    t0 = time.perf_counter()
+    sim.step(md.equilibration_steps)
+    print(f"sample: equilibrated {md.equilibration_ps} ps in {time.perf_counter() - t0:.1f} s",
+          file=log, flush=True)  # fmt: skip
+
+
+def _record(context, frames: dict, k: int, solute, dof: int) -> None:
+    """Frame ``k`` of the solute from the context's state: positions, forces, the
+    potential energy, the box and the instantaneous kinetic temperature."""
+    import openmm.unit as unit
+
+    state = context.getState(getPositions=True, getForces=True, getEnergy=True)
+    kinetic = state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
+    frames["temperature"][k] = 2.0 * kinetic / (dof * MOLAR_GAS_CONSTANT)
+    pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    frc = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+    frames["positions"][k] = pos[solute]
+    frames["forces"][k] = frc[solute]
+    frames["energies"][k] = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    frames["box"][k] = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
 
 
 def _pressure(context, topology, system, frames: dict, kT: float, log) -> np.ndarray:

@@ -192,26 +192,7 @@ def replica_runner(
     prepare = jax.jit(form.prepare)
     neighbors = None if cutoff is None else Neighbors(box, cutoff, periodic.skin)
     kw = (lambda nb: {"neighbor": nb}) if neighbors else (lambda nb: {})
-
-    move = jax.vmap(lambda st, nb, params: apply_fn(st, params=params, **kw(nb)), (0, 0, None))
-    moved_far = None if neighbors is None else neighbors.moved_far
-
-    def step(st, nb, params):
-        st = move(st, nb, params)
-        if nb is None:
-            return st, None
-        # JAX MD's update decides per list whether to rebuild with a lax.cond, which
-        # vmap over replicas turns into a select that rebuilds every list at every
-        # step; one unbatched cond over all replicas rebuilds only when one is due
-        # (at 512 beads a rebuild costs more than the force)
-        nb = jax.lax.cond(moved_far(st.position, nb.reference_position),
-                          lambda: jax.vmap(lambda l, R: l.update(R))(nb, st.position),
-                          lambda: nb)  # fmt: skip
-        return st, nb
-
-    def steps(carry, params, n):
-        return jax.lax.fori_loop(0, n, lambda i, c: step(*c, params), carry)
-
+    steps = _stepper(apply_fn, neighbors, kw)
     compile_with = sampling_compiler_options()
 
     def _advance(state, nbrs, params, n_steps):
@@ -254,6 +235,31 @@ def replica_runner(
         return Replicas(state, nbrs), buf[:n_frames]
 
     return Runner(init, advance, record, neighbors)
+
+
+def _stepper(apply_fn, neighbors: Neighbors | None, kw):
+    """``steps((states, lists), params, n)``: n steps of every replica, their neighbour
+    lists (None: none) rebuilt when due."""
+    move = jax.vmap(lambda st, nb, params: apply_fn(st, params=params, **kw(nb)), (0, 0, None))
+    moved_far = None if neighbors is None else neighbors.moved_far
+
+    def step(st, nb, params):
+        st = move(st, nb, params)
+        if nb is None:
+            return st, None
+        # JAX MD's update decides per list whether to rebuild with a lax.cond, which
+        # vmap over replicas turns into a select that rebuilds every list at every
+        # step; one unbatched cond over all replicas rebuilds only when one is due
+        # (at 512 beads a rebuild costs more than the force)
+        nb = jax.lax.cond(moved_far(st.position, nb.reference_position),
+                          lambda: jax.vmap(lambda l, R: l.update(R))(nb, st.position),
+                          lambda: nb)  # fmt: skip
+        return st, nb
+
+    def steps(carry, params, n):
+        return jax.lax.fori_loop(0, n, lambda i, c: step(*c, params), carry)
+
+    return steps
 
 
 REPLICA_AXIS = "replica"

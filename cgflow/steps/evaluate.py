@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,7 +21,13 @@ from cgflow.analysis.fes import (
 )
 from cgflow.analysis.records import RUN_KEYS, MetricsRecord, RunId
 from cgflow.io import load_dataset, read_json, save_dataset, write_json
-from cgflow.systems import cv_feature_values, evaluation_settings, get_map, reference_settings
+from cgflow.systems import (
+    cv_feature_values,
+    evaluation_settings,
+    get_map,
+    reference_settings,
+    scored_exactly,
+)
 
 MAX_GROUPS = 200
 """At most this many bootstrap groups per data set: frames of a data set without
@@ -177,7 +185,7 @@ def quadrature(system, cg_map, model_dir: str, target: ExactTarget, kT: float):
     if not np.all(np.isfinite(energy)):
         return {}, {}
     values, curves = score_quadrature(energy, grid, kT, target)
-    if is_temperature_aware(desc) and callable(getattr(system, "mean_energy_x1", None)):
+    if is_temperature_aware(desc) and system.mean_energy_x1(grid, kT) is not None:
         weights = np.exp(-(profile.free_energy[::20] - profile.free_energy.min()) / kT)
         values_e, curves_e = _mean_energy_error(desc, params, positions, grid, kT, system,
                                                 weights / weights.sum())  # fmt: skip
@@ -263,7 +271,7 @@ def sampled_thermodynamics(model_dir: str, samples: dict, groups, reference: dic
     import jax
     import jax.numpy as jnp
 
-    from cgflow.analysis.thermo import score_thermodynamics
+    from cgflow.analysis.thermo import ModelEnergies, ReferenceEnergies, score_thermodynamics
     from cgflow.methods.em import beta_derivatives, mean_energy_offset, mean_energy_offset_slope
     from cgflow.models import build_free_energy, is_temperature_aware, load_model
 
@@ -280,23 +288,25 @@ def sampled_thermodynamics(model_dir: str, samples: dict, groups, reference: dic
         return (np.concatenate([np.asarray(p[k], float) for p in parts]) for k in (0, 1))
 
     offset = (mean_energy_offset(offsets, kT), mean_energy_offset_slope(offsets, kT))
-    U = reference["aa_energies"]
-    values, cis, draws = score_thermodynamics(*derivatives(samples["positions"]), groups, U,
-                                              ref_groups, kT, *offset, rng)  # fmt: skip
+    ref = ReferenceEnergies(reference["aa_energies"], ref_groups)
+    model = ModelEnergies(*derivatives(samples["positions"]), groups, *offset)
+    values, cis, draws = score_thermodynamics(model, ref, kT, rng)
     # the same on the reference's frames: the energy model without the model's sampling
-    on_ref = score_thermodynamics(*derivatives(reference["positions"]), ref_groups, U,
-                                  ref_groups, kT, *offset, rng, same_frames=True)  # fmt: skip
+    on_frames = ModelEnergies(*derivatives(reference["positions"]), ref_groups, *offset)
+    on_ref = score_thermodynamics(on_frames, ref, kT, rng, same_frames=True)
     for part, found in zip((values, cis, draws), on_ref, strict=True):
         part.update({f"{k}_on_reference": v for k, v in found.items()
                      if k in ("mean_energy_err_kT", "heat_capacity_err")})  # fmt: skip
     return values, cis, draws
 
 
-def _thermodynamics_of(system, cg_map, model_dir, samples, ref_data, kT, interval, rng):
-    cv = system.cv(cg_map)
+def _thermodynamics_of(scoring: Scoring, model_dir, samples, ref_data, rng):
+    system, interval = scoring.system, scoring.frame_interval
+    cv = system.cv(scoring.cg_map)
     groups, _ = groups_of(system, samples, cv(samples["positions"]), interval)
     ref_groups, _ = groups_of(system, _runs_of(ref_data), cv(ref_data["positions"]), interval)
-    return sampled_thermodynamics(model_dir, samples, groups, ref_data, ref_groups, kT, rng)
+    return sampled_thermodynamics(model_dir, samples, groups, ref_data, ref_groups, scoring.kT,
+                                  rng)  # fmt: skip
 
 
 def _runs_of(data: dict) -> dict:
@@ -355,50 +365,135 @@ def _latent(system, cg_map, samples: dict, run: RunId):
                          samples["replica"], rng)  # fmt: skip
 
 
-def score(system, cg_map, settings, samples: dict, kT: float, reference=None, rng=None,
-          target: ExactTarget | None = None, frame_interval: float | None = None,
-          reference_pressure=None, reference_runs=None):  # fmt: skip
+@dataclass(frozen=True)
+class Scoring:
+    """How a system's samples are scored: the system and map whose CVs are scored, its
+    ``evaluation`` settings, the thermal energy, and the time between a time
+    series' frames (for its basin relaxation time; None: frames only)."""
+
+    system: Any
+    cg_map: Any
+    settings: Any
+    kT: float
+    frame_interval: float | None = None
+
+    @classmethod
+    def of(cls, study, mapping: str, kT: float) -> Scoring:
+        """The study's scoring of its system under ``mapping`` at ``kT``."""
+        system = study.build_system()
+        reference = reference_settings(system, study.entry)
+        return cls(system, get_map(system, mapping), evaluation_settings(system, study.entry),
+                   kT, reference.frame_interval)  # fmt: skip
+
+    def exact_target(self) -> ExactTarget:
+        return exact_target(self.system, self.settings, self.kT)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The frames CG samples are scored against (systems scored on a reference):
+    their positions, a liquid's virial pressure of each frame (or None), and each
+    frame's run where the reference pools several (or None)."""
+
+    positions: np.ndarray
+    pressure: np.ndarray | None = None
+    runs: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, data: dict) -> Reference:
+        return cls(data["positions"], data.get("pressure_bar"), data.get("run"))
+
+
+class Scores(NamedTuple):
+    """What scoring gives: the metrics, their 95 % CIs, the bootstrap draws, the
+    curves for the figures, the raw (noise-biased) metrics before correction, and how
+    the frames were grouped (``samples``, ``reference``, ``ci95_by_side``)."""
+
+    metrics: dict
+    cis: dict
+    draws: dict
+    curves: dict
+    raw: dict
+    groups: dict
+
+
+class _Sampled(NamedTuple):
+    """The samples' side: the data set, its CV values, bootstrap groups and how they
+    were formed."""
+
+    samples: dict
+    values: np.ndarray
+    groups: np.ndarray
+    info: dict
+
+
+def score(scoring: Scoring, samples: dict, reference: Reference | None = None, rng=None,
+          target: ExactTarget | None = None) -> Scores:  # fmt: skip
     """The system's metrics for CG ``samples`` (``positions``, and ``replica`` where
-    they come from CG replicas, ``run`` where they are a pooled reference): against
-    the exact profile (``profile_1d``) or against ``reference`` positions
-    (``surface_2d``, ``structure``; ``reference_runs``: its frames' runs where it is
-    pooled). A liquid's samples with a ``pressure_bar`` are scored against
-    ``reference_pressure`` too.
-
-    Returns:
-      (metrics, 95 % CIs, bootstrap draws, curves, raw RMSEs, how the frames were
-      grouped).
-    """
+    they come from CG replicas, ``run`` where they are a pooled reference), by the
+    scorer of its figure kind: against the exact profile (``target``, default the
+    system's at kT) or against ``reference``. A liquid's samples with a
+    ``pressure_bar`` are scored against the reference's pressure too."""
     rng = rng if rng is not None else np.random.default_rng(0)
-    cv = system.cv(cg_map)
-    values = cv(samples["positions"])
-    groups, info = groups_of(system, samples, values, frame_interval)
-    if system.figure_kind == "profile_1d":
-        target = target if target is not None else exact_target(system, settings, kT)
-        return (*score_profile(values[:, 0], groups, target, rng), {"samples": info})
-    if reference is None:
+    system = scoring.system
+    values = system.cv(scoring.cg_map)(samples["positions"])
+    groups, info = groups_of(system, samples, values, scoring.frame_interval)
+    sampled = _Sampled(samples, values, groups, info)
+    if not scored_exactly(system) and reference is None:
         raise ValueError(f"{system.type}: scoring needs reference positions")
-    ref_values = cv(reference)
-    ref_runs = {} if reference_runs is None else {"run": reference_runs}
-    ref_groups, ref_info = groups_of(system, ref_runs, ref_values, frame_interval)
-    if system.figure_kind == "structure":
-        from cgflow.analysis.structure import score_structure
+    return _SCORERS[system.figure_kind](scoring, sampled, reference, rng, target)
 
-        box = np.full(3, system.box_nm)
-        scored = score_structure(samples["positions"], groups, reference, ref_groups, box,
-                                 settings, rng)  # fmt: skip
-        if "pressure_bar" in samples and reference_pressure is not None:
-            from cgflow.analysis.structure import score_pressure
 
-            pressure = score_pressure(samples["pressure_bar"], groups, reference_pressure,
-                                      ref_groups, rng)  # fmt: skip
-            for part, found in zip(scored[:3], pressure, strict=True):
-                part.update(found)
-        return (*scored, {"samples": info, "reference": ref_info})
-    grid = surface_grid(system, settings)
-    *scored, sides = score_surface(values, groups, ref_values, ref_groups, grid, rng,
-                                   names=system.cv_names)  # fmt: skip
-    return (*scored, {"samples": info, "reference": ref_info, "ci95_by_side": sides})
+def _score_profile(scoring: Scoring, sampled: _Sampled, reference, rng, target) -> Scores:
+    """A 1-D system: the CV's free-energy profile against the exact one."""
+    del reference
+    target = target if target is not None else scoring.exact_target()
+    scored = score_profile(sampled.values[:, 0], sampled.groups, target, rng)
+    return Scores(*scored, {"samples": sampled.info})
+
+
+def _reference_side(scoring: Scoring, reference: Reference):
+    system = scoring.system
+    ref_values = system.cv(scoring.cg_map)(reference.positions)
+    ref_runs = {} if reference.runs is None else {"run": reference.runs}
+    ref_groups, ref_info = groups_of(system, ref_runs, ref_values, scoring.frame_interval)
+    return ref_values, ref_groups, ref_info
+
+
+def _score_structure(scoring: Scoring, sampled: _Sampled, reference: Reference, rng,
+                     target) -> Scores:  # fmt: skip
+    """A liquid: g(r), the ADF and, with pressures on both sides, the pressure."""
+    from cgflow.analysis.structure import score_pressure, score_structure
+
+    del target
+    _, ref_groups, ref_info = _reference_side(scoring, reference)
+    samples = sampled.samples
+    box = np.full(3, scoring.system.box_nm)
+    scored = score_structure(samples["positions"], sampled.groups, reference.positions,
+                             ref_groups, box, scoring.settings, rng)  # fmt: skip
+    if "pressure_bar" in samples and reference.pressure is not None:
+        pressure = score_pressure(samples["pressure_bar"], sampled.groups, reference.pressure,
+                                  ref_groups, rng)  # fmt: skip
+        for part, found in zip(scored[:3], pressure, strict=True):
+            part.update(found)
+    return Scores(*scored, {"samples": sampled.info, "reference": ref_info})
+
+
+def _score_surface(scoring: Scoring, sampled: _Sampled, reference: Reference, rng,
+                   target) -> Scores:  # fmt: skip
+    """A molecule: the free-energy surface of its CVs and its basins."""
+    del target
+    ref_values, ref_groups, ref_info = _reference_side(scoring, reference)
+    grid = surface_grid(scoring.system, scoring.settings)
+    *scored, sides = score_surface(sampled.values, sampled.groups, ref_values, ref_groups, grid,
+                                   rng, names=scoring.system.cv_names)  # fmt: skip
+    return Scores(*scored, {"samples": sampled.info, "reference": ref_info,
+                            "ci95_by_side": sides})  # fmt: skip
+
+
+_SCORERS = {"profile_1d": _score_profile, "structure": _score_structure,
+            "surface_2d": _score_surface}  # fmt: skip
+"""The scorer of each figure kind (:data:`cgflow.systems.base.FIGURE_KINDS`)."""
 
 
 def evaluate_step(
@@ -430,71 +525,33 @@ def evaluate_step(
     simulation gets ``stable = 0`` and NaN for every sampled metric.
     """
     run = _run_id(run)
-    system = study.build_system()
-    cg_map = get_map(system, run.mapping)
-    settings = evaluation_settings(system, study.entry)
     samples, meta = load_dataset(samples_path, required=("positions",))
-    status = read_json(status_path) if status_path else {"stable": True}
-    if not isinstance(status, dict) or "stable" not in status:
-        raise ValueError(f"{status_path}: not a status.json of cgflow simulate (no 'stable')")
-    written = status.get("samples_write_id")
-    if written is not None and written != meta.get("write_id"):
-        raise ValueError(
-            f"{status_path} and {samples_path} come from different simulate runs (one "
-            "was interrupted, or the disk was full?); rerun that simulation"
-        )
-    kT = meta["kT"]
-    metrics: dict[str, float] = {"stable": float(bool(status["stable"]))}
-    cis: dict[str, tuple[float, float]] = {}
-    draws: dict[str, np.ndarray] = {}
-    curves: dict[str, np.ndarray] = {}
-    bootstrap: dict = {"n_boot": stats.N_BOOT}
-    target = exact_target(system, settings, kT) if system.figure_kind == "profile_1d" else None
+    status = _status(status_path, samples_path, meta)
+    scoring = Scoring.of(study, run.mapping, meta["kT"])
+    system = scoring.system
+    target = scoring.exact_target() if scored_exactly(system) else None
     if status["stable"] and samples["positions"].shape[0] > 0:
-        reference, reference_pressure, reference_runs, ref_data = None, None, None, None
+        ref_data = None
         if target is None:
             if not reference_path:
                 raise ValueError(f"{system.type}: scoring needs a reference data set")
             ref_data = load_dataset(reference_path, required=("positions",))[0]
-            reference, reference_pressure = ref_data["positions"], ref_data.get("pressure_bar")
-            reference_runs = ref_data.get("run")
-        rng = np.random.default_rng(run_seed(run))
-        interval = getattr(reference_settings(system, study.entry), "save_interval_ps", None)
-        values, cis, draws, curves, raw, groups = score(
-            system,
-            cg_map,
-            settings,
-            samples,
-            kT,
-            reference,
-            rng,
-            target,
-            interval,
-            reference_pressure,
-            reference_runs,
-        )
-        metrics.update(values)
-        bootstrap.update(groups)
-        metrics.update(_mixing(groups))
-        bootstrap["raw"] = raw  # the noise-biased metrics before correction
-        if "latent" in samples:  # a generator's latent variables against the CVs
-            latent = _latent(system, cg_map, samples, run)
-            for part, found in zip((metrics, cis, draws), latent, strict=True):
-                part.update(found)
-        if model_dir and target is None:  # a free energy's <U> and C against the reference's
-            thermo = _thermodynamics_of(system, cg_map, model_dir, samples, ref_data, kT,
-                                        interval, rng)  # fmt: skip
-            for part, found in zip((metrics, cis, draws), thermo, strict=True):
-                part.update(found)
+        scores = _scored(scoring, samples, run, target, ref_data, model_dir)
     else:
-        metrics.update({k: math.nan for k in system.metric_names})
+        nan = {k: math.nan for k in system.metric_names}
+        scores = Scores(nan, {}, {}, {}, {}, {})
+    metrics = {"stable": float(bool(status["stable"])), **scores.metrics}
+    cis, curves = dict(scores.cis), dict(scores.curves)
     generated, generated_cis = generator_metrics(status)
     metrics.update(generated)
     cis.update(generated_cis)
     if model_dir and target is not None:  # a 1-D model's own PMF by quadrature
-        quad, quad_curve = quadrature(system, cg_map, model_dir, target, kT)
+        quad, quad_curve = quadrature(system, scoring.cg_map, model_dir, target, scoring.kT)
         metrics.update(quad)
         curves.update(quad_curve)
+    bootstrap = {"n_boot": stats.N_BOOT, **scores.groups}
+    if scores.groups:
+        bootstrap["raw"] = scores.raw  # the noise-biased metrics before correction
     record = MetricsRecord(
         run=run,
         speed=sampling_speed(status, meta),
@@ -509,5 +566,42 @@ def evaluate_step(
     write_json(out, record.to_json())
     meta_run = {"run": run.to_json()}
     save_dataset(Path(out).with_name("curves.npz"), curves or {"empty": np.zeros(0)}, meta_run)
-    save_dataset(Path(out).with_name("bootstrap.npz"), draws or {"empty": np.zeros(0)}, meta_run)
+    save_dataset(Path(out).with_name("bootstrap.npz"), scores.draws or {"empty": np.zeros(0)},
+                 meta_run)  # fmt: skip
     return metrics
+
+
+def _status(status_path, samples_path, meta) -> dict:
+    """The simulation's status.json (stable without one), checked to belong to the
+    samples."""
+    status = read_json(status_path) if status_path else {"stable": True}
+    if not isinstance(status, dict) or "stable" not in status:
+        raise ValueError(f"{status_path}: not a status.json of cgflow simulate (no 'stable')")
+    written = status.get("samples_write_id")
+    if written is not None and written != meta.get("write_id"):
+        raise ValueError(
+            f"{status_path} and {samples_path} come from different simulate runs (one "
+            "was interrupted, or the disk was full?); rerun that simulation"
+        )
+    return status
+
+
+def _scored(scoring: Scoring, samples: dict, run: RunId, target, ref_data: dict | None,
+            model_dir) -> Scores:  # fmt: skip
+    """A stable run's scores: the system's metrics, how often its replicas crossed
+    between basins, a generator's latent variables against the CVs, and a free
+    energy's <U> and heat capacity against the reference's."""
+    rng = np.random.default_rng(run_seed(run))
+    reference = None if ref_data is None else Reference.of(ref_data)
+    scores = score(scoring, samples, reference, rng, target)
+    metrics, cis, draws = dict(scores.metrics), dict(scores.cis), dict(scores.draws)
+    metrics.update(_mixing(scores.groups))
+    parts = []
+    if "latent" in samples:
+        parts.append(_latent(scoring.system, scoring.cg_map, samples, run))
+    if model_dir and target is None:
+        parts.append(_thermodynamics_of(scoring, model_dir, samples, ref_data, rng))
+    for found in parts:
+        for part, values in zip((metrics, cis, draws), found, strict=True):
+            part.update(values)
+    return scores._replace(metrics=metrics, cis=cis, draws=draws)

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +26,7 @@ from cgflow.io import check_output_folder, save_dataset, write_json
 from cgflow.mapping import apply_map
 from cgflow.methods.base import GeneratorProblem
 from cgflow.methods.data import KEY_SIMULATE, KEY_TRAIN
-from cgflow.models import GeneratorDescription, save_model
+from cgflow.models import GeneratorDescription
 from cgflow.runtime import jax_device_info
 from cgflow.simulate.settings import run_settings
 from cgflow.systems import get_map
@@ -75,10 +75,10 @@ def generator_space(system, kT: float) -> GeneratorSpace:
         )
     energy = system.aa_energy_jax()
     shape = (system.n_atoms, system.dim)
-    if not callable(getattr(system, "generator_coordinates", None)):
+    coords = system.generator_coordinates(kT, energy)  # its scales need the energy too
+    if coords is None:
         flat = system.n_atoms * system.dim
         return GeneratorSpace(energy, flat, lambda y: np.reshape(np.asarray(y), (-1, *shape)))
-    coords = system.generator_coordinates(kT, energy)  # its scales need the energy too
     safe = coords.to_cartesian(np.zeros(coords.dim, np.float32))[0]  # the centre structure
     i, j = np.triu_indices(system.n_atoms, 1)
     e_high = E_HIGH_KT * kT
@@ -101,7 +101,7 @@ def train_generator(study, method_name: str, temperature: float, mapping: str, s
     """Fit ``method_name`` (a data-free method) at ``temperature``; write its folder:
     ``model.json`` (``generator`` block, ``kT``, ``mapping``, ``n_train`` 0),
     ``params.msgpack``, ``train_log.csv`` and ``train_log.png``."""
-    from cgflow.steps.train import MODEL_BYTES, write_history
+    from cgflow.steps.train import check_room, write_trained
 
     log = log if log is not None else sys.stderr
     method = methods.get(method_name)
@@ -114,12 +114,10 @@ def train_generator(study, method_name: str, temperature: float, mapping: str, s
     kT = system.kT(temperature)
     space = generator_space(system, kT)
     settings = method.settings(study.methods[method_name])
-    check_output_folder(out_dir, MODEL_BYTES, "train-generator")
-    if checkpoint:
-        check_output_folder(Path(checkpoint).parent, MODEL_BYTES, "train-generator (checkpoint)")
+    check_room(out_dir, checkpoint, "train-generator")
     device = jax_device_info("train-generator", log)
-    log_z = system.log_partition(kT) if callable(getattr(system, "log_partition", None)) else None
-    module = method._module()
+    log_z = system.log_partition(kT)
+    module = method.implementation()
     problem = GeneratorProblem(
         energy_fn=space.energy_fn,
         data_dim=space.dim,
@@ -144,12 +142,20 @@ def train_generator(study, method_name: str, temperature: float, mapping: str, s
         potential=system.describe(),
         training={**result.info, "device": device},
     )
-    out = Path(out_dir)
-    write_history(out / "train_log.csv", result.history)
-    save_model(out, desc, result.params)
-    result.plot(result.history, out / "train_log.png", f"{method_name} kT={kT:g}")
-    ckpt.discard(checkpoint)
+    write_trained(out_dir, desc, result, f"{method_name} kT={kT:g}", checkpoint)
     return desc
+
+
+class _Loaded(NamedTuple):
+    """A generator and what it is drawn with: its method's module, the generator and
+    its parameters and description, the system and the space it proposes in."""
+
+    module: Any
+    gen: Any
+    params: Any
+    desc: Any
+    system: Any
+    space: GeneratorSpace
 
 
 def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, log=None) -> dict:
@@ -163,18 +169,59 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
     the force evaluations the training spent). The basin occupancies are given as
     drawn and reweighted by the self-normalised importance weights (exact in the
     limit of many samples); the samples themselves are scored as drawn."""
-    from cgflow.io import read_json
-
     log = log if log is not None else sys.stderr
     device = jax_device_info("generate", log)
-    name = read_json(Path(model_dir) / "model.json").get("method")
-    if name not in methods.REGISTRY or methods.get(name).data != "none":
-        raise ValueError(f"{model_dir}: not a data-free generator (method {name!r})")
-    module = methods.get(name)._module()  # its load_generator, bound_terms, log_z_and_ess
-    gen, params, desc = module.load_generator(model_dir)
+    g = _load(study, model_dir)
+    desc, system = g.desc, g.system
     if n_samples is None:
         run = run_settings(study.entry["simulation"])
         n_samples = run.n_replicas * (run.n_steps // run.save_every)
+    cg_map = get_map(system, desc.mapping)
+    data_dim = system.n_atoms * system.dim
+    check_output_folder(out_dir, 4 * n_samples * (data_dim + g.gen.latent_dim + 2) + 10**6,
+                        "generate")  # fmt: skip
+    t0 = time.perf_counter()
+    key = jax.random.fold_in(jax.random.PRNGKey(desc.seed), KEY_SIMULATE)
+    beta = 1.0 / desc.kT
+    terms = jax.jit(
+        lambda p, k: g.module.bound_terms(g.gen, g.space.energy_fn, p, k, n_samples, beta)
+    )(g.params, key)
+    l_values = np.asarray(terms["l"], float)
+    log_z_est, ess = (float(v) for v in g.module.log_z_and_ess(terms))
+    cg_positions = apply_map(cg_map, np.asarray(g.space.to_cartesian(terms["x"]), float))[0]
+    status = _status(desc, l_values, log_z_est, ess, time.perf_counter() - t0)
+    finite = bool(np.all(np.isfinite(cg_positions)) and np.all(np.isfinite(l_values)))
+    why = None if finite else "the generator produced non-finite coordinates"
+    status.update(stable=finite, reason=why, model=str(model_dir), device=device)
+    cv = system.cv(cg_map)(cg_positions)
+    status.update(_basin_fractions(system, cv, l_values))
+    arrays = {
+        "positions": cg_positions.astype(np.float32),
+        "latent": np.asarray(terms["z"], np.float32),
+        "log_weight": (-l_values).astype(np.float32),
+        "replica": np.arange(n_samples) % GROUPS,
+    }
+    meta = {"kT": desc.kT, "units": desc.units, "generator": True,
+            "n_replicas": GROUPS}  # fmt: skip
+    status["samples_write_id"] = save_dataset(Path(out_dir) / "samples.npz", arrays, meta)
+    plot_latent(arrays["latent"], cv, system.cv_names, Path(out_dir) / "latent.png",
+                f"{desc.method} kT={desc.kT:g}")  # fmt: skip
+    write_json(Path(out_dir) / "status.json", status)
+    print(f"generate: {n_samples} samples, bound {status['bound']:.4f} +- "
+          f"{status['bound_se']:.4f}, ESS {status['ess_fraction']:.3f}", file=log,
+          flush=True)  # fmt: skip
+    return status
+
+
+def _load(study, model_dir) -> _Loaded:
+    """The generator of ``model_dir``, checked against the study's system."""
+    from cgflow.io import read_json
+
+    name = read_json(Path(model_dir) / "model.json").get("method")
+    if name not in methods.REGISTRY or methods.get(name).data != "none":
+        raise ValueError(f"{model_dir}: not a data-free generator (method {name!r})")
+    module = methods.get(name).implementation()
+    gen, params, desc = module.load_generator(model_dir)
     system = study.build_system()
     if (desc.potential or system.describe()) != system.describe():
         raise ValueError(
@@ -187,67 +234,49 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
             f"{model_dir}: the generator makes {gen.data_dim} coordinates; {system.type}'s "
             f"generators make {space.dim}"
         )
-    cg_map = get_map(system, desc.mapping)
-    data_dim = system.n_atoms * system.dim
-    check_output_folder(out_dir, 4 * n_samples * (data_dim + gen.latent_dim + 2) + 10**6,
-                        "generate")  # fmt: skip
-    t0 = time.perf_counter()
-    key = jax.random.fold_in(jax.random.PRNGKey(desc.seed), KEY_SIMULATE)
-    beta = 1.0 / desc.kT
-    terms_fn = jax.jit(lambda p, k: module.bound_terms(gen, space.energy_fn, p, k, n_samples, beta))
-    terms = terms_fn(params, key)
-    z, x = terms["z"], terms["x"]
-    l_values = np.asarray(terms["l"], float)
-    log_z_est, ess = (float(v) for v in module.log_z_and_ess(terms))
-    aa = np.asarray(space.to_cartesian(x), float)
-    cg_positions = apply_map(cg_map, aa)[0]
-    wall = time.perf_counter() - t0
-    finite = bool(np.all(np.isfinite(cg_positions)) and np.all(np.isfinite(l_values)))
-    bound, bound_se = float(l_values.mean()), float(l_values.std(ddof=1) / np.sqrt(n_samples))
+    return _Loaded(module, gen, params, desc, system, space)
+
+
+def _status(desc, l_values: np.ndarray, log_z_est: float, ess: float, wall: float) -> dict:
+    """What a generator's draws measured: the bound L with its standard error, the
+    gap L + ln Z where ln Z is known, the ESS and the training's cost."""
+    n = len(l_values)
+    bound, bound_se = float(l_values.mean()), float(l_values.std(ddof=1) / np.sqrt(n))
     status = {
-        "stable": finite,
-        "reason": None if finite else "the generator produced non-finite coordinates",
+        "stable": True,
+        "reason": None,
         "generator": True,
-        "n_samples": n_samples,
+        "n_samples": n,
         "wall_time_s": wall,
         "steps_done": 0,
         "bound": bound,
         "bound_se": bound_se,
         "log_z_estimate": log_z_est,
-        "ess_fraction": ess / n_samples,
+        "ess_fraction": ess / n,
         "energy_evaluations": desc.training["energy_evaluations"],
-        "model": str(model_dir),
-        "device": device,
+        "model": None,
+        "device": None,
     }
     if "exact_log_z" in desc.training:
         gap = bound + desc.training["exact_log_z"]
         status.update(exact_log_z=desc.training["exact_log_z"], gap=gap,
                       gap_ci95=[gap - 1.96 * bound_se, gap + 1.96 * bound_se])  # fmt: skip
-    cv = system.cv(cg_map)(cg_positions)
-    basins = np.asarray(system.basins(cv))
-    w = np.exp(-(l_values - l_values.min()))  # importance weights, self-normalised
-    w /= w.sum()
-    status["basin_fractions"] = {
-        basin: float(np.mean(basins == b)) for b, basin in enumerate(system.basin_names)
-    }
-    status["basin_fractions_reweighted"] = {
-        basin: float(np.sum(w[basins == b])) for b, basin in enumerate(system.basin_names)
-    }
-    arrays = {
-        "positions": cg_positions.astype(np.float32),
-        "latent": np.asarray(z, np.float32),
-        "log_weight": (-l_values).astype(np.float32),
-        "replica": np.arange(n_samples) % GROUPS,
-    }
-    meta = {"kT": desc.kT, "units": desc.units, "generator": True,
-            "n_replicas": GROUPS}  # fmt: skip
-    status["samples_write_id"] = save_dataset(Path(out_dir) / "samples.npz", arrays, meta)
-    plot_latent(arrays["latent"], cv, system.cv_names, Path(out_dir) / "latent.png",
-                f"{name} kT={desc.kT:g}")  # fmt: skip
-    write_json(Path(out_dir) / "status.json", status)
-    print(f"generate: {n_samples} samples, bound {bound:.4f} +- {bound_se:.4f}, "
-          f"ESS {status['ess_fraction']:.3f}", file=log, flush=True)  # fmt: skip
     return status
+
+
+def _basin_fractions(system, cv: np.ndarray, l_values: np.ndarray) -> dict:
+    """The basin occupancies of the draws, as drawn and reweighted by their
+    self-normalised importance weights."""
+    basins = np.asarray(system.basins(cv))
+    w = np.exp(-(l_values - l_values.min()))
+    w /= w.sum()
+    names = system.basin_names
+    return {
+        "basin_fractions": {n: float(np.mean(basins == b)) for b, n in enumerate(names)},
+        "basin_fractions_reweighted": {
+            n: float(np.sum(w[basins == b])) for b, n in enumerate(names)
+        },
+    }
 
 
 def plot_latent(latent: np.ndarray, cv: np.ndarray, cv_names, path: Path, title: str,

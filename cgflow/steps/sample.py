@@ -41,7 +41,7 @@ def sample_step(study, temperature: float, out: str, log=None, part: str = "trai
     settings_of = test_reference_settings if part == "test" else reference_settings
     ref = settings_of(system, study.entry)
     temperature = float(temperature)
-    n_runs = getattr(ref, "n_runs", 1)
+    n_runs = ref.n_runs
     if (run is not None or pool) and n_runs == 1:
         raise ValueError(f"{study.system}: its {part} reference is one run (n_runs 1); "
                          "--run and --pool are for references of several")  # fmt: skip
@@ -63,7 +63,7 @@ def sample_step(study, temperature: float, out: str, log=None, part: str = "trai
 
 def _sample_one(system, ref, temperature: float, out, log, part: str, run: int | None = None):
     if system.reference_kind == "openmm":
-        setup = system.openmm_setup(getattr(ref, "hydrogen_mass_amu", None))
+        setup = system.openmm_setup(ref.hydrogen_mass_amu)
         # positions and forces (float32) and energies (float64) of the solute
         size = ref.n_frames * (len(setup.solute) * 3 * 4 * 2 + 8)
         check_output_folder(Path(out).parent, size, "sample")

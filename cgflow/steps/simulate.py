@@ -21,43 +21,64 @@ from cgflow.simulate.settings import (
     run_settings,
     sampling_memory,
 )
-from cgflow.systems import evaluation_settings, get_map, reference_settings
+from cgflow.systems import get_map
 
 
-def simulate_step(study, model_dir: str, data_path: str, dt: float, out_dir: str,
-                  checkpoint: str | None = None, log=None, temperature: float | None = None,
-                  transfer: bool = False) -> dict:  # fmt: skip
-    """Simulate a trained model at time step ``dt``; write samples.npz and status.json.
+@dataclass(frozen=True)
+class SimulateRequest:
+    """One CG simulation, as ``cgflow simulate`` is asked for it.
+
+    Attributes:
+      model: the trained model's folder.
+      data: the CG data set whose training split the replicas start from (for a model
+        trained across temperatures: its share of the budget at that set's kT).
+      dt: the CG time step.
+      out_dir: where samples.npz, status.json and the trajectory go.
+      checkpoint: a file written during the run; a killed run restarted with the same
+        settings continues where it was.
+      temperature: where to run (default: the model's own kT); a temperature-aware
+        model runs at that kT, any other model only with ``transfer``.
+      transfer: run a model that does not read kT at another temperature as it is
+        (the no-transfer baseline).
+    """
+
+    model: str | Path
+    data: str | Path
+    dt: float
+    out_dir: str | Path
+    checkpoint: str | Path | None = None
+    temperature: float | None = None
+    transfer: bool = False
+
+
+def simulate_step(study, request: SimulateRequest, log=None) -> dict:
+    """Simulate a trained model at time step ``request.dt``; write samples.npz and
+    status.json.
 
     Replicas start from frames of the run's own training split (a periodic model's
     samples carry the virial pressure of each frame, ``pressure_bar``). Bonds of a bonded
     prior are watched for stretching. For systems with a CG topology the trajectory
     is also written as ``trajectory.h5`` (MDTraj), and ``status.json`` gives ns/day
-    per replica and summed over replicas. With a ``checkpoint`` file, a killed run
-    restarted with the same settings continues where it was.
-
-    At ``temperature`` (default: the model's own) a temperature-aware model runs at
-    that kT; any other model only with ``transfer`` (run as it is: the no-transfer
-    baseline). Replicas start from the training split of ``data_path``: for a model
-    trained across temperatures, its share of the budget at that data set's kT.
+    per replica and summed over replicas.
 
     With ``simulation.target_halfwidth``, replicas run in rounds of ``n_replicas``
     until the CG side of the primary metric's CI is that narrow
     (``samples_halfwidth``) or ``max_replicas`` have run; status.json lists the rounds.
     """
+    r = request
     log = log if log is not None else sys.stderr
     device = jax_device_info("simulate", log)
-    kT = study.build_system().kT(temperature) if temperature is not None else None
-    energy_fn, params, desc = load_model(model_dir, kT=kT, transfer=transfer)
+    kT = study.build_system().kT(r.temperature) if r.temperature is not None else None
+    energy_fn, params, desc = load_model(r.model, kT=kT, transfer=r.transfer)
     if not desc.usable:
-        return _write_unusable(desc, model_dir, out_dir, device, log)
-    plan = _plan(study, desc, data_path, dt, out_dir)
-    frames, statuses = _rounds(study, plan, energy_fn, params, checkpoint, log)
+        return _write_unusable(desc, r.model, r.out_dir, device, log)
+    plan = _plan(study, desc, r.data, r.dt, r.out_dir)
+    frames, statuses = _rounds(study, plan, energy_fn, params, r.checkpoint, log)
     status = merged_status(statuses, plan.integrator.dt, plan.run.n_replicas)
-    status.update({"model": str(model_dir), "device": device})
-    _write(study, plan, params, frames, status, out_dir, log)
-    for r in range(plan.run.n_rounds):  # the results are written; the checkpoints are spent
-        ckpt.discard(round_checkpoint(checkpoint, r))
+    status.update({"model": str(r.model), "device": device})
+    _write(study, plan, params, frames, status, r.out_dir, log)
+    for k in range(plan.run.n_rounds):  # the results are written; the checkpoints are spent
+        ckpt.discard(round_checkpoint(r.checkpoint, k))
     return status
 
 
@@ -200,16 +221,11 @@ def samples_halfwidth(study, desc: ModelDescription, frames: np.ndarray, data: d
     reference ``data`` (the exact profile for 1-D systems; the test reference is for
     scoring alone), with the replicas resampled and the reference whole. Where the
     system's scoring does not separate the sides, the whole CI's."""
-    from cgflow.steps.evaluate import score
+    from cgflow.steps.evaluate import Reference, Scoring, score
 
-    system = study.build_system()
-    samples = replica_major(frames)
-    interval = getattr(reference_settings(system, study.entry), "save_interval_ps", None)
-    _, cis, _, _, _, groups = score(
-        system, get_map(system, desc.mapping), evaluation_settings(system, study.entry),
-        samples, desc.kT, data["positions"], np.random.default_rng(0),
-        frame_interval=interval,
-    )  # fmt: skip
+    scoring = Scoring.of(study, desc.mapping, desc.kT)
+    scores = score(scoring, replica_major(frames), Reference(data["positions"]))
+    groups, cis, system = scores.groups, scores.cis, scoring.system
     metric = system.primary_metric
     lo, hi = groups.get("ci95_by_side", {}).get("samples", cis)[metric]
     return float((hi - lo) / 2)

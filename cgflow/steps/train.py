@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -73,53 +74,130 @@ MODEL_BYTES = 20_000_000
 for the networks cgflow builds)."""
 
 
-def train(study, method_name: str, data_path: str, prior_path: str, n_train: int, seed: int,
-          out_dir: str, dt: float | None = None, init_model: str | None = None,
-          checkpoint: str | None = None, log=None) -> dict:  # fmt: skip
-    """Train ``method_name`` on run (n_train, seed); write the model and its training log.
+@dataclass(frozen=True)
+class TrainRequest:
+    """One training, as ``cgflow train`` is asked for it.
 
-    Methods declared ``per_dt`` take the CG time step ``dt`` they train at; those
-    declared ``start_from`` take that method's model folder ``init_model``. A
-    ``checkpoint`` file is written during training and resumed from. Methods trained
-    across temperatures take one data set per training temperature (``data_path`` a
-    list): the budget ``n_train`` is shared over them, the model reads kT (its
-    ``network.temperature``), and its description records the sets (``train_sets``).
+    Attributes:
+      method: the registered method's name.
+      data: the mapped data set, or one per training temperature for methods trained
+        across temperatures (the budget ``n_train`` is shared over them).
+      prior: the fitted prior's JSON file.
+      n_train: frames in the training budget.
+      seed: the run's seed (data split, initialisation, training).
+      out_dir: where the model, its log and the log's figure go.
+      dt: the CG time step, for methods declared ``per_dt``.
+      init_model: the start model's folder, for methods declared ``start_from``.
+      checkpoint: a file written during training and resumed from.
+    """
+
+    method: str
+    data: str | Path | tuple
+    prior: str | Path
+    n_train: int
+    seed: int
+    out_dir: str | Path
+    dt: float | None = None
+    init_model: str | Path | None = None
+    checkpoint: str | Path | None = None
+
+    @property
+    def data_paths(self) -> list:
+        return [self.data] if isinstance(self.data, (str, Path)) else list(self.data)
+
+
+def train(study, request: TrainRequest, log=None) -> ModelDescription:
+    """Train ``request.method`` on run (n_train, seed); write the model and its log.
+
+    Methods trained across temperatures read kT (the model's ``network.temperature``)
+    and record their data sets in the description (``train_sets``).
     """
     log = log if log is not None else sys.stderr
-    method = methods.get(method_name)
-    paths = [data_path] if isinstance(data_path, (str, Path)) else list(data_path)
-    _check_request(study, method, paths, dt, init_model)
-    across = method.temperatures == "training"
-    settings = method.settings(study.methods[method_name])
-    check_output_folder(out_dir, MODEL_BYTES, "train")
-    if checkpoint:
-        check_output_folder(Path(checkpoint).parent, MODEL_BYTES, "train (checkpoint)")
-    frames = training_frames(paths, n_train, study.val_fraction, seed, method.aa_energies)
-    meta, data = frames.meta, frames.first
-    desc = model_description(study, method, meta, read_json(prior_path), frames.R_train,
-                             n_train, seed, periodic_box(data, meta))  # fmt: skip
-    if across:
-        kTs = np.array(frames.kTs)
-        temperature = {
-            "form": getattr(settings, "temperature_form", "input"),
-            "kT_shift": float(kTs.mean()),
-            "kT_scale": float(max(kTs.std(), 1e-6 * kTs.mean())),
-        }
-        desc = desc.replace(
-            kT=float(kTs.mean()),  # where it runs unless told another temperature
-            network={**desc.network, "temperature": temperature},
-            train_sets=tuple(frames.sets),
-        )
-    if hasattr(settings, "memory_bytes"):  # methods that sample say what that takes
-        width = network_width(desc.network)
-        need = settings.memory_bytes(desc.n_beads, desc.dim, width) + frames.nbytes
-        check_memory(need, f"train {method_name}", "its CG samples and the data set")
+    method = methods.get(request.method)
+    _check_request(study, method, request)
+    settings = method.settings(study.methods[request.method])
+    check_room(request.out_dir, request.checkpoint, "train")
+    frames = training_frames(request.data_paths, request.n_train, study.val_fraction,
+                             request.seed, method.aa_energies)  # fmt: skip
+    desc = _description(study, method, settings, request, frames)
+    need = settings.sampling_bytes(desc.n_beads, desc.dim, network_width(desc.network))
+    if need:
+        check_memory(need + frames.nbytes, f"train {method.name}",
+                     "its CG samples and the data set")  # fmt: skip
     device = jax_device_info("train", log)
-    energy_fn = build_energy(desc)
-    key = jax.random.PRNGKey(seed)
-    start, start_desc = _start_model(init_model, desc) if method.start_from else (None, None)
-    problem = Problem(
-        energy_fn=energy_fn,
+    key = jax.random.PRNGKey(request.seed)
+    problem = _problem(study, method, desc, request, frames, key, log)
+    out_dir = Path(request.out_dir)
+    if problem.start_description is not None and not problem.start_description.usable:
+        why = (f"its start model {request.init_model} is unusable: "
+               f"{problem.start_description.unusable_reason}")  # fmt: skip
+        return _write_unusable(desc, problem.params, why, out_dir, request.checkpoint, log, device)
+    try:
+        result = method.train(problem, settings, jax.random.fold_in(key, KEY_TRAIN))
+    except FloatingPointError as err:  # a diverged training is a result, not a crash
+        return _write_unusable(desc, problem.params, str(err), out_dir, request.checkpoint,
+                               log, device)  # fmt: skip
+    training = {**result.info, "device": device}
+    if problem.start_description is not None:
+        training["started_from"] = str(request.init_model)
+    desc = desc.replace(training=training)
+    title = method.name + (f" dt={request.dt:g}" if request.dt is not None else "")
+    write_trained(out_dir, desc, result, title, request.checkpoint)
+    return desc
+
+
+def check_room(out_dir, checkpoint, step: str) -> None:
+    """Room on disk for a training's model folder and its checkpoint, before it runs."""
+    check_output_folder(out_dir, MODEL_BYTES, step)
+    if checkpoint:
+        check_output_folder(Path(checkpoint).parent, MODEL_BYTES, f"{step} (checkpoint)")
+
+
+def write_trained(out_dir, desc, result, title: str, checkpoint) -> None:
+    """A trained model's folder: its log as CSV and figure, and the model; then the
+    checkpoint is spent."""
+    out_dir = Path(out_dir)
+    write_history(out_dir / "train_log.csv", result.history)
+    save_model(out_dir, desc, result.params)
+    if result.plot is not None:
+        result.plot(result.history, out_dir / "train_log.png", title)
+    ckpt.discard(checkpoint)
+
+
+def _description(study, method, settings, request: TrainRequest, frames) -> ModelDescription:
+    """The run's model description; a model trained across temperatures reads kT,
+    standardised over the training temperatures."""
+    meta = frames.meta
+    desc = model_description(study, method, meta, read_json(request.prior), frames.R_train,
+                             request.n_train, request.seed,
+                             periodic_box(frames.first, meta))  # fmt: skip
+    if method.temperatures != "training":
+        return desc
+    kTs = np.array(frames.kTs)
+    temperature = {
+        "form": settings.network_temperature_form(),
+        "kT_shift": float(kTs.mean()),
+        "kT_scale": float(max(kTs.std(), 1e-6 * kTs.mean())),
+    }
+    return desc.replace(
+        kT=float(kTs.mean()),  # where it runs unless told another temperature
+        network={**desc.network, "temperature": temperature},
+        train_sets=tuple(frames.sets),
+    )
+
+
+def _problem(study, method, desc: ModelDescription, request: TrainRequest, frames, key,
+             log) -> Problem:  # fmt: skip
+    """The run's training problem: its split, start model and integrator."""
+    across = method.temperatures == "training"
+    start, start_desc = (
+        _start_model(request.init_model, desc) if method.start_from else (None, None)
+    )
+    integrator = (
+        integrator_settings(study.entry["simulation"], request.dt) if method.per_dt else None
+    )
+    return Problem(
+        energy_fn=build_energy(desc),
         params=init_params(desc, jax.random.fold_in(key, KEY_INIT)),
         R_train=frames.R_train,
         F_train=frames.F_train,
@@ -127,13 +205,13 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         F_val=frames.F_val,
         masses=np.asarray(desc.bead_masses),
         kT=desc.kT,
-        integrator=integrator_settings(study.entry["simulation"], dt) if method.per_dt else None,
+        integrator=integrator,
         start=start,
         start_description=start_desc,
-        checkpoint=Path(checkpoint) if checkpoint else None,
+        checkpoint=Path(request.checkpoint) if request.checkpoint else None,
         log=log,
-        inputs=run_inputs(desc, frames.arrays(), start, dt),
-        features=cv_features(study.build_system(), meta["mapping"]["name"]),
+        inputs=run_inputs(desc, frames.arrays(), start, request.dt),
+        features=cv_features(study.build_system(), frames.meta["mapping"]["name"]),
         free_energy_fn=build_free_energy(desc) if across else None,
         U_train=frames.U_train,
         U_val=frames.U_val,
@@ -141,30 +219,11 @@ def train(study, method_name: str, data_path: str, prior_path: str, n_train: int
         kT_val=frames.kT_val if across else None,
         pairs=frame_pairs_for(desc),
     )
-    out_dir = Path(out_dir)
-    if start_desc is not None and not start_desc.usable:
-        why = f"its start model {init_model} is unusable: {start_desc.unusable_reason}"
-        return _write_unusable(desc, problem.params, why, out_dir, checkpoint, log, device)
-    try:
-        result = method.train(problem, settings, jax.random.fold_in(key, KEY_TRAIN))
-    except FloatingPointError as err:  # a diverged training is a result, not a crash
-        return _write_unusable(desc, problem.params, str(err), out_dir, checkpoint, log, device)
-    training = {**result.info, "device": device}
-    if start_desc is not None:
-        training["started_from"] = str(init_model)
-    desc = desc.replace(training=training)
-    write_history(out_dir / "train_log.csv", result.history)
-    save_model(out_dir, desc, result.params)
-    if result.plot is not None:
-        title = f"{method_name}" + (f" dt={dt:g}" if dt is not None else "")
-        result.plot(result.history, out_dir / "train_log.png", title)
-    ckpt.discard(checkpoint)  # the model is written; the checkpoint is spent
-    return desc
 
 
-def _check_request(study, method, paths: list, dt, init_model) -> None:
+def _check_request(study, method, request: TrainRequest) -> None:
     """The arguments a method needs, before anything is loaded (ValueError)."""
-    name = method.name
+    name, paths, dt, init_model = method.name, request.data_paths, request.dt, request.init_model
     if name not in study.methods:
         raise ValueError(f"method {name!r} is not configured in config.methods")
     if method.per_dt and dt is None:

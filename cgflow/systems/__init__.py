@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from cgflow.systems.alanine_dipeptide import AlanineDipeptide
+from cgflow.systems.base import scored_exactly as scored_exactly
 from cgflow.systems.double_well import DoubleWell
 from cgflow.systems.water import Water
 
@@ -53,7 +54,8 @@ def test_reference_settings(system, entry: dict):
     block = entry.get("test_reference") or {}
     if not isinstance(block, dict):
         raise ValueError(f"must be a mapping, not {type(block).__name__}")
-    allowed = [k for k in TEST_REFERENCE_KEYS if hasattr(ref, k)]
+    declared = {f.name for f in dataclasses.fields(ref)}
+    allowed = [k for k in TEST_REFERENCE_KEYS if k in declared]
     other = sorted(set(block) - set(allowed))
     if other:
         raise ValueError(

@@ -33,7 +33,7 @@ import numpy as np
 
 from cgflow.mapping.linear import LinearMap, aggregate_constraints, slice_map
 from cgflow.settings import Settings, setting
-from cgflow.systems.base import OpenMMSetup
+from cgflow.systems.base import OpenMMSetup, ReferenceSettings, SystemDefaults
 from cgflow.units import KJ_PER_KCAL, MOLAR_GAS_CONSTANT, MOLECULAR
 
 FORCEFIELDS = {
@@ -59,7 +59,7 @@ BACKBONE = [("ACE", "C"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "C"), ("NME", "N"
 
 
 @dataclass(frozen=True)
-class MDSettings(Settings):
+class MDSettings(ReferenceSettings):
     """Reference MD settings (the system's ``reference`` config block).
 
     Attributes:
@@ -135,6 +135,11 @@ class MDSettings(Settings):
         )  # fmt: skip
 
     @property
+    def frame_interval(self) -> float:
+        """Time between saved frames (ps), for the reference's autocorrelation times."""
+        return self.save_interval_ps
+
+    @property
     def steps_per_frame(self) -> int:
         return round(self.save_interval_ps * 1000.0 / self.timestep_fs)
 
@@ -173,7 +178,7 @@ class FESEvaluation(Settings):
 
 
 @dataclass(frozen=True)
-class AlanineDipeptide(Settings):
+class AlanineDipeptide(SystemDefaults, Settings):
     """ACE-ALA-NME: force field, solvent and constraints (the ``potential`` block).
 
     Attributes:

@@ -10,14 +10,30 @@ returns arrays and descriptions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
 from cgflow.mapping.linear import LinearMap
+from cgflow.settings import Settings
 
 REFERENCE_KINDS = ("exact", "openmm")
-FIGURE_KINDS = ("profile_1d", "surface_2d", "structure")
+FIGURE_KINDS = {
+    "profile_1d": "a 1-D free-energy profile, scored against the system's exact one",
+    "surface_2d": "the free-energy surface of two CVs, scored against a test reference",
+    "structure": "a liquid's g(r) and ADF, scored against a test reference",
+}
+"""How a system's samples are scored and drawn, by ``figure_kind``."""
+
+SCORED_EXACTLY = ("profile_1d",)
+"""The figure kinds scored against the system's exact answer (no test reference)."""
+
+
+def scored_exactly(system) -> bool:
+    """Whether ``system`` is scored against its exact answer rather than a test
+    reference (it then needs none, and its models' own PMFs are scored too)."""
+    return system.figure_kind in SCORED_EXACTLY
 
 
 class OpenMMSetup(NamedTuple):
@@ -59,6 +75,43 @@ class ExactProfile(NamedTuple):
         return cls(grid, free_energy, cdf / cdf[-1])
 
 
+@dataclass(frozen=True)
+class ReferenceSettings(Settings):
+    """Base of a system's ``reference`` settings: what the steps ask of every
+    reference, with the answers of one set of independent samples. A time series
+    (MD) overrides them."""
+
+    n_runs: ClassVar[int] = 1
+    """Independent runs pooled into the reference."""
+
+    frame_interval: ClassVar[float | None] = None
+    """Time between saved frames, for autocorrelation times (None: no time series)."""
+
+
+class SystemDefaults:
+    """What a system may provide, with the answer the steps take when it does not.
+
+    A system class inherits these and overrides the ones it knows, so that the steps
+    call them on any system instead of probing for them.
+    """
+
+    def log_partition(self, kT: float) -> float | None:
+        """The exact ln Z of exp(-U / kT) over all-atom coordinates (a data-free
+        generator's bound is then logged as a gap); None: not known."""
+        return None
+
+    def generator_coordinates(self, kT: float, energy=None):
+        """The coordinates a data-free generator proposes the system in (an object with
+        ``dim`` and ``to_cartesian(y) -> (x (n, 3), ln |dx/dy|)``, e.g. a molecule's
+        internal coordinates); None: its flat Cartesian coordinates."""
+        return None
+
+    def mean_energy_x1(self, x1, kT: float):
+        """<U | CV> at kT along a 1-D system's CV, exact (a temperature-aware model's
+        conditional energy is scored against it); None: not known."""
+        return None
+
+
 @runtime_checkable
 class System(Protocol):
     """A benchmark system.
@@ -75,12 +128,10 @@ class System(Protocol):
         priors, trajectories any viewer opens.
       periodic: CG models live in the periodic box of the data set.
       jax_energy: ``aa_energy_jax()`` gives the all-atom energy as a JAX function
-        of flat all-atom coordinates (data-free methods need it), and
-        ``log_partition(kT)`` its exact ln Z where known; a property of the
-        instance where it depends on the settings (alanine: vacuum only). A
-        molecule may also give ``generator_coordinates(kT, energy)``, the coordinates a
-        generator proposes it in (an object with ``dim``, ``to_cartesian(y) ->
-        (x (n, 3), ln |dx/dy|)``): internal coordinates, free of rigid-body motion.
+        of flat all-atom coordinates (data-free methods need it); a property of the
+        instance where it depends on the settings (alanine: vacuum only). What a
+        system may know besides (its exact ln Z, the coordinates a generator
+        proposes it in) it gives by overriding :class:`SystemDefaults`.
       cv_names: the collective variables the free energy is scored on.
       cv_periodic: whether they are angles in (-pi, pi].
       basin_names: the metastable states whose free energies (relative to the
@@ -130,26 +181,41 @@ class System(Protocol):
 
 def check_declarations(system_cls) -> list[str]:
     """Problems with a system class's declarations (empty when it satisfies the protocol)."""
-    problems = []
-    for name in System.__annotations__:
-        if not hasattr(system_cls, name):
-            problems.append(f"{system_cls.__name__} lacks {name}")
+    problems = [f"{system_cls.__name__} lacks {name}" for name in System.__annotations__
+                if not hasattr(system_cls, name)]  # fmt: skip
     if problems:
         return problems
+    ref = system_cls.reference_settings
+    for cls, base in ((system_cls, SystemDefaults), (ref, ReferenceSettings)):
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            problems.append(f"{cls.__name__} does not subclass cgflow.systems.base.{base.__name__}")
     if system_cls.reference_kind not in REFERENCE_KINDS:
         problems.append(f"reference_kind {system_cls.reference_kind!r} not in {REFERENCE_KINDS}")
     if system_cls.figure_kind not in FIGURE_KINDS:
-        problems.append(f"figure_kind {system_cls.figure_kind!r} not in {FIGURE_KINDS}")
+        problems.append(f"figure_kind {system_cls.figure_kind!r} not in {sorted(FIGURE_KINDS)}")
     if system_cls.primary_metric not in system_cls.metric_names:
         problems.append(f"primary_metric {system_cls.primary_metric!r} not in metric_names")
-    needs = {"exact": ("sample_exact", "exact_profile"), "openmm": ("openmm_setup",)}
-    for method in needs.get(system_cls.reference_kind, ()):
-        if not callable(getattr(system_cls, method, None)):
-            problems.append(f"reference_kind {system_cls.reference_kind} needs {method}()")
-    if system_cls.figure_kind == "profile_1d" and not hasattr(system_cls, "basin_edges"):
+    return problems + _missing_methods(system_cls)
+
+
+def _missing_methods(system_cls) -> list[str]:
+    """The methods a system's declared capabilities need and it lacks."""
+    needs = {
+        "exact": ("sample_exact", "exact_profile"),
+        "openmm": ("openmm_setup",),
+    }.get(system_cls.reference_kind, ())
+    declared = [
+        (True, f"reference_kind {system_cls.reference_kind}", needs),
+        (system_cls.jax_energy, "jax_energy", ("aa_energy_jax",)),
+        (system_cls.has_topology, "has_topology", ("cg_topology",)),
+    ]
+    problems = [
+        f"{what} needs {method}()"
+        for on, what, methods in declared
+        if on
+        for method in methods
+        if not callable(getattr(system_cls, method, None))
+    ]
+    if scored_exactly(system_cls) and not hasattr(system_cls, "basin_edges"):
         problems.append("figure_kind profile_1d needs basin_edges (the exact basin split)")
-    if system_cls.jax_energy and not callable(getattr(system_cls, "aa_energy_jax", None)):
-        problems.append("jax_energy needs aa_energy_jax()")
-    if system_cls.has_topology and not callable(getattr(system_cls, "cg_topology", None)):
-        problems.append("has_topology needs cg_topology()")
     return problems

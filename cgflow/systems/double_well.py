@@ -27,7 +27,7 @@ import numpy as np
 
 from cgflow.mapping import LinearMap, slice_map
 from cgflow.settings import Settings, setting
-from cgflow.systems.base import ExactProfile
+from cgflow.systems.base import ExactProfile, ReferenceSettings, SystemDefaults
 from cgflow.units import REDUCED
 
 COUPLINGS = {
@@ -52,7 +52,7 @@ BARRIER_X1 = float(sorted(np.roots([1.0, 0.0, -6.0, 1.0]).real)[1])
 
 
 @dataclass(frozen=True)
-class ExactSettings(Settings):
+class ExactSettings(ReferenceSettings):
     """Exact reference sampling (the system's ``reference`` config block)."""
 
     block = "double_well.reference"
@@ -81,7 +81,7 @@ class ProfileEvaluation(Settings):
 
 
 @dataclass(frozen=True)
-class DoubleWell(Settings):
+class DoubleWell(SystemDefaults, Settings):
     """The double-well system with coupling strength ``c``, stiffness ``d`` and ``g``
     (its ``potential`` config block)."""
 

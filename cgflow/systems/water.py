@@ -29,7 +29,7 @@ import numpy as np
 from cgflow.mapping.linear import LinearMap, group_map, slice_map
 from cgflow.settings import Settings, setting
 from cgflow.systems.alanine_dipeptide import MDSettings
-from cgflow.systems.base import OpenMMSetup
+from cgflow.systems.base import OpenMMSetup, SystemDefaults
 from cgflow.systems.pairs import pair_distance_counts, rdf_of_counts
 from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
 
@@ -90,7 +90,7 @@ class StructureEvaluation(Settings):
 
 
 @dataclass(frozen=True)
-class Water(Settings):
+class Water(SystemDefaults, Settings):
     """A cubic box of rigid water (the ``potential`` block).
 
     Attributes:

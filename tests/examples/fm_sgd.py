@@ -17,11 +17,12 @@ from cgflow.checkpoint import fingerprint
 from cgflow.methods.base import Problem, Trained
 from cgflow.methods.driver import Schedule, fit
 from cgflow.methods.fm import fm_trainer
-from cgflow.settings import Settings, setting
+from cgflow.methods.options import MethodSettings
+from cgflow.settings import setting
 
 
 @dataclass(frozen=True)
-class FMSGDSettings(Settings):
+class FMSGDSettings(MethodSettings):
     block = "methods.fm_sgd"
 
     learning_rate: float = setting(1e-3, gt=0, doc="SGD step size")
@@ -34,10 +35,7 @@ SETTINGS = FMSGDSettings
 
 def train(problem: Problem, settings: FMSGDSettings, key) -> Trained:
     p, s = problem, settings
-    trainer = fm_trainer(
-        p.energy_fn, (p.R_train, p.F_train), (p.R_val, p.F_val), s.batch_size,
-        optax.sgd(s.learning_rate),
-    )  # fmt: skip
+    trainer = fm_trainer(p, s, optax.sgd(s.learning_rate))
     schedule = Schedule("fm_sgd", n_checks=10, steps_per_check=max(1, s.steps // 10), keep="best")
     fp = fingerprint(s.to_dict(), list(p.R_train.shape))
     params, history = fit(trainer, p.params, key, schedule, p.checkpoint, fp, p.log)

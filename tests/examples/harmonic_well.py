@@ -15,20 +15,20 @@ import numpy as np
 
 from cgflow.mapping import slice_map
 from cgflow.settings import Settings, setting
-from cgflow.systems.base import ExactProfile
+from cgflow.systems.base import ExactProfile, ReferenceSettings, SystemDefaults
 from cgflow.systems.double_well import ProfileEvaluation
 from cgflow.units import REDUCED
 
 
 @dataclass(frozen=True)
-class Samples(Settings):
+class Samples(ReferenceSettings):
     block = "harmonic_well.reference"
     n_samples: int = setting(10_000, ge=1)
     seed: int = setting(0, ge=0)
 
 
 @dataclass(frozen=True)
-class HarmonicWell(Settings):
+class HarmonicWell(SystemDefaults, Settings):
     block = "harmonic_well.potential"
     k1: float = setting(2.0, gt=0, doc="stiffness of x1")
     k2: float = setting(5.0, gt=0, doc="stiffness of x2 - x1")

@@ -7,7 +7,7 @@ from cgflow import methods
 from cgflow.analysis.names import figure_name
 from cgflow.config import load_config, training_temperatures, validate_config
 from cgflow.study import StudySettings, method_settings
-from cgflow.systems import get_system, reference_settings
+from cgflow.systems import get_system, reference_settings, scored_exactly
 from cgflow.systems import test_reference_settings as test_settings_of
 
 # Stop before anything runs if the config is wrong; fills in schema defaults. A cluster
@@ -313,7 +313,7 @@ def reference_size(wildcards):
 def test_reference(wildcards):
     """The held-out test reference a system's models are scored on; none for
     systems scored against their exact answer."""
-    if system_of(wildcards.system).figure_kind == "profile_1d":
+    if scored_exactly(system_of(wildcards.system)):
         return []
     return f"results/{DATASET}/test/cg.npz".format(**dict(wildcards.items()))
 
@@ -323,7 +323,7 @@ def scored_model(wildcards):
     score its own PMF by quadrature; a model trained across temperatures (a free
     energy A(R, T)) for its <U> and heat capacity against the reference's."""
     method = methods.get(wildcards.method)
-    exact = system_of(wildcards.system).figure_kind == "profile_1d"
+    exact = scored_exactly(system_of(wildcards.system))
     if method.produces == "energy" and (exact or method.temperatures == "training"):
         return model_json(wildcards)
     return []
