@@ -1,6 +1,8 @@
 """Static checks that run with the tests: layering without cycles (import-linter),
-lint with a complexity bound (ruff C901 at 12), formatting of Python and Snakemake."""
+lint with a complexity bound (ruff C901 at 12) and at most 8 parameters per function
+(ruff PLR0913), functions of at most 80 lines, formatting of Python and Snakemake."""
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -63,3 +65,26 @@ def test_the_model_description_is_read_as_a_record(repo):
         if any(k in line for k in RECORD_LOOKUPS)
     ]
     assert not found, "\n".join(found)
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(root: Path) -> list[str]:
+    """Functions under ``root`` longer than MAX_FUNCTION_LINES (docstring included)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    found.append(f"{path}:{node.lineno}: {node.name} has {lines} lines")
+    return found
+
+
+def test_no_function_in_the_package_is_longer_than_80_lines(repo, tmp_path):
+    """Every function of cgflow/ fits a screen; the check finds one that does not."""
+    assert long_functions(repo / "cgflow") == []
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "long.py").write_text(f"def f():\n{body}\n")
+    assert len(long_functions(tmp_path)) == 1
