@@ -52,20 +52,24 @@ class StudySettings:
     def build_system(self):
         return get_system(self.system_type, self.entry)
 
-    def scoped(self, keys=(), methods=()) -> StudySettings:
+    def scoped(self, keys=(), methods=(), reference: bool = True) -> StudySettings:
         """These settings cut down to what one step reads.
 
         Args:
           keys: entry blocks the step reads beyond ``SYSTEM_KEYS`` (which define
-            the system and its reference data, and are always kept); ``block.key``
-            keeps one key of a block. The time steps (``simulation.dt``) are never
-            kept: a step gets its one time step from the ``dt`` wildcard.
+            the system and its reference data, and are kept); ``block.key`` keeps
+            one key of a block. The time steps (``simulation.dt``) are never kept: a
+            step gets its one time step from the ``dt`` wildcard.
           methods: the methods whose settings the step reads.
+          reference: keep the ``reference`` block; False for steps that use no
+            reference data (a data-free generator's training), so that changing
+            how the reference is sampled does not retrain them.
         """
         unknown = set(methods) - set(self.methods)
         if unknown:
             raise ValueError(f"{self.system} does not run {sorted(unknown)}")
-        entry = {k: v for k, v in self.entry.items() if k in SYSTEM_KEYS}
+        kept = SYSTEM_KEYS if reference else tuple(k for k in SYSTEM_KEYS if k != "reference")
+        entry = {k: v for k, v in self.entry.items() if k in kept}
         for key in keys:
             block, _, sub = key.partition(".")
             if block not in self.entry:

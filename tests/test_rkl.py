@@ -200,6 +200,7 @@ def test_train_generator_and_generate_write_what_evaluate_scores(tmp_path):
     assert 0 <= metrics["latent_corr_x1"] <= 1 and metrics["latent_mi_x1"] >= 0
     assert metrics["bound_gap"] == pytest.approx(status["gap"])
     assert metrics["ess_fraction"] == pytest.approx(status["ess_fraction"])
+    assert "replicas_crossing" not in metrics  # independent draws, not chains
     assert np.isfinite(metrics["pmf_wrmse_kT"])
 
 

@@ -1,5 +1,6 @@
 """The whole DAG: the smoke study end to end in a temporary copy, plus dry runs and lint."""
 
+import json
 import os
 import re
 import shutil
@@ -138,6 +139,20 @@ def test_a_reference_of_several_runs_is_sampled_in_parallel_jobs_and_pooled(work
     assert f"--pool {base}test/runs/0/aa.npz {base}test/runs/1/aa.npz" in out
     # the other systems' references are one run each, sampled whole by one job
     assert re.search(r"--part train\s+--out results/double_well/reference/T3/aa\.npz", out)
+
+
+def test_a_data_free_training_does_not_read_the_reference_block(workdir):
+    """A generator's training gets settings without the reference block, so that
+    sampling the reference differently does not retrain it; a training on data gets
+    the block."""
+    plan = snakemake(workdir, "-n", "-p", "--configfile", "config/claims.yaml")
+    out = plan.stdout + plan.stderr
+    settings = re.findall(r"cgflow (train-generator|train) --settings '([^']*)'", out)
+    generators = [json.loads(s) for step, s in settings if step == "train-generator"]
+    trained = [json.loads(s) for step, s in settings if step == "train"]
+    assert generators and trained
+    assert not any("reference" in g["entry"] for g in generators)
+    assert all("reference" in t["entry"] for t in trained)
 
 
 def test_configfile_replaces_the_default_config(workdir):

@@ -536,7 +536,7 @@ def evaluate_step(
             if not reference_path:
                 raise ValueError(f"{system.type}: scoring needs a reference data set")
             ref_data = load_dataset(reference_path, required=("positions",))[0]
-        scores = _scored(scoring, samples, run, target, ref_data, model_dir)
+        scores = _scored(scoring, samples, run, target, ref_data, model_dir, status)
     else:
         nan = {k: math.nan for k in system.metric_names}
         scores = Scores(nan, {}, {}, {}, {}, {})
@@ -587,15 +587,18 @@ def _status(status_path, samples_path, meta) -> dict:
 
 
 def _scored(scoring: Scoring, samples: dict, run: RunId, target, ref_data: dict | None,
-            model_dir) -> Scores:  # fmt: skip
-    """A stable run's scores: the system's metrics, how often its replicas crossed
-    between basins, a generator's latent variables against the CVs, and a free
-    energy's <U> and heat capacity against the reference's."""
+            model_dir, status: dict) -> Scores:  # fmt: skip
+    """A stable run's scores: the system's metrics, how often a CG simulation's
+    replicas crossed between basins (not a generator's: its draws are independent, and
+    its groups of draws are bootstrap groups, not chains), a generator's latent
+    variables against the CVs, and a free energy's <U> and heat capacity against the
+    reference's."""
     rng = np.random.default_rng(run_seed(run))
     reference = None if ref_data is None else Reference.of(ref_data)
     scores = score(scoring, samples, reference, rng, target)
     metrics, cis, draws = dict(scores.metrics), dict(scores.cis), dict(scores.draws)
-    metrics.update(_mixing(scores.groups))
+    if not status.get("generator"):
+        metrics.update(_mixing(scores.groups))
     parts = []
     if "latent" in samples:
         parts.append(_latent(scoring.system, scoring.cg_map, samples, run))

@@ -62,15 +62,17 @@ def fmt(x):
     return f"{x:g}"
 
 
-def settings(*keys, method=False):
+def settings(*keys, method=False, reference=True):
     """Params function: the system's validated settings, as JSON, cut down to what
     the step reads (entry blocks ``keys``; with ``method``, the settings of the
-    ``method`` wildcard), so that a job reruns only when those change. A step's time
-    step comes from the ``dt`` wildcard alone."""
+    ``method`` wildcard; without ``reference``, not the reference block), so that a
+    job reruns only when those change. A step's time step comes from the ``dt``
+    wildcard alone."""
 
     def scoped(wildcards):
         study = StudySettings.from_config(config, wildcards.system)
-        return study.scoped(keys, [wildcards.method] if method else []).to_json()
+        methods = [wildcards.method] if method else []
+        return study.scoped(keys, methods, reference).to_json()
 
     return scoped
 
@@ -87,7 +89,8 @@ def test_reference_settings(wildcards):
 def training_settings(wildcards):
     """Params function of the training rules: what the method declares it reads."""
     method = methods.get(wildcards.method)
-    return settings(*method.reads, method=True)(wildcards)
+    uses_data = method.data != "none"
+    return settings(*method.reads, method=True, reference=uses_data)(wildcards)
 
 
 def run_folder(wildcards, method=None):
