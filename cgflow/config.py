@@ -187,6 +187,8 @@ def validate_config(
     problems = [f"{_where(e.absolute_path)}: {_message(e)}" for e in errors]
     problems += [f"{_where(p)}: {v} is not a finite number" for p, v in _non_finite(config)]
     if not problems:
+        problems += _slice(config)
+    if not problems:
         if method_blocks:
             problems += _study_method_problems(config)
         for name, entry in config["systems"].items():
@@ -195,6 +197,20 @@ def validate_config(
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     return config
+
+
+def _slice(config: dict) -> list[str]:
+    """Cut ``config`` in place to its ``only_systems`` and the claims about them."""
+    only = config.get("only_systems")
+    if only is None:
+        return []
+    unknown = [name for name in only if name not in config["systems"]]
+    if unknown:
+        return [f"config.only_systems: {unknown} not in systems ({sorted(config['systems'])})"]
+    config["systems"] = {k: v for k, v in config["systems"].items() if k in only}
+    if "claims" in config:
+        config["claims"] = [c for c in config["claims"] if c.get("system") in only]
+    return []
 
 
 def _message(err) -> str:

@@ -251,3 +251,18 @@ def test_temperature_settings_of_em_and_fm_nearest(default_config):
     )
     default_config["claims"][k]["temperature"] = 5.0
     check_fails(default_config, f"claims[{k}].temperature: 5.0 is not one of")
+
+
+def test_only_systems_runs_a_slice_of_the_study(repo):
+    """only_systems keeps those systems and the claims about them; a name that is
+    not a system of the config is refused, naming the systems there are."""
+    full = validate_config(load_config(repo / "config" / "claims.yaml"))
+    config = load_config(repo / "config" / "claims.yaml")
+    config["only_systems"] = ["alanine_vacuum", "dw_data_d25"]
+    sliced = validate_config(config)
+    assert sorted(sliced["systems"]) == ["alanine_vacuum", "dw_data_d25"]
+    kept = [c for c in full["claims"] if c["system"] in ("alanine_vacuum", "dw_data_d25")]
+    assert sliced["claims"] == kept and 0 < len(kept) < len(full["claims"])
+    config = load_config(repo / "config" / "claims.yaml")
+    config["only_systems"] = ["alanine_vaccum"]
+    check_fails(config, "config.only_systems", "'alanine_vaccum'", "alanine_vacuum")
