@@ -131,19 +131,25 @@ TIERS = {"config.yaml": "default", "claims.yaml": "claims", "water.yaml": "water
 """The shipped configs that state claims, and the name of each one's results page."""
 
 
-def _published(results_dir, tier: str) -> tuple[dict, dict]:
-    """A tier's published record (record.json) and verdicts by claim name
-    (claims.csv), from its results page folder; empty where none is published."""
+def _published(results_dir, tier: str) -> list[tuple[str, dict, dict]]:
+    """A tier's published pages: its own (``docs/results/<tier>/``) and those of its
+    slices (``<tier>-<slice>/``, e.g. one run with ``only_systems``), each as (page,
+    record.json, verdicts by claim name from claims.csv), the latest first."""
     import csv
 
-    folder = results_dir / tier
-    record = json.loads((folder / "record.json").read_text()) if (
-        folder / "record.json").is_file() else {}  # fmt: skip
-    verdicts = {}
-    if (folder / "claims.csv").is_file():
-        with open(folder / "claims.csv", newline="") as fh:
-            verdicts = {row["claim"]: row for row in csv.DictReader(fh)}
-    return record, verdicts
+    pages = []
+    for folder in sorted(results_dir.glob(f"{tier}*")):
+        slice_of_tier = folder.name == tier or folder.name.startswith(f"{tier}-")
+        if not (folder.is_dir() and slice_of_tier):
+            continue
+        record = json.loads((folder / "record.json").read_text()) if (
+            folder / "record.json").is_file() else {}  # fmt: skip
+        verdicts = {}
+        if (folder / "claims.csv").is_file():
+            with open(folder / "claims.csv", newline="") as fh:
+                verdicts = {row["claim"]: row for row in csv.DictReader(fh)}
+        pages.append((folder.name, record, verdicts))
+    return sorted(pages, key=lambda page: page[1].get("finished", ""), reverse=True)
 
 
 def paper_claims_markdown(paper: str, root) -> str:
@@ -160,26 +166,29 @@ def paper_claims_markdown(paper: str, root) -> str:
     runs = []
     for name, tier in TIERS.items():
         config = yaml.safe_load((root / "config" / name).read_text())
-        record, verdicts = _published(root / "docs" / "results", tier)
+        pages = _published(root / "docs" / "results", tier)
+        used = []
         for claim in config.get("claims", []):
             if claim["method"] not in methods_:
                 continue
             system = config["systems"][claim["system"]]
             seeds = len(system.get("seeds", config.get("seeds", [0])))
-            found = verdicts.get(claim["name"])
+            page, found = next(((pg, v[claim["name"]]) for pg, _, v in pages
+                                if claim["name"] in v), (None, None))  # fmt: skip
             if found:
                 effect = float(found["effect"]) if found["effect"] else float("nan")
                 shown = f"**{found['verdict']}**"
                 if effect == effect:  # not NaN
                     shown += (f" [{effect:+.3f}, {float(found['ci_low']):+.3f} to "
                               f"{float(found['ci_high']):+.3f}]")  # fmt: skip
-                shown += f" ([{tier}](../results/{tier}.md))"
+                shown += f" ([{page}](../results/{page}.md))"
+                used += [page] if page not in used else []
             else:
                 shown = "not published yet"
             lines.append(f"| `config/{name}` | {_cell(claim['name'])} | {claim['system']} | "
                          f"{claim.get('kind', 'better')} | {seeds} | {shown} |")  # fmt: skip
-        if record:
-            runs.append(f"- [{tier}](../results/{tier}.md): {record.get('summary', '')}")
+        runs += [f"- [{pg}](../results/{pg}.md): {rec.get('summary', '')}"
+                 for pg, rec, _ in pages if pg in used]  # fmt: skip
     if len(lines) == 2:
         lines.append("| | no shipped tier states a claim on these methods yet | | | | |")
     if runs:

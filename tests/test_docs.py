@@ -207,3 +207,19 @@ def test_paper_pages_show_the_published_verdicts(repo, tmp_path):
     text = paper_claims_markdown("thaler2022", root)
     assert "**undecided** [-0.200, -0.500 to +0.100] ([claims](../results/claims.md))" in text
     assert "commit abc, 2 cores" in text
+    # a later slice of the tier (a run with only_systems) gives the latest verdict
+    later = root / "docs" / "results" / "claims-alanine"
+    later.mkdir()
+    (later / "claims.csv").write_text(
+        "claim,effect,ci_low,ci_high,verdict\n"
+        "RE gives a better free-energy surface than FM (alanine dipeptide),"
+        "-0.4,-0.6,-0.2,holds\n"
+    )
+    (later / "record.json").write_text(json.dumps({"summary": "slice", "finished": "2"}))
+    (published / "record.json").write_text(json.dumps({"summary": "whole", "finished": "1"}))
+    text = paper_claims_markdown("thaler2022", root)
+    assert (
+        "**holds** [-0.400, -0.600 to -0.200] ([claims-alanine](../results/claims-alanine.md))"
+        in text
+    )
+    assert "slice" in text and "whole" not in text  # the whole tier's page gave no verdict shown
