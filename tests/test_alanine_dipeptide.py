@@ -260,6 +260,7 @@ def test_interrupted_sampling_resumes(tmp_path):
     assert read_json(tmp_path / "aa.json")["n_frames"] == 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solvent", ["vacuum", "implicit"])
 def test_one_seed_gives_one_trajectory_on_the_cpu_platform(solvent, tmp_path):
     """With OpenMM's DeterministicForces (set wherever a platform has it) and one
@@ -298,6 +299,7 @@ def test_unreadable_partial_run_is_set_aside(tmp_path):
     assert meta.get("resumed_from_frame", 0) == 0
 
 
+@pytest.mark.slow
 def test_kinetic_temperature_matches_thermostat(tmp_path):
     """Instantaneous temperatures average to the set temperature (equipartition).
 
@@ -330,6 +332,7 @@ def test_kinetic_temperature_matches_thermostat(tmp_path):
     assert T.std() == pytest.approx(300.0 * np.sqrt(2 / 51), rel=0.2)
 
 
+@pytest.mark.slow
 def test_prior_can_leave_the_scored_dihedrals_to_the_network(tmp_path):
     """prior_cv_dihedrals: omit fits no prior term on phi and psi (the network alone
     learns them, and the training frames' phi/psi histogram is not counted twice);
@@ -392,6 +395,7 @@ def test_hydrogen_mass_repartitioning_moves_mass_from_the_bonded_heavy_atom():
     assert MDSettings(hydrogen_mass_amu=3.0).hydrogen_mass_amu == 3.0
 
 
+@pytest.mark.slow
 def test_the_jax_energy_in_vacuum_matches_openmm_on_thermal_frames():
     """JAX MD's conversion of the amber14 System in vacuum (what the data-free method
     queries) against OpenMM's Reference platform, in float64, on frames of a short
@@ -430,6 +434,7 @@ def test_the_jax_energy_in_vacuum_matches_openmm_on_thermal_frames():
             assert diff <= 1e-4 * np.abs(f_ref).max(), (diff, np.abs(f_ref).max())
 
 
+@pytest.mark.slow
 def test_the_jitted_single_precision_jax_energy_is_finite_at_the_minimum():
     """The float32 energy a generator trains on, jitted, at the shipped (minimised)
     structure: finite and within 1e-4 of OpenMM's (it was NaN while JAX MD's list

@@ -113,6 +113,7 @@ def damage_file(path: Path, damage: str, key, other: Path) -> None:
         meta.write_text(meta.read_text()[: len(meta.read_text()) // 2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "name", "damage"), CASES)
 def test_a_damaged_input_ends_in_one_line_naming_it(chain, tmp_path, capsys, command, name, damage):
     d = tmp_path / "case"

@@ -97,6 +97,7 @@ def test_unknown_system_and_mapping(repo, smoke, tmp_path, capsys):
     assert "unknown mapping 'x7'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_steps_by_hand_end_to_end(smoke, tmp_path):
     """sample -> map -> fit-prior -> train -> simulate -> evaluate -> aggregate, no Snakemake."""
     t = tmp_path
@@ -183,6 +184,7 @@ def test_the_halves_of_two_writes_are_not_read_as_one_data_set(tmp_path):
         load_dataset(path)
 
 
+@pytest.mark.slow
 def test_outputs_that_cannot_be_written_stop_a_step_before_its_work(
     smoke, tmp_path, capsys, monkeypatch
 ):
@@ -223,6 +225,7 @@ def test_outputs_that_cannot_be_written_stop_a_step_before_its_work(
     assert "MB free" in line and "sim3" in line and not (t / "sim3" / "samples.npz").exists()
 
 
+@pytest.mark.slow
 def test_re_training_by_hand_needs_dt_and_start_model(repo, tmp_path, capsys):
     """RE steps name what is missing; fm_re from an FM model writes a dt-specific model,
     its log (CSV and figure) and removes its spent checkpoint."""
@@ -312,6 +315,7 @@ def test_a_periodic_data_set_gives_a_periodic_model(tmp_path):
     assert np.all((samples["positions"] >= 0) & (samples["positions"] < L))
 
 
+@pytest.mark.slow
 def test_replicas_are_added_in_rounds_until_the_ci_is_narrow_enough(repo, smoke, tmp_path):
     """simulation.target_halfwidth: rounds of n_replicas replicas (fresh starts and
     noise) until the CG side of the primary metric's CI half-width is at most the
@@ -446,6 +450,7 @@ def test_training_checkpoints_are_bound_to_their_inputs(repo, tmp_path):
     assert len({base, *changed}) == 8
 
 
+@pytest.mark.slow
 def test_bad_input_files_end_in_one_line_naming_the_file(smoke, tmp_path, capsys):
     """Files of the wrong kind or with keys missing give a non-zero exit and a last
     line that names the file, not a bare traceback."""
@@ -523,6 +528,7 @@ def test_run_settings_refuse_what_would_silently_change_a_run(repo):
         validate_config(config)
 
 
+@pytest.mark.slow
 def test_a_run_too_big_for_memory_is_refused_before_it_allocates(repo, tmp_path, capsys):
     """n_replicas: 10^9 once ended in a SIGABRT from XLA: simulate and RE training
     now estimate their memory from the settings and refuse with the estimate and

@@ -131,6 +131,7 @@ def test_a_broken_config_is_refused_naming_the_field_or_builds_whole(base, data)
     build_everything(checked)  # passed the check: every step's settings must build
 
 
+@pytest.mark.slow
 def test_the_generator_breaks_configs(base):
     """The property above is not vacuous: most generated configs are refused."""
     refused = 0

@@ -29,6 +29,7 @@ def sphinx(src, out, *extra):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_docs_build_with_warnings_as_errors(repo, tmp_path):
     """Every page, the generated references and the API pages from the docstrings
     build with no warning (a broken link, a missing page or a docstring that fails to

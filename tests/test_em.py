@@ -46,6 +46,7 @@ def test_a_temperature_aware_model_reads_kt_and_its_energy_fixes_it():
     assert at_temperature(plain, 2.0) == ModelDescription.from_json(plain)
 
 
+@pytest.mark.slow
 def test_schnet_takes_the_temperature_as_an_input():
     desc = {
         "kT": 2.5, "n_beads": 3, "dim": 3, "prior": {"type": "none"},
@@ -205,6 +206,7 @@ def test_the_variance_term_is_zero_in_expectation_for_the_exact_free_energy():
     assert ratio == pytest.approx(14 / 15, abs=0.015)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variance_weight", [0.0, 1.0])
 def test_em_training_is_finite_and_repeatable(variance_weight):
     kTs = (2.0, 4.0)

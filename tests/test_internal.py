@@ -23,6 +23,7 @@ def _distances(x):
     return np.linalg.norm(x[:, None] - x[None], axis=-1)
 
 
+@pytest.mark.slow
 def test_cartesian_to_internal_and_back_is_a_rigid_motion(alanine):
     system, traj = alanine
     coords = system.generator_coordinates(system.kT(300.0))
@@ -66,6 +67,7 @@ def _euler(a, b, c):
     return rz(a) @ ry(b) @ rz(c)
 
 
+@pytest.mark.slow
 def test_the_log_jacobian_is_that_of_the_full_change_of_variables():
     """For 5 atoms, the Jacobian of (translation, ZYZ Euler angles, internal
     coordinates) -> Cartesian is sin(beta) prod b^2 prod sin(theta): its determinant

@@ -267,6 +267,7 @@ def test_the_thermodynamics_table_averages_seeds_with_their_draws():
     assert thermodynamics_markdown(pd.DataFrame(rows[:1]), {}) == ""
 
 
+@pytest.mark.slow
 def test_quadrature_pmf_of_a_model_matches_its_simulated_pmf(tmp_path):
     """A double-well model (harmonic prior plus a random MLP) scored two ways: by
     quadrature of its energy, and by histograms of its Langevin simulation at a

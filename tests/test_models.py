@@ -109,6 +109,7 @@ def test_split_is_deterministic_and_disjoint():
         split_indices(100, 200, 0.1, seed=0)
 
 
+@pytest.mark.slow
 def test_force_matching_learns_double_well_pmf():
     """FM on exact separable data recovers A(x1) = x1^4/4 - 3x1^2 + x1 (quadrature check)."""
     kT = 3.0

@@ -49,6 +49,7 @@ TOPOLOGY = {
 }
 
 
+@pytest.mark.slow
 def test_bonded_prior_recovers_known_parameters():
     kT, rng = 2.5, np.random.default_rng(0)
 
@@ -70,6 +71,7 @@ def test_bonded_prior_recovers_known_parameters():
     assert prior["repulsion"]["sigma"][0] == pytest.approx(d04.min())
 
 
+@pytest.mark.slow
 def test_bonded_prior_energy_matches_its_terms():
     kT, rng = 2.5, np.random.default_rng(1)
     R = chain_samples(2000, rng, kT, (0.15, 4e4), (1.9, 300.0), lambda p: np.cos(p))
@@ -94,6 +96,7 @@ def test_bonded_prior_energy_matches_its_terms():
     assert float(energy(params, x)) == pytest.approx(float(expect), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_bonded_prior_works_across_a_periodic_boundary():
     """In a box the prior reads minimum-image geometry: chains wrapped into the box
     (split across its faces) fit the same parameters and have the same energies and
@@ -144,6 +147,7 @@ def schnet():
     return build_energy(desc), init_params(desc, jax.random.PRNGKey(0)), np.array(species)
 
 
+@pytest.mark.slow
 def test_schnet_invariances(schnet):
     energy, params, species = schnet
     R = np.random.default_rng(2).normal(0, 0.25, (10, 3))
@@ -163,6 +167,7 @@ def test_schnet_invariances(schnet):
     assert abs(float(energy(params, jnp.asarray(R[perm]))) - e0) > 1e-4
 
 
+@pytest.mark.slow
 def test_schnet_forces_are_minus_gradient(schnet):
     energy, params, _ = schnet
     jax.config.update("jax_enable_x64", True)
@@ -192,6 +197,7 @@ def test_schnet_energy_is_smooth_at_the_cutoff(schnet):
     assert float(energy(params, jnp.asarray(near))) == pytest.approx(e_far, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_narrow_dihedral_gets_a_harmonic_term():
     """A dihedral held near 180 degrees (a planar group) is fitted as a periodic
     harmonic well: k = kT / circular variance, phi0 = circular mean across +-pi."""
@@ -214,6 +220,7 @@ def test_narrow_dihedral_gets_a_harmonic_term():
     assert np.isfinite(e) and e < 50 * kT
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["Sparse", "OrderedSparse"])
 def test_neighbour_list_energy_equals_all_pairs_in_a_periodic_box(fmt):
     """64 beads in a 1.6 nm box: SchNet over a JAX MD neighbour list (cell list;
@@ -259,6 +266,7 @@ def test_neighbour_list_energy_equals_all_pairs_in_a_periodic_box(fmt):
     assert abs(float(e2(p2, pair)) - float(e2(p2, far))) > 1e-4
 
 
+@pytest.mark.slow
 def test_schnet_over_each_pair_once_equals_every_ordered_pair():
     """The default edge list (each pair once, messages both ways) gives the energy
     and forces of the explicit list of every ordered pair i != j."""
@@ -284,6 +292,7 @@ def test_schnet_over_each_pair_once_equals_every_ordered_pair():
     assert abs(float(energy(R, once)) - float(energy(R, None))) > 1e-4
 
 
+@pytest.mark.slow
 def test_chunked_energies_and_gradient_equal_one_vmap():
     """Energies and the weighted parameter gradient over frames in chunks (with a
     padded last chunk) equal those of one vmap over all frames."""

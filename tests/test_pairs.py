@@ -40,6 +40,7 @@ def model():
     return desc, build_energy(desc), init_params(desc, jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow
 def test_listed_energies_and_forces_equal_all_pairs_ones():
     """Every pair within the cutoff is listed once, i < j, padded with N; the listed
     energy and force (SchNet and the prior truncated at the same cutoff) equal the
@@ -68,6 +69,7 @@ def test_listed_energies_and_forces_equal_all_pairs_ones():
         assert float(jnp.abs(g_all).max()) > 1.0  # real forces
 
 
+@pytest.mark.slow
 def test_the_capacity_grows_for_denser_frames_and_old_lists_are_padded():
     """Listed first on dilute frames, a lister meets denser ones: it grows, lists them
     whole, and pads the old lists to the new capacity without changing them."""
@@ -88,6 +90,7 @@ def test_the_capacity_grows_for_denser_frames_and_old_lists_are_padded():
     assert np.all(np.asarray(grown[..., first:]) == N)
 
 
+@pytest.mark.slow
 def test_the_fm_loss_and_re_gradient_with_lists_equal_all_pairs_ones():
     desc, energy, params = model()
     X = liquid(16)
@@ -144,6 +147,7 @@ def test_re_with_lists_samples_in_the_box_and_resumes(tmp_path):
     assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(p_resumed))
 
 
+@pytest.mark.slow
 def test_the_truncated_pair_repulsion():
     """Fitted with a cutoff, each pair term and its force go to zero at the cutoff,
     match (s/r)^12 shifted by a linear term below it, and the energy from a JAX MD

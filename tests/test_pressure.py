@@ -125,6 +125,7 @@ def _cg_model(x, edge, network="schnet"):
     return desc, init_params(desc, jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow
 def test_the_cg_virial_of_a_pair_repulsion_is_minus_its_power_times_its_energy():
     """U = eps sum (sigma/r)^12 scales as s^-12: dU/ds = -12 U."""
     import jax.numpy as jnp
@@ -139,6 +140,7 @@ def test_the_cg_virial_of_a_pair_repulsion_is_minus_its_power_times_its_energy()
     assert float(box_scaling_derivative(desc)(params, R)) == pytest.approx(-12.0 * u, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_the_cg_virial_of_a_cluster_is_r_dot_grad_u():
     """Beads in a 1 nm cube inside a 3 nm box, cutoffs 0.5 nm: no pair sees an
     image, so scaling the box changes nothing but the positions, and dU/ds =
@@ -159,6 +161,7 @@ def test_the_cg_virial_of_a_cluster_is_r_dot_grad_u():
     assert got == pytest.approx(want, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_the_cg_virial_in_a_dense_box_matches_a_finite_difference():
     """A dense periodic box (pairs across the faces): the derivative through the
     box equals central differences of the energy of models built with a scaled box."""

@@ -134,6 +134,7 @@ def test_re_recovers_a_harmonic_spring_constant():
     assert all(h["n_eff_fraction"] >= s.neff_threshold - 1e-9 or h["resimulated"] for h in history)
 
 
+@pytest.mark.slow
 def test_re_resumes_from_its_checkpoint(tmp_path):
     s = RESettings(
         learning_rate=0.05,
@@ -166,6 +167,7 @@ def test_re_resumes_from_its_checkpoint(tmp_path):
     assert "other settings" in log.getvalue() and "resumed" not in log.getvalue()
 
 
+@pytest.mark.slow
 def test_re_can_keep_the_model_best_on_held_out_frames(tmp_path):
     """Held-out frames from a softer spring (k = 1, where RE starts) than the training
     frames (k = 4): their relative entropy only rises as RE moves towards k = 4, so
@@ -216,6 +218,7 @@ def test_re_settings_reject_bad_values():
         RESettings.from_dict({"n_update": 3})
 
 
+@pytest.mark.slow
 def test_re_tracks_ln_z_across_resimulations_by_bar():
     """For U = k x^2 / 2, ln Z(k) - ln Z(1) = -ln(k) / 2 exactly. RE's held-out
     relative entropy beta <U>_val + ln Z, after 40 updates with many re-simulations
@@ -249,6 +252,7 @@ def test_re_averages_its_parameters_when_asked():
         RESettings(ema_decay=1.0)
 
 
+@pytest.mark.slow
 def test_re_can_keep_the_model_whose_samples_are_closest_to_held_out_frames():
     """Held-out frames from k = 2, between RE's start (k = 1) and the training
     frames' k = 4: the squared MMD of the (reweighted) CG samples to them falls, then
@@ -268,6 +272,7 @@ def test_re_can_keep_the_model_whose_samples_are_closest_to_held_out_frames():
     assert k_best == pytest.approx(2.0, rel=0.2), k_best
 
 
+@pytest.mark.slow
 def test_re_stops_when_its_relative_entropy_estimate_runs_away():
     """With divergence_nats tiny, the first fall of the S_rel estimate (k moves from
     1 toward 4) stops the run as diverged; with 0 it never stops."""

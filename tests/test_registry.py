@@ -74,6 +74,7 @@ def _positions(system, cg_map, n=400, seed=0):
     return np.einsum("Ii,fid->fId", cg_map.coord_matrix, aa)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("system_type", sorted(SYSTEMS))
 def test_each_system_reports_the_metrics_it_declares(system_type):
     from cgflow.steps.evaluate import Reference, Scoring, score
@@ -137,6 +138,7 @@ def test_a_new_method_is_one_module_and_one_registry_line(repo, tmp_path, fm_sgd
     assert log[0].startswith("step,train_loss,val_loss") and len(log) == 11
 
 
+@pytest.mark.slow
 def test_a_new_system_is_one_module_and_one_registry_line(repo, tmp_path, monkeypatch):
     """tests/examples/harmonic_well.py plus its line in SYSTEMS runs the whole study by
     hand: the config is checked with its settings, the reference sampled exactly, FM

@@ -42,6 +42,7 @@ def gaussian_kl(mu, sigma, m, s):
     return math.log(s / sigma) + (sigma**2 + (mu - m) ** 2) / (2 * s**2) - 0.5
 
 
+@pytest.mark.slow
 def test_the_bound_equals_its_closed_form_and_its_gap_is_the_kl():
     gen, params = fixed_generator(1.0, 0.8)
     terms = rkl.bound_terms(gen, gaussian_energy, params, jax.random.PRNGKey(1), 200_000, 1.0)
@@ -56,6 +57,7 @@ def test_the_bound_equals_its_closed_form_and_its_gap_is_the_kl():
     assert float(log_z) == pytest.approx(LOG_Z, abs=1e-4) and float(ess) == pytest.approx(1000)
 
 
+@pytest.mark.slow
 def test_the_reparametrised_gradient_matches_finite_differences():
     """With the noise held fixed, L is a smooth function of the parameters: its
     gradient by reparametrisation (through the energy's forces) equals a central
@@ -87,6 +89,7 @@ def test_the_reparametrised_gradient_matches_finite_differences():
         assert float(analytic) == pytest.approx(float(fd), rel=1e-6, abs=1e-8)
 
 
+@pytest.mark.slow
 def test_training_recovers_a_gaussian_target():
     settings = rkl.RKLSettings(latent_dim=1, hidden=16, samples_per_step=256, steps=3000,
                                learning_rate=3e-3, log_every=500, init_scale=1.0)  # fmt: skip
@@ -103,6 +106,7 @@ def test_training_recovers_a_gaussian_target():
     assert history[-1]["ess_fraction"] > 0.9
 
 
+@pytest.mark.slow
 def test_the_double_well_bound_lies_above_minus_ln_z():
     """The exact ln Z of the coupled double well (kT 3, d = 1) matches the issue's
     5.7519, and a briefly trained generator's bound lies above -ln Z (the gap is a KL)."""
@@ -145,6 +149,7 @@ def test_the_double_well_gives_its_exact_ln_z_and_its_energy_in_jax(d, log_z):
                                rtol=1e-5, atol=1e-4)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_training_killed_after_a_checkpoint_resumes_to_the_same_generator(tmp_path):
     settings = rkl.RKLSettings(latent_dim=1, hidden=8, samples_per_step=32, steps=400,
                                log_every=50, init_scale=1.0)  # fmt: skip
@@ -159,6 +164,7 @@ def test_a_training_killed_after_a_checkpoint_resumes_to_the_same_generator(tmp_
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_train_generator_and_generate_write_what_evaluate_scores(tmp_path):
     """The DAG's two steps: a generator folder, then samples with latent variables and
     a status giving the gap to the exact ln Z; evaluate adds the CV scores."""

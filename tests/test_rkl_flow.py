@@ -24,6 +24,7 @@ def random_flow(dim=3, seed=0):
     return flow, jax.tree.unflatten(tree, leaves)
 
 
+@pytest.mark.slow
 def test_the_log_density_is_the_base_density_less_the_log_jacobian():
     """ln q(x) from the couplings' log-determinants equals the change of variables
     with the Jacobian computed by jax.jacfwd."""
@@ -50,6 +51,7 @@ def test_the_flow_starts_as_the_base_gaussian_and_odd_layers_are_refused():
         rkl_flow.FlowSettings(n_layers=3)
 
 
+@pytest.mark.slow
 def test_a_trained_flow_recovers_a_correlated_gaussian_and_its_ln_z():
     """Target N(m, C) with correlation 0.9 (which a diagonal decoder cannot hold):
     the bound's gap (the reverse KL) falls below 0.01 nats, and the samples' mean
@@ -87,6 +89,7 @@ def test_a_trained_flow_recovers_a_correlated_gaussian_and_its_ln_z():
     assert history[-1]["energy_evaluations"] == 3000 * 256
 
 
+@pytest.mark.slow
 def test_a_flow_proposes_alanine_dipeptide_in_internal_coordinates(tmp_path):
     """The DAG's steps on alanine in vacuum: the flow works in the molecule's 60
     internal coordinates, and its samples come out as whole molecules (bonded heavy

@@ -2,6 +2,8 @@
 
 import io
 
+import pytest
+
 from cgflow.runtime import gpu_allocated, jax_device_info, warn_if_gpu_unused
 
 SLURM_VARS = ("SLURM_JOB_ID", "SLURM_GPUS", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS")
@@ -146,6 +148,7 @@ def test_sampler_compiler_options_change_how_a_force_sized_dot_compiles():
     assert "ynn" not in tuned.as_text()
 
 
+@pytest.mark.slow
 def test_every_product_of_a_schnet_force_is_full_float32_unless_the_user_chooses():
     """JAX's default would let a GPU multiply float32 in TF32; the steps ask for full
     float32, and the SchNet energy and force programs carry it to every dot."""

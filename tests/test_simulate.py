@@ -72,6 +72,7 @@ def test_brownian_integrator_has_euler_maruyama_variance():
     assert abs(var / expected - 1) < 0.02
 
 
+@pytest.mark.slow
 def test_masses_set_the_dynamics():
     """Same positions, mass-dependent dynamics: for an underdamped harmonic well the
     position autocorrelation at lag tau is
@@ -155,6 +156,7 @@ def test_molecular_blow_ups_are_recorded(energy, start, watch, reason):
     assert status["failure"]["reason"].startswith(reason)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("thermostat, friction", [("langevin", 1.0), ("nose_hoover", 2.0)])
 def test_thermostats_hold_the_temperature(thermostat, friction):
     """Equipartition in configuration space, <sum_i r_i . grad_i U> = N dim kT, for
@@ -219,6 +221,7 @@ def lattice_liquid(n_side=3, spacing=0.7):
     return build_energy(desc), init_params(desc, jax.random.PRNGKey(0)), R, box
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("thermostat", ["langevin", "nose_hoover"])
 def test_periodic_neighbour_lists_match_all_pairs_and_grow(thermostat):
     """Replicas in a periodic box over neighbour lists follow the same trajectory as
@@ -254,6 +257,7 @@ def test_periodic_neighbour_lists_match_all_pairs_and_grow(thermostat):
     assert np.abs(d).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_neighbour_lists_grow_by_about_half_per_overflow():
     """JAX MD counts a sparse list's extra capacity per bead: growing by half the
     capacity must add capacity / 2 pairs, not beads x capacity / 2 (which made a
@@ -270,6 +274,7 @@ def test_neighbour_lists_grow_by_about_half_per_overflow():
     assert nb.status["reallocations"] == 1
 
 
+@pytest.mark.slow
 def test_periodic_box_samples_an_external_cosine_potential():
     """Beads in U = A sum cos(2 pi x / L) in a periodic box: <cos(2 pi x / L)> =
     -I1(beta A) / I0(beta A) exactly; positions stay wrapped in [0, L)."""
@@ -321,6 +326,7 @@ def test_periodic_models_take_no_free_space_prior():
         CGSystem(harmonic, {"k": 1.0}, [1.0], 1.0, cutoff=0.5)
 
 
+@pytest.mark.slow
 def test_killed_simulation_resumes_from_its_checkpoint(tmp_path):
     """A run stopped after 2 of 5 chunks and restarted continues from its checkpoint
     and gives the uninterrupted trajectory; other settings start afresh."""
@@ -350,6 +356,7 @@ def test_killed_simulation_resumes_from_its_checkpoint(tmp_path):
     assert "other settings; starting afresh" in log.getvalue()
 
 
+@pytest.mark.slow
 def test_replicas_split_over_cpu_devices_give_the_same_frames(tmp_path):
     """With two CPU devices (CGFLOW_CPU_DEVICES=2) the sampler runs half the replicas
     on each, here a periodic box over neighbour lists: the frames are those of one

@@ -30,6 +30,7 @@ def table_errors(n_points):
     return float(value_err), float(jnp.max(jnp.abs(slope - exact)))
 
 
+@pytest.mark.slow
 def test_a_table_gives_the_function_and_its_derivative():
     """At 513 points the lookup is within float32 rounding of the function (values
     about 1, slopes up to about 20), and so is its derivative (interpolated from f'
@@ -42,6 +43,7 @@ def test_a_table_gives_the_function_and_its_derivative():
     assert coarse[0] > 1e-6 and coarse[1] > 2e-5
 
 
+@pytest.mark.slow
 def test_a_table_is_zero_with_zero_slope_beyond_its_cutoff():
     table = tabulate(smooth, CUTOFF, 257)
     d = jnp.array([CUTOFF, 0.6, 3.0])
@@ -50,6 +52,7 @@ def test_a_table_is_zero_with_zero_slope_beyond_its_cutoff():
     np.testing.assert_array_equal(grads, 0.0)
 
 
+@pytest.mark.slow
 def test_a_lookup_is_differentiable_in_its_table():
     """The lookup is linear in the table: its derivative along a change of the table
     is the lookup of that change (the jvp rule's second branch)."""
@@ -87,6 +90,7 @@ def forces(energy, params, R, **kw):
     return jax.vmap(jax.grad(lambda r: energy(params, r, **kw)))(R)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [False, True])
 def test_the_sampling_form_of_a_schnet_gives_its_energies_and_forces(temperature):
     """Ten beads (alanine dipeptide's heavy atoms) in 32 spread-out configurations:
@@ -109,6 +113,7 @@ def test_the_sampling_form_of_a_schnet_gives_its_energies_and_forces(temperature
     np.testing.assert_allclose(e_tab, e_net, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_sampling_form_with_neighbour_lists_in_a_box():
     """A periodic SchNet over each-pair-once neighbour lists (the water form): the
     tabulated model's forces are the network's over the same lists."""
@@ -143,6 +148,7 @@ def test_filter_tables_can_be_turned_off_and_other_models_are_themselves():
     assert sampling_form(mlp_energy).energy_fn is mlp_energy
 
 
+@pytest.mark.slow
 def test_replicas_run_alike_with_and_without_filter_tables(monkeypatch):
     """The CG runner uses the tabulated form: 8 replicas of a SchNet, 200 BAOAB steps
     from the same start and noise, end within 1e-4 nm of the network's run (the

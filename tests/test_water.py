@@ -30,6 +30,7 @@ def test_the_box_holds_its_density_and_the_lattice_its_molecules():
         Water(n_molecules=64, cutoff_nm=0.9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "mapping"), [("spce", "com"), ("spce", "oxygen"), ("tip4pew", "com")]
 )
@@ -72,6 +73,7 @@ def test_the_summed_force_map_is_minus_the_gradient_along_a_rigid_translation(mo
         assert abs(oxygen_only - derivative) > 1.0  # a wrong map fails by far
 
 
+@pytest.mark.slow
 def test_a_short_reference_run_is_liquid_water(tmp_path):
     """64 TIP3P molecules, 2 ps at 300 K: kinetic temperature near 300 K, potential
     energy near TIP3P's -41 kJ/mol per molecule, and the CG g(r) peaking at the
@@ -149,6 +151,7 @@ def test_cgflows_rdf_equals_mdtrajs_on_a_cg_trajectory_read_back(tmp_path):
     np.testing.assert_allclose(g, direct, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_adf_of_independent_neighbours_is_half_the_sine():
     """For an ideal gas the directions to two neighbours are independent and
     uniform, so the angle between them has density sin(theta) / 2."""
@@ -185,6 +188,7 @@ def test_the_pair_repulsion_prior_in_a_box():
         assert float(energy(jnp.asarray(moved))) == pytest.approx(direct, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_evaluate_scores_a_liquid_on_its_structure(tmp_path):
     """The evaluate step on water: one half of a short reference run scored against
     the other gives small, finite rdf/adf errors with CIs that hold them; the same
@@ -261,6 +265,7 @@ def test_a_water_config_is_checked_for_what_works_in_a_box():
     assert "water.evaluation.r_max_nm: 0.7 must be below half the box edge (0.621 nm)" in text
 
 
+@pytest.mark.slow
 def test_the_periodic_model_is_invariant_under_translation_and_wrapping():
     """SchNet + pair_repulsion in the box, as a water model is built: the same
     energy after every bead moves by one vector and after one bead is wrapped

@@ -56,6 +56,7 @@ def workdir(repo, tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config",
     [
@@ -71,6 +72,7 @@ def test_dry_run(workdir, config):
     snakemake(workdir, "-n", "--quiet", "--configfile", config)
 
 
+@pytest.mark.slow
 def test_the_local_profile_gives_cg_simulation_two_cores(workdir):
     """A run under the profile plans each CG simulation with two threads and every
     other job with one. Snakemake ignores a ``set-threads`` name that matches no rule,
@@ -86,12 +88,14 @@ def test_the_local_profile_gives_cg_simulation_two_cores(workdir):
     assert all(n == (2 if rule == "simulate_cg" else 1) for rule, n in threads), threads
 
 
+@pytest.mark.slow
 def test_lint(workdir):
     """Snakemake's linter reads the rules, which are the same under every config."""
     lint = snakemake(workdir, "--lint")
     assert "Congratulations" in lint.stdout + lint.stderr
 
 
+@pytest.mark.slow
 def test_a_system_can_have_its_own_seeds(workdir):
     """``seeds`` in a system's entry replaces the study's for that system only."""
     config = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
@@ -105,6 +109,7 @@ def test_a_system_can_have_its_own_seeds(workdir):
     assert "double_well_coupled/x1/T3/fm/n1000_s3/" not in out
 
 
+@pytest.mark.slow
 def test_a_claimed_system_runs_only_what_its_claims_compare(workdir):
     """claims.yaml's alanine entry (``runs: claimed``): FM and RE at n 400 (2 fs) and
     n 4000 (2 and 4 fs), FM->RE at n 4000 (2 fs); no model at another cell."""
@@ -120,6 +125,7 @@ def test_a_claimed_system_runs_only_what_its_claims_compare(workdir):
     assert "results/dw_data_d25/x1/T3/fm/n1000_s0/dt0.05/metrics.json" in out
 
 
+@pytest.mark.slow
 def test_a_reference_of_several_runs_is_sampled_in_parallel_jobs_and_pooled(workdir):
     """reference.n_runs 4 (test_reference.n_runs 2): a job per run, and the
     reference's job pools them in run order."""
@@ -141,6 +147,7 @@ def test_a_reference_of_several_runs_is_sampled_in_parallel_jobs_and_pooled(work
     assert re.search(r"--part train\s+--out results/double_well/reference/T3/aa\.npz", out)
 
 
+@pytest.mark.slow
 def test_a_data_free_training_does_not_read_the_reference_block(workdir):
     """A generator's training gets settings without the reference block, so that
     sampling the reference differently does not retrain it; a training on data gets
@@ -155,6 +162,7 @@ def test_a_data_free_training_does_not_read_the_reference_block(workdir):
     assert all("reference" in t["entry"] for t in trained)
 
 
+@pytest.mark.slow
 def test_configfile_replaces_the_default_config(workdir):
     """--configfile must not be merged into config/config.yaml (Snakemake's default)."""
     plan = snakemake(workdir, "-n", "--configfile", "config/paper_alanine_dipeptide.yaml")
@@ -162,6 +170,7 @@ def test_configfile_replaces_the_default_config(workdir):
     assert "alanine_dipeptide" in out and "double_well" not in out
 
 
+@pytest.mark.slow
 def test_bad_config_stops_before_any_job(workdir):
     cfg = (
         (workdir / "config" / "smoke.yaml")
@@ -176,6 +185,7 @@ def test_bad_config_stops_before_any_job(workdir):
     assert not (workdir / "results").exists()
 
 
+@pytest.mark.slow
 def test_duplicate_key_stops_the_workflow(workdir):
     text = (workdir / "config" / "smoke.yaml").read_text()
     (workdir / "config" / "dup.yaml").write_text(
