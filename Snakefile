@@ -24,6 +24,7 @@ include: "workflow/rules/evaluate.smk"
 localrules:
     all,
     claims_config,
+    publish,
 
 
 rule all:

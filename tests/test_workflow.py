@@ -318,6 +318,7 @@ def test_smoke_study_end_to_end(workdir):
         "simulate_cg": 6,  # those models, and double_well's 2 methods x 2 n_train at dt 0.1
         "evaluate": 6,
         "aggregate": 1,
+        "publish": 1,
         "all": 1,
     }
     # A new (held-out) temperature adds its own jobs only: its reference, FM there,
@@ -337,6 +338,7 @@ def test_smoke_study_end_to_end(workdir):
         "simulate_cg": 3,  # fm, em and fm_nearest (fm of kT 4) at kT 5
         "evaluate": 3,
         "aggregate": 1,
+        "publish": 1,
         "all": 1,
     }
     # A changed claim rewrites the claims file and reruns the aggregate only, whose
@@ -346,9 +348,21 @@ def test_smoke_study_end_to_end(workdir):
     (workdir / "config" / "renamed.yaml").write_text(yaml.safe_dump(cfg))
     plan = snakemake(workdir, "-n", "-p", "--configfile", "config/renamed.yaml")
     out = plan.stdout + plan.stderr
-    assert planned_jobs(out) == {"claims_config": 1, "aggregate": 1, "all": 1}
+    assert planned_jobs(out) == {"claims_config": 1, "aggregate": 1, "publish": 1, "all": 1}
     (command,) = [line for line in out.splitlines() if "cgflow aggregate" in line]
     assert "--claims-file results/claims_config.json" in command and "quux" not in command
+    # A failed aggregate keeps the last deliverables: one run's metrics.json cut short
+    # fails the aggregate, naming the file, and every table and figure is still there.
+    results = workdir / "results"
+    deliverables = ("summary.csv", "claims.md", "benchmark.md", "figures/claims.png")
+    kept = {results / name: (results / name).read_bytes() for name in deliverables}
+    broken = results / "double_well/x1/T3/fm/n200_s0/dt0.01/metrics.json"
+    text = broken.read_text()
+    broken.write_text(text[: len(text) // 2])
+    failed = snakemake(workdir, "--cores", "2", "--configfile", "config/smoke.yaml", check=False)
+    assert failed.returncode != 0
+    assert "n200_s0/dt0.01/metrics.json" in (results.parent / "logs/aggregate.log").read_text()
+    assert all(p.read_bytes() == content for p, content in kept.items())
 
 
 def planned_jobs(text: str) -> dict:

@@ -2,6 +2,7 @@ import functools
 import itertools
 import json
 import os
+import shutil
 
 from cgflow import methods
 from cgflow.analysis.names import figure_name
@@ -273,6 +274,33 @@ def all_metrics():
         for dt in scored_dts(run):
             files.append(f"results/{RUN_DT}/metrics.json".format(dt=fmt(dt), **run))
     return files
+
+
+STAGED = "results/aggregate"
+"""Where the aggregate job writes the deliverables before publish copies them."""
+DELIVERABLES = (
+    "summary.csv",
+    "benchmark.csv",
+    "benchmark.md",
+    "differences.csv",
+    "claims.md",
+    "claims.csv",
+)
+"""The study's tables, in results/ (and its figures, results/figures/)."""
+
+
+def staged(paths):
+    """Deliverables' paths under results/ as the aggregate job writes them."""
+    return [f"{STAGED}/{path.removeprefix('results/')}" for path in paths]
+
+
+def publish(sources, targets, log):
+    """Rule publish: copy each staged deliverable to its place in results/."""
+    for source, target in zip(sources, targets, strict=True):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(source, target)
+    with open(log, "w") as fh:
+        fh.write(f"publish: {len(targets)} files from {STAGED} to results/\n")
 
 
 def figures():

@@ -67,22 +67,17 @@ rule claims_config:
         write_claims(params.claims, output[0], log[0])
 
 
+# aggregate writes every deliverable into its own folder (results/aggregate/), and
+# publish copies them into results/ once all exist. Snakemake removes a job's outputs
+# before it runs: were results/ aggregate's output, a failed aggregate would leave the
+# study without its last summary, tables and figures.
 rule aggregate:
     input:
         metrics=all_metrics(),
         claims="results/claims_config.json",
     output:
-        summary="results/summary.csv",
-        benchmark="results/benchmark.csv",
-        benchmark_table="results/benchmark.md",
-        differences="results/differences.csv",
-        claims="results/claims.md",
-        claims_table="results/claims.csv",
-        figures=report(
-            figures(),
-            caption="../report/figures.rst",
-            category="Benchmark",
-        ),
+        **{name.replace(".", "_"): f"{STAGED}/{name}" for name in DELIVERABLES},
+        figures=staged(figures()),
     log:
         "logs/aggregate.log",
     conda:
@@ -95,7 +90,28 @@ rule aggregate:
         min_basin_samples=config["min_basin_samples"],
         min_crossing=config["min_replicas_crossing"],
     shell:
-        "cgflow aggregate --out {output.summary} --figures results/figures"
+        "cgflow aggregate --out {output.summary_csv} --figures results/aggregate/figures"
         " --claims-file {input.claims} --min-seeds {params.min_seeds}"
         " --min-basin-samples {params.min_basin_samples}"
         " --min-replicas-crossing {params.min_crossing} {input.metrics} 2> {log}"
+
+
+rule publish:
+    input:
+        files=[f"{STAGED}/{name}" for name in DELIVERABLES],
+        figures=staged(figures()),
+    output:
+        files=[f"results/{name}" for name in DELIVERABLES],
+        figures=report(
+            figures(),
+            caption="../report/figures.rst",
+            category="Benchmark",
+        ),
+    log:
+        "logs/publish.log",
+    run:
+        publish(
+            list(input.files) + list(input.figures),
+            list(output.files) + list(output.figures),
+            log[0],
+        )
