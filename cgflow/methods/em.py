@@ -227,7 +227,7 @@ def em_data(problem: Problem) -> EMData:
     return EMData(tr, va, temperatures, sigma_f2, sigma_u2)
 
 
-def em_trainer(problem: Problem, settings: EMSettings, opt) -> Trainer:
+def em_trainer(problem: Problem, settings: EMSettings, opt, data: EMData | None = None) -> Trainer:
     """Energy matching as init/step over FMState (parameters, optimiser state).
 
     Args:
@@ -237,8 +237,9 @@ def em_trainer(problem: Problem, settings: EMSettings, opt) -> Trainer:
       settings: ``batch_size`` (frames per step, split evenly over the temperatures)
         and the terms' weights.
       opt: an Optax GradientTransformation.
+      data: ``em_data(problem)`` where the caller has it already.
     """
-    data, s = em_data(problem), settings
+    data, s = data if data is not None else em_data(problem), settings
     train, val, batch_size = data.train, data.val, s.batch_size
     weights = (s.force_weight, s.energy_weight, s.variance_weight)
     group = np.asarray(train.group)
@@ -280,7 +281,7 @@ def train(problem: Problem, settings: EMSettings, key) -> Trained:
     p, s = problem, settings
     data = em_data(p)
     tr, va, temperatures = data.train, data.val, data.temperatures
-    trainer = em_trainer(p, s, optimizer(s))
+    trainer = em_trainer(p, s, optimizer(s), data)
     schedule = validated_schedule(s, "em")
     fp = fingerprint(s.to_dict(), [list(np.shape(a)) for a in (*tr, *va)], p.inputs)
     params, history = fit(trainer, p.params, key, schedule, p.checkpoint, fp, p.log)

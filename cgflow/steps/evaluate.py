@@ -185,9 +185,10 @@ def quadrature(system, cg_map, model_dir: str, target: ExactTarget, kT: float):
     if not np.all(np.isfinite(energy)):
         return {}, {}
     values, curves = score_quadrature(energy, grid, kT, target)
-    if is_temperature_aware(desc) and system.mean_energy_x1(grid, kT) is not None:
+    exact = system.mean_energy_x1(grid, kT) if is_temperature_aware(desc) else None
+    if exact is not None:
         weights = np.exp(-(profile.free_energy[::20] - profile.free_energy.min()) / kT)
-        values_e, curves_e = _mean_energy_error(desc, params, positions, grid, kT, system,
+        values_e, curves_e = _mean_energy_error(desc, params, positions, grid, kT, exact,
                                                 weights / weights.sum())  # fmt: skip
         values.update(values_e)
         curves.update(curves_e)
@@ -235,9 +236,9 @@ def thermodynamics(free_energy_fn, params, system, kT: float, offsets, h: float 
     }
 
 
-def _mean_energy_error(desc, params, positions, grid, kT, system, weights):
+def _mean_energy_error(desc, params, positions, grid, kT, exact, weights):
     """A temperature-aware model's conditional all-atom energy, d(beta A)/d beta,
-    against the exact <U | x> on ``grid``, both up to a constant (the offset c(beta)
+    against the exact <U | x> on ``grid`` (``exact``), both up to a constant (the offset c(beta)
     is not learned): the probability-weighted RMSE in kT after the weighted mean
     difference is removed (``quad_energy_wrmse_kT``), and both curves."""
     import jax
@@ -247,7 +248,7 @@ def _mean_energy_error(desc, params, positions, grid, kT, system, weights):
 
     d_beta_a = jax.jit(jax.vmap(beta_derivative(build_free_energy(desc)), (None, 0, None)))
     model = np.asarray(d_beta_a(params, positions, float(kT)), float)
-    exact = np.asarray(system.mean_energy_x1(grid, kT), float)
+    exact = np.asarray(exact, float)
     diff = model - exact
     offset = float(np.sum(weights * diff))
     error = float(np.sqrt(np.sum(weights * (diff - offset) ** 2)) / kT)

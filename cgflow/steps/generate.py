@@ -189,10 +189,19 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
     l_values = np.asarray(terms["l"], float)
     log_z_est, ess = (float(v) for v in g.module.log_z_and_ess(terms))
     cg_positions = apply_map(cg_map, np.asarray(g.space.to_cartesian(terms["x"]), float))[0]
-    status = _status(desc, l_values, log_z_est, ess, time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
     finite = bool(np.all(np.isfinite(cg_positions)) and np.all(np.isfinite(l_values)))
-    why = None if finite else "the generator produced non-finite coordinates"
-    status.update(stable=finite, reason=why, model=str(model_dir), device=device)
+    status = {
+        "stable": finite,
+        "reason": None if finite else "the generator produced non-finite coordinates",
+        "generator": True,
+        "n_samples": n_samples,
+        "wall_time_s": wall,
+        "steps_done": 0,
+        **_bound(desc, l_values, log_z_est, ess),
+        "model": str(model_dir),
+        "device": device,
+    }
     cv = system.cv(cg_map)(cg_positions)
     status.update(_basin_fractions(system, cv, l_values))
     arrays = {
@@ -237,31 +246,24 @@ def _load(study, model_dir) -> _Loaded:
     return _Loaded(module, gen, params, desc, system, space)
 
 
-def _status(desc, l_values: np.ndarray, log_z_est: float, ess: float, wall: float) -> dict:
+def _bound(desc, l_values: np.ndarray, log_z_est: float, ess: float) -> dict:
     """What a generator's draws measured: the bound L with its standard error, the
-    gap L + ln Z where ln Z is known, the ESS and the training's cost."""
+    ln Z estimate, the ESS, the training's cost, and the gap L + ln Z where ln Z is
+    known."""
     n = len(l_values)
     bound, bound_se = float(l_values.mean()), float(l_values.std(ddof=1) / np.sqrt(n))
-    status = {
-        "stable": True,
-        "reason": None,
-        "generator": True,
-        "n_samples": n,
-        "wall_time_s": wall,
-        "steps_done": 0,
+    out = {
         "bound": bound,
         "bound_se": bound_se,
         "log_z_estimate": log_z_est,
         "ess_fraction": ess / n,
         "energy_evaluations": desc.training["energy_evaluations"],
-        "model": None,
-        "device": None,
     }
     if "exact_log_z" in desc.training:
         gap = bound + desc.training["exact_log_z"]
-        status.update(exact_log_z=desc.training["exact_log_z"], gap=gap,
-                      gap_ci95=[gap - 1.96 * bound_se, gap + 1.96 * bound_se])  # fmt: skip
-    return status
+        out.update(exact_log_z=desc.training["exact_log_z"], gap=gap,
+                   gap_ci95=[gap - 1.96 * bound_se, gap + 1.96 * bound_se])  # fmt: skip
+    return out
 
 
 def _basin_fractions(system, cv: np.ndarray, l_values: np.ndarray) -> dict:
