@@ -353,7 +353,7 @@ def liquid(quick: bool) -> dict:
         "fm_frames_per_s": fm_fps,
         "sampling_steps_per_s_per_replica": per_replica,
         "sampling_ns_per_day_per_replica": per_replica * DT_PS * 86400 / 1000,
-        "neighbor_list": runner.neighbors.status,
+        "neighbor_list": runner.neighbors.stats(),
     }
 
 

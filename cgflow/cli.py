@@ -463,8 +463,8 @@ def _run_step(study, args) -> None:
                                   args.temperature, args.transfer)  # fmt: skip
         status = simulate_step(study, request)
         print(
-            f"simulate: stable={status['stable']} steps={status['steps_done']} "
-            f"wall={status['wall_time_s']:.1f}s",
+            f"simulate: stable={status.stable} steps={status.steps_done} "
+            f"wall={status.wall_time_s:.1f}s",
             file=sys.stderr,
         )
     elif args.step == "evaluate":

@@ -311,7 +311,7 @@ def test_a_periodic_data_set_gives_a_periodic_model(tmp_path):
     request = SimulateRequest(tmp_path / "model", tmp_path / "cg.npz", 0.01, tmp_path / "sim")
     status = simulate_step(study, request)
     samples, _ = load_dataset(tmp_path / "sim" / "samples.npz")
-    assert status["stable"] and samples["positions"].shape == (2 * 10, 8, 3)
+    assert status.stable and samples["positions"].shape == (2 * 10, 8, 3)
     assert np.all((samples["positions"] >= 0) & (samples["positions"] < L))
 
 
@@ -343,23 +343,23 @@ def test_replicas_are_added_in_rounds_until_the_ci_is_narrow_enough(repo, smoke,
         return status, samples, meta
 
     plain, plain_samples, _ = simulate("plain")
-    assert "rounds" not in plain
+    assert plain.rounds is None
     loose, loose_samples, _ = simulate("loose", target_halfwidth=10.0, max_replicas=32)
-    assert [r["replicas"] for r in loose["rounds"]] == [8]
+    assert [r.replicas for r in loose.rounds] == [8]
     np.testing.assert_array_equal(loose_samples["positions"], plain_samples["positions"])
-    first = loose["rounds"][0]["ci_halfwidth"]
+    first = loose.rounds[0].ci_halfwidth
     assert 0 < first < 10.0
     target = 0.8 * first  # about two rounds' worth (1 / sqrt(2) = 0.71)
     mid, mid_samples, meta = simulate("mid", target_halfwidth=target, max_replicas=64)
-    widths = [r["ci_halfwidth"] for r in mid["rounds"]]
+    widths = [r.ci_halfwidth for r in mid.rounds]
     assert widths[-1] <= target < min(widths[:-1]) and 2 <= len(widths) < 8
     assert widths[0] == pytest.approx(first)  # round 1 is the same in every run
     n = 8 * len(widths)
     assert meta["n_replicas"] == n and len(np.unique(mid_samples["replica"])) == n
     assert mid_samples["positions"].shape[0] == n * meta["n_saved_per_replica"]
     tight, _, meta = simulate("tight", target_halfwidth=1e-6, max_replicas=24)
-    assert [r["replicas"] for r in tight["rounds"]] == [8, 16, 24] and meta["n_replicas"] == 24
-    assert tight["stable"] and tight["n_frames_saved"] == plain["n_frames_saved"]
+    assert [r.replicas for r in tight.rounds] == [8, 16, 24] and meta["n_replicas"] == 24
+    assert tight.stable and tight.n_frames_saved == plain.n_frames_saved
     assert not list(t.rglob("*.ckpt*"))
 
 

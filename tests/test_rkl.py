@@ -189,9 +189,9 @@ def test_train_generator_and_generate_write_what_evaluate_scores(tmp_path):
     assert desc.training["exact_log_z"] == pytest.approx(5.7519, abs=1e-4)
     assert (tmp_path / "model" / "train_log.png").is_file()
     status = generate_step(study, tmp_path / "model", None, tmp_path / "dt0")
-    assert status["n_samples"] == 400 * 10  # as many as a simulation saves
-    assert status["stable"] and status["gap"] > -3 * status["bound_se"]  # a KL: >= 0
-    assert sum(status["basin_fractions"].values()) == pytest.approx(1.0)
+    assert status.n_samples == 400 * 10  # as many as a simulation saves
+    assert status.stable and status.gap > -3 * status.bound_se  # a KL: >= 0
+    assert sum(status.basin_fractions.values()) == pytest.approx(1.0)
     assert (tmp_path / "dt0" / "latent.png").stat().st_size > 5_000  # z against x1
     stiffer = dict(config, systems={"dw": {**config["systems"]["dw"],
                                            "potential": {"c": 2.0, "d": 25.0}}})  # fmt: skip
@@ -204,8 +204,8 @@ def test_train_generator_and_generate_write_what_evaluate_scores(tmp_path):
                             str(tmp_path / "dt0" / "metrics.json"),
                             str(tmp_path / "dt0" / "status.json"))  # fmt: skip
     assert 0 <= metrics["latent_corr_x1"] <= 1 and metrics["latent_mi_x1"] >= 0
-    assert metrics["bound_gap"] == pytest.approx(status["gap"])
-    assert metrics["ess_fraction"] == pytest.approx(status["ess_fraction"])
+    assert metrics["bound_gap"] == pytest.approx(status.gap)
+    assert metrics["ess_fraction"] == pytest.approx(status.ess_fraction)
     assert "replicas_crossing" not in metrics  # independent draws, not chains
     assert np.isfinite(metrics["pmf_wrmse_kT"])
 

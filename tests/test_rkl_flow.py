@@ -112,8 +112,8 @@ def test_a_flow_proposes_alanine_dipeptide_in_internal_coordinates(tmp_path):
     desc = train_generator(study, "rkl_flow", 300.0, "heavy_atoms", 0, tmp_path / "model")
     assert desc.generator["data_dim"] == 60  # 3 x 22 - 6
     status = generate_step(study, tmp_path / "model", None, tmp_path / "dt0")
-    assert status["stable"] and status["n_samples"] == 200
-    assert sum(status["basin_fractions"].values()) == pytest.approx(1.0)
+    assert status.stable and status.n_samples == 200
+    assert sum(status.basin_fractions.values()) == pytest.approx(1.0)
     samples = np.load(tmp_path / "dt0" / "samples.npz")
     cg = samples["positions"]
     assert cg.shape == (200, 10, 3) and np.all(np.isfinite(samples["log_weight"]))

@@ -44,7 +44,7 @@ def test_harmonic_oscillator_samples_boltzmann_variance():
         chunk_steps=5000,
     )
     frames, status = run(harmonic, {"k": k}, s, kT, mass)
-    assert status["stable"] and status["steps_done"] == 20_500
+    assert status.stable and status.steps_done == 20_500
     assert frames.shape == (4000, 128, 1, 1)
     per_replica = frames[..., 0, 0].var(axis=0)
     var, sem = per_replica.mean(), per_replica.std() / np.sqrt(128)
@@ -64,7 +64,7 @@ def test_brownian_integrator_has_euler_maruyama_variance():
     s = SimSettings(dt=dt, thermostat="brownian", friction=gamma, n_steps=20_000,
                     equilibration_steps=100, save_every=5, n_replicas=128)  # fmt: skip
     frames, status = run(harmonic, {"k": k}, s, kT, mass)
-    assert status["stable"] and frames.shape == (4000, 128, 1, 1)
+    assert status.stable and frames.shape == (4000, 128, 1, 1)
     per_replica = frames[..., 0, 0].var(axis=0)
     var, sem = per_replica.mean(), per_replica.std() / np.sqrt(128)
     expected = (kT / k) / (1 - h / 2)
@@ -101,9 +101,9 @@ def test_blow_up_is_recorded_not_raised():
         dt=0.05, n_steps=4000, save_every=10, n_replicas=4, chunk_steps=200, max_position=50.0
     )
     frames, status = run(unbounded, {}, s, kT=1.0)
-    assert status["stable"] is False
-    assert status["failure"]["step"] < 4000
-    assert status["steps_done"] < 4000
+    assert status.stable is False
+    assert status.failure.step < 4000
+    assert status.steps_done < 4000
     assert np.all(np.isfinite(frames))  # only chunks that passed the check are kept
 
 
@@ -113,7 +113,7 @@ def test_nan_energy_is_detected():
 
     s = SimSettings(dt=0.1, n_steps=4000, save_every=10, n_replicas=4, chunk_steps=500)
     frames, status = run(nan_beyond, {}, s, kT=5.0)
-    assert status["stable"] is False and status["failure"]["replicas"]
+    assert status.stable is False and status.failure.replicas
 
 
 def test_same_seed_same_trajectory():
@@ -152,8 +152,8 @@ def test_molecular_blow_ups_are_recorded(energy, start, watch, reason):
     R0 = jnp.tile(jnp.array([[0.0, 0, 0], [start, 0, 0]]), (4, 1, 1))
     system = CGSystem(energy, {}, [12.0, 12.0], 2.5, **watch)
     _, status = simulate_langevin(system, R0, *s, jax.random.PRNGKey(0), log=io.StringIO())
-    assert status["stable"] is False
-    assert status["failure"]["reason"].startswith(reason)
+    assert status.stable is False
+    assert status.failure.reason.startswith(reason)
 
 
 @pytest.mark.slow
@@ -181,7 +181,7 @@ def test_thermostats_hold_the_temperature(thermostat, friction):
     R0 = 0.3 * jax.random.normal(jax.random.PRNGKey(1), (16, 8, 3))
     system = CGSystem(energy, {}, jnp.ones(8), kT)
     frames, status = simulate_langevin(system, R0, *s, jax.random.PRNGKey(2), log=io.StringIO())
-    assert status["stable"]
+    assert status.stable
     grad = jax.vmap(jax.grad(energy, argnums=1), (None, 0))
     flat = jnp.asarray(frames.reshape(-1, 8, 3))
     virial = np.asarray(jnp.sum(flat * grad({}, flat), axis=(1, 2)))
@@ -244,9 +244,9 @@ def test_periodic_neighbour_lists_match_all_pairs_and_grow(thermostat):
     kw = dict(integrator=s[0], run=s[1], key=jax.random.PRNGKey(4), log=io.StringIO())
     f_nl, st_nl = simulate_langevin(replace(system, cutoff=0.5), R0, **kw)
     f_all, st_all = simulate_langevin(system, R0, **kw)
-    assert st_nl["stable"] and st_all["stable"]
-    assert st_nl["neighbor_list"]["reallocations"] >= 1
-    assert "neighbor_list" not in st_all
+    assert st_nl.stable and st_all.stable
+    assert st_nl.neighbor_list["reallocations"] >= 1
+    assert st_all.neighbor_list is None
     assert np.all((f_nl >= 0) & (f_nl < box[0]))  # wrapped into the box
     moved = np.abs(f_all[-1] - np.asarray(R0)).max()
     assert moved > 0.3  # beads met: pairs came within the cutoff
@@ -268,10 +268,10 @@ def test_neighbour_lists_grow_by_about_half_per_overflow():
     R = rng.uniform(0, 2.0, (2, 200, 3)).astype(np.float32)
     nb = Neighbors(np.full(3, 2.0), 0.5, 0.1)
     nb.allocate(R)
-    first = nb.status["capacity"]
+    first = nb.capacity
     nb.allocate(R, grow=True)
-    assert 1.3 * first < nb.status["capacity"] < 2.0 * first, (first, nb.status)
-    assert nb.status["reallocations"] == 1
+    assert 1.3 * first < nb.capacity < 2.0 * first, (first, nb.stats())
+    assert nb.reallocations == 1
 
 
 @pytest.mark.slow
@@ -297,7 +297,7 @@ def test_periodic_box_samples_an_external_cosine_potential():
     R0 = jax.random.uniform(jax.random.PRNGKey(0), (16, 8, 3)) * L
     system = CGSystem(energy, {}, jnp.ones(8), kT, box=[L, L, L])
     frames, status = simulate_langevin(system, R0, *s, jax.random.PRNGKey(1), log=io.StringIO())
-    assert status["stable"] and np.all((frames >= 0) & (frames < L))
+    assert status.stable and np.all((frames >= 0) & (frames < L))
     c = np.cos(2 * np.pi * frames[..., 0] / L).mean(axis=(0, 2))  # per replica
     exact = -i1(A / kT) / i0(A / kT)
     sem = c.std() / np.sqrt(c.size)
@@ -345,9 +345,9 @@ def test_killed_simulation_resumes_from_its_checkpoint(tmp_path):
 
     whole, st_whole = simulate_langevin(system, R0, *s, key, log=io.StringIO())
     _, st_part = sim(s, stop_after_chunks=2)
-    assert ck.exists() and st_part["steps_done"] == 440
+    assert ck.exists() and st_part.steps_done == 440
     resumed, st = sim(s)
-    assert st["resumed_at_step"] == 440 and st["steps_done"] == st_whole["steps_done"] == 1100
+    assert st.resumed_at_step == 440 and st.steps_done == st_whole.steps_done == 1100
     np.testing.assert_array_equal(resumed, whole)
     other = SimSettings(dt=0.04, n_steps=1000, equilibration_steps=100, save_every=10,
                         n_replicas=4, chunk_steps=220)  # fmt: skip
@@ -388,3 +388,92 @@ def test_replicas_split_over_cpu_devices_give_the_same_frames(tmp_path):
     assert whole.shape == (20, 4, 64, 3) and np.isfinite(whole).all()
     assert np.abs(whole[-1] - whole[0]).max() > 1e-3  # the beads moved
     np.testing.assert_array_equal(whole, split)
+
+
+# status.json files as cgflow wrote them before the status records: a CG run with
+# rounds, one of a model whose training diverged, and a generator's draws (each with
+# a key this version does not know).
+OLD_STATUSES = {
+    "rounds": {
+        "device": {"backend": "cpu", "device_kind": "cpu", "jax_version": "0.10.2",
+                   "n_devices": 1},
+        "equilibration_steps_done": 500, "failure": None,
+        "frame_order": "replica-major: frame = replica * n_saved + t", "kT": 3.0,
+        "model": "/tmp/model", "n_frames_saved": 80, "n_steps_requested": 2500,
+        "resumed_at_step": 0,
+        "rounds": [{"ci_halfwidth": 0.171, "replicas": 8}, {"ci_halfwidth": 0.149, "replicas": 16},
+                   {"ci_halfwidth": 0.115, "replicas": 24}],
+        "samples_write_id": "89c979e0dc56415baca1e64b461710df",
+        "settings": {"dt": 0.02, "friction": 1.0, "n_replicas": 8, "n_steps": 2000},
+        "stable": True, "steps_done": 7500, "steps_per_second": 24313.3,
+        "time_per_day_all_replicas": 840266455.5, "time_per_day_per_replica": 105033306.9,
+        "time_unit": "reduced", "wall_time_s": 0.308, "queue": "a later cgflow",
+    },
+    "unusable": {
+        "device": {"backend": "cpu", "device_kind": "cpu", "jax_version": "0.10.2",
+                   "n_devices": 1},
+        "model": "/tmp/re", "reason": "model unusable: re: the CG model blew up while sampling",
+        "samples_write_id": "85e3ff2a807344ea9d37f9e114675fa6", "stable": False,
+        "steps_done": 0, "wall_time_s": 0.0, "queue": "a later cgflow",
+    },
+    "generator": {
+        "basin_fractions": {"left": 1.0, "right": 0.0},
+        "basin_fractions_reweighted": {"left": 1.0, "right": 0.0},
+        "bound": -5.4627, "bound_se": 0.00655, "device": {"backend": "cpu"},
+        "energy_evaluations": 76800, "ess_fraction": 0.2528, "exact_log_z": 5.7519,
+        "gap": 0.2892, "gap_ci95": [0.2764, 0.3021], "generator": True,
+        "log_z_estimate": 5.5764, "model": "/tmp/model", "n_samples": 4000, "reason": None,
+        "samples_write_id": "a862c269eebd4dd190aab8784543b01d", "stable": True,
+        "steps_done": 0, "wall_time_s": 3.0878, "queue": "a later cgflow",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(OLD_STATUSES))
+def test_a_status_json_of_before_the_records_reads_and_writes_back_unchanged(kind):
+    """Each old status.json loads as its record (a generator's as GeneratorStatus),
+    keeps the key it does not know and writes back the same dict, but for the
+    ``failure: null`` every simulation's status now states."""
+    from cgflow.simulate.status import GeneratorStatus, SimulationStatus, read_status
+
+    old = OLD_STATUSES[kind]
+    status = read_status(old, f"{kind}/status.json")
+    assert isinstance(status, GeneratorStatus if kind == "generator" else SimulationStatus)
+    assert status.extra["queue"] == "a later cgflow"
+    back = status.to_json()
+    assert back == ({**old, "failure": None} if kind == "unusable" else old)
+    assert read_status(back).to_json() == back
+
+
+def test_a_status_json_is_refused_naming_what_it_lacks():
+    from cgflow.simulate.status import read_status
+
+    with pytest.raises(ValueError, match="x/status.json: not a status.json .*'stable'"):
+        read_status({"steps_done": 3}, "x/status.json")
+    draws = {k: v for k, v in OLD_STATUSES["generator"].items() if k != "bound"}
+    with pytest.raises(
+        ValueError, match=r"g/status.json: a generator's status without \['bound'\]"
+    ):
+        read_status(draws, "g/status.json")
+
+
+def test_the_status_says_why_a_run_is_unstable_and_what_a_generator_measured():
+    from cgflow.simulate.status import Failure, read_status
+
+    blew = read_status({"stable": False, "failure": {"step": 40, "replicas": [1, 3],
+                                                     "reason": "non-finite position"}})  # fmt: skip
+    assert blew.failure == Failure(40, (1, 3), "non-finite position")
+    assert blew.why_unstable == "non-finite position"
+    assert read_status(OLD_STATUSES["unusable"]).why_unstable.startswith("model unusable")
+    assert read_status({"stable": False}).why_unstable == "blew up"
+    assert read_status(OLD_STATUSES["rounds"]).why_unstable is None
+    metrics, cis = read_status(OLD_STATUSES["generator"]).metrics()
+    assert metrics == {
+        "ess_fraction": 0.2528,
+        "bound_gap": 0.2892,
+        "p_left": 1.0,
+        "p_right": 0.0,
+        "p_left_reweighted": 1.0,
+        "p_right_reweighted": 0.0,
+    }
+    assert cis == {"bound_gap": (0.2764, 0.3021)}

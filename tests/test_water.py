@@ -293,14 +293,15 @@ def test_the_periodic_model_is_invariant_under_translation_and_wrapping():
 def test_the_benchmark_gives_cg_and_all_atom_speeds(tmp_path):
     from cgflow.analysis.markdown import speed_markdown
     from cgflow.io import write_json
+    from cgflow.simulate.status import SimulationStatus
     from cgflow.steps.evaluate import sampling_speed
 
     write_json(tmp_path / "aa.json", {"ns_per_day": 49.8, "n_atoms_simulated": 768})
-    aa = sampling_speed({"stable": True}, {"source": str(tmp_path / "aa.npz")})
+    aa = sampling_speed(SimulationStatus(), {"source": str(tmp_path / "aa.npz")})
     assert aa == {"kind": "aa", "ns_per_day": 49.8, "n_atoms_simulated": 768}
-    status = {"stable": True, "ns_per_day_per_replica": 10.0, "ns_per_day_all_replicas": 40.0}
+    status = SimulationStatus(ns_per_day_per_replica=10.0, ns_per_day_all_replicas=40.0)
     cg = sampling_speed(status, {})
-    assert sampling_speed({"stable": True}, {}) == {}  # exact samples: nothing measured
+    assert sampling_speed(SimulationStatus(), {}) == {}  # exact samples: nothing measured
     run = {"system": "water", "mapping": "com", "temperature": 300.0, "method": "fm"}
     records = [{"run": {**run, "method": "reference", "dt": float("nan")}, "speed": aa}]
     records += [{"run": {**run, "dt": 0.004, "seed": s}, "speed": cg} for s in (0, 1)]

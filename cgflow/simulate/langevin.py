@@ -13,7 +13,6 @@ settings continues from there, and one with other settings starts afresh and say
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from cgflow import checkpoint as ckpt
 from cgflow.jaxmd import space
 from cgflow.simulate.replicas import Periodic, replica_runner
 from cgflow.simulate.settings import IntegratorSettings, RunSettings
+from cgflow.simulate.status import Failure, SimulationStatus, speed
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def simulate_langevin(
 
     Returns:
       (frames, status): frames of shape (n_saved, n_replicas, beads, dim) holding
-      production frames only; status is a JSON-ready dict (stable, steps done, wall
+      production frames only; status is a :class:`SimulationStatus` (stable, steps done, wall
       time, throughput, whether it resumed).
     """
     log = log if log is not None else sys.stderr
@@ -108,52 +108,49 @@ def simulate_langevin(
         integrator.to_dict(), s.to_dict(), float(m.kT), m.box, m.cutoff, m.bonds, m.contacts,
         ckpt.array_digest(m.params, R0, m.masses, key),
     )  # fmt: skip
-    status = {
-        "stable": True,
-        "failure": None,
-        "steps_done": 0,
-        "n_steps_requested": n_total * s.save_every,
-        "equilibration_steps_done": n_eq * s.save_every,
-        "settings": {**integrator.to_dict(), **s.to_dict()},
-        "kT": float(m.kT),
-        "resumed_at_step": 0,
-    }
-    reps, frames, done, wall0 = _resume(checkpoint, runner, reps, fp, status, s.save_every, log)
-    if runner.neighbors:
-        status["neighbor_list"] = runner.neighbors.status
+    fixed = {"n_steps_requested": n_total * s.save_every,
+             "equilibration_steps_done": n_eq * s.save_every,
+             "settings": {**integrator.to_dict(), **s.to_dict()}, "kT": float(m.kT)}  # fmt: skip
+    reps, frames, done, wall0 = _resume(checkpoint, runner, reps, fp, s.save_every, log)
+    resumed_at = done * s.save_every
     t0 = time.perf_counter() - wall0
-    chunks = 0
-    while done < n_total and status["stable"]:
+    chunks, failure = 0, None
+    while done < n_total and failure is None:
         n = min(chunk_saves, n_total - done)
         reps, buf = runner.record(reps, m.params, n)
         first = max(0, n_eq - done)  # frames of this chunk still in equilibration
         done += n
-        if _check(reps.state.position, healthy, done * s.save_every, status) and first < n:
+        failure = _check(reps.state.position, healthy, done * s.save_every)
+        if failure is None and first < n:
             frames.append(np.asarray(buf[first:n]))
         _progress(done * s.save_every, n_total * s.save_every, t0, log)
         chunks += 1
-        if checkpoint is not None and status["stable"] and done < n_total:
+        if checkpoint is not None and failure is None and done < n_total:
             kept = np.concatenate(frames) if frames else np.zeros((0, *R0.shape), np.float32)
             meta = {"fingerprint": fp, "done_frames": done, "wall_time_s": time.perf_counter() - t0}
             ckpt.save(checkpoint, reps, meta, {"frames": kept})
         if stop_after_chunks is not None and chunks >= stop_after_chunks:
             break
-    record_speed(status, done * s.save_every, time.perf_counter() - t0, integrator.dt, s.n_replicas)
-    status["n_frames_saved"] = int(sum(f.shape[0] for f in frames))
+    status = SimulationStatus(
+        stable=failure is None, failure=failure, resumed_at_step=resumed_at,
+        neighbor_list=runner.neighbors.stats() if runner.neighbors else None,
+        n_frames_saved=int(sum(f.shape[0] for f in frames)),
+        **speed(done * s.save_every, time.perf_counter() - t0, integrator.dt, s.n_replicas),
+        **fixed,
+    )  # fmt: skip
     shape = (0, s.n_replicas) + tuple(R0.shape[1:])
     return (np.concatenate(frames) if frames else np.zeros(shape, np.float32)), status
 
 
-def _resume(checkpoint, runner, reps, fp, status: dict, save_every: int, log):
+def _resume(checkpoint, runner, reps, fp, save_every: int, log):
     """``(replicas, frames, frames done, wall time so far)`` from ``checkpoint`` where it
-    holds a run with fingerprint ``fp`` (noted in ``status``), else the fresh start."""
+    holds a run with fingerprint ``fp``, else the fresh start."""
     loaded = ckpt.load(checkpoint, reps, fp, log, "simulate")
     if loaded is None:
         return reps, [], 0, 0.0
     reps, meta, arrays = loaded
     done = meta["done_frames"]
     frames = [arrays["frames"]] if arrays["frames"].shape[0] else []
-    status["resumed_at_step"] = done * save_every
     if runner.neighbors:  # lists are rebuilt from the positions
         reps = reps._replace(nbrs=runner.neighbors.allocate(reps.state.position))
     print(f"simulate: resumed from {checkpoint} at step {done * save_every}", file=log)
@@ -198,28 +195,13 @@ def health_check(run: RunSettings, bonds=None, contacts=None, box=None):
     return healthy
 
 
-def _check(positions, healthy, step, status) -> bool:
+def _check(positions, healthy, step) -> Failure | None:
+    """The blow-up at ``step``, if a replica fails a check (None when all are healthy)."""
     reasons = healthy(np.asarray(positions))
     bad = np.flatnonzero(reasons != None)  # noqa: E711 (object array)
     if bad.size == 0:
-        return True
-    status["stable"] = False
-    status["failure"] = {
-        "step": int(step),
-        "replicas": bad.tolist(),
-        "reason": str(reasons[bad[0]]),
-    }
-    return False
-
-
-def record_speed(status: dict, steps: int, wall: float, dt: float, n_replicas: int) -> None:
-    """Set ``status``'s steps, wall time and speeds: ``steps`` per replica in ``wall``
-    seconds, ``n_replicas`` replicas at once."""
-    status["steps_done"] = steps
-    status["wall_time_s"] = wall
-    status["steps_per_second"] = steps / wall if wall > 0 else math.nan
-    status["time_per_day_per_replica"] = status["steps_per_second"] * dt * 86400.0
-    status["time_per_day_all_replicas"] = status["time_per_day_per_replica"] * n_replicas
+        return None
+    return Failure(step=int(step), replicas=tuple(bad.tolist()), reason=str(reasons[bad[0]]))
 
 
 def _progress(done, total, t0, log):

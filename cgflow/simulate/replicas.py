@@ -67,7 +67,8 @@ class Neighbors:
         )
         self._displacement = jax.vmap(jax.vmap(displacement))
         self._half_skin_sq = (0.5 * float(skin)) ** 2
-        self.status = {"cutoff": float(cutoff), "skin": float(skin), "reallocations": 0}
+        self.cutoff, self.skin = float(cutoff), float(skin)
+        self.capacity, self.reallocations = 0, 0
         self._extra = 0
         self._one = None  # a list at the capacity in use
 
@@ -81,20 +82,25 @@ class Neighbors:
         so the extra is kept per bead: half the capacity spread over the beads."""
         R = jnp.asarray(R)
         if grow:
-            self.status["reallocations"] += 1
-            if self.status["reallocations"] > MAX_REALLOCATIONS:
+            self.reallocations += 1
+            if self.reallocations > MAX_REALLOCATIONS:
                 raise RuntimeError(
                     f"neighbour lists overflowed more than {MAX_REALLOCATIONS} times "
-                    f"(capacity {self.status['capacity']} pairs): the replicas are "
+                    f"(capacity {self.capacity} pairs): the replicas are "
                     "collapsing or blowing up"
                 )
-            per_bead = -(-self.status["capacity"] // (2 * R.shape[1]))
+            per_bead = -(-self.capacity // (2 * R.shape[1]))
             self._extra = max(2 * self._extra, per_bead, 1)
         lists = [self._fn.allocate(r, extra_capacity=self._extra) for r in R]
         largest = max(lists, key=lambda nb: nb.idx.shape[-1])
-        self.status["capacity"] = int(largest.idx.shape[-1])
+        self.capacity = int(largest.idx.shape[-1])
         self._one = largest
         return jax.vmap(largest.update)(R)
+
+    def stats(self) -> dict:
+        """The lists' cutoff, skin, capacity (pairs) and reallocations so far."""
+        return {"cutoff": self.cutoff, "skin": self.skin, "reallocations": self.reallocations,
+                "capacity": self.capacity}  # fmt: skip
 
     def moved_far(self, R, reference):
         """Whether a bead of any replica moved more than half the skin since its

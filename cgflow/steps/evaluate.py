@@ -21,6 +21,7 @@ from cgflow.analysis.fes import (
 )
 from cgflow.analysis.records import RUN_KEYS, MetricsRecord, RunId
 from cgflow.io import load_dataset, read_json, save_dataset, write_json
+from cgflow.simulate.status import GeneratorStatus, SimulationStatus, read_status
 from cgflow.systems import (
     cv_feature_values,
     evaluation_settings,
@@ -315,14 +316,14 @@ def _runs_of(data: dict) -> dict:
     return {"run": data["run"]} if "run" in data else {}
 
 
-def sampling_speed(status: dict, meta: dict) -> dict:
+def sampling_speed(status: SimulationStatus | GeneratorStatus, meta: dict) -> dict:
     """How fast the scored frames were made: a CG simulation's ns/day per replica and
     summed over replicas (its status), or for a reference data set the all-atom
     MD's ns/day (the metadata of the all-atom set it was mapped from). Empty where
     none was measured (exact samples, generators)."""
-    if "ns_per_day_all_replicas" in status:
-        return {"kind": "cg", "ns_per_day_per_replica": status["ns_per_day_per_replica"],
-                "ns_per_day_all_replicas": status["ns_per_day_all_replicas"]}  # fmt: skip
+    if not status.generator and status.ns_per_day_all_replicas is not None:
+        return {"kind": "cg", "ns_per_day_per_replica": status.ns_per_day_per_replica,
+                "ns_per_day_all_replicas": status.ns_per_day_all_replicas}  # fmt: skip
     source = meta.get("source") if isinstance(meta, dict) else None
     if source:
         from cgflow.io import meta_path
@@ -334,26 +335,6 @@ def sampling_speed(status: dict, meta: dict) -> dict:
                 return {"kind": "aa", "ns_per_day": aa["ns_per_day"],
                         "n_atoms_simulated": aa.get("n_atoms_simulated")}  # fmt: skip
     return {}
-
-
-def generator_metrics(status: dict) -> tuple[dict, dict]:
-    """What a generator's sampling measured (its status.json), as metrics: the
-    importance weights' effective sample size over the scored draws
-    (``ess_fraction``; low means the weights cannot repair the samples, but a high
-    one can hide a missing mode), the gap L + ln Z to the exact ln Z
-    (``bound_gap``, with its CI) and the basin occupancies, as drawn
-    (``p_<basin>``) and importance-reweighted (``p_<basin>_reweighted``). Empty
-    for simulations."""
-    if not (status.get("generator") and status["stable"]):
-        return {}, {}
-    metrics, cis = {"ess_fraction": status["ess_fraction"]}, {}
-    if "gap" in status:
-        metrics["bound_gap"] = status["gap"]
-        cis["bound_gap"] = tuple(status["gap_ci95"])
-    for suffix, block in (("", "basin_fractions"), ("_reweighted", "basin_fractions_reweighted")):
-        for basin, fraction in status.get(block, {}).items():
-            metrics[f"p_{basin}{suffix}"] = fraction
-    return metrics, cis
 
 
 def _latent(system, cg_map, samples: dict, run: RunId):
@@ -531,7 +512,7 @@ def evaluate_step(
     scoring = Scoring.of(study, run.mapping, meta["kT"])
     system = scoring.system
     target = scoring.exact_target() if scored_exactly(system) else None
-    if status["stable"] and samples["positions"].shape[0] > 0:
+    if status.stable and samples["positions"].shape[0] > 0:
         ref_data = None
         if target is None:
             if not reference_path:
@@ -541,9 +522,9 @@ def evaluate_step(
     else:
         nan = {k: math.nan for k in system.metric_names}
         scores = Scores(nan, {}, {}, {}, {}, {})
-    metrics = {"stable": float(bool(status["stable"])), **scores.metrics}
+    metrics = {"stable": float(status.stable), **scores.metrics}
     cis, curves = dict(scores.cis), dict(scores.curves)
-    generated, generated_cis = generator_metrics(status)
+    generated, generated_cis = status.metrics() if status.generator else ({}, {})
     metrics.update(generated)
     cis.update(generated_cis)
     if model_dir and target is not None:  # a 1-D model's own PMF by quadrature
@@ -559,7 +540,7 @@ def evaluate_step(
         metrics=metrics,
         ci95={k: list(v) for k, v in cis.items()},
         bootstrap=bootstrap,
-        unstable_reason=None if status["stable"] else status.get("reason", "blew up"),
+        unstable_reason=status.why_unstable,
         primary_metric=system.primary_metric,
         figure_kind=system.figure_kind,
         units=system.units,
@@ -572,13 +553,13 @@ def evaluate_step(
     return metrics
 
 
-def _status(status_path, samples_path, meta) -> dict:
+def _status(status_path, samples_path, meta) -> SimulationStatus | GeneratorStatus:
     """The simulation's status.json (stable without one), checked to belong to the
     samples."""
-    status = read_json(status_path) if status_path else {"stable": True}
-    if not isinstance(status, dict) or "stable" not in status:
-        raise ValueError(f"{status_path}: not a status.json of cgflow simulate (no 'stable')")
-    written = status.get("samples_write_id")
+    if not status_path:
+        return SimulationStatus()
+    status = read_status(read_json(status_path), str(status_path))
+    written = status.samples_write_id
     if written is not None and written != meta.get("write_id"):
         raise ValueError(
             f"{status_path} and {samples_path} come from different simulate runs (one "
@@ -588,7 +569,7 @@ def _status(status_path, samples_path, meta) -> dict:
 
 
 def _scored(scoring: Scoring, samples: dict, run: RunId, target, ref_data: dict | None,
-            model_dir, status: dict) -> Scores:  # fmt: skip
+            model_dir, status: SimulationStatus | GeneratorStatus) -> Scores:  # fmt: skip
     """A stable run's scores: the system's metrics, how often a CG simulation's
     replicas crossed between basins (not a generator's: its draws are independent, and
     its groups of draws are bootstrap groups, not chains), a generator's latent
@@ -598,7 +579,7 @@ def _scored(scoring: Scoring, samples: dict, run: RunId, target, ref_data: dict 
     reference = None if ref_data is None else Reference.of(ref_data)
     scores = score(scoring, samples, reference, rng, target)
     metrics, cis, draws = dict(scores.metrics), dict(scores.cis), dict(scores.draws)
-    if not status.get("generator"):
+    if not status.generator:
         metrics.update(_mixing(scores.groups))
     parts = []
     if "latent" in samples:

@@ -29,6 +29,7 @@ from cgflow.methods.data import KEY_SIMULATE, KEY_TRAIN
 from cgflow.models import GeneratorDescription
 from cgflow.runtime import jax_device_info
 from cgflow.simulate.settings import run_settings
+from cgflow.simulate.status import GeneratorStatus
 from cgflow.systems import get_map
 
 GROUPS = 200
@@ -158,7 +159,9 @@ class _Loaded(NamedTuple):
     space: GeneratorSpace
 
 
-def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, log=None) -> dict:
+def generate_step(
+    study, model_dir: str, n_samples: int | None, out_dir: str, log=None
+) -> GeneratorStatus:
     """Draw ``n_samples`` from a generator (None: as many as a CG simulation of the
     system saves frames, replicas times saved frames each, so that both are scored
     on samples of one size); write ``samples.npz`` (CG ``positions``,
@@ -191,19 +194,17 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
     cg_positions = apply_map(cg_map, np.asarray(g.space.to_cartesian(terms["x"]), float))[0]
     wall = time.perf_counter() - t0
     finite = bool(np.all(np.isfinite(cg_positions)) and np.all(np.isfinite(l_values)))
-    status = {
-        "stable": finite,
-        "reason": None if finite else "the generator produced non-finite coordinates",
-        "generator": True,
-        "n_samples": n_samples,
-        "wall_time_s": wall,
-        "steps_done": 0,
+    status = GeneratorStatus(
+        stable=finite,
+        reason=None if finite else "the generator produced non-finite coordinates",
+        n_samples=n_samples,
+        wall_time_s=wall,
         **_bound(desc, l_values, log_z_est, ess),
-        "model": str(model_dir),
-        "device": device,
-    }
+        model=str(model_dir),
+        device=device,
+    )
     cv = system.cv(cg_map)(cg_positions)
-    status.update(_basin_fractions(system, cv, l_values))
+    status = status.replace(**_basin_fractions(system, cv, l_values))
     arrays = {
         "positions": cg_positions.astype(np.float32),
         "latent": np.asarray(terms["z"], np.float32),
@@ -212,12 +213,14 @@ def generate_step(study, model_dir: str, n_samples: int | None, out_dir: str, lo
     }
     meta = {"kT": desc.kT, "units": desc.units, "generator": True,
             "n_replicas": GROUPS}  # fmt: skip
-    status["samples_write_id"] = save_dataset(Path(out_dir) / "samples.npz", arrays, meta)
+    status = status.replace(
+        samples_write_id=save_dataset(Path(out_dir) / "samples.npz", arrays, meta)
+    )
     plot_latent(arrays["latent"], cv, system.cv_names, Path(out_dir) / "latent.png",
                 f"{desc.method} kT={desc.kT:g}")  # fmt: skip
-    write_json(Path(out_dir) / "status.json", status)
-    print(f"generate: {n_samples} samples, bound {status['bound']:.4f} +- "
-          f"{status['bound_se']:.4f}, ESS {status['ess_fraction']:.3f}", file=log,
+    write_json(Path(out_dir) / "status.json", status.to_json())
+    print(f"generate: {n_samples} samples, bound {status.bound:.4f} +- "
+          f"{status.bound_se:.4f}, ESS {status.ess_fraction:.3f}", file=log,
           flush=True)  # fmt: skip
     return status
 
@@ -262,7 +265,7 @@ def _bound(desc, l_values: np.ndarray, log_z_est: float, ess: float) -> dict:
     if "exact_log_z" in desc.training:
         gap = bound + desc.training["exact_log_z"]
         out.update(exact_log_z=desc.training["exact_log_z"], gap=gap,
-                   gap_ci95=[gap - 1.96 * bound_se, gap + 1.96 * bound_se])  # fmt: skip
+                   gap_ci95=(gap - 1.96 * bound_se, gap + 1.96 * bound_se))  # fmt: skip
     return out
 
 

@@ -14,13 +14,14 @@ from cgflow.io import check_output_folder, load_dataset, save_dataset, write_jso
 from cgflow.methods.data import KEY_SIMULATE, split_indices
 from cgflow.models import ModelDescription, interaction_range, load_model
 from cgflow.runtime import check_memory, jax_device_info
-from cgflow.simulate.langevin import CGSystem, record_speed, simulate_langevin
+from cgflow.simulate.langevin import CGSystem, simulate_langevin
 from cgflow.simulate.settings import (
     integrator_settings,
     network_width,
     run_settings,
     sampling_memory,
 )
+from cgflow.simulate.status import Round, SimulationStatus, speed
 from cgflow.systems import get_map
 
 
@@ -51,7 +52,7 @@ class SimulateRequest:
     transfer: bool = False
 
 
-def simulate_step(study, request: SimulateRequest, log=None) -> dict:
+def simulate_step(study, request: SimulateRequest, log=None) -> SimulationStatus:
     """Simulate a trained model at time step ``request.dt``; write samples.npz and
     status.json.
 
@@ -75,8 +76,8 @@ def simulate_step(study, request: SimulateRequest, log=None) -> dict:
     plan = _plan(study, desc, r.data, r.dt, r.out_dir)
     frames, statuses = _rounds(study, plan, energy_fn, params, r.checkpoint, log)
     status = merged_status(statuses, plan.integrator.dt, plan.run.n_replicas)
-    status.update({"model": str(r.model), "device": device})
-    _write(study, plan, params, frames, status, r.out_dir, log)
+    status = _write(study, plan, params, frames, status.replace(model=str(r.model), device=device),
+                    r.out_dir, log)  # fmt: skip
     for k in range(plan.run.n_rounds):  # the results are written; the checkpoints are spent
         ckpt.discard(round_checkpoint(r.checkpoint, k))
     return status
@@ -156,32 +157,37 @@ def _rounds(study, plan: _Plan, energy_fn, params, checkpoint, log):
             checkpoint=round_checkpoint(checkpoint, r),
         )
         rounds.append(frames)
-        statuses.append(status)
-        if run.target_halfwidth is None or not status["stable"]:
+        if run.target_halfwidth is None or not status.stable:
+            statuses.append(status)
             break
-        status["ci_halfwidth"] = samples_halfwidth(study, desc, np.concatenate(rounds, 1),
-                                                   plan.data)  # fmt: skip
+        width = samples_halfwidth(study, desc, np.concatenate(rounds, 1), plan.data)
+        statuses.append(status.replace(ci_halfwidth=width))
         print(f"simulate: round {r + 1}, {(r + 1) * run.n_replicas} replicas: CG side of "
-              f"the CI half-width {status['ci_halfwidth']:.3g} (target "
-              f"{run.target_halfwidth:g})", file=log, flush=True)  # fmt: skip
-        if status["ci_halfwidth"] <= run.target_halfwidth:
+              f"the CI half-width {width:.3g} (target {run.target_halfwidth:g})", file=log,
+              flush=True)  # fmt: skip
+        if width <= run.target_halfwidth:
             break
     n_kept = min(f.shape[0] for f in rounds)  # a round that blew up saved fewer
     return np.concatenate([f[:n_kept] for f in rounds], axis=1), statuses
 
 
-def _write(study, plan: _Plan, params, frames: np.ndarray, status: dict, out_dir, log):
+def _write(study, plan: _Plan, params, frames: np.ndarray, status: SimulationStatus, out_dir,
+           log) -> SimulationStatus:  # fmt: skip
     """samples.npz (replica-major, with a periodic model's virial pressure), the
-    MDTraj trajectory of a system with a CG topology, and status.json."""
+    MDTraj trajectory of a system with a CG topology, and status.json (the status as
+    written)."""
     desc = plan.desc
     n_t, n_rep = frames.shape[:2]
     arrays = replica_major(frames)
     positions = arrays["positions"]
-    status.update({"time_unit": desc.units["time"],
-                   "frame_order": "replica-major: frame = replica * n_saved + t"})  # fmt: skip
+    status = status.replace(
+        time_unit=desc.units["time"], frame_order="replica-major: frame = replica * n_saved + t"
+    )
     if desc.units["time"] == "ps":
-        status["ns_per_day_per_replica"] = status["time_per_day_per_replica"] / 1000.0
-        status["ns_per_day_all_replicas"] = status["time_per_day_all_replicas"] / 1000.0
+        status = status.replace(
+            ns_per_day_per_replica=status.time_per_day_per_replica / 1000.0,
+            ns_per_day_all_replicas=status.time_per_day_all_replicas / 1000.0,
+        )
     if desc.box is not None and positions.shape[0]:
         from cgflow.simulate.pressure import model_pressure
 
@@ -190,12 +196,13 @@ def _write(study, plan: _Plan, params, frames: np.ndarray, status: dict, out_dir
     out_dir = Path(out_dir)
     meta = {"kT": desc.kT, "units": desc.units, "dt": plan.dt, "n_replicas": n_rep,
             "n_saved_per_replica": n_t}  # fmt: skip
-    status["samples_write_id"] = save_dataset(out_dir / "samples.npz", arrays, meta)
+    status = status.replace(samples_write_id=save_dataset(out_dir / "samples.npz", arrays, meta))
     system = study.build_system()
     if system.has_topology and positions.shape[0]:
         top = system.cg_topology(get_map(system, desc.mapping))
         write_trajectory(out_dir / "trajectory.h5", positions, top)
-    write_json(out_dir / "status.json", status)
+    write_json(out_dir / "status.json", status.to_json())
+    return status
 
 
 def round_checkpoint(checkpoint: str | None, r: int) -> str | None:
@@ -231,25 +238,23 @@ def samples_halfwidth(study, desc: ModelDescription, frames: np.ndarray, data: d
     return float((hi - lo) / 2)
 
 
-def merged_status(statuses: list[dict], dt: float, n_replicas: int) -> dict:
+def merged_status(statuses: list[SimulationStatus], dt: float,
+                  n_replicas: int) -> SimulationStatus:  # fmt: skip
     """One status of the rounds of a run: stable only if every round was; times
     summed; speeds of the replicas that ran at once (``n_replicas`` a round); each
     round's CI half-width under ``rounds``."""
-    if len(statuses) == 1 and "ci_halfwidth" not in statuses[0]:
+    if len(statuses) == 1 and statuses[0].ci_halfwidth is None:
         return statuses[0]  # one round, no target
-    status = dict(statuses[-1])
-    status["stable"] = all(s["stable"] for s in statuses)
-    status["failure"] = next((s["failure"] for s in statuses if s["failure"]), None)
-    status["resumed_at_step"] = statuses[0]["resumed_at_step"]
-    wall = sum(s["wall_time_s"] for s in statuses)
-    record_speed(status, sum(s["steps_done"] for s in statuses), wall, dt, n_replicas)
-    status["n_frames_saved"] = min(s["n_frames_saved"] for s in statuses)  # per replica
-    status["rounds"] = [  # replicas run so far, and the CI half-width they gave
-        {"replicas": (i + 1) * n_replicas, "ci_halfwidth": s.get("ci_halfwidth")}
-        for i, s in enumerate(statuses)
-    ]
-    status.pop("ci_halfwidth", None)
-    return status
+    wall = sum(s.wall_time_s for s in statuses)
+    return statuses[-1].replace(
+        stable=all(s.stable for s in statuses),
+        failure=next((s.failure for s in statuses if s.failure), None),
+        resumed_at_step=statuses[0].resumed_at_step,
+        n_frames_saved=min(s.n_frames_saved for s in statuses),  # per replica
+        rounds=tuple(Round((i + 1) * n_replicas, s.ci_halfwidth) for i, s in enumerate(statuses)),
+        ci_halfwidth=None,
+        **speed(sum(s.steps_done for s in statuses), wall, dt, n_replicas),
+    )
 
 
 def start_budget(desc: ModelDescription, data_meta: dict, data_path) -> int:
@@ -267,7 +272,8 @@ def start_budget(desc: ModelDescription, data_meta: dict, data_path) -> int:
     )
 
 
-def _write_unusable(desc: ModelDescription, model_dir, out_dir, device, log) -> dict:
+def _write_unusable(desc: ModelDescription, model_dir, out_dir, device,
+                    log) -> SimulationStatus:  # fmt: skip
     """No simulation of a model whose training diverged: no frames, and a status
     that says why (evaluation records the run as unstable)."""
     reason = f"model unusable: {desc.unusable_reason or 'training diverged'}"
@@ -277,10 +283,9 @@ def _write_unusable(desc: ModelDescription, model_dir, out_dir, device, log) -> 
     arrays = {"positions": np.zeros(shape), "replica": np.zeros(0, int)}
     meta = {"kT": desc.kT, "units": desc.units, "n_replicas": 0, "n_saved_per_replica": 0}
     write_id = save_dataset(out_dir / "samples.npz", arrays, meta)
-    status = {"stable": False, "reason": reason, "steps_done": 0, "wall_time_s": 0.0,
-              "model": str(model_dir), "device": device,
-              "samples_write_id": write_id}  # fmt: skip
-    write_json(out_dir / "status.json", status)
+    status = SimulationStatus(stable=False, reason=reason, model=str(model_dir), device=device,
+                              samples_write_id=write_id)  # fmt: skip
+    write_json(out_dir / "status.json", status.to_json())
     return status
 
 
