@@ -12,6 +12,7 @@ study starts.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import yaml
 
 from cgflow import methods
 from cgflow.analysis.claims import registry as claim_kinds
+from cgflow.analysis.claims.core import Claim
 from cgflow.settings import json_schema
 from cgflow.simulate.settings import IntegratorSettings, RunSettings
 from cgflow.systems import (
@@ -226,13 +228,12 @@ def system_method_names(config: dict, entry: dict) -> list[str]:
     return list(own) if own is not None else list(config["methods"])
 
 
-def _duplicate_claims(claims: list[dict]) -> list[str]:
+def _duplicate_claims(claims: list[Claim]) -> list[str]:
     """Claims are told apart by name (claims.csv, compare-claims), and one stated
     twice is one claim."""
     problems, names, seen = [], {}, {}
     for k, claim in enumerate(claims):
-        name, key = claim.get("name"), repr(sorted((a, repr(b)) for a, b in claim.items()
-                                                    if a != "name"))  # fmt: skip
+        name, key = claim.name, repr(dataclasses.replace(claim, name=""))
         if name in names:
             problems.append(f"config.claims[{k}].name: {name!r} is also claims[{names[name]}]'s")
         elif key in seen:
@@ -246,11 +247,12 @@ def _duplicate_claims(claims: list[dict]) -> list[str]:
 def _claim_problems(config: dict) -> list[str]:
     """Claims must name systems of the config and methods those systems run."""
     problems = []
-    for k, claim in enumerate(config.get("claims", [])):
+    claims = [Claim.of(c) for c in config.get("claims", [])]
+    for k, claim in enumerate(claims):
         where = f"config.claims[{k}]"
-        entry = config["systems"].get(claim["system"])
+        entry = config["systems"].get(claim.system)
         if entry is None:
-            problems.append(f"{where}.system: {claim['system']!r} is not a system of this config")
+            problems.append(f"{where}.system: {claim.system!r} is not a system of this config")
             continue
         own = entry.get("methods")
         runs = (
@@ -258,22 +260,21 @@ def _claim_problems(config: dict) -> list[str]:
             if "n_train" in entry
             else []
         )
-        problems += claim_kinds.get(claim.get("kind", "better")).problems(where, claim)
-        for key in ("method", "baseline"):
-            if key in claim and claim[key] not in runs and claim[key] != "reference":
+        problems += claim_kinds.get(claim.kind).problems(where, claim)
+        for key, method in (("method", claim.method), ("baseline", claim.baseline)):
+            if method is not None and method not in runs and method != "reference":
                 problems.append(
-                    f"{where}.{key}: {claim['system']} runs no method {claim[key]!r} "
+                    f"{where}.{key}: {claim.system} runs no method {method!r} "
                     f"(it runs {sorted(runs)}, and 'reference' is the noise floor)"
                 )
-        if claim["method"] == claim.get("baseline"):
-            problems.append(f"{where}: method and baseline are both {claim['method']!r}")
-        t = claim.get("temperature", "min")
-        temps = entry.get("temperatures") or []
+        if claim.method == claim.baseline:
+            problems.append(f"{where}: method and baseline are both {claim.method!r}")
+        t, temps = claim.temperature, entry.get("temperatures") or []
         if not isinstance(t, str) and not any(math.isclose(t, u) for u in temps):
-            problems.append(f"{where}.temperature: {t} is not one of {claim['system']}'s "
+            problems.append(f"{where}.temperature: {t} is not one of {claim.system}'s "
                             f"temperatures {temps}")  # fmt: skip
-    problems += _duplicate_claims(config.get("claims", []))
-    named = {claim["system"] for claim in config.get("claims", [])}
+    problems += _duplicate_claims(claims)
+    named = {claim.system for claim in claims}
     for name, entry in config["systems"].items():
         if entry.get("runs") == "claimed" and name not in named:
             problems.append(f"config.systems.{name}.runs: claimed, but no claim names {name}")

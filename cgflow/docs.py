@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from cgflow.analysis.claims.core import Claim
 from cgflow.config import load_schema
 from cgflow.settings import json_schema
 from cgflow.systems import SYSTEMS
@@ -168,13 +169,13 @@ def paper_claims_markdown(paper: str, root) -> str:
         config = yaml.safe_load((root / "config" / name).read_text())
         pages = _published(root / "docs" / "results", tier)
         used = []
-        for claim in config.get("claims", []):
-            if claim["method"] not in methods_:
+        for claim in map(Claim.of, config.get("claims", [])):
+            if claim.method not in methods_:
                 continue
-            system = config["systems"][claim["system"]]
+            system = config["systems"][claim.system]
             seeds = len(system.get("seeds", config.get("seeds", [0])))
-            page, found = next(((pg, v[claim["name"]]) for pg, _, v in pages
-                                if claim["name"] in v), (None, None))  # fmt: skip
+            page, found = next(((pg, v[claim.name]) for pg, _, v in pages
+                                if claim.name in v), (None, None))  # fmt: skip
             if found:
                 effect = float(found["effect"]) if found["effect"] else float("nan")
                 shown = f"**{found['verdict']}**"
@@ -185,8 +186,8 @@ def paper_claims_markdown(paper: str, root) -> str:
                 used += [page] if page not in used else []
             else:
                 shown = "not published yet"
-            lines.append(f"| `config/{name}` | {_cell(claim['name'])} | {claim['system']} | "
-                         f"{claim.get('kind', 'better')} | {seeds} | {shown} |")  # fmt: skip
+            lines.append(f"| `config/{name}` | {_cell(claim.name)} | {claim.system} | "
+                         f"{claim.kind} | {seeds} | {shown} |")  # fmt: skip
         runs += [f"- [{pg}](../results/{pg}.md): {rec.get('summary', '')}"
                  for pg, rec, _ in pages if pg in used]  # fmt: skip
     if len(lines) == 2:

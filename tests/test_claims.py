@@ -525,3 +525,21 @@ def as_record(d: dict):
            **d["run"]}  # fmt: skip
     return MetricsRecord.from_json({"metrics": {}, "primary_metric": "x",
                                     "figure_kind": "surface_2d", **d, "run": run})  # fmt: skip
+
+
+def test_a_claim_is_a_record_with_the_schemas_defaults():
+    """A config entry becomes a Claim with the schema's defaults; its JSON form is the
+    entry with them; a key a claim does not have, or a missing name, is refused."""
+    from cgflow.analysis.claims.core import Claim
+
+    entry = {"name": "RE beats FM", "system": "dw", "method": "re", "baseline": "fm"}
+    claim = Claim.of(entry)
+    assert (claim.kind, claim.n_train, claim.dt, claim.temperature, claim.margin) == (
+        "better", "max", "min", "min", 0.0)  # fmt: skip
+    assert Claim.of(claim) is claim and Claim.of(claim.to_json()) == claim
+    assert claim.to_json() == {**entry, "kind": "better", "n_train": "max", "dt": "min",
+                               "temperature": "min", "along": "dt", "margin": 0.0}  # fmt: skip
+    with pytest.raises(ValueError, match=r"claim 'RE beats FM': unknown keys \['treshold'\]"):
+        Claim.of({**entry, "treshold": 0.8})
+    with pytest.raises(ValueError, match=r"lacks \['name'\]"):
+        Claim.of({k: v for k, v in entry.items() if k != "name"})

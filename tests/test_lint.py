@@ -51,15 +51,24 @@ def test_layer_contract_fails_on_a_cycle(repo, tmp_path):
     assert proc.returncode != 0 and "BROKEN" in proc.stdout
 
 
-RECORD_LOOKUPS = ('desc["', "desc.get(", "desc['", 'status["', "status.get(", "status['")
-"""How code read the model description and a run's status before they were typed
-records."""
+RECORD_LOOKUPS = (
+    'desc["',
+    "desc.get(",
+    "desc['",
+    'status["',
+    "status.get(",
+    "status['",
+    'claim["',
+    "claim['",
+)
+"""How code read the model description, a run's status and a claim before they were
+typed records."""
 
 
-def test_the_model_description_and_status_are_read_as_records(repo):
-    """cgflow/ reads a model's description and a run's status through their
-    records' fields (ModelDescription, SimulationStatus, GeneratorStatus): no key
-    spelled as a string at the use (a typo there is a KeyError at run time)."""
+def test_the_model_description_status_and_claims_are_read_as_records(repo):
+    """cgflow/ reads a model's description, a run's status and a claim through their
+    records' fields (ModelDescription, SimulationStatus, GeneratorStatus, Claim): no
+    key spelled as a string at the use (a typo there is a KeyError at run time)."""
     found = [
         f"{path.relative_to(repo)}:{n}: {line.strip()}"
         for path in sorted((repo / "cgflow").rglob("*.py"))

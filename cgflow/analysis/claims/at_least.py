@@ -29,42 +29,42 @@ class AtLeast(ClaimKind):
 
     def problems(self, where, claim):
         out = []
-        if "threshold" not in claim:
+        if claim.threshold is None:
             out.append(f"{where}: an at_least claim needs a threshold")
-        if "baseline" in claim:
+        if claim.baseline is not None:
             out.append(f"{where}.baseline: an at_least claim has no baseline")
         return out
 
     def line(self, claim):
-        return claim.get("threshold")
+        return claim.threshold
 
     def cells(self, claim, part, fixed):
         """The cell its method runs in, or the claim's ``n_train`` and ``dt`` picked
         among its runs."""
-        if claim["method"] in fixed:
-            return [(1.0, fixed[claim["method"]])]
-        return [(1.0, {"n_train": pick(part.n_train.unique(), claim["n_train"]),
-                       "dt": pick(part.dt.unique(), claim["dt"])})]  # fmt: skip
+        if claim.method in fixed:
+            return [(1.0, fixed[claim.method])]
+        return [(1.0, {"n_train": pick(part.n_train.unique(), claim.n_train),
+                       "dt": pick(part.dt.unique(), claim.dt)})]  # fmt: skip
 
     def evaluate(self, claim, df, draws, row):
-        metric = claim.get("metric") or row["metric"]
-        row = {**row, "metric": metric, "baseline": f">= {claim['threshold']:g}"}
-        part = df[(df.system == claim["system"]) & (df.metric == metric)
-                  & (df.method == claim["method"]) & np.isfinite(df.value)]  # fmt: skip
+        metric = claim.metric or row["metric"]
+        row = {**row, "metric": metric, "baseline": f">= {claim.threshold:g}"}
+        part = df[(df.system == claim.system) & (df.metric == metric)
+                  & (df.method == claim.method) & np.isfinite(df.value)]  # fmt: skip
         part, where = at_temperature(claim, part)
         if part is None or not len(part):
             return {**row, "cells": where or f"no runs with {metric}", "verdict": "undecided"}
         row["temperature"] = float(part.temperature.iloc[0])
         ((_, cell),) = self.cells(claim, part, fixed_cells(part))
-        hit = at_cell(part, claim["method"], cell)
+        hit = at_cell(part, claim.method, cell)
         row["cells"] = where + cell_text(cell)
         seeds = sorted(hit.seed)
         if not seeds:
             return {**row, "verdict": "undecided"}
-        term = (1.0, cell_keys(claim, hit, claim["method"], cell),
+        term = (1.0, cell_keys(claim, hit, claim.method, cell),
                 dict(zip(hit.seed, hit.value, strict=True)))  # fmt: skip
         effect, lo, hi = paired_effect([term], seeds, metric, draws)
-        t = claim["threshold"]
+        t = claim.threshold
         decided = "undecided" if not (np.isfinite(lo) and np.isfinite(hi)) else (
             "holds" if lo > t else "does not hold" if hi < t else "undecided")  # fmt: skip
         return {**row, "effect": effect, "ci_low": lo, "ci_high": hi, "n_seeds": len(seeds),

@@ -13,7 +13,7 @@ class Better(PairedKind):
             "mean over seeds; negative favours the method.")  # fmt: skip
 
     def decide(self, claim, lo, hi):
-        return verdict(lo, hi, claim.get("margin", 0.0))
+        return verdict(lo, hi, claim.margin)
 
 
 KIND = Better()

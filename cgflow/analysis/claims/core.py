@@ -3,6 +3,9 @@ paired seed-level effect and its CI, and the verdict from a CI."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 
 from cgflow.analysis import stats
@@ -28,6 +31,55 @@ at_least claim's threshold. ``stable_runs``: each side's runs that finished, of
 those run, in the claim's cell (a degrades_less claim's worse end), e.g. ``re 2/2,
 fm 1/2``: the effect uses only seeds where both sides ran stably, so a side that
 blows up more often shows here and not in the effect."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim under test (an entry of config ``claims:``; the schema's defaults).
+
+    Attributes:
+      name: how tables and ``compare-claims`` tell it apart.
+      system, method: what it is about.
+      baseline: the method it is compared with, or ``reference`` (the noise floor);
+        None for an ``at_least`` claim.
+      kind: its kind (:mod:`cgflow.analysis.claims.registry`).
+      metric: the metric compared (None: the system's primary one).
+      threshold: an ``at_least`` claim's bound.
+      n_train, dt, temperature: the cell compared (``min``, ``max`` or a value).
+      along: the axis of a ``degrades_less`` claim (``dt`` or ``n_train``).
+      margin: an effect smaller than this in size is no effect.
+    """
+
+    name: str
+    system: str
+    method: str
+    baseline: str | None = None
+    kind: str = "better"
+    metric: str | None = None
+    threshold: float | None = None
+    n_train: int | str = "max"
+    dt: float | str = "min"
+    temperature: float | str = "min"
+    along: str = "dt"
+    margin: float = 0.0
+
+    @classmethod
+    def of(cls, claim: Claim | dict) -> Claim:
+        """``claim`` as a record (a config entry's dict, defaults filled in); ValueError
+        naming a key a claim does not have, or one it lacks."""
+        if isinstance(claim, cls):
+            return claim
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(claim) - names)
+        missing = [k for k in ("name", "system", "method") if k not in claim]
+        if unknown or missing:
+            why = f"unknown keys {unknown}" if unknown else f"lacks {missing}"
+            raise ValueError(f"claim {claim.get('name')!r}: {why}")
+        return cls(**claim)
+
+    def to_json(self) -> dict:
+        """The config entry: every field but those left unset (None)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 def run_key(run: dict) -> tuple:
@@ -105,24 +157,24 @@ def choosable(part, fixed: dict):
     return free if len(free) else part
 
 
-def one_cell(claim: dict, part, fixed: dict) -> list[tuple[float, dict]] | str:
+def one_cell(claim: Claim, part, fixed: dict) -> list[tuple[float, dict]] | str:
     """[(1, {n_train, dt})]: the claim's ``n_train`` and ``dt`` picked among the runs,
     or why there is no such cell."""
     choose = choosable(part, fixed)
-    n, dt = pick(choose.n_train.unique(), claim["n_train"]), pick(choose.dt.unique(), claim["dt"])
+    n, dt = pick(choose.n_train.unique(), claim.n_train), pick(choose.dt.unique(), claim.dt)
     if n is None or dt is None:
-        return f"no runs at n_train {claim['n_train']}, dt {claim['dt']}"
+        return f"no runs at n_train {claim.n_train}, dt {claim.dt}"
     return [(1.0, {"n_train": n, "dt": dt})]
 
 
-def at_temperature(claim: dict, part):
+def at_temperature(claim: Claim, part):
     """The rows at the claim's temperature and a prefix naming it for systems at
     several; (None, why) when there are no runs at it."""
     if not len(part):
         return part, ""
-    temperature = pick(part.temperature.unique(), claim.get("temperature", "min"))
+    temperature = pick(part.temperature.unique(), claim.temperature)
     if temperature is None:
-        return None, f"no runs at temperature {claim['temperature']}"
+        return None, f"no runs at temperature {claim.temperature}"
     where = f"T {temperature:g}, " if part.temperature.nunique() > 1 else ""
     return part[part.temperature == temperature], where
 
@@ -149,9 +201,9 @@ def runs_of(terms: list, seeds: list) -> list[tuple]:
     return [tuple(keys) + (str(seed),) for _, keys, _ in terms for seed in seeds]
 
 
-def cell_keys(claim: dict, hit, method: str, cell: dict) -> tuple:
+def cell_keys(claim: Claim, hit, method: str, cell: dict) -> tuple:
     """A cell's GROUP values as text (the keys of ``draws``), from its rows ``hit``."""
-    return tuple(map(str, (claim["system"], hit.mapping.iloc[0], hit.temperature.iloc[0],
+    return tuple(map(str, (claim.system, hit.mapping.iloc[0], hit.temperature.iloc[0],
                            method, cell["n_train"], cell["dt"])))  # fmt: skip
 
 

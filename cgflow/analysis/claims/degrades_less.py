@@ -24,20 +24,20 @@ class DegradesLess(PairedKind):
     def cells(self, claim, part, fixed):
         choose = choosable(part, fixed)
         n_values, dt_values = choose.n_train.unique(), choose.dt.unique()
-        if claim["along"] == "dt":
-            n = pick(n_values, claim["n_train"])
+        if claim.along == "dt":
+            n = pick(n_values, claim.n_train)
             worse, better = pick(dt_values, "max"), pick(dt_values, "min")
             cells = [{"n_train": n, "dt": worse}, {"n_train": n, "dt": better}]
         else:
-            dt = pick(dt_values, claim["dt"])
+            dt = pick(dt_values, claim.dt)
             worse, better = pick(n_values, "min"), pick(n_values, "max")
             cells = [{"n_train": worse, "dt": dt}, {"n_train": better, "dt": dt}]
         if worse == better or any(v is None for c in cells for v in c.values()):
-            return f"needs two values of {claim['along']}"
+            return f"needs two values of {claim.along}"
         return [(1.0, cells[0]), (-1.0, cells[1])]
 
     def decide(self, claim, lo, hi):
-        return verdict(lo, hi, claim.get("margin", 0.0))
+        return verdict(lo, hi, claim.margin)
 
     def finish(self, row, terms, seeds, metric, draws):
         # the worse end's cell is the first: method and baseline there

@@ -36,18 +36,18 @@ class MoreStable(ClaimKind):
 
     def problems(self, where, claim):
         out = super().problems(where, claim)
-        if claim.get("baseline") == "reference":
+        if claim.baseline == "reference":
             out.append(f"{where}.baseline: a more_stable claim compares two methods' "
                        "CG runs; the reference has none")  # fmt: skip
-        if "metric" in claim:
+        if claim.metric is not None:
             out.append(f"{where}.metric: a more_stable claim counts blown-up runs; "
                        "it has no metric")  # fmt: skip
         return out
 
     def evaluate(self, claim, df, draws, row):
         row = {**row, "metric": UNSTABLE}
-        part = df[(df.system == claim["system"]) & (df.metric == "stable")
-                  & df.method.isin([claim["method"], claim["baseline"]])]  # fmt: skip
+        part = df[(df.system == claim.system) & (df.metric == "stable")
+                  & df.method.isin([claim.method, claim.baseline])]  # fmt: skip
         part, where = at_temperature(claim, part)
         if part is None or not len(part):
             return {**row, "cells": where or "no runs of these methods",
@@ -58,7 +58,7 @@ class MoreStable(ClaimKind):
         if isinstance(cells, str):
             return {**row, "cells": where + cells, "verdict": "undecided"}
         (_, cell), runs, counts = cells[0], [], []
-        for method in (claim["method"], claim["baseline"]):
+        for method in (claim.method, claim.baseline):
             hit = at_cell(part, method, fixed.get(method, cell))
             counts.append((int((hit.value < 0.5).sum()), len(hit)))
             runs.append(f"{method} {len(hit) - counts[-1][0]}/{len(hit)}")
@@ -70,7 +70,7 @@ class MoreStable(ClaimKind):
         lo, hi = stats.proportion_difference_ci(x1, n1, x2, n2)
         return {**row, "effect": x1 / n1 - x2 / n2, "ci_low": lo, "ci_high": hi,
                 "n_seeds": min(n1, n2),
-                "verdict": verdict(lo, hi, claim.get("margin", 0.0))}  # fmt: skip
+                "verdict": verdict(lo, hi, claim.margin)}  # fmt: skip
 
 
 KIND = MoreStable()

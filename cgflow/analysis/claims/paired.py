@@ -7,6 +7,7 @@ import numpy as np
 
 from cgflow.analysis.claims.core import (
     REFERENCE,
+    Claim,
     at_cell,
     at_temperature,
     cell_keys,
@@ -22,13 +23,13 @@ class PairedKind(ClaimKind):
     """A claim on method - baseline of a metric, summed over signed cells (one for
     ``better`` and ``within``, two for ``degrades_less``), with its seed-level CI."""
 
-    def decide(self, claim: dict, lo: float, hi: float) -> str:
+    def decide(self, claim: Claim, lo: float, hi: float) -> str:
         raise NotImplementedError
 
     def evaluate(self, claim, df, draws, row):
         metric = row["metric"]
-        part = df[(df.system == claim["system"]) & (df.metric == metric)]
-        part = part[part.method.isin([claim["method"], claim["baseline"]])]
+        part = df[(df.system == claim.system) & (df.metric == metric)]
+        part = part[part.method.isin([claim.method, claim.baseline])]
         part, where = at_temperature(claim, part)
         if part is None:
             return {**row, "cells": where, "verdict": "undecided"}
@@ -44,7 +45,7 @@ class PairedKind(ClaimKind):
         cells = self.cells(claim, part, fixed) if len(part) else none
         if isinstance(cells, str):
             return {**row, "cells": cells, "verdict": "undecided"}
-        shown = [] if set(fixed) >= {claim["method"], claim["baseline"]} else [
+        shown = [] if set(fixed) >= {claim.method, claim.baseline} else [
             cell_text(c) for _, c in cells]  # fmt: skip
         shown += [f"{m}: {cell_text(c)}" for m, c in fixed.items()]
         row["cells"] = where + "; ".join(shown)
@@ -63,25 +64,25 @@ class PairedKind(ClaimKind):
         return row
 
 
-def stable_runs(claim: dict, part, fixed: dict, kind: ClaimKind) -> str:
+def stable_runs(claim: Claim, part, fixed: dict, kind: ClaimKind) -> str:
     """'method s/n, baseline s/n': each side's runs with a finite metric (stable), of
     all its runs, in the claim's (first) cell (a degrades_less claim's worse end)."""
     cells = kind.cells(claim, part, fixed) if len(part) else ""
     if isinstance(cells, str):
         return ""
     out = []
-    for method in (claim["method"], claim["baseline"]):
+    for method in (claim.method, claim.baseline):
         hit = at_cell(part, method, fixed.get(method, cells[0][1]))
         if len(hit):
             out.append(f"{method} {int(np.isfinite(hit.value).sum())}/{len(hit)}")
     return ", ".join(out)
 
 
-def paired_terms(claim: dict, part, cells, fixed: dict, draws: dict):
+def paired_terms(claim: Claim, part, cells, fixed: dict, draws: dict):
     """The signed terms of a claim's effect over the seeds where every cell of both
     sides ran stably, as (terms, seeds, draws); None without such seeds. A reference
     of one seed pairs with every seed of the other side (its draws repeated)."""
-    sides = (claim["method"], claim["baseline"])
+    sides = (claim.method, claim.baseline)
     broadcast = sides[1] == REFERENCE and part[part.method == REFERENCE].seed.nunique() == 1
     seeds = None
     for _, cell in cells:

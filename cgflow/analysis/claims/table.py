@@ -12,24 +12,25 @@ from cgflow.analysis.claims.core import (
     COLUMNS,
     MIN_SEEDS,
     REFERENCE,
+    Claim,
     at_temperature,
     fixed_cells,
     replicas_crossing,
 )
 
 
-def empty_row(claim: dict, metric: str) -> dict:
+def empty_row(claim: Claim, metric: str) -> dict:
     """A claim's row before it is read: no effect, no CI, no seeds."""
-    row = {k: claim.get(k) for k in ("system", "method", "baseline", "kind")}
-    row["baseline"] = row["baseline"] or ""
-    row.update(claim=claim["name"], temperature=np.nan, metric=metric, cells="",
+    row = {"system": claim.system, "method": claim.method, "baseline": claim.baseline or "",
+           "kind": claim.kind}  # fmt: skip
+    row.update(claim=claim.name, temperature=np.nan, metric=metric, cells="",
                effect=np.nan, ci_low=np.nan, ci_high=np.nan, far_effect=np.nan,
                far_ci_low=np.nan, far_ci_high=np.nan, n_seeds=0,
-               line=registry.get(claim["kind"]).line(claim), stable_runs="")  # fmt: skip
+               line=registry.get(claim.kind).line(claim), stable_runs="")  # fmt: skip
     return row
 
 
-def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict,
+def evaluate_claim(claim: Claim | dict, df: pd.DataFrame, primary: dict, draws: dict,
                    min_seeds: int = MIN_SEEDS, unconverged=frozenset(),
                    min_crossing: float = 0.0, crossing: dict | None = None) -> dict:  # fmt: skip
     """One row of the claims table (COLUMNS) for ``claim`` (a validated config entry):
@@ -39,8 +40,9 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict,
     not cross)`` where a run it reads has ``replicas_crossing`` below
     ``min_crossing`` (``crossing``: the runs' values, ``replicas_crossing(df)`` when
     not given)."""
-    kind = registry.get(claim["kind"])
-    row = empty_row(claim, claim.get("metric") or primary.get(claim["system"], ""))
+    claim = Claim.of(claim)
+    kind = registry.get(claim.kind)
+    row = empty_row(claim, claim.metric or primary.get(claim.system, ""))
     row = kind.evaluate(claim, df, draws, row)
     runs = row.pop("_runs", [])
     n = int(row["n_seeds"])
@@ -56,7 +58,7 @@ def evaluate_claim(claim: dict, df: pd.DataFrame, primary: dict, draws: dict,
     return row
 
 
-def claims_table(claims: list[dict], df: pd.DataFrame, primary: dict, draws: dict,
+def claims_table(claims: list[Claim | dict], df: pd.DataFrame, primary: dict, draws: dict,
                  min_seeds: int = MIN_SEEDS, unconverged=frozenset(),
                  min_crossing: float = 0.0) -> pd.DataFrame:  # fmt: skip
     crossing = replicas_crossing(df)
@@ -103,7 +105,7 @@ def _effect(value: float, lo: float, hi: float) -> str:
     return "" if not np.isfinite(value) else f"{value:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
-def claimed_cells(claims: list[dict], system: str, cells: list[dict]) -> set[tuple]:
+def claimed_cells(claims: list[Claim | dict], system: str, cells: list[dict]) -> set[tuple]:
     """The (method, n_train, dt) cells of ``system`` that its claims compare.
 
     ``cells``: every cell the system could run, as dicts of method, n_train, dt and
@@ -116,15 +118,15 @@ def claimed_cells(claims: list[dict], system: str, cells: list[dict]) -> set[tup
         columns=["system", "method", "n_train", "dt", "temperature", "seed", "value"],
     )
     out = set()
-    for claim in claims:
-        if claim["system"] != system:
+    for claim in map(Claim.of, claims):
+        if claim.system != system:
             continue
-        sides = [m for m in (claim["method"], claim.get("baseline")) if m and m != REFERENCE]
+        sides = [m for m in (claim.method, claim.baseline) if m and m != REFERENCE]
         part, _ = at_temperature(claim, grid[grid.method.isin(sides)])
         if part is None or not len(part):
             continue
         fixed = fixed_cells(part)
-        found = registry.get(claim["kind"]).cells(claim, part, fixed)
+        found = registry.get(claim.kind).cells(claim, part, fixed)
         picked = [] if isinstance(found, str) else [c for _, c in found]
         for method in sides:
             for cell in picked:

@@ -14,15 +14,15 @@ class Within(PairedKind):
 
     def problems(self, where, claim):
         out = super().problems(where, claim)
-        if not claim.get("margin", 0) > 0:
+        if not claim.margin > 0:
             out.append(f"{where}.margin: a within claim needs a margin > 0")
         return out
 
     def line(self, claim):
-        return claim.get("margin")
+        return claim.margin
 
     def decide(self, claim, lo, hi):
-        return verdict(lo - claim["margin"], hi - claim["margin"])  # against the margin
+        return verdict(lo - claim.margin, hi - claim.margin)  # against the margin
 
 
 KIND = Within()
