@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from cgflow.io import load_dataset
+from cgflow.provenance import check_same
 
 # fold_in tags so each use of a run's seed draws independent numbers
 KEY_INIT, KEY_TRAIN, KEY_SIMULATE = 1, 2, 3
@@ -96,11 +97,14 @@ class TrainingFrames(NamedTuple):
 
 
 def training_frames(
-    paths, n_train: int, val_fraction: float, seed: int, energies: bool = False
-) -> TrainingFrames:
+    paths, n_train: int, val_fraction: float, seed: int, energies: bool = False,
+    system: str | None = None,
+) -> TrainingFrames:  # fmt: skip
     """Load the CG data sets, split each as a one-temperature run would be (the
     budget ``n_train`` shared over several, ``budget_shares``) and concatenate their
-    training and validation frames; ``energies``: their all-atom energies too."""
+    training and validation frames; ``energies``: their all-atom energies too.
+    ``system``: the config's system the step runs for; a data set of another is
+    refused."""
     parts, sets, first = [], [], None
     shares = budget_shares(n_train, len(paths)) if len(paths) > 1 else [n_train]
     required = ("positions", "forces") + (("aa_energies",) if energies else ())
@@ -109,6 +113,8 @@ def training_frames(
         data, meta = load_dataset(path, required=required)
         if "mapping" not in meta or "kT" not in meta:
             raise ValueError(f"{path}: not a CG data set (give the output of cgflow map)")
+        if system is not None:
+            check_same(str(path), meta, f"the study's system ({system})", {"system": system})
         maps.add(meta["mapping"]["name"])
         if first is None:
             first = (data, meta)

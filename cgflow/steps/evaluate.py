@@ -21,6 +21,7 @@ from cgflow.analysis.fes import (
 )
 from cgflow.analysis.records import RUN_KEYS, MetricsRecord, RunId
 from cgflow.io import load_dataset, read_json, save_dataset, write_json
+from cgflow.provenance import check_same
 from cgflow.simulate.status import GeneratorStatus, SimulationStatus, read_status
 from cgflow.systems import (
     cv_feature_values,
@@ -511,13 +512,17 @@ def evaluate_step(
     status = _status(status_path, samples_path, meta)
     scoring = Scoring.of(study, run.mapping, meta["kT"])
     system = scoring.system
+    asked = {"system": study.system, "mapping": run.mapping, "kT": system.kT(run.temperature)}
+    check_same(str(samples_path), meta, f"the run asked for (system {study.system}, --mapping "
+               f"{run.mapping}, --temperature {run.temperature:g})", asked)  # fmt: skip
     target = scoring.exact_target() if scored_exactly(system) else None
     if status.stable and samples["positions"].shape[0] > 0:
         ref_data = None
         if target is None:
             if not reference_path:
                 raise ValueError(f"{system.type}: scoring needs a reference data set")
-            ref_data = load_dataset(reference_path, required=("positions",))[0]
+            ref_data, ref_meta = load_dataset(reference_path, required=("positions",))
+            check_same(str(samples_path), meta, str(reference_path), ref_meta)
         scores = _scored(scoring, samples, run, target, ref_data, model_dir, status)
     else:
         nan = {k: math.nan for k in system.metric_names}

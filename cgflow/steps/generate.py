@@ -211,7 +211,8 @@ def generate_step(
         "log_weight": (-l_values).astype(np.float32),
         "replica": np.arange(n_samples) % GROUPS,
     }
-    meta = {"kT": desc.kT, "units": desc.units, "generator": True,
+    meta = {"system": desc.system, "mapping": desc.mapping, "kT": desc.kT, "units": desc.units,
+            "generator": True,
             "n_replicas": GROUPS}  # fmt: skip
     status = status.replace(
         samples_write_id=save_dataset(Path(out_dir) / "samples.npz", arrays, meta)

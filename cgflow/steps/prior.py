@@ -28,7 +28,7 @@ def fit_prior_step(study, data_path, n_train: int, seed: int, out: str) -> dict:
     carries the temperature dependence.
     """
     paths = [data_path] if isinstance(data_path, (str, Path)) else list(data_path)
-    frames = training_frames(paths, n_train, study.val_fraction, seed)
+    frames = training_frames(paths, n_train, study.val_fraction, seed, system=study.system)
     meta, data = frames.meta, frames.first
     kT = float(np.mean(frames.kTs))
     topology = meta.get("cg_topology")

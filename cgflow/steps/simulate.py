@@ -13,6 +13,7 @@ from cgflow import checkpoint as ckpt
 from cgflow.io import check_output_folder, load_dataset, save_dataset, write_json, write_trajectory
 from cgflow.methods.data import KEY_SIMULATE, split_indices
 from cgflow.models import ModelDescription, interaction_range, load_model
+from cgflow.provenance import check_same
 from cgflow.runtime import check_memory, jax_device_info
 from cgflow.simulate.langevin import CGSystem, simulate_langevin
 from cgflow.simulate.settings import (
@@ -122,6 +123,7 @@ def _plan(study, desc: ModelDescription, data_path: str, dt: float, out_dir: str
             f"{data_path}: not the CG data set the model was trained on (its map is "
             f"{mapping!r}, the model's {desc.mapping!r}; give the output of cgflow map)"
         )
+    check_same(str(data_path), data_meta, "the model", {"system": desc.system}, ("system",))
     block = study.entry["simulation"]
     integrator, run = integrator_settings(block, dt), run_settings(block)
     most = run.n_replicas * run.n_rounds
@@ -194,8 +196,8 @@ def _write(study, plan: _Plan, params, frames: np.ndarray, status: SimulationSta
         arrays["pressure_bar"] = model_pressure(desc, params, positions)
         print(f"simulate: virial pressure {arrays['pressure_bar'].mean():.0f} bar", file=log)
     out_dir = Path(out_dir)
-    meta = {"kT": desc.kT, "units": desc.units, "dt": plan.dt, "n_replicas": n_rep,
-            "n_saved_per_replica": n_t}  # fmt: skip
+    meta = {"system": desc.system, "mapping": desc.mapping, "kT": desc.kT, "units": desc.units,
+            "dt": plan.dt, "n_replicas": n_rep, "n_saved_per_replica": n_t}  # fmt: skip
     status = status.replace(samples_write_id=save_dataset(out_dir / "samples.npz", arrays, meta))
     system = study.build_system()
     if system.has_topology and positions.shape[0]:
@@ -281,7 +283,8 @@ def _write_unusable(desc: ModelDescription, model_dir, out_dir, device,
     out_dir = Path(out_dir)
     shape = (0, desc.n_beads, desc.dim)
     arrays = {"positions": np.zeros(shape), "replica": np.zeros(0, int)}
-    meta = {"kT": desc.kT, "units": desc.units, "n_replicas": 0, "n_saved_per_replica": 0}
+    meta = {"system": desc.system, "mapping": desc.mapping, "kT": desc.kT, "units": desc.units,
+            "n_replicas": 0, "n_saved_per_replica": 0}  # fmt: skip
     write_id = save_dataset(out_dir / "samples.npz", arrays, meta)
     status = SimulationStatus(stable=False, reason=reason, model=str(model_dir), device=device,
                               samples_write_id=write_id)  # fmt: skip

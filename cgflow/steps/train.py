@@ -118,7 +118,7 @@ def train(study, request: TrainRequest, log=None) -> ModelDescription:
     settings = method.settings(study.methods[request.method])
     check_room(request.out_dir, request.checkpoint, "train")
     frames = training_frames(request.data_paths, request.n_train, study.val_fraction,
-                             request.seed, method.aa_energies)  # fmt: skip
+                             request.seed, method.aa_energies, system=study.system)  # fmt: skip
     desc = _description(study, method, settings, request, frames)
     need = settings.sampling_bytes(desc.n_beads, desc.dim, network_width(desc.network))
     if need:

@@ -1,0 +1,90 @@
+"""Every step checks what its input files record (system, CG map, kT) against its
+arguments and its other inputs, and refuses a mismatch naming both (issue 42)."""
+
+import shlex
+
+import pytest
+
+from cgflow.cli import main
+from cgflow.provenance import check_same, recorded
+
+
+def cli(command: str) -> int:
+    return main(shlex.split(command))
+
+
+def test_each_recorded_field_is_compared_and_a_missing_one_is_not():
+    data = {"system": "double_well", "mapping": {"name": "x1", "n_beads": 1}, "kT": 3.0}
+    assert recorded(data) == {"system": "double_well", "mapping": "x1", "kT": 3.0}
+    check_same("a.npz", data, "b.npz", {"system": "double_well", "mapping": "x1",
+                                        "kT": 3.0 * (1 + 1e-9)})  # fmt: skip
+    check_same("a.npz", data, "old.npz", {})  # an old file records none of them
+    for field, other in (("system", "double_well_coupled"), ("mapping", "x2"), ("kT", 2.0)):
+        with pytest.raises(ValueError, match=rf"a.npz is of {field} .* but b.npz of {field} "):
+            check_same("a.npz", data, "b.npz", {**data, field: other})
+    check_same("a.npz", data, "b.npz", {**data, "kT": 2.0}, fields=("system", "mapping"))
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """double_well's data set at kT 3, its prior and a prior-only model, by hand."""
+    from conftest import REPO as repo
+
+    t = tmp_path_factory.mktemp("provenance")
+    study = f"--config {repo / 'config' / 'smoke.yaml'} --system double_well"
+    run = "--n-train 200 --seed 0"
+    assert cli(f"sample {study} --temperature 3 --out {t}/aa.npz") == 0
+    assert cli(f"map {study} --mapping x1 --input {t}/aa.npz --out {t}/cg.npz") == 0
+    assert cli(f"fit-prior {study} --data {t}/cg.npz {run} --out {t}/prior.json") == 0
+    train = f"train {study} --method prior --data {t}/cg.npz --prior {t}/prior.json {run}"
+    assert cli(f"{train} --out-dir {t}/model") == 0
+    sim = f"simulate {study} --model {t}/model --data {t}/cg.npz --dt 0.05 --out-dir {t}/sim"
+    assert cli(sim) == 0
+    return t, repo / "config" / "smoke.yaml"
+
+
+@pytest.mark.parametrize("step", ["fit-prior", "train", "simulate"])
+def test_a_data_set_of_another_system_is_refused(made, step, capsys):
+    """double_well's data set given to a step run for double_well_coupled."""
+    t, config = made
+    other = f"--config {config} --system double_well_coupled"
+    run = "--n-train 200 --seed 0"
+    command = {
+        "fit-prior": f"fit-prior {other} --data {t}/cg.npz {run} --out {t}/p2.json",
+        "train": f"train {other} --method prior --data {t}/cg.npz --prior {t}/prior.json {run} "
+                 f"--out-dir {t}/m2",
+        "simulate": f"simulate {other} --model {t}/model --data {t}/cg.npz --dt 0.05 "
+                    f"--out-dir {t}/s2",
+    }[step]  # fmt: skip
+    if step == "simulate":  # the model is double_well's; its data set claims to be another's
+        from cgflow.io import meta_path, read_json, write_json
+
+        meta = read_json(meta_path(t / "cg.npz"))
+        (t / "other").mkdir(exist_ok=True)
+        for name in ("cg.npz",):
+            (t / "other" / name).write_bytes((t / name).read_bytes())
+        write_json(meta_path(t / "other" / "cg.npz"), {**meta, "system": "double_well_coupled"})
+        command = f"simulate --config {config} --system double_well --model {t}/model " \
+                  f"--data {t}/other/cg.npz --dt 0.05 --out-dir {t}/s2"  # fmt: skip
+    assert cli(command) == 2
+    err = capsys.readouterr().err
+    assert "of system 'double_well'" in err or "of system 'double_well_coupled'" in err, err
+    assert "cg.npz" in err
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [("--system double_well --mapping x1 --temperature 4", "kT"),
+     ("--system double_well_coupled --mapping x1 --temperature 3", "system")],
+)  # fmt: skip
+def test_evaluate_refuses_samples_of_another_run(made, args, field, capsys):
+    """Samples simulated at kT 3 for double_well, scored as if at kT 4, or for
+    another system."""
+    t, config = made
+    command = (f"evaluate --config {config} {args} --samples {t}/sim/samples.npz "
+               f"--status {t}/sim/status.json --method prior --n-train 200 --seed 0 --dt 0.05 "
+               f"--out {t}/sim/metrics_{field}.json")  # fmt: skip
+    assert cli(command) == 2
+    err = capsys.readouterr().err
+    assert f"samples.npz is of {field}" in err and "the run asked for" in err, err
+    assert not (t / "sim" / f"metrics_{field}.json").exists()
