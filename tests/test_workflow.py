@@ -112,14 +112,14 @@ def test_a_system_can_have_its_own_seeds(workdir):
 @pytest.mark.slow
 def test_a_claimed_system_runs_only_what_its_claims_compare(workdir):
     """claims.yaml's alanine entry (``runs: claimed``): FM and RE at n 400 (2 fs) and
-    n 4000 (2 and 4 fs), FM->RE at n 4000 (2 fs); no model at another cell."""
+    n 4000 (2 and 6 fs), FM->RE at n 4000 (2 fs); no model at another cell."""
     plan = snakemake(workdir, "-n", "-p", "--configfile", "config/claims.yaml")
     out = plan.stdout + plan.stderr
     base = "results/alanine_dipeptide/heavy_atoms/T300/"
     runs = set(re.findall(re.escape(base) + r"(\w+/n\d+_s0/dt[0-9.]+)/metrics.json", out))
     assert runs == {
-        "fm/n400_s0/dt0.002", "fm/n4000_s0/dt0.002", "fm/n4000_s0/dt0.004",
-        "re/n400_s0/dt0.002", "re/n4000_s0/dt0.002", "re/n4000_s0/dt0.004",
+        "fm/n400_s0/dt0.002", "fm/n4000_s0/dt0.002", "fm/n4000_s0/dt0.006",
+        "re/n400_s0/dt0.002", "re/n4000_s0/dt0.002", "re/n4000_s0/dt0.006",
         "fm_re/n4000_s0/dt0.002",
     }  # fmt: skip
     assert "results/dw_data_d25/x1/T3/fm/n1000_s0/dt0.05/metrics.json" in out
