@@ -13,6 +13,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from cgflow.jsonrecord import split_known
+
 RUN_KEYS = ("system", "mapping", "method", "n_train", "seed", "dt", "temperature", "run_dir")
 """A run's identity (every metrics.json's ``run`` holds them)."""
 RECORD_KEYS = ("run", "metrics", "primary_metric", "figure_kind")
@@ -83,10 +85,10 @@ class MetricsRecord:
         missing = [k for k in RECORD_KEYS if not isinstance(d, dict) or k not in d]
         if missing:
             raise ValueError(f"{where}: not a metrics.json of cgflow evaluate (lacks {missing})")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in d.items() if k in names and v is not None}
+        known, extra = split_known(cls, d)
+        known = {k: v for k, v in known.items() if v is not None}
         known["run"] = RunId.from_json(d["run"], where)
-        return cls(**known, extra={k: v for k, v in d.items() if k not in names})
+        return cls(**known, extra=extra)
 
     def to_json(self) -> dict:
         out = dict(self.extra)

@@ -16,6 +16,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from cgflow.jsonrecord import missing_fields, record_json, split_known
+
 MODEL_KEYS = ("kT", "n_beads", "dim", "prior", "network")
 """What every energy model's model.json holds."""
 
@@ -40,13 +42,7 @@ class _Run:
     def to_json(self) -> dict:
         """The model.json dict: every field but ``extra`` (whose keys are merged in),
         less optional ones that are None."""
-        out = dict(self.extra)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "extra" or (value is None and f.default is None):
-                continue
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-        return out
+        return record_json(self)
 
     @classmethod
     def from_json(cls, d: dict, where: str = "model.json"):
@@ -54,16 +50,13 @@ class _Run:
         what the record needs."""
         if not isinstance(d, dict):
             raise ValueError(f"{where}: not a cgflow model description (not a mapping)")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        required = [f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING
-                    and f.default_factory is dataclasses.MISSING]  # fmt: skip
-        missing = [k for k in required if k not in d]
+        missing = missing_fields(cls, d)
         if missing:
             raise ValueError(f"{where}: not a cgflow model description (lacks {missing})")
+        known, extra = split_known(cls, d)
         known = {k: (tuple(v) if k in _TUPLES and v is not None else v)
-                 for k, v in d.items() if k in names}  # fmt: skip
-        return cls(**known, extra={k: v for k, v in d.items() if k not in names})
+                 for k, v in known.items()}  # fmt: skip
+        return cls(**known, extra=extra)
 
 
 _TUPLES = ("bead_masses", "species_names", "species_index", "box", "train_sets")

@@ -16,22 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-
-def _known(cls, d: dict) -> tuple[dict, dict]:
-    """``d``'s keys that are fields of ``cls``, and the rest (its ``extra``)."""
-    names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-    return ({k: v for k, v in d.items() if k in names},
-            {k: v for k, v in d.items() if k not in names})  # fmt: skip
-
-
-def _json(record, always: tuple[str, ...], nested: dict) -> dict:
-    out = dict(record.extra)
-    for f in dataclasses.fields(record):
-        value = getattr(record, f.name)
-        if f.name == "extra" or (value is None and f.name not in always):
-            continue
-        out[f.name] = nested[f.name](value) if f.name in nested and value is not None else value
-    return out
+from cgflow.jsonrecord import missing_fields, record_json, split_known
 
 
 @dataclass(frozen=True)
@@ -132,7 +117,7 @@ class SimulationStatus:
 
     @classmethod
     def from_json(cls, d: dict, where: str = "status.json") -> SimulationStatus:
-        known, extra = _known(cls, d)
+        known, extra = split_known(cls, d)
         if known.get("failure") is not None:
             known["failure"] = Failure.from_json(known["failure"])
         if known.get("rounds") is not None:
@@ -140,7 +125,7 @@ class SimulationStatus:
         return cls(**known, extra=extra)
 
     def to_json(self) -> dict:
-        return _json(self, self.ALWAYS, {
+        return record_json(self, self.ALWAYS, {
             "failure": Failure.to_json,
             "rounds": lambda rs: [dataclasses.asdict(r) for r in rs],
         })  # fmt: skip
@@ -212,11 +197,9 @@ class GeneratorStatus:
 
     @classmethod
     def from_json(cls, d: dict, where: str = "status.json") -> GeneratorStatus:
-        known, extra = _known(cls, d)
+        known, extra = split_known(cls, d)
         extra.pop("generator", None)
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                   and f.name not in known]  # fmt: skip
+        missing = missing_fields(cls, known)
         if missing:
             raise ValueError(f"{where}: a generator's status without {missing}")
         if known.get("gap_ci95") is not None:
@@ -224,7 +207,7 @@ class GeneratorStatus:
         return cls(**known, extra=extra)
 
     def to_json(self) -> dict:
-        out = _json(self, self.ALWAYS, {"gap_ci95": list})
+        out = record_json(self, self.ALWAYS)
         out["generator"] = True
         return out
 
