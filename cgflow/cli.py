@@ -337,7 +337,33 @@ def _json_list_file(path: str) -> list:
     file = Path(path)
     if not file.is_file():
         raise argparse.ArgumentTypeError(f"{path}: file not found")
-    return _json_list(file.read_text())
+    try:
+        return _json_list(file.read_text())
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{path}: {err}") from None
+
+
+def _aggregate(args) -> int:
+    """cgflow aggregate: the deliverables; each run left out is named on stderr."""
+    from cgflow import methods
+    from cgflow.analysis.aggregate import aggregate_step
+
+    if args.min_seeds is not None and args.min_seeds < 2:
+        raise ValueError(f"--min-seeds: needs at least 2 (a spread), got {args.min_seeds}")
+    if args.min_basin_samples is not None and args.min_basin_samples < 1:
+        raise ValueError(f"--min-basin-samples: needs at least 1, got {args.min_basin_samples}")
+    if args.min_replicas_crossing is not None and not 0 <= args.min_replicas_crossing <= 1:
+        raise ValueError("--min-replicas-crossing: a share in [0, 1], got "
+                         f"{args.min_replicas_crossing}")  # fmt: skip
+    given = {"min_seeds": args.min_seeds, "min_basin_samples": args.min_basin_samples,
+             "min_replicas_crossing": args.min_replicas_crossing}  # fmt: skip
+    extra = {k: v for k, v in given.items() if v is not None}
+    df, failed = aggregate_step(args.metrics, args.out, args.figures, methods.names(),
+                                args.claims, **extra)  # fmt: skip
+    print(f"aggregate: {len(df)} rows -> {args.out}", file=sys.stderr)
+    for f in failed:
+        print(f"aggregate: left out (in failed_runs.csv): {f.reason}", file=sys.stderr)
+    return 0
 
 
 def _run(args) -> int:
@@ -367,23 +393,7 @@ def _run(args) -> int:
     if args.step == "bench":
         return _bench(args)
     if args.step == "aggregate":
-        from cgflow import methods
-        from cgflow.analysis.aggregate import aggregate_step
-
-        if args.min_seeds is not None and args.min_seeds < 2:
-            raise ValueError(f"--min-seeds: needs at least 2 (a spread), got {args.min_seeds}")
-        if args.min_basin_samples is not None and args.min_basin_samples < 1:
-            raise ValueError(f"--min-basin-samples: needs at least 1, got {args.min_basin_samples}")
-        if args.min_replicas_crossing is not None and not 0 <= args.min_replicas_crossing <= 1:
-            raise ValueError("--min-replicas-crossing: a share in [0, 1], got "
-                             f"{args.min_replicas_crossing}")  # fmt: skip
-        given = {"min_seeds": args.min_seeds, "min_basin_samples": args.min_basin_samples,
-                 "min_replicas_crossing": args.min_replicas_crossing}  # fmt: skip
-        extra = {k: v for k, v in given.items() if v is not None}
-        df = aggregate_step(args.metrics, args.out, args.figures, methods.names(), args.claims,
-                            **extra)  # fmt: skip
-        print(f"aggregate: {len(df)} rows -> {args.out}", file=sys.stderr)
-        return 0
+        return _aggregate(args)
 
     from cgflow.study import resolve
 

@@ -351,17 +351,35 @@ def test_smoke_study_end_to_end(workdir):
     assert planned_jobs(out) == {"claims_config": 1, "aggregate": 1, "publish": 1, "all": 1}
     (command,) = [line for line in out.splitlines() if "cgflow aggregate" in line]
     assert "--claims-file results/claims_config.json" in command and "quux" not in command
-    # A failed aggregate keeps the last deliverables: one run's metrics.json cut short
-    # fails the aggregate, naming the file, and every table and figure is still there.
+    # One run's metrics.json cut short: the aggregate leaves that run out, lists it as
+    # failed and writes every deliverable again.
     results = workdir / "results"
     deliverables = ("summary.csv", "claims.md", "benchmark.md", "figures/claims.png")
-    kept = {results / name: (results / name).read_bytes() for name in deliverables}
-    broken = results / "double_well/x1/T3/fm/n200_s0/dt0.01/metrics.json"
+    before = {name: (results / name).stat().st_mtime_ns for name in deliverables}
+    broken = results / "double_well_coupled/x1/T3/fm/n1000_s0/dt0.05/metrics.json"
     text = broken.read_text()
     broken.write_text(text[: len(text) // 2])
+    snakemake(workdir, "--cores", "2", "--configfile", "config/smoke.yaml")
+    assert all((results / n).stat().st_mtime_ns > t for n, t in before.items())
+    lost = pd.read_csv(results / "failed_runs.csv")
+    assert list(lost.path) == [str(broken.relative_to(workdir))]
+    assert (lost.method[0], lost.n_train[0], lost.dt[0]) == ("fm", 1000, 0.05)
+    for page in ("claims.md", "benchmark.md"):
+        assert "## Failed runs" in (results / page).read_text()
+    verdicts = pd.read_csv(results / "claims.csv").set_index("claim").verdict
+    assert "runs failed" in verdicts["RE beats FM"]  # it reads FM there
+    assert "runs failed" not in verdicts["rkl near the floor"]  # rkl vs the reference
+    summary = pd.read_csv(results / "summary.csv")
+    assert not summary.run_dir.eq(str(broken.parent.relative_to(workdir))).any()
+    assert summary.run_dir.eq("results/double_well_coupled/x1/T3/re/n1000_s0/dt0.05").any()
+    # An aggregate that cannot run at all (its claims file damaged) keeps the last
+    # deliverables, byte for byte.
+    kept = {results / name: (results / name).read_bytes() for name in deliverables}
+    claims_file = results / "claims_config.json"
+    claims_file.write_text(claims_file.read_text()[:10])
     failed = snakemake(workdir, "--cores", "2", "--configfile", "config/smoke.yaml", check=False)
     assert failed.returncode != 0
-    assert "n200_s0/dt0.01/metrics.json" in (results.parent / "logs/aggregate.log").read_text()
+    assert "claims_config.json" in (results.parent / "logs/aggregate.log").read_text()
     assert all(p.read_bytes() == content for p, content in kept.items())
 
 

@@ -23,7 +23,6 @@ import pandas as pd  # noqa: E402
 
 from cgflow.analysis.claims import REFERENCE, verdict_kind  # noqa: E402
 from cgflow.analysis.names import dt_label, figure_name  # noqa: E402
-from cgflow.io import load_dataset  # noqa: E402
 
 COLUMNS_PER_ROW = 3
 """Panels per row before a figure wraps."""
@@ -155,13 +154,12 @@ def profile_figure(kind: str, ref: dict, models: list, title: str):
     return fig
 
 
-def plot_profiles(metric_files: list[str], records: list, figures: Path) -> None:
+def plot_profiles(records: list, curves_of: list[dict], figures: Path) -> None:
     """Per (system, mapping, temperature): the reference free energy and each
-    model's, curves of the first seed."""
+    model's, curves of the first seed (``curves_of``: each record's ``curves.npz``)."""
     groups: dict[tuple, list] = {}
-    for f, rec in zip(metric_files, records, strict=True):
+    for rec, curves in zip(records, curves_of, strict=True):
         run = rec.run.to_json()
-        curves, _ = load_dataset(Path(f).with_name("curves.npz"))
         if "empty" not in curves:
             key = (run["system"], run["mapping"], run["temperature"], rec.figure_kind)
             groups.setdefault(key, []).append((run, curves))

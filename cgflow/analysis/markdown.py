@@ -44,6 +44,23 @@ def _dt_table(part: pd.DataFrame, cell) -> list[str]:
     return lines + [""]
 
 
+def failed_markdown(failed: list) -> str:
+    """The runs whose scores could not be read (``FailedRun``), each with its reason
+    and what to do; empty without any."""
+    if not failed:
+        return ""
+    lines = ["## Failed runs", "",
+             f"{len(failed)} run{'s' if len(failed) > 1 else ''} could not be read and "
+             "{} left out of every table; the claims that may read {} are undecided. "
+             "Remove each file and rerun the study to score the run again.".format(
+                 "is" if len(failed) == 1 else "are", "it" if len(failed) == 1 else "them"),
+             "", "| run | reason |", "|---|---|"]  # fmt: skip
+    for f in failed:
+        reason = f.reason.replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {f.path} | {reason} |")
+    return "\n".join(lines) + "\n\n"
+
+
 def crossing_markdown(df: pd.DataFrame, threshold: float = 0.0) -> str:
     """Per system, the share of each model's CG replicas that visited more than one
     basin (``replicas_crossing``), mean over its stable seeds: near 0, its basin

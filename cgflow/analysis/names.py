@@ -4,6 +4,43 @@ light module: the Snakefile imports it)."""
 from __future__ import annotations
 
 import math
+import re
+
+DATASET = "{system}/{mapping}/T{temperature}"
+"""A CG data set's folder under results/, and the runs on it."""
+RUN = DATASET + "/{method}/n{n_train}_s{seed}"
+"""A trained model's folder."""
+RUN_DT = RUN + "/dt{dt}"
+"""A trained model's CG run at one time step: its samples and scores."""
+
+
+def _pattern(template: str) -> str:
+    return re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
+
+
+_SCORES = re.compile(
+    rf"(?:^|/){_pattern(DATASET)}/(?:reference|{_pattern(RUN_DT.removeprefix(DATASET + '/'))})"
+    r"/metrics\.json$"
+)
+
+
+def run_of_scores(path: str) -> dict:
+    """The run a ``metrics.json`` path names by the workflow's layout (``RUN_DT``, or
+    ``DATASET/reference`` for the reference's scores): system, mapping, temperature,
+    method, and n_train, seed and dt where the path has them; {} for a path outside
+    the layout."""
+    found = _SCORES.search(str(path).replace("\\", "/"))
+    if found is None:
+        return {}
+    parts = {k: v for k, v in found.groupdict().items() if v is not None}
+    parts.setdefault("method", "reference")
+    try:
+        for key, kind in (("temperature", float), ("dt", float), ("n_train", int), ("seed", int)):
+            if key in parts:
+                parts[key] = kind(parts[key])
+    except ValueError:
+        return {}
+    return parts
 
 
 def figure_name(kind: str, system: str, mapping: str, temperature: float) -> str:

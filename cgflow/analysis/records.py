@@ -97,3 +97,30 @@ class MetricsRecord:
                 out[f.name] = getattr(self, f.name)
         out["run"] = self.run.to_json()
         return out
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """A run whose scores could not be read: its ``metrics.json`` (or the bootstrap
+    draws beside it) missing or damaged. The aggregate leaves it out of every table,
+    lists it in ``failed_runs.csv`` and leaves the claims it may bear on undecided.
+
+    Attributes:
+      path: its metrics.json.
+      reason: the error, naming the file.
+      run: what the path says of the run (``names.run_of_scores``): system, mapping,
+        temperature, method, and n_train, seed and dt where the path has them; {} for
+        a path outside the workflow's layout.
+    """
+
+    path: str
+    reason: str
+    run: dict = field(default_factory=dict)
+
+    def bears_on(self, system: str, methods: tuple) -> bool:
+        """Whether a claim about ``system`` comparing ``methods`` may read this run:
+        a run of one of them, or the system's reference, or a run the path does not
+        name."""
+        if not self.run:
+            return True
+        return self.run["system"] == system and self.run["method"] in (*methods, "reference")

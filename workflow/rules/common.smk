@@ -5,7 +5,7 @@ import os
 import shutil
 
 from cgflow import methods
-from cgflow.analysis.names import figure_name
+from cgflow.analysis.names import DATASET, RUN, RUN_DT, figure_name
 from cgflow.config import load_config, training_temperatures, validate_config
 from cgflow.study import StudySettings, method_settings
 from cgflow.systems import get_system, reference_settings, scored_exactly
@@ -49,9 +49,8 @@ wildcard_constraints:
 # benchmarks/ and checkpoints/ (outside results/, so that Snakemake never deletes a
 # checkpoint with a failed job's outputs) the same folders name the same job.
 REFERENCE = "{system}/reference/T{temperature}"  # an all-atom reference
-DATASET = "{system}/{mapping}/T{temperature}"  # its CG data set, and the runs on it
-RUN = "{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}"  # a trained model
-RUN_DT = "{system}/{mapping}/T{temperature}/{method}/n{n_train}_s{seed}/dt{dt}"  # at dt
+# DATASET (a CG data set, and the runs on it), RUN (a trained model) and RUN_DT (its
+# run at a time step) come from cgflow.analysis.names, which reads them back.
 GENERATOR = "{system}/{mapping}/T{temperature}/{method}/n0_s{seed}"  # no data
 ACROSS = "{system}/{mapping}/multiT"  # the data of all training temperatures
 ACROSS_RUN = "{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}"  # trained on them
@@ -285,6 +284,7 @@ DELIVERABLES = (
     "differences.csv",
     "claims.md",
     "claims.csv",
+    "failed_runs.csv",
 )
 """The study's tables, in results/ (and its figures, results/figures/)."""
 

@@ -4,6 +4,8 @@ its Markdown, and the cells a ``runs: claimed`` system must run."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -30,29 +32,49 @@ def empty_row(claim: Claim, metric: str) -> dict:
     return row
 
 
+@dataclass(frozen=True)
+class Guards:
+    """What leaves a claim undecided whatever its CI.
+
+    Attributes:
+      min_seeds: fewer seeds than this: ``undecided (n seeds)``.
+      unconverged: (system, temperature) pairs whose reference is not converged:
+        ``undecided (reference not converged)`` for a kind that reads the reference.
+      min_crossing, crossing: a run it reads whose ``replicas_crossing`` (by
+        ``run_key``; ``replicas_crossing(df)`` when None) is below ``min_crossing``:
+        ``undecided (replicas did not cross)``.
+      failed: runs whose scores could not be read (``FailedRun``); one that may bear on
+        the claim: ``undecided (runs failed)``.
+    """
+
+    min_seeds: int = MIN_SEEDS
+    unconverged: frozenset = frozenset()
+    min_crossing: float = 0.0
+    crossing: dict | None = None
+    failed: tuple = ()
+
+
 def evaluate_claim(claim: Claim | dict, df: pd.DataFrame, primary: dict, draws: dict,
-                   min_seeds: int = MIN_SEEDS, unconverged=frozenset(),
-                   min_crossing: float = 0.0, crossing: dict | None = None) -> dict:  # fmt: skip
+                   guards: Guards = Guards()) -> dict:  # fmt: skip
     """One row of the claims table (COLUMNS) for ``claim`` (a validated config entry):
-    its verdict from its kind, then ``undecided (n seeds)`` below ``min_seeds`` seeds,
-    ``undecided (reference not converged)`` where its (system, temperature) is in
-    ``unconverged`` and its kind reads the reference, and ``undecided (replicas did
-    not cross)`` where a run it reads has ``replicas_crossing`` below
-    ``min_crossing`` (``crossing``: the runs' values, ``replicas_crossing(df)`` when
-    not given)."""
+    its verdict from its kind, then ``undecided (...)`` with every reason of
+    ``guards`` that applies."""
     claim = Claim.of(claim)
     kind = registry.get(claim.kind)
     row = empty_row(claim, claim.metric or primary.get(claim.system, ""))
     row = kind.evaluate(claim, df, draws, row)
     runs = row.pop("_runs", [])
     n = int(row["n_seeds"])
-    reasons = [f"{n} seed{'s' if n > 1 else ''}"] if 0 < n < min_seeds else []
-    if kind.reads_reference and (row["system"], row["temperature"]) in unconverged:
+    reasons = [f"{n} seed{'s' if n > 1 else ''}"] if 0 < n < guards.min_seeds else []
+    if kind.reads_reference and (row["system"], row["temperature"]) in guards.unconverged:
         reasons.append("reference not converged")
-    if min_crossing > 0:
-        crossing = replicas_crossing(df) if crossing is None else crossing
-        if any(crossing.get(r, 1.0) < min_crossing for r in runs):
+    if guards.min_crossing > 0:
+        crossing = replicas_crossing(df) if guards.crossing is None else guards.crossing
+        if any(crossing.get(r, 1.0) < guards.min_crossing for r in runs):
             reasons.append("replicas did not cross")
+    sides = (claim.method, claim.baseline or claim.method)
+    if any(f.bears_on(claim.system, sides) for f in guards.failed):
+        reasons.append("runs failed")
     if reasons:
         row["verdict"] = f"undecided ({'; '.join(reasons)})"
     return row
@@ -60,10 +82,12 @@ def evaluate_claim(claim: Claim | dict, df: pd.DataFrame, primary: dict, draws: 
 
 def claims_table(claims: list[Claim | dict], df: pd.DataFrame, primary: dict, draws: dict,
                  min_seeds: int = MIN_SEEDS, unconverged=frozenset(),
-                 min_crossing: float = 0.0) -> pd.DataFrame:  # fmt: skip
-    crossing = replicas_crossing(df)
-    rows = [evaluate_claim(c, df, primary, draws, min_seeds, unconverged, min_crossing, crossing)
-            for c in claims]  # fmt: skip
+                 min_crossing: float = 0.0, failed=()) -> pd.DataFrame:  # fmt: skip
+    """The claims table (COLUMNS), a row per claim; ``failed``: the runs whose scores
+    could not be read (the other arguments: ``Guards``)."""
+    guards = Guards(min_seeds, frozenset(unconverged), min_crossing, replicas_crossing(df),
+                    tuple(failed))  # fmt: skip
+    rows = [evaluate_claim(c, df, primary, draws, guards) for c in claims]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
