@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cgflow.integrity import sha256_of
+from cgflow.io import write_json
 from cgflow.methods.base import Problem
 from cgflow.methods.data import split_indices
 from cgflow.methods.fm import FMSettings, force_loss_fn, train_fm
@@ -95,7 +97,8 @@ def test_save_and_load_model_round_trip(tmp_path):
     energy2, params2, desc2 = load_model(tmp_path / "m")
     R = jnp.ones((2, 3))
     assert float(energy2(params2, R)) == pytest.approx(float(build_energy(desc)(params, R)))
-    assert desc2 == ModelDescription.from_json(desc)
+    written = sha256_of((tmp_path / "m" / "params.msgpack").read_bytes())
+    assert desc2 == ModelDescription.from_json(desc).replace(params_sha256=written)
 
 
 def test_split_is_deterministic_and_disjoint():
@@ -145,6 +148,10 @@ def test_load_model_rejects_mismatched_parameters(tmp_path):
     (tmp_path / "m" / "params.msgpack").write_bytes(
         (tmp_path / "w" / "params.msgpack").read_bytes()
     )
+    with pytest.raises(ValueError, match="SHA-256 is not the one model.json records"):
+        load_model(tmp_path / "m")
+    # a model.json written before the checksum was recorded: the shapes catch it
+    write_json(tmp_path / "m" / "model.json", desc)
     with pytest.raises(ValueError, match="do not match"):
         load_model(tmp_path / "m")
 
@@ -218,6 +225,7 @@ def test_a_model_json_of_before_the_records_loads_and_writes_back_unchanged(tmp_
     back = desc.to_json()
     assert {k: back[k] for k in old} == old and back["usable"] is True
     save_model(tmp_path / "again", desc, {})
-    assert read_json(tmp_path / "again" / "model.json") == back
+    written = sha256_of((tmp_path / "again" / "params.msgpack").read_bytes())
+    assert read_json(tmp_path / "again" / "model.json") == {**back, "params_sha256": written}
     with pytest.raises(ValueError, match=r"lacks \['network'\]"):
         ModelDescription.from_json({k: v for k, v in old.items() if k != "network"})

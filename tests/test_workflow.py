@@ -359,7 +359,22 @@ def test_smoke_study_end_to_end(workdir):
     broken = results / "double_well_coupled/x1/T3/fm/n1000_s0/dt0.05/metrics.json"
     text = broken.read_text()
     broken.write_text(text[: len(text) // 2])
+    # ... and a model's params.msgpack cut short: it is set aside (a dry run only says
+    # so), its run's samples and scores stay, and it is trained again when needed.
+    model = results / "double_well/x1/T3/fm/n200_s0/model"
+    run = model.parent / "dt0.01"
+    kept_run = {p: p.read_bytes() for p in run.iterdir()}
+    params = (model / "params.msgpack").read_bytes()
+    (model / "params.msgpack").write_bytes(params[: len(params) // 2])
+    plan = snakemake(workdir, "-n", "--configfile", "config/smoke.yaml")
+    assert f"{model.relative_to(workdir)}/params.msgpack: damaged" in plan.stderr
+    assert (model / "params.msgpack").is_file()
     snakemake(workdir, "--cores", "2", "--configfile", "config/smoke.yaml")
+    assert (model / "params.msgpack.damaged").read_bytes() == params[: len(params) // 2]
+    assert {p: p.read_bytes() for p in run.iterdir()} == kept_run
+    target = str((model / "params.msgpack").relative_to(workdir))
+    plan = snakemake(workdir, "-n", target, "--configfile", "config/smoke.yaml")
+    assert planned_jobs(plan.stdout + plan.stderr) == {"train": 1}
     assert all((results / n).stat().st_mtime_ns > t for n, t in before.items())
     lost = pd.read_csv(results / "failed_runs.csv")
     assert list(lost.path) == [str(broken.relative_to(workdir))]

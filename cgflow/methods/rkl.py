@@ -321,6 +321,7 @@ def read_generator_folder(folder, kind: str, build, init):
     file otherwise)."""
     from flax import serialization
 
+    from cgflow.integrity import problem
     from cgflow.io import read_json
     from cgflow.models.description import GeneratorDescription
 
@@ -334,6 +335,9 @@ def read_generator_folder(folder, kind: str, build, init):
     params_file = folder / "params.msgpack"
     if not params_file.is_file():
         raise FileNotFoundError(f"{params_file}: generator parameters not found")
+    damaged = problem(params_file)
+    if damaged:
+        raise ValueError(f"{params_file}: {damaged}")
     params = serialization.msgpack_restore(params_file.read_bytes())
     expected = jax.eval_shape(lambda: init(gen, jax.random.PRNGKey(0)))
     shapes = jax.tree.map(lambda x: tuple(x.shape), (params, expected))

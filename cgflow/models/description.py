@@ -24,7 +24,8 @@ MODEL_KEYS = ("kT", "n_beads", "dim", "prior", "network")
 
 @dataclass(frozen=True)
 class _Run:
-    """What every trained model records about its run."""
+    """What every trained model records about its run (``params_sha256``: the
+    SHA-256 of the params.msgpack written with it, :mod:`cgflow.integrity`)."""
 
     kT: float
     system: str = ""
@@ -34,6 +35,7 @@ class _Run:
     seed: int = 0
     units: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    params_sha256: str | None = None
     extra: dict = field(default_factory=dict)
 
     def replace(self, **changes):

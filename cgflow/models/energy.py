@@ -45,6 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from cgflow.integrity import PARAMS_SHA256, sha256_of
+from cgflow.integrity import problem as damage
 from cgflow.io import atomic_write, read_json, write_json
 from cgflow.jaxmd import partition
 from cgflow.models import geometry, tables
@@ -392,10 +394,12 @@ def init_params(desc: ModelDescription | dict, key):
 def save_model(folder: str | Path, desc: ModelDescription | GeneratorDescription | dict,
                params) -> None:  # fmt: skip
     """Write ``model.json`` (the description; a dict is read as a ModelDescription's
-    JSON) and ``params.msgpack`` (Flax bytes)."""
+    JSON, recording the SHA-256 of the parameters) and ``params.msgpack`` (Flax
+    bytes)."""
     folder = Path(folder)
     desc = desc if isinstance(desc, GeneratorDescription) else as_model(desc)
     data = serialization.to_bytes(params)
+    desc = desc.replace(**{PARAMS_SHA256: sha256_of(data)})
     atomic_write(folder / "params.msgpack", lambda fh: fh.write(data))
     write_json(folder / "model.json", desc.to_json())
 
@@ -456,13 +460,16 @@ def load_model(folder: str | Path, kT: float | None = None, transfer: bool = Fal
     params_file = folder / "params.msgpack"
     if not params_file.is_file():
         raise FileNotFoundError(f"{params_file}: model parameters not found")
+    damaged = damage(params_file)
+    if damaged:
+        raise ValueError(f"{params_file}: {damaged}")
     try:
         params = serialization.msgpack_restore(params_file.read_bytes())
     except Exception as err:  # noqa: BLE001 -- msgpack raises several kinds
         raise ValueError(f"{params_file}: not readable model parameters ({err})") from None
-    problem = prior_shape_problem(desc)
-    if problem:
-        raise ValueError(f"{folder / 'model.json'}: {problem}")
+    wrong = prior_shape_problem(desc)
+    if wrong:
+        raise ValueError(f"{folder / 'model.json'}: {wrong}")
     expected = jax.eval_shape(lambda: init_params(desc, jax.random.PRNGKey(0)))
     shapes = jax.tree.map(lambda x: tuple(x.shape), (params, expected))
     if shapes[0] != shapes[1]:

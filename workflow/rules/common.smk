@@ -3,9 +3,11 @@ import itertools
 import json
 import os
 import shutil
+import sys
 
 from cgflow import methods
 from cgflow.analysis.names import DATASET, RUN, RUN_DT, figure_name
+from cgflow.integrity import damaged_results, set_aside
 from cgflow.config import load_config, training_temperatures, validate_config
 from cgflow.study import StudySettings, method_settings
 from cgflow.systems import get_system, reference_settings, scored_exactly
@@ -55,6 +57,30 @@ GENERATOR = "{system}/{mapping}/T{temperature}/{method}/n0_s{seed}"  # no data
 ACROSS = "{system}/{mapping}/multiT"  # the data of all training temperatures
 ACROSS_RUN = "{system}/{mapping}/multiT/{method}/n{n_train}_s{seed}"  # trained on them
 PRIOR = "prior/n{n_train}_s{seed}"  # a run's prior, under DATASET or ACROSS
+
+
+def set_aside_damaged_results():
+    """Before the DAG is built: each damaged data set or model file under results/
+    (cgflow.integrity) is moved to <name>.damaged, so that Snakemake sees it missing
+    and runs its producer (and what reads it) again. A dry run only says so."""
+    if not workflow.is_main_process:
+        return
+    dry_run = getattr(workflow.output_settings, "dryrun", False)  # set before the DAG
+    for path, why in damaged_results("results"):
+        if dry_run:
+            print(
+                f"{path}: damaged ({why}); a run sets it aside and makes it again",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"{path}: damaged ({why}); set aside as {set_aside(path).name}, to be "
+                "made again",
+                file=sys.stderr,
+            )
+
+
+set_aside_damaged_results()
 
 
 def fmt(x):
