@@ -8,6 +8,7 @@ checked (old studies still load).
 
 from __future__ import annotations
 
+import json
 import math
 
 FIELDS = ("system", "mapping", "kT")
@@ -47,3 +48,22 @@ def check_same(first: str, first_meta, second: str, second_meta, fields=FIELDS) 
                 f"{first} is of {key} {a[key]!r} but {second} of {key} {b[key]!r}: "
                 "they come from different runs of the study"
             )
+
+
+def check_described(path: str, meta, system: str, description: dict) -> None:
+    """Refuse (ValueError) an all-atom data set whose recorded system description
+    (``meta["system"]``, as ``cgflow sample`` writes it) differs from ``description``
+    (the study's system ``system``, ``System.describe()``) in a key both have; which
+    part and run of the reference it is are not compared."""
+    written = meta.get("system") if isinstance(meta, dict) else None
+    if not isinstance(written, dict):
+        return
+    want = json.loads(json.dumps(description))  # as JSON would hold it
+    differ = sorted(k for k in set(written) & set(want) - {"part", "run"}
+                    if written[k] != want[k])  # fmt: skip
+    if differ:
+        shown = ", ".join(f"{k} {written[k]!r} vs {want[k]!r}" for k in differ)
+        raise ValueError(
+            f"{path} is a reference of another system than --system {system} ({shown}): "
+            "they come from different runs of the study"
+        )

@@ -88,3 +88,38 @@ def test_evaluate_refuses_samples_of_another_run(made, args, field, capsys):
     err = capsys.readouterr().err
     assert f"samples.npz is of {field}" in err and "the run asked for" in err, err
     assert not (t / "sim" / f"metrics_{field}.json").exists()
+
+
+def test_map_refuses_a_reference_of_another_system(made, capsys):
+    """double_well's all-atom reference mapped as if it were double_well_coupled's."""
+    t, config = made
+    command = (f"map --config {config} --system double_well_coupled --mapping x1 "
+               f"--input {t}/aa.npz --out {t}/cg_other.npz")  # fmt: skip
+    assert cli(command) == 2
+    err = capsys.readouterr().err
+    assert "aa.npz is a reference of another system than --system double_well_coupled" in err
+    assert "(c 0.0 vs 1.0)" in err, err  # the coupled well's coupling
+    assert not (t / "cg_other.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [({"kT": 2.0}, "prior_other.json is of kT 2.0"),
+     ({"mapping": "x2"}, "prior_other.json is of mapping 'x2'"),
+     ({"fitted_on": {"n_train": 200, "seed": 1}}, "fitted on the training split of (n_train "
+                                                   "200, seed 1)")],
+)  # fmt: skip
+def test_train_refuses_a_prior_of_another_run(made, change, said, capsys):
+    """A prior fitted at another kT, on another map, or on another seed's split."""
+    from cgflow.io import read_json, write_json
+
+    t, config = made
+    prior = read_json(t / "prior.json")
+    assert prior["system"] == "double_well" and prior["mapping"] == "x1"
+    write_json(t / "prior_other.json", {**prior, **change})
+    command = (f"train --config {config} --system double_well --method prior --data "
+               f"{t}/cg.npz --prior {t}/prior_other.json --n-train 200 --seed 0 "
+               f"--out-dir {t}/m_other")  # fmt: skip
+    assert cli(command) == 2
+    assert said in capsys.readouterr().err
+    assert not (t / "m_other" / "model.json").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 from cgflow.io import load_dataset, save_dataset, write_trajectory
 from cgflow.mapping.linear import apply_map
 from cgflow.mapping.topology import bonded_terms
+from cgflow.provenance import check_described
 from cgflow.systems import get_map
 
 
@@ -24,6 +25,7 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
     system = study.build_system()
     cg_map = get_map(system, mapping)
     aa, aa_meta = load_dataset(aa_path, required=("positions", "forces", "energies"))
+    check_described(str(aa_path), aa_meta, study.system, system.describe())
     R, F = apply_map(cg_map, aa["positions"], aa["forces"])
     meta = {
         "system": study.system,

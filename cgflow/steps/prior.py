@@ -52,6 +52,7 @@ def fit_prior_step(study, data_path, n_train: int, seed: int, out: str) -> dict:
         cutoff=interaction_range(network) if box is not None else None,
     )
     prior["omitted_dihedrals"] = [list(q) for q in omitted]
+    prior["system"], prior["mapping"] = study.system, meta["mapping"]["name"]
     fitted_on = [
         {"data": f["data"], "n_train": f["n_train"],
          "n_frames": int(np.sum(frames.kT_train == f["kT"]))}

@@ -35,6 +35,7 @@ from cgflow.models import (
     save_model,
 )
 from cgflow.models.pairs import frame_pairs_for
+from cgflow.provenance import check_same
 from cgflow.runtime import check_memory, jax_device_info
 from cgflow.simulate.settings import integrator_settings, network_width
 from cgflow.systems import cv_features
@@ -119,6 +120,7 @@ def train(study, request: TrainRequest, log=None) -> ModelDescription:
     check_room(request.out_dir, request.checkpoint, "train")
     frames = training_frames(request.data_paths, request.n_train, study.val_fraction,
                              request.seed, method.aa_energies, system=study.system)  # fmt: skip
+    _check_prior(request, frames)
     desc = _description(study, method, settings, request, frames)
     need = settings.sampling_bytes(desc.n_beads, desc.dim, network_width(desc.network))
     if need:
@@ -270,6 +272,26 @@ def _write_unusable(desc: ModelDescription, params, reason: str, out_dir: Path, 
     save_model(out_dir, desc, params)
     ckpt.discard(checkpoint)
     return desc
+
+
+def _check_prior(request: TrainRequest, frames) -> None:
+    """The prior belongs to this run: the data set's system and map (and kT, for one
+    data set), and the split (n_train, seed) it was fitted on; a field a prior of an
+    older cgflow lacks is not checked (ValueError naming both)."""
+    prior = read_json(request.prior)
+    data = str(request.data_paths[0])
+    fields = ("system", "mapping", "kT") if len(frames.sets) == 1 else ("system", "mapping")
+    check_same(str(request.prior), prior, data, frames.meta, fields)
+    fitted = prior.get("fitted_on") if isinstance(prior, dict) else None
+    split = {k: fitted.get(k) for k in ("n_train", "seed")} if isinstance(fitted, dict) else {}
+    asked = {"n_train": request.n_train, "seed": request.seed}
+    if any(v is not None and v != asked[k] for k, v in split.items()):
+        raise ValueError(
+            f"{request.prior} was fitted on the training split of (n_train "
+            f"{split['n_train']}, seed {split['seed']}), not this run's (n_train "
+            f"{request.n_train}, seed {request.seed}): its frames may be this run's "
+            "validation frames"
+        )
 
 
 def _start_model(folder: str, desc: ModelDescription):
