@@ -151,3 +151,51 @@ def test_the_generator_breaks_configs(base):
 
     count()
     assert refused > 0.5 * len(examples) and set(examples) == set(MUTATIONS)
+
+
+# The drill's check-config cases (issue 42): configs the schema passes but the study
+# would fail on later (too few frames for the prior) or run wrongly (two values that
+# name one job's path; one claim stated twice). Each must be refused, naming the field.
+LATER = ("n_train_too_small", "temperatures_collide", "dts_collide", "claim_twice",
+         "claim_renamed")  # fmt: skip
+
+
+@st.composite
+def configs_that_fail_later(draw, base):
+    config = copy.deepcopy(base)
+    kind = draw(st.sampled_from(LATER))
+    trained = [n for n, e in config["systems"].items() if "n_train" in e]
+    name = draw(st.sampled_from(trained))
+    entry = config["systems"][name]
+    if kind == "n_train_too_small":
+        i = draw(st.integers(0, len(entry["n_train"]) - 1))
+        entry["n_train"][i] = draw(st.integers(1, 2))  # 0.1 validation leaves < 2 frames
+        return config, ("systems", name, "n_train"), kind
+    if kind in ("temperatures_collide", "dts_collide"):
+        values = entry["temperatures"] if kind == "temperatures_collide" else (
+            entry["simulation"]["dt"])  # fmt: skip
+        near = draw(st.sampled_from(values)) * (1 + draw(st.sampled_from([1e-10, 1e-12])))
+        values.insert(draw(st.integers(0, len(values))), near)
+        field = "temperatures" if kind == "temperatures_collide" else "dt"
+        return config, ("systems", name, field), kind
+    i = draw(st.integers(0, len(config["claims"]) - 1))
+    twice = copy.deepcopy(config["claims"][i])
+    if kind == "claim_renamed":
+        twice["name"] = draw(st.text(alphabet="abcdefgh ", min_size=3, max_size=12)) + " (again)"
+    config["claims"].append(twice)
+    return config, ("claims",), kind
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_a_config_that_would_fail_or_collide_later_is_refused(base, data):
+    config, path, kind = data.draw(configs_that_fail_later(base))
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    assert names_the_field(str(err.value), path), (kind, str(err.value))
