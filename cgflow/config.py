@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -22,8 +23,14 @@ import yaml
 from cgflow import methods
 from cgflow.analysis.claims import registry as claim_kinds
 from cgflow.analysis.claims.core import Claim
+from cgflow.runtime import total_memory
 from cgflow.settings import json_schema
-from cgflow.simulate.settings import IntegratorSettings, RunSettings
+from cgflow.simulate.settings import (
+    IntegratorSettings,
+    RunSettings,
+    network_width,
+    sampling_memory,
+)
 from cgflow.systems import (
     SYSTEMS,
     evaluation_settings,
@@ -328,7 +335,69 @@ def _system_problems(
     problems += _data_free_problems(config, where, entry, system)
     problems += _periodic_problems(where, entry, system)
     problems += _simulation_problems(where, entry, partial)
+    if not problems and not partial:
+        problems += _resource_problems(config, where, entry, system, method_blocks)
     return problems
+
+
+def _resource_problems(config: dict, where: str, entry: dict, system,
+                       method_blocks: bool) -> list[str]:  # fmt: skip
+    """A CG run, or a training that samples (RE), whose estimated peak memory
+    (``sampling_memory``, ``sampling_bytes``: the estimates the steps check at run
+    time) exceeds what a job may use (``max_job_memory_gb``, else this machine's
+    total memory), or whose samples would not fit on the whole disk of results/."""
+    sim = entry.get("simulation")
+    if "n_train" not in entry or not sim:
+        return []
+    limit_gb = config.get("max_job_memory_gb")
+    if limit_gb is None:
+        total = total_memory()
+        if total is None:
+            return []
+        limit, source = total, "this machine's total memory; set max_job_memory_gb"
+    else:
+        limit, source = limit_gb * 1e9, "max_job_memory_gb"
+    run = RunSettings.from_dict(
+        {k: v for k, v in sim.items() if k in RunSettings.__dataclass_fields__}
+    )
+    n_beads = max(get_map(system, m).n_beads for m in entry["mappings"])
+    width = network_width(entry.get("network") or {})
+    most, n_saved = run.n_replicas * run.n_rounds, run.n_steps // run.save_every
+    problems = []
+    need = sampling_memory(most, n_saved, n_beads, system.dim, width)
+    if need > limit:
+        problems.append(
+            f"{where}.simulation: a CG run of {most} replicas x {n_saved} saved frames of "
+            f"{n_beads} beads needs about {need / 1e9:.3g} GB of memory; a job may use "
+            f"{limit / 1e9:.3g} GB ({source}): make the run smaller"
+        )
+    disk = 2 * 4 * most * n_saved * n_beads * system.dim  # samples and trajectory
+    whole = shutil.disk_usage(_existing_parent(Path("results"))).total
+    if disk > whole:  # the free space where it writes is the step's own check
+        problems.append(
+            f"{where}.simulation: a CG run of {most} replicas x {n_saved} saved frames "
+            f"writes about {disk / 1e9:.3g} GB, more than the whole disk of results/ "
+            f"({whole / 1e9:.3g} GB): make the run smaller"
+        )
+    if method_blocks:
+        for m in system_method_names(config, entry):
+            values = {**(config["methods"].get(m) or {}), **(entry.get("methods", {}).get(m) or {})}
+            need = methods.get(m).settings(values).sampling_bytes(n_beads, system.dim, width)
+            if need and need > limit:
+                problems.append(
+                    f"{where}.methods.{m}: its training samples need about {need / 1e9:.3g} "
+                    f"GB of memory; a job may use {limit / 1e9:.3g} GB ({source}): make "
+                    "n_replicas or sample_steps smaller"
+                )
+    return problems
+
+
+def _existing_parent(path: Path) -> Path:
+    """``path``, or its nearest parent that exists (results/ may not yet)."""
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
 
 
 def _periodic_problems(where: str, entry: dict, system) -> list[str]:

@@ -266,3 +266,22 @@ def test_only_systems_runs_a_slice_of_the_study(repo):
     config = load_config(repo / "config" / "claims.yaml")
     config["only_systems"] = ["alanine_vaccum"]
     check_fails(config, "config.only_systems", "'alanine_vaccum'", "alanine_vacuum")
+
+
+def test_check_config_refuses_runs_larger_than_a_job_may_be(default_config):
+    """CG runs and RE trainings whose estimated peak memory exceeds what a job may
+    use (max_job_memory_gb; by default this machine's memory), or whose samples
+    exceed the whole disk, are refused before any job, naming the block."""
+    where = "config.systems.double_well"
+    for key, value in (("n_replicas", 10**8), ("n_steps", 10**13)):
+        cfg = copy.deepcopy(default_config)
+        cfg["systems"]["double_well"]["simulation"][key] = value
+        check_fails(cfg, f"{where}.simulation", "GB of memory; a job may use")
+        check_fails(cfg, f"{where}.simulation", "more than the whole disk of results/")
+    cfg = copy.deepcopy(default_config)
+    validate_config(copy.deepcopy(cfg))
+    cfg["max_job_memory_gb"] = 1e-4  # 100 kB: the default study's runs need more
+    check_fails(cfg, f"{where}.simulation", "a job may use 0.0001 GB (max_job_memory_gb)")
+    check_fails(cfg, "config.systems.double_well_coupled.methods.re", "training samples need")
+    cfg["max_job_memory_gb"] = 0
+    check_fails(cfg, "config.max_job_memory_gb", "")
