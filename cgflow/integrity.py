@@ -97,19 +97,24 @@ def _params_problem(path: Path) -> str | None:
     return None
 
 
-CHECKED = (".npz", "model.json", "params.msgpack")
-"""The result files ``damaged_results`` checks: data sets and models. A
-``metrics.json`` is not among them: the aggregate reports a damaged one as a failed
-run (:mod:`cgflow.analysis.aggregate`)."""
+def checked(path: Path) -> bool:
+    """Whether ``damaged_results`` checks ``path``: a data set (``.npz``), a model
+    (``model.json``, ``params.msgpack``), a prior (``prior/*.json``) or a CG run's
+    ``status.json``. A ``metrics.json`` is not among them: the aggregate reports a
+    damaged one as a failed run (:mod:`cgflow.analysis.aggregate`)."""
+    name = path.name
+    return (name.endswith(".npz") or name in ("model.json", "params.msgpack", "status.json")
+            or (path.parent.name == "prior" and name.endswith(".json")))  # fmt: skip
 
 
 def damaged_results(root: str | Path) -> list[tuple[Path, str]]:
-    """Every data set and model file under ``root`` whose check fails, with why."""
+    """Every file under ``root`` that ``checked`` names and whose check fails, with
+    why."""
     out = []
     for folder, _, names in os.walk(root):
         for name in sorted(names):
-            if name.endswith(CHECKED):
-                path = Path(folder) / name
+            path = Path(folder) / name
+            if checked(path):
                 why = problem(path)
                 if why:
                     out.append((path, why))

@@ -63,7 +63,15 @@ def test_params_altered_in_place_fail_the_recorded_checksum(model):
 def test_damaged_results_finds_data_sets_and_models_but_not_scores(model, tmp_path):
     save_dataset(tmp_path / "run" / "samples.npz", {"R": np.zeros((5, 2, 3))}, {})
     (tmp_path / "run" / "metrics.json").write_text("{")  # the aggregate's to report
+    (tmp_path / "claims.json").write_text("{")  # not a result a job reads back
     assert damaged_results(tmp_path) == []
+    (tmp_path / "prior").mkdir()
+    (tmp_path / "prior" / "n100_s0.json").write_text('{"bonds": ')
+    (tmp_path / "run" / "status.json").write_text("")
+    found = dict(damaged_results(tmp_path))
+    assert set(found) == {tmp_path / "prior" / "n100_s0.json", tmp_path / "run" / "status.json"}
+    (tmp_path / "prior" / "n100_s0.json").unlink()
+    (tmp_path / "run" / "status.json").unlink()
     params = model / "params.msgpack"
     params.write_bytes(params.read_bytes()[:-8])
     samples = tmp_path / "run" / "samples.npz"

@@ -123,3 +123,25 @@ def test_train_refuses_a_prior_of_another_run(made, change, said, capsys):
     assert cli(command) == 2
     assert said in capsys.readouterr().err
     assert not (t / "m_other" / "model.json").exists()
+
+
+def test_evaluate_refuses_samples_of_another_map(made, capsys):
+    """Samples whose metadata names another CG map than --mapping (double_well has
+    one map, so the samples' record is altered)."""
+    from cgflow.io import meta_path, read_json, write_json
+
+    t, config = made
+    other = t / "sim_x2"
+    other.mkdir(exist_ok=True)
+    for name in ("samples.npz", "status.json"):
+        (other / name).write_bytes((t / "sim" / name).read_bytes())
+    meta = read_json(meta_path(t / "sim" / "samples.npz"))
+    mapping = meta["mapping"] if isinstance(meta["mapping"], str) else meta["mapping"]["name"]
+    assert mapping == "x1"
+    write_json(meta_path(other / "samples.npz"), {**meta, "mapping": "x2"})
+    command = (f"evaluate --config {config} --system double_well --mapping x1 --temperature 3 "
+               f"--samples {other}/samples.npz --status {other}/status.json --method prior "
+               f"--n-train 200 --seed 0 --dt 0.05 --out {other}/metrics.json")  # fmt: skip
+    assert cli(command) == 2
+    err = capsys.readouterr().err
+    assert "samples.npz is of mapping 'x2'" in err and "the run asked for" in err, err
