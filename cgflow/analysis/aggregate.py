@@ -4,8 +4,8 @@ CI) and write the study's deliverables from them: the benchmark table
 :mod:`cgflow.analysis.markdown`), the paired differences between methods
 (``differences.csv``), the claims (``claims.md``, ``claims.csv``) and the figures.
 
-A run whose scores cannot be read (a missing or damaged ``metrics.json`` or
-``bootstrap.npz``) does not stop the aggregate: it is left out, listed with the
+A run whose scores cannot be read (a missing or damaged ``metrics.json``,
+``curves.npz`` or ``bootstrap.npz``) does not stop the aggregate: it is left out, listed with the
 reason in ``failed_runs.csv``, ``benchmark.md`` and ``claims.md``, and each claim it
 may bear on is ``undecided (runs failed)``."""
 
