@@ -62,9 +62,13 @@ PRIOR = "prior/n{n_train}_s{seed}"  # a run's prior, under DATASET or ACROSS
 def set_aside_damaged_results():
     """Before the DAG is built: each damaged data set or model file under results/
     (cgflow.integrity) is moved to <name>.damaged, so that Snakemake sees it missing
-    and runs its producer (and what reads it) again. A dry run only says so."""
+    and runs its producer (and what reads it) again. A dry run only says so; nothing
+    is checked while another run holds the folder's lock."""
     if not workflow.is_main_process:
         return
+    locks = os.path.join(".snakemake", "locks")
+    if os.path.isdir(locks) and os.listdir(locks):
+        return  # another run holds the folder: its files may be half-way through a write
     dry_run = getattr(workflow.output_settings, "dryrun", False)  # set before the DAG
     for path, why in damaged_results("results"):
         if dry_run:
