@@ -145,3 +145,24 @@ def test_evaluate_refuses_samples_of_another_map(made, capsys):
     assert cli(command) == 2
     err = capsys.readouterr().err
     assert "samples.npz is of mapping 'x2'" in err and "the run asked for" in err, err
+
+
+def test_evaluate_refuses_a_model_of_another_system_than_its_samples(made, capsys):
+    """The model whose PMF evaluate scores by quadrature must be the samples' own."""
+    import shutil
+
+    from cgflow.io import read_json, write_json
+
+    t, config = made
+    other = t / "model_other"
+    shutil.copytree(t / "model", other, dirs_exist_ok=True)
+    desc = read_json(other / "model.json")
+    write_json(other / "model.json", {**desc, "system": "double_well_coupled"})
+    command = (f"evaluate --config {config} --system double_well --mapping x1 --temperature 3 "
+               f"--samples {t}/sim/samples.npz --status {t}/sim/status.json --method prior "
+               f"--n-train 200 --seed 0 --dt 0.05 --model {other} "
+               f"--out {t}/sim/metrics_model.json")  # fmt: skip
+    assert cli(command) == 2
+    err = capsys.readouterr().err
+    assert "model.json is of system 'double_well_coupled'" in err and "samples.npz" in err, err
+    assert not (t / "sim" / "metrics_model.json").exists()

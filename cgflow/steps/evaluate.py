@@ -515,6 +515,10 @@ def evaluate_step(
     asked = {"system": study.system, "mapping": run.mapping, "kT": system.kT(run.temperature)}
     check_same(str(samples_path), meta, f"the run asked for (system {study.system}, --mapping "
                f"{run.mapping}, --temperature {run.temperature:g})", asked)  # fmt: skip
+    if model_dir:  # the model whose samples these are (its kT may be another's)
+        model_json = Path(model_dir) / "model.json"
+        check_same(str(model_json), read_json(model_json), str(samples_path), meta,
+                   ("system", "mapping"))  # fmt: skip
     target = scoring.exact_target() if scored_exactly(system) else None
     if status.stable and samples["positions"].shape[0] > 0:
         ref_data = None
