@@ -318,3 +318,31 @@ def as_record(d: dict):
            **d["run"]}  # fmt: skip
     return MetricsRecord.from_json({"metrics": {}, "primary_metric": "x",
                                     "figure_kind": "surface_2d", **d, "run": run})  # fmt: skip
+
+
+def test_fit_prior_in_a_box_ends_the_pair_repulsion_at_the_network_cutoff(tmp_path):
+    """fit-prior on a periodic CG data set, as the workflow runs it (a water entry of
+    the default config with a SchNet): the pair prior is fitted and ends at the
+    network's cutoff. It failed once on a network block that was not a model."""
+    import json
+
+    import yaml
+    from conftest import REPO
+
+    from cgflow.cli import main
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    entry = config["systems"]["water"]
+    entry["reference"].update(equilibration_ps=2, production_ps=4, platform="CPU")
+    entry["n_train"] = [20]
+    path = tmp_path / "water.yaml"
+    path.write_text(yaml.safe_dump(config))
+    study = f"--config {path} --system water"
+    t = tmp_path
+    assert main(f"sample {study} --temperature 300 --out {t}/aa.npz".split()) == 0
+    assert main(f"map {study} --mapping com --input {t}/aa.npz --out {t}/cg.npz".split()) == 0
+    fit = f"fit-prior {study} --data {t}/cg.npz --n-train 20 --seed 0 --out {t}/prior.json"
+    assert main(fit.split()) == 0
+    prior = json.loads((t / "prior.json").read_text())
+    assert prior["type"] == "pair_repulsion" and prior["system"] == "water"
+    assert prior["cutoff"] == pytest.approx(entry["network"]["cutoff"])

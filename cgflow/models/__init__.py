@@ -10,6 +10,7 @@ from cgflow.models.energy import (
     interaction_range,
     is_temperature_aware,
     load_model,
+    network_range,
     save_model,
 )
 from cgflow.models.prior import fit_prior, prior_energy
@@ -24,6 +25,7 @@ __all__ = [
     "is_temperature_aware",
     "init_params",
     "interaction_range",
+    "network_range",
     "load_model",
     "save_model",
     "fit_prior",

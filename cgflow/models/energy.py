@@ -236,10 +236,15 @@ def _network(desc: ModelDescription):
 
 def interaction_range(desc: ModelDescription | dict) -> float | None:
     """Distance beyond which beads do not interact through the network (None: any)."""
-    desc = as_model(desc)
-    if desc.network_type != "schnet":
+    return network_range(as_model(desc).network)
+
+
+def network_range(network: dict) -> float | None:
+    """The same for a network's config block (``network`` of a system entry, before
+    there is a model): its cutoff for a SchNet, None for any other."""
+    if network.get("type") != "schnet":
         return None
-    return float(_schnet_config(desc.network)["cutoff"])
+    return float(_schnet_config(network)["cutoff"])
 
 
 def is_temperature_aware(desc: ModelDescription | dict) -> bool:

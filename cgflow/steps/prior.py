@@ -8,7 +8,7 @@ import numpy as np
 
 from cgflow.io import write_json
 from cgflow.methods.data import periodic_box, training_frames
-from cgflow.models import fit_prior, interaction_range
+from cgflow.models import fit_prior, network_range
 from cgflow.systems import get_map
 
 
@@ -41,7 +41,7 @@ def fit_prior_step(study, data_path, n_train: int, seed: int, out: str) -> dict:
         topology = {**topology, "dihedrals": dihedrals}
     box = periodic_box(data, meta)
     # in a box, a pair prior ends where the network's neighbour list does
-    network = {"network": study.entry.get("network", {"type": "none"})}
+    network = study.entry.get("network", {"type": "none"})
     prior = fit_prior(
         study.entry["prior"],
         frames.R_train,
@@ -49,7 +49,7 @@ def fit_prior_step(study, data_path, n_train: int, seed: int, out: str) -> dict:
         topology,
         box,
         meta["mapping"].get("species_index"),
-        cutoff=interaction_range(network) if box is not None else None,
+        cutoff=network_range(network) if box is not None else None,
     )
     prior["omitted_dihedrals"] = [list(q) for q in omitted]
     prior["system"], prior["mapping"] = study.system, meta["mapping"]["name"]
