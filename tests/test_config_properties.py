@@ -186,6 +186,7 @@ def configs_that_fail_later(draw, base):
     return config, ("claims",), kind
 
 
+@pytest.mark.slow
 @settings(
     max_examples=100,
     deadline=None,

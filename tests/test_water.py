@@ -320,6 +320,7 @@ def as_record(d: dict):
                                     "figure_kind": "surface_2d", **d, "run": run})  # fmt: skip
 
 
+@pytest.mark.slow
 def test_fit_prior_in_a_box_ends_the_pair_repulsion_at_the_network_cutoff(tmp_path):
     """fit-prior on a periodic CG data set, as the workflow runs it (a water entry of
     the default config with a SchNet): the pair prior is fitted and ends at the
