@@ -515,10 +515,8 @@ def evaluate_step(
     asked = {"system": study.system, "mapping": run.mapping, "kT": system.kT(run.temperature)}
     check_same(str(samples_path), meta, f"the run asked for (system {study.system}, --mapping "
                f"{run.mapping}, --temperature {run.temperature:g})", asked)  # fmt: skip
-    if model_dir:  # the model whose samples these are (its kT may be another's)
-        model_json = Path(model_dir) / "model.json"
-        check_same(str(model_json), read_json(model_json), str(samples_path), meta,
-                   ("system", "mapping"))  # fmt: skip
+    if model_dir:
+        _check_model(model_dir, samples_path, meta)
     target = scoring.exact_target() if scored_exactly(system) else None
     if status.stable and samples["positions"].shape[0] > 0:
         ref_data = None
@@ -560,6 +558,14 @@ def evaluate_step(
     save_dataset(Path(out).with_name("bootstrap.npz"), scores.draws or {"empty": np.zeros(0)},
                  meta_run)  # fmt: skip
     return metrics
+
+
+def _check_model(model_dir, samples_path, meta) -> None:
+    """The model read besides the samples is theirs: its system and map (its kT may
+    be another's: a model may run away from its training temperature)."""
+    model_json = Path(model_dir) / "model.json"
+    check_same(str(model_json), read_json(model_json), str(samples_path), meta,
+               ("system", "mapping"))  # fmt: skip
 
 
 def _status(status_path, samples_path, meta) -> SimulationStatus | GeneratorStatus:
