@@ -99,7 +99,12 @@ def _study_commands(sub) -> None:
     p.add_argument("--out", required=True, help="the page to write, e.g. docs/results/claims.md")
     p.add_argument("--config", help="the config the study ran (recorded with its hash)")
     p.add_argument("--command", help="the command that ran the study (else the time log's)")
-    p.add_argument("--time-log", help="output of /usr/bin/time -v around the study's command")
+    p.add_argument(
+        "--time-log",
+        nargs="+",
+        help="output of /usr/bin/time -v around the "
+        "study's command; several for a study resumed in several invocations",
+    )
     p.add_argument("--title", help="the page's title (default: the page's file name)")
     p.add_argument("--note", help="what else to know about the run (e.g. other load beside it)")
 

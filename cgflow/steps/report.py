@@ -64,6 +64,23 @@ def parse_time_log(path: Path) -> dict:
     }
 
 
+def combined_time_logs(paths) -> dict:
+    """The time of a study run in several invocations (e.g. resumed after an
+    interruption): wall, user and system time summed, the largest peak memory, the
+    first command, and how many invocations; ``parse_time_log``'s errors for each."""
+    logs = [parse_time_log(p) for p in paths]
+    if not logs:
+        return {}
+    return {
+        "wall_s": sum(t["wall_s"] for t in logs),
+        "user_s": sum(t["user_s"] for t in logs),
+        "system_s": sum(t["system_s"] for t in logs),
+        "max_rss_mb": max(t["max_rss_mb"] for t in logs),
+        "command": logs[0]["command"],
+        "invocations": len(logs),
+    }
+
+
 def job_benchmarks(folder: Path) -> dict:
     """Jobs and their summed wall and CPU seconds from Snakemake's ``benchmark:``
     files under ``folder`` (one TSV per job: s, ..., cpu_time)."""
@@ -136,24 +153,25 @@ def _duration(seconds: float) -> str:
     return f"{h} h {m} min {s} s" if h else f"{m} min {s} s"
 
 
-def _check_inputs(results: Path, config: Path | None, time_log: Path | None) -> None:
+def _check_inputs(results: Path, config: Path | None, time_logs: list[Path]) -> None:
     if not results.is_dir():
         raise ValueError(f"{results}: not a folder (expected a study's results/)")
     missing = [f for f in STUDY_FILES if not (results / f).is_file()]
     if missing:
         raise ValueError(f"{results}: no {', '.join(missing)} (has the study's aggregate run?)")
-    for path, what in ((config, "config"), (time_log, "time log")):
+    for path, what in ((config, "config"), *((t, "time log") for t in time_logs)):
         if path is not None and not Path(path).is_file():
             raise ValueError(f"{path}: {what} file not found")
 
 
 def build_record(results: Path, config: Path | None, command: str | None,
-                 time_log: Path | None, note: str | None = None) -> dict:  # fmt: skip
-    """What made the study in ``results``: command, commit, machine, versions, time."""
+                 time_logs: list[Path], note: str | None = None) -> dict:  # fmt: skip
+    """What made the study in ``results``: command, commit, machine, versions, time
+    (summed over ``time_logs``, one per invocation)."""
     root = results.resolve().parent
     commit = _git(root, "rev-parse", "HEAD")
     dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
-    timing = parse_time_log(time_log) if time_log else {}
+    timing = combined_time_logs(time_logs)
     record = {
         "command": command or timing.get("command") or "",
         "note": note or "",
@@ -199,7 +217,11 @@ def _record_table(record: dict) -> list[str]:
         rows.append(("note", record["note"]))
     if t:
         rows += [
-            ("wall time", _duration(t["wall_s"])),
+            (
+                "wall time",
+                _duration(t["wall_s"])
+                + (f" over {t['invocations']} invocations" if t["invocations"] > 1 else ""),
+            ),
             ("CPU time", f"{t['user_s']:.0f} s user, {t['system_s']:.0f} s system"),
             ("peak memory (one process)", f"{t['max_rss_mb']:.0f} MB"),
         ]
@@ -213,23 +235,30 @@ def _record_table(record: dict) -> list[str]:
     return ["| | |", "|---|---|", *(f"| {k} | {x} |" for k, x in rows)]
 
 
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str | Path) else list(value)
+
+
 def report_step(results: str | Path, out: str | Path, config: str | Path | None = None,
-                command: str | None = None, time_log: str | Path | None = None,
+                command: str | None = None, time_log=None,
                 title: str | None = None, note: str | None = None) -> Path:  # fmt: skip
     """Write a results page ``out`` (Markdown) and its folder beside it (``out``
     without suffix: figures, claims.csv, benchmark.csv, record.json) from the study
-    folder ``results``.
+    folder ``results``. ``time_log``: the ``/usr/bin/time -v`` output of the study's
+    command, or a list of them for a study run in several invocations (summed).
 
     Returns:
       The page's path.
     """
     results, out = Path(results), Path(out)
     config = Path(config) if config else None
-    time_log = Path(time_log) if time_log else None
-    _check_inputs(results, config, time_log)
+    time_logs = [Path(t) for t in _as_list(time_log)]
+    _check_inputs(results, config, time_logs)
     if out.suffix != ".md":
         raise ValueError(f"{out}: a results page is a Markdown file (.md)")
-    record = build_record(results, config, command, time_log, note)
+    record = build_record(results, config, command, time_logs, note)
     folder = out.with_suffix("")
     staged = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(staged, ignore_errors=True)
