@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import shutil
 from pathlib import Path
@@ -53,6 +54,7 @@ def _strict_integer(checker, instance) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
+@functools.cache
 def _with_defaults(cls):
     """``cls`` filling in defaults as it validates, with strict integers."""
     validate_properties = cls.VALIDATORS["properties"]
@@ -122,6 +124,14 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
+@functools.lru_cache(maxsize=4)
+def _parsed_schema(path: str, mtime_ns: int) -> dict:
+    """The schema file's YAML, parsed once per process (and again if the file
+    changes): the Snakefile, a Slurm job's own Snakemake and check-config each
+    validate a config, and pure-Python YAML parsing was most of that."""
+    return yaml.safe_load(Path(path).read_text())
+
+
 def load_schema(schema_path: str | Path = SCHEMA_PATH, method_names=None) -> dict:
     """The config schema with its generated blocks filled in.
 
@@ -130,7 +140,8 @@ def load_schema(schema_path: str | Path = SCHEMA_PATH, method_names=None) -> dic
       method_names: methods whose settings blocks to generate (their modules are
         imported); None for every registered method.
     """
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    path = Path(schema_path)
+    schema = copy.deepcopy(_parsed_schema(str(path), path.stat().st_mtime_ns))
     kind = schema["properties"]["claims"]["items"]["properties"]["kind"]
     kind["enum"] = list(claim_kinds.KINDS)
     kind["description"] = "; ".join(k.doc for k in claim_kinds.KINDS.values())

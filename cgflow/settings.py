@@ -17,6 +17,7 @@ No JAX, no cgflow imports: every layer may use it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import MISSING, field, fields
 from typing import Any, ClassVar
@@ -41,6 +42,12 @@ def setting(
     return field(default=default, metadata={k: v for k, v in meta.items() if v is not None})
 
 
+@functools.cache
+def _type_hints(cls) -> dict:
+    """``typing.get_type_hints`` of a settings class, resolved once per class."""
+    return typing.get_type_hints(cls)
+
+
 class Settings:
     """Base of settings dataclasses: checks every field against its declaration.
 
@@ -51,7 +58,7 @@ class Settings:
     block: ClassVar[str] = "settings"
 
     def __post_init__(self):
-        hints = typing.get_type_hints(type(self))
+        hints = _type_hints(type(self))
         for f in fields(self):
             check_value(getattr(self, f.name), hints[f.name], f.metadata, f"{self.block}.{f.name}")
         self.check()
@@ -120,7 +127,7 @@ def _base_type(annotation):
 def json_schema(cls) -> dict:
     """The JSON schema of a settings dataclass: one property per field with its type,
     bounds, choices and default; no other keys."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     props = {}
     for f in fields(cls):
         kind = _base_type(hints[f.name])
