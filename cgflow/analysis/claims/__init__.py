@@ -70,35 +70,30 @@ start basins (``replicas_crossing`` below ``min_crossing``, config
 basin populations are its start frames', not the model's.
 """
 
-from cgflow.analysis.claims.compare import compare_verdicts, comparison_markdown
-from cgflow.analysis.claims.core import (
-    COLUMNS,
-    GROUP,
-    MIN_CROSSING,
-    MIN_SEEDS,
-    REFERENCE,
-    VERDICTS,
-    paired_effect,
-    replicas_crossing,
-    run_key,
-    seed_draws,
-    verdict,
-    verdict_kind,
-)
-from cgflow.analysis.claims.more_stable import UNSTABLE
-from cgflow.analysis.claims.registry import KINDS
-from cgflow.analysis.claims.table import (
-    claimed_cells,
-    claims_markdown,
-    claims_table,
-    evaluate_claim,
-)
+import importlib
 
-CLAIM_KINDS = tuple(KINDS)
+_SOURCES = {
+    "compare": ("compare_verdicts", "comparison_markdown"),
+    "core": ("COLUMNS", "GROUP", "MIN_CROSSING", "MIN_SEEDS", "REFERENCE", "VERDICTS",
+             "paired_effect", "replicas_crossing", "run_key", "seed_draws", "verdict",
+             "verdict_kind"),
+    "more_stable": ("UNSTABLE",),
+    "registry": ("KINDS",),
+    "table": ("claimed_cells", "claims_markdown", "claims_table", "evaluate_claim"),
+}  # fmt: skip
+_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
 
-__all__ = [
-    "CLAIM_KINDS", "COLUMNS", "GROUP", "KINDS", "MIN_CROSSING", "MIN_SEEDS", "REFERENCE",
-    "UNSTABLE", "VERDICTS", "claimed_cells", "claims_markdown", "claims_table",
-    "compare_verdicts", "comparison_markdown", "evaluate_claim", "paired_effect",
-    "replicas_crossing", "run_key", "seed_draws", "verdict", "verdict_kind",
-]  # fmt: skip
+__all__ = sorted([*_WHERE, "CLAIM_KINDS"])
+
+
+def __getattr__(name: str):
+    """The package's names, each imported from its module on first use (PEP 562): the
+    config check needs the claim kinds, not the tables' pandas, and every step runs
+    the config check."""
+    if name == "CLAIM_KINDS":
+        return tuple(__getattr__("KINDS"))
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
