@@ -12,6 +12,12 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # subprocesses; commit 51029d4 measured the gain). Results stay within the tests'
 # tolerances; the shipped steps compile fully optimised.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "true")
+# For the same reason XLA:CPU compiles the tests' fusions with its older emitters, which
+# compile each small program (and each op JAX runs eagerly, as JAX MD's neighbour-list
+# allocation does) faster; the shipped steps keep XLA's default.
+_FLAG = "--xla_cpu_use_fusion_emitters=false"
+if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
 # Full float32 matrix products, as the steps ask for (cgflow.runtime.set_matmul_precision),
 # so that the tests hold on a GPU too (JAX_PLATFORMS=cuda).
 os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
