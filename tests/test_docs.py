@@ -171,12 +171,14 @@ def test_report_publishes_a_study_with_its_record(tmp_path):
     assert not (docs / "default" / "figures" / "claims.png").exists()
     assert "The study made no figures." in page.read_text()
     # a study resumed once: its two invocations' times add up, the larger peak counts
-    (root / "time2.txt").write_text(TIME_LOG.replace("14:19.33", "1:00:00"))
+    second = TIME_LOG.replace("14:19.33", "1:00:00").replace("1048576", "2097152")
+    (root / "time2.txt").write_text(second)
     page = report_step(root / "results", docs / "default.md",
                        time_log=[root / "time.txt", root / "time2.txt"])  # fmt: skip
     assert "1 h 14 min 19 s over 2 invocations" in page.read_text()
     record = json.loads((docs / "default" / "record.json").read_text())
     assert record["time"]["user_s"] == pytest.approx(2 * 1396.0, abs=1.0)
+    assert record["time"]["max_rss_mb"] == 2048.0 and record["time"]["invocations"] == 2
 
 
 def test_report_refuses_what_is_not_a_study(tmp_path):
