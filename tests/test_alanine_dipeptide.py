@@ -12,7 +12,8 @@ from cgflow.io import load_dataset, read_json
 from cgflow.mapping import aggregate_constraints, apply_map, slice_map
 from cgflow.reference.openmm_sampler import partial_path, sample_openmm
 from cgflow.systems import get_system
-from cgflow.systems.alanine_dipeptide import AlanineDipeptide, MDSettings, build_structure
+from cgflow.systems.alanine_dipeptide import AlanineDipeptide, build_structure
+from cgflow.systems.molecular import MDSettings
 
 
 def sample(system_def, md, out, log):

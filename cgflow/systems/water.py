@@ -28,8 +28,8 @@ import numpy as np
 
 from cgflow.mapping.linear import LinearMap, group_map, slice_map
 from cgflow.settings import Settings, setting
-from cgflow.systems.alanine_dipeptide import MDSettings
 from cgflow.systems.base import OpenMMSetup, SystemDefaults
+from cgflow.systems.molecular import MDSettings
 from cgflow.systems.pairs import pair_distance_counts, rdf_of_counts
 from cgflow.units import MOLAR_GAS_CONSTANT, MOLECULAR
 
