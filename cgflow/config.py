@@ -310,12 +310,25 @@ def _system_problems(
             f"{where}: unknown system {stype!r}; allowed: {sorted(SYSTEMS)}"
             " (a system of another name needs 'type:' set to one of them)"
         ]
+    blocks = SYSTEMS[stype].entry_blocks
+    stray = [b for b in ("cg_maps", "cvs", "basins") if b in entry and b not in blocks]
+    if stray:
+        return [f"{where}: {stray} are declared by a system of type molecule, not {stype}"]
     try:
         system = get_system(stype, entry)
     except ValueError as err:
-        return [f"{where}.potential: {err}"]
-    problems = []
-    for i, m in enumerate(entry["mappings"]):
+        block = str(err).split(":", 1)[0].split(".", 1)[0]
+        return [
+            f"{where}.{err}" if block in (*blocks, "potential") else f"{where}.potential: {err}"
+        ]
+    problems = (
+        []
+        if partial
+        else [f"{where}.{p}" for p in system.declaration_problems(entry["mappings"], method_blocks)]
+    )
+    # a step that samples the reference gets no declared maps (study.DECLARED_KEYS)
+    unmapped = partial and "cg_maps" in blocks and "cg_maps" not in entry
+    for i, m in enumerate([] if unmapped else entry["mappings"]):
         try:
             get_map(system, m)
         except (ValueError, FileNotFoundError) as err:

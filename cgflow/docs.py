@@ -19,7 +19,7 @@ from cgflow.settings import json_schema
 from cgflow.systems import SYSTEMS
 
 SYSTEM_BLOCKS = {
-    "potential": lambda cls: cls,
+    "potential": lambda cls: cls.potential_settings(),
     "reference": lambda cls: cls.reference_settings,
     "evaluation": lambda cls: cls.evaluation_settings,
 }

@@ -25,6 +25,11 @@ the ``temperature`` wildcard (and a model trained across temperatures its data s
 from the DAG), so adding a temperature to a system adds that temperature's jobs and
 reruns none of the others."""
 
+DECLARED_KEYS = ("cg_maps", "cvs", "basins")
+"""Entry keys of a molecule's declared maps, CVs and basins: every step sees them but
+the reference sampling, which reads the structure and force field alone (so that
+declaring another CV does not resample the reference)."""
+
 
 @dataclass(frozen=True)
 class StudySettings:
@@ -52,7 +57,8 @@ class StudySettings:
     def build_system(self):
         return get_system(self.system_type, self.entry)
 
-    def scoped(self, keys=(), methods=(), reference: bool = True) -> StudySettings:
+    def scoped(self, keys=(), methods=(), reference: bool = True,
+               declared: bool = True) -> StudySettings:  # fmt: skip
         """These settings cut down to what one step reads.
 
         Args:
@@ -64,11 +70,14 @@ class StudySettings:
           reference: keep the ``reference`` block; False for steps that use no
             reference data (a data-free generator's training), so that changing
             how the reference is sampled does not retrain them.
+          declared: keep a molecule's ``DECLARED_KEYS``; False for the reference
+            sampling.
         """
         unknown = set(methods) - set(self.methods)
         if unknown:
             raise ValueError(f"{self.system} does not run {sorted(unknown)}")
         kept = SYSTEM_KEYS if reference else tuple(k for k in SYSTEM_KEYS if k != "reference")
+        kept += DECLARED_KEYS if declared else ()
         entry = {k: v for k, v in self.entry.items() if k in kept}
         for key in keys:
             block, _, sub = key.partition(".")

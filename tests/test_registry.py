@@ -48,11 +48,24 @@ def test_schema_defaults_and_bounds_come_from_the_dataclasses():
     assert schema["properties"]["methods"]["propertyNames"]["enum"] == sorted(methods.REGISTRY)
 
 
+def example_entry(system_type: str) -> dict:
+    """A config entry of ``system_type``: the defaults, or for a molecule (whose
+    structure, maps and CVs have none) the smoke study's glycine dipeptide."""
+    if system_type != "molecule":
+        return {}
+    from pathlib import Path
+
+    repo = Path(__file__).parents[1]
+    entry = load_config(repo / "config" / "smoke.yaml")["systems"]["glycine_dipeptide"]
+    entry["potential"]["pdb"] = str(repo / entry["potential"]["pdb"])
+    return entry
+
+
 @pytest.mark.parametrize("system_type", sorted(SYSTEMS))
 def test_every_system_satisfies_the_protocol(system_type):
     cls = SYSTEMS[system_type]
     assert check_declarations(cls) == []
-    system = get_system(system_type, {})
+    system = get_system(system_type, example_entry(system_type))
     assert isinstance(system, System)
     assert system.type == system_type
 
@@ -79,7 +92,7 @@ def _positions(system, cg_map, n=400, seed=0):
 def test_each_system_reports_the_metrics_it_declares(system_type):
     from cgflow.steps.evaluate import Reference, Scoring, score
 
-    system = get_system(system_type, {})
+    system = get_system(system_type, example_entry(system_type))
     name = sorted(system.mappings())[0]
     cg_map = get_map(system, name)
     settings = evaluation_settings(system, {})

@@ -201,7 +201,7 @@ def test_smoke_study_end_to_end(workdir):
     snakemake(workdir, "--cores", "2", "--configfile", "config/smoke.yaml")
     summary = pd.read_csv(workdir / "results" / "summary.csv")
     assert list(summary.columns) == COLUMNS
-    models = summary[summary.method == "fm"]
+    models = summary[(summary.method == "fm") & summary.system.str.startswith("double_well")]
     # double_well: 2 n_train x 2 dt; coupled: 1 n_train x 2 dt; thermal: 3 temperatures
     # x 1 dt; 9 metrics each: 4 of the simulation, the same 4 of the model's PMF by
     # quadrature, and stable; a stable run's replicas_crossing besides
@@ -227,6 +227,7 @@ def test_smoke_study_end_to_end(workdir):
         "double_well_coupled",
         "double_well_thermal",
         "alanine_dipeptide",
+        "glycine_dipeptide",
     }
     # energy matching: one model of kT 2 and 4, simulated and scored at 2, 3 and 4;
     # the FM model of kT 2 run at the held-out 3 (fm_nearest)
@@ -272,6 +273,14 @@ def test_smoke_study_end_to_end(workdir):
         assert samples["positions"].ndim == 3 and samples["positions"].shape[1:] == (1, 1)
         status = read_json(folder / "status.json")
         assert {"stable", "steps_done", "wall_time_s", "steps_per_second"} <= set(status)
+    # a molecule declared in config (type: molecule): FM and RE trained, simulated,
+    # scored with CIs on its own phi/psi surface and basins, and claimed about
+    gly = summary[(summary.system == "glycine_dipeptide") & summary.method.isin(["fm", "re"])]
+    scored = gly[gly.metric == "fes_wrmse_kT"]
+    assert set(scored.method) == {"fm", "re"} and scored.ci_low.notna().all()
+    assert {"js_divergence", "dF_alpha_R_err_kT", "replicas_crossing"} <= set(gly.metric)
+    gly_run = workdir / "results/glycine_dipeptide/heavy_atoms/T300/fm/n150_s0/dt0.002"
+    assert mdtraj.load(str(next(gly_run.glob("*.h5")))).n_atoms == 9
     rmse = ok[ok.metric == "pmf_rmse_kT"].value
     assert np.all(np.isfinite(rmse)) and rmse.max() < 2.0
     for fig in (
@@ -341,6 +350,15 @@ def test_smoke_study_end_to_end(workdir):
         "publish": 1,
         "all": 1,
     }
+    # A molecule's changed basins rerun what reads its declarations (from the map
+    # step on), not the sampling of its references.
+    cfg = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())
+    cfg["systems"]["glycine_dipeptide"]["basins"]["alpha_L"] = {"phi": [10, 180]}
+    (workdir / "config" / "basins.yaml").write_text(yaml.safe_dump(cfg))
+    plan = snakemake(workdir, "-n", "--configfile", "config/basins.yaml")
+    plan = planned_jobs(plan.stdout + plan.stderr)
+    assert plan["evaluate"] == 2 and plan["map_to_cg"] == plan["map_test_to_cg"] == 1
+    assert not {"sample_reference", "sample_test_reference"} & set(plan)
     # A changed claim rewrites the claims file and reruns the aggregate only, whose
     # command line names the file, not the claims.
     cfg = yaml.safe_load((workdir / "config" / "smoke.yaml").read_text())

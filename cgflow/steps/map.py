@@ -27,6 +27,9 @@ def map_dataset(study, mapping: str, aa_path: str, out: str) -> dict:
     aa, aa_meta = load_dataset(aa_path, required=("positions", "forces", "energies"))
     check_described(str(aa_path), aa_meta, study.system, system.describe())
     R, F = apply_map(cg_map, aa["positions"], aa["forces"])
+    problems = system.reference_problems(cg_map, R)
+    if problems:
+        raise ValueError(f"{aa_path}: {'; '.join(problems)}")
     meta = {
         "system": study.system,
         "mapping": cg_map.metadata(),

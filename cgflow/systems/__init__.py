@@ -12,9 +12,10 @@ import numpy as np
 from cgflow.systems.alanine_dipeptide import AlanineDipeptide
 from cgflow.systems.base import scored_exactly as scored_exactly
 from cgflow.systems.double_well import DoubleWell
+from cgflow.systems.molecule import Molecule
 from cgflow.systems.water import Water
 
-SYSTEMS = {cls.type: cls for cls in (DoubleWell, AlanineDipeptide, Water)}
+SYSTEMS = {cls.type: cls for cls in (DoubleWell, AlanineDipeptide, Water, Molecule)}
 
 
 def system_class(system_type: str):
@@ -25,9 +26,9 @@ def system_class(system_type: str):
 
 
 def get_system(system_type: str, entry: dict | None = None):
-    """Build the system of ``system_type`` from its config entry (its ``potential``)."""
-    cls = system_class(system_type)
-    return cls.from_dict((entry or {}).get("potential"), f"{system_type}.potential")
+    """Build the system of ``system_type`` from its config entry (its ``potential``,
+    and the blocks it declares in ``entry_blocks``)."""
+    return system_class(system_type).from_entry(entry or {})
 
 
 def reference_settings(system, entry: dict):

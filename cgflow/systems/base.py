@@ -95,6 +95,34 @@ class SystemDefaults:
     call them on any system instead of probing for them.
     """
 
+    entry_blocks: ClassVar[tuple[str, ...]] = ()
+    """Blocks of its config entry, besides the common ones, that the system reads
+    (a molecule's declared maps, CVs and basins)."""
+
+    @classmethod
+    def from_entry(cls, entry: dict):
+        """The system of a config entry: its ``potential`` block, by default."""
+        return cls.from_dict(entry.get("potential"), f"{cls.type}.potential")
+
+    @classmethod
+    def potential_settings(cls) -> type:
+        """The settings class of the ``potential`` block (the system's own class,
+        by default)."""
+        return cls
+
+    def declaration_problems(self, mappings, parameterise: bool = True) -> list[str]:
+        """Problems of the entry that only the system's files show (a molecule's
+        selections against its structure), for the maps ``mappings`` the study uses,
+        and with ``parameterise`` whether its force field covers the structure; none
+        by default."""
+        return []
+
+    def reference_problems(self, cg_map, positions) -> list[str]:
+        """Problems of a mapped reference (CG ``positions`` of ``cg_map``) with the
+        system's declarations, e.g. basins that hold none of its frames; none by
+        default."""
+        return []
+
     def log_partition(self, kT: float) -> float | None:
         """The exact ln Z of exp(-U / kT) over all-atom coordinates (a data-free
         generator's bound is then logged as a gap); None: not known."""
@@ -180,7 +208,10 @@ class System(Protocol):
 
 
 def check_declarations(system_cls) -> list[str]:
-    """Problems with a system class's declarations (empty when it satisfies the protocol)."""
+    """Problems with a system class's declarations (empty when it satisfies the protocol).
+
+    A declaration that is a property (a molecule's CV, basin and metric names come
+    from its config entry) is checked on the instance, when it is built."""
     problems = [f"{system_cls.__name__} lacks {name}" for name in System.__annotations__
                 if not hasattr(system_cls, name)]  # fmt: skip
     if problems:
@@ -193,7 +224,9 @@ def check_declarations(system_cls) -> list[str]:
         problems.append(f"reference_kind {system_cls.reference_kind!r} not in {REFERENCE_KINDS}")
     if system_cls.figure_kind not in FIGURE_KINDS:
         problems.append(f"figure_kind {system_cls.figure_kind!r} not in {sorted(FIGURE_KINDS)}")
-    if system_cls.primary_metric not in system_cls.metric_names:
+    if not isinstance(system_cls.metric_names, property) and (
+        system_cls.primary_metric not in system_cls.metric_names
+    ):
         problems.append(f"primary_metric {system_cls.primary_metric!r} not in metric_names")
     return problems + _missing_methods(system_cls)
 

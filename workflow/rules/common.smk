@@ -92,17 +92,18 @@ def fmt(x):
     return f"{x:g}"
 
 
-def settings(*keys, method=False, reference=True):
+def settings(*keys, method=False, reference=True, declared=True):
     """Params function: the system's validated settings, as JSON, cut down to what
     the step reads (entry blocks ``keys``; with ``method``, the settings of the
-    ``method`` wildcard; without ``reference``, not the reference block), so that a
-    job reruns only when those change. A step's time step comes from the ``dt``
+    ``method`` wildcard; without ``reference``, not the reference block; without
+    ``declared``, not a molecule's declared maps, CVs and basins), so that a job
+    reruns only when those change. A step's time step comes from the ``dt``
     wildcard alone."""
 
     def scoped(wildcards):
         study = StudySettings.from_config(config, wildcards.system)
         methods = [wildcards.method] if method else []
-        return study.scoped(keys, methods, reference).to_json()
+        return study.scoped(keys, methods, reference, declared).to_json()
 
     return scoped
 
@@ -112,8 +113,8 @@ def test_reference_settings(wildcards):
     test_reference block when it sets one (so that a study without one keeps the
     params, and the results, it had before the block existed)."""
     if config["systems"][wildcards.system].get("test_reference"):
-        return settings("test_reference")(wildcards)
-    return settings()(wildcards)
+        return settings("test_reference", declared=False)(wildcards)
+    return settings(declared=False)(wildcards)
 
 
 def training_settings(wildcards):

@@ -13,7 +13,7 @@ rule sample_reference:
         mem_mb=4000,
         runtime=120,
     params:
-        settings=settings(),
+        settings=settings(declared=False),
         part="train",
         how=pool_option,
     shell:
@@ -52,7 +52,7 @@ use rule sample_reference as sample_reference_run with:
     benchmark:
         f"benchmarks/{REFERENCE}/runs/{{run}}/sample.tsv"
     params:
-        settings=settings(),
+        settings=settings(declared=False),
         part="train",
         how="--run {run}",
 
