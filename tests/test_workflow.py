@@ -66,6 +66,7 @@ def workdir(repo, tmp_path):
         "config/water.yaml",
         "config/thermal.yaml",
         "config/paper_alanine_dipeptide.yaml",
+        "config/molecules/glycine_dipeptide.yaml",
     ],
 )
 def test_dry_run(workdir, config):
