@@ -52,6 +52,19 @@ def pytest_sessionfinish(session, exitstatus):
 REPO = Path(__file__).resolve().parents[1]
 
 
+def smoke_config() -> dict:
+    """The smoke study's config with its structure files' paths made absolute, for
+    steps run from another folder (a relative path is read from where a step runs)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    for entry in config["systems"].values():
+        pdb = (entry.get("potential") or {}).get("pdb")
+        if pdb and not Path(pdb).is_absolute():
+            entry["potential"]["pdb"] = str(REPO / pdb)
+    return config
+
+
 @pytest.fixture
 def repo():
     return REPO

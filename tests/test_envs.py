@@ -9,6 +9,7 @@ import tomllib
 
 import pytest
 import yaml
+from conftest import smoke_config
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -155,8 +156,9 @@ def cli_without(blocked, args, cwd):
 @pytest.mark.slow
 def test_each_side_runs_without_the_other(repo, tmp_path):
     """The OpenMM-side steps run with no JAX installed, the JAX-side steps with no OpenMM."""
-    cfg = str(repo / "config" / "smoke.yaml")
-    study = ["--config", cfg, "--system", "double_well"]
+    cfg = tmp_path / "smoke.yaml"
+    cfg.write_text(yaml.safe_dump(smoke_config()))
+    study = ["--config", str(cfg), "--system", "double_well"]
     no_jax = {"jax", "jaxlib", "flax", "optax", "jax_md"}
     no_openmm = {"openmm"}
     steps = [

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import smoke_config
 
 from cgflow.io import load_dataset
 from cgflow.models import load_model
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 def config_file(tmp_path: Path) -> Path:
     """The smoke config with runs long enough to be killed in the middle."""
-    config = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    config = smoke_config()
     config["methods"]["fm"].update(max_steps=6000, eval_every=100, patience=1000)
     config["methods"]["re"].update(n_updates=60, checkpoint_every=5, sample_steps=1000)
     config["methods"]["em"].update(max_steps=6000, eval_every=100, patience=1000)
