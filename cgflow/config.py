@@ -33,6 +33,7 @@ from cgflow.simulate.settings import (
     sampling_memory,
 )
 from cgflow.systems import (
+    DECLARED_BLOCKS,
     SYSTEMS,
     evaluation_settings,
     get_map,
@@ -311,9 +312,11 @@ def _system_problems(
             " (a system of another name needs 'type:' set to one of them)"
         ]
     blocks = SYSTEMS[stype].entry_blocks
-    stray = [b for b in ("cg_maps", "cvs", "basins") if b in entry and b not in blocks]
+    stray = [b for b in DECLARED_BLOCKS if b in entry and b not in blocks]
     if stray:
-        return [f"{where}: {stray} are declared by a system of type molecule, not {stype}"]
+        owners = sorted(t for t, cls in SYSTEMS.items() if set(stray) <= set(cls.entry_blocks))
+        return [f"{where}: {stray} are declared by a system of type {' or '.join(owners)}, "
+                f"not {stype}"]  # fmt: skip
     try:
         system = get_system(stype, entry)
     except ValueError as err:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgflow.config import load_config, system_entry, system_method_names, validate_config
-from cgflow.systems import get_system
+from cgflow.systems import DECLARED_BLOCKS, get_system
 
 SYSTEM_KEYS = ("type", "potential", "mappings", "reference")
 """Entry keys that every step sees: what the system is and how its reference is made.
@@ -25,7 +25,7 @@ the ``temperature`` wildcard (and a model trained across temperatures its data s
 from the DAG), so adding a temperature to a system adds that temperature's jobs and
 reruns none of the others."""
 
-DECLARED_KEYS = ("cg_maps", "cvs", "basins")
+DECLARED_KEYS = DECLARED_BLOCKS
 """Entry keys of a molecule's declared maps, CVs and basins: every step sees them but
 the reference sampling, which reads the structure and force field alone (so that
 declaring another CV does not resample the reference)."""

@@ -6,8 +6,9 @@ from pathlib import Path
 import mdtraj
 import numpy as np
 import pytest
+from conftest import smoke_config
 
-from cgflow.config import ConfigError, load_config, validate_config
+from cgflow.config import ConfigError, validate_config
 from cgflow.systems import get_system
 from cgflow.systems.alanine_dipeptide import AlanineDipeptide
 
@@ -94,9 +95,7 @@ def test_residue_and_group_maps_put_beads_at_centres_of_mass_and_sum_forces():
 
 @pytest.fixture(scope="module")
 def smoke():
-    config = load_config(REPO / "config" / "smoke.yaml")
-    config["systems"]["glycine_dipeptide"]["potential"]["pdb"] = GLYCINE
-    return config
+    return smoke_config()
 
 
 def problems_of(config) -> str:

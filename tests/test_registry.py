@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import smoke_config
 
 from cgflow import methods
 from cgflow.config import ConfigError, load_config, load_schema, validate_config
@@ -51,14 +52,7 @@ def test_schema_defaults_and_bounds_come_from_the_dataclasses():
 def example_entry(system_type: str) -> dict:
     """A config entry of ``system_type``: the defaults, or for a molecule (whose
     structure, maps and CVs have none) the smoke study's glycine dipeptide."""
-    if system_type != "molecule":
-        return {}
-    from pathlib import Path
-
-    repo = Path(__file__).parents[1]
-    entry = load_config(repo / "config" / "smoke.yaml")["systems"]["glycine_dipeptide"]
-    entry["potential"]["pdb"] = str(repo / entry["potential"]["pdb"])
-    return entry
+    return smoke_config()["systems"]["glycine_dipeptide"] if system_type == "molecule" else {}
 
 
 @pytest.mark.parametrize("system_type", sorted(SYSTEMS))

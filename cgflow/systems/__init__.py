@@ -17,6 +17,10 @@ from cgflow.systems.water import Water
 
 SYSTEMS = {cls.type: cls for cls in (DoubleWell, AlanineDipeptide, Water, Molecule)}
 
+DECLARED_BLOCKS = tuple(dict.fromkeys(b for cls in SYSTEMS.values() for b in cls.entry_blocks))
+"""Entry blocks some system type reads besides the common ones (a molecule's declared
+maps, CVs and basins), by ``SystemDefaults.entry_blocks``."""
+
 
 def system_class(system_type: str):
     """The class of ``system_type``; ValueError listing the types allowed."""

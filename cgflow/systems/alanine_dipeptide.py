@@ -5,7 +5,7 @@ made by :func:`build_structure`: heavy atoms placed from standard peptide
 geometry (L-alanine, trans peptide bonds), hydrogens added by OpenMM's Modeller,
 then minimised with amber14. What it shares with any molecule (reference MD,
 force fields, force maps over constraints, CG topology, the scoring of its
-phi/psi surface) is :class:`cgflow.systems.molecule.MolecularSystem`.
+phi/psi surface) is :class:`cgflow.systems.molecular.MolecularSystem`.
 
 CG maps (both slice maps on heavy atoms; masses are united-atom masses, heavy
 atom plus its hydrogens):

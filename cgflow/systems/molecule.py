@@ -29,8 +29,6 @@ import numpy as np
 
 from cgflow.mapping.linear import LinearMap, group_map
 from cgflow.systems.molecular import (
-    FESEvaluation,
-    MDSettings,
     MolecularPotential,
     MolecularSystem,
     create_system,
@@ -194,8 +192,6 @@ class Molecule(MolecularSystem):
     """
 
     type = "molecule"
-    reference_settings = MDSettings
-    evaluation_settings = FESEvaluation
     entry_blocks = ("cg_maps", "cvs", "basins")
 
     def __init__(self, potential: MolecularPotential, cg_maps: dict, cvs: dict,
